@@ -1,0 +1,1 @@
+"""The annotation pipeline: backends that label paintings with vocabulary adjectives."""

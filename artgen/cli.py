@@ -1,0 +1,163 @@
+"""The `artgen` command line. Commands are thin: parse, then call one library function.
+
+Every bad input ends as one line on stderr, `error: <problem>: <fix>`, with exit status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import click
+import typer
+
+from artgen.errors import ArtgenError
+from artgen.progress import console
+from artgen.workspace import Workspace
+
+app = typer.Typer(
+    name="artgen",
+    help="Generate abstract art from a few adjectives: data, annotate, train, generate, bench, export.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+data_app = typer.Typer(help="The painting corpus: synthesise, import, look at it.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+def workspace(ctx: typer.Context) -> Workspace:
+    return ctx.find_root().obj
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    workdir: Optional[Path] = typer.Option(
+        None, "--workdir", envvar="ARTGEN_HOME",
+        help="Workspace folder every command reads and writes (env ARTGEN_HOME; default ./artgen-work).",
+    ),
+) -> None:
+    ctx.obj = Workspace.resolve(workdir)
+
+
+@data_app.command("synth")
+def data_synth(
+    ctx: typer.Context,
+    count: int = typer.Option(9735, min=2, help="Number of paintings (split 7,602:2,133 in proportion)."),
+    size: int = typer.Option(64, min=16, max=1024, help="Image side in pixels."),
+    seed: int = typer.Option(0, help="Corpus seed: the same seed gives the same images."),
+    workers: int = typer.Option(0, min=0, help="Worker processes (0: one per CPU core)."),
+) -> None:
+    """Draw the procedural abstract-painting corpus into <workdir>/data."""
+    from artgen.corpus import SynthConfig, synthesize
+
+    ws = workspace(ctx)
+    counts = synthesize(ws.data, SynthConfig(count=count, size=size, seed=seed, workers=workers))
+    console.print(f"wrote {counts['train']} train + {counts['test']} test paintings to {ws.data}")
+
+
+@data_app.command("import")
+def data_import(
+    ctx: typer.Context,
+    source: str = typer.Argument(..., help="Image folder, a dataset saved with save_to_disk, or a Hugging Face hub id."),
+    size: int = typer.Option(64, min=16, max=1024, help="Image side in pixels after centre crop."),
+) -> None:
+    """Import real paintings (RGB, centre-cropped, resized; content-hash split)."""
+    from artgen.importer import import_paintings
+
+    ws = workspace(ctx)
+    report = import_paintings(source, ws.data, ws.root / "logs" / "import.log", size=size)
+    console.print(
+        f"imported {report.train} train + {report.test} test paintings to {ws.data}; "
+        f"{report.duplicates} duplicates dropped, {len(report.skipped)} skipped (listed in {report.log_path})"
+    )
+
+
+@data_app.command("show")
+def data_show(
+    ctx: typer.Context,
+    split: str = typer.Option("train", help="Split to show: train or test."),
+    n: int = typer.Option(64, min=1, max=1024, help="Number of paintings."),
+    columns: int = typer.Option(8, min=1, max=64, help="Paintings per row."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="PNG path (default <workdir>/reports/contact_sheet.png)."),
+) -> None:
+    """Write a contact sheet of paintings labelled with their adjectives."""
+    from artgen.contact_sheet import contact_sheet
+    from artgen.corpus import decode_image, load_corpus
+
+    ws = workspace(ctx)
+    if split not in ("train", "test"):
+        raise ArtgenError(f"unknown split {split!r}: use --split train or --split test")
+    ds = load_corpus(ws.data)[split]
+    rows = ds.select(range(min(n, len(ds))))
+    images = [decode_image(im) for im in rows["image"]]
+    labels = [", ".join(adj) if adj else style for adj, style in zip(rows["gt_adjectives"], rows["style"])]
+    out = out or ws.reports / "contact_sheet.png"
+    contact_sheet(images, labels, columns=columns, out=out)
+    console.print(f"wrote a contact sheet of {len(images)} {split} paintings to {out}")
+
+
+@app.command("demo")
+def demo(ctx: typer.Context) -> None:
+    """The main job for a new user: synthesise the corpus (if missing) and write a contact sheet."""
+    from artgen.corpus import SynthConfig, load_corpus, synthesize
+
+    ws = workspace(ctx)
+    try:
+        load_corpus(ws.data)
+        console.print(f"corpus already at {ws.data}: skipping synth")
+    except ArtgenError:
+        synthesize(ws.data, SynthConfig())
+    ctx.invoke(data_show, ctx=ctx, split="train", n=64, columns=8, out=None)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split())
+
+
+def _exception_types(name: str) -> tuple[type, ...]:
+    """`name` from click and from the click copy newer typer releases vendor."""
+    modules = [click.exceptions, typer]
+    try:
+        from typer._click import exceptions as vendored
+
+        modules.append(vendored)
+    except ImportError:
+        pass
+    return tuple({getattr(m, name) for m in modules if isinstance(getattr(m, name, None), type)})
+
+
+_EXIT, _USAGE, _ABORT = _exception_types("Exit"), _exception_types("UsageError"), _exception_types("Abort")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI, turning every expected failure into one line and exit 2."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="artgen", standalone_mode=False)
+    except _EXIT as e:
+        return e.exit_code
+    except _USAGE as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # a bare group: its help is the answer
+            print(e.format_message())
+            return 0
+        where = e.ctx.command_path if e.ctx else "artgen"
+        print(f"error: {_one_line(e.format_message())} (see `{where} --help`)", file=sys.stderr)
+        return 2
+    except _ABORT:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except ArtgenError as e:
+        print(f"error: {_one_line(str(e))}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The benchmark harness: size, latency, FID, codebook usage and attribute control."""

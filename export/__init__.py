@@ -1,0 +1,1 @@
+"""ONNX export, quantisation, parity checks and the torch-free runtime."""

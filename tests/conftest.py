@@ -1,0 +1,27 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, workdir: Path | None = None, env: dict | None = None, timeout: int = 300):
+    """Run `artgen ...` as a user would, in a subprocess; returns CompletedProcess."""
+    full_env = {**os.environ, **(env or {})}
+    cmd = [sys.executable, "-m", "artgen.cli"]
+    if workdir is not None:
+        cmd += ["--workdir", str(workdir)]
+    return subprocess.run(cmd + list(args), capture_output=True, text=True, env=full_env, timeout=timeout, cwd=ROOT)
+
+
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory):
+    """A 120-painting synthetic corpus at 32 px, built once per test session."""
+    from artgen.corpus import SynthConfig, synthesize
+
+    ws = tmp_path_factory.mktemp("ws")
+    synthesize(ws / "data", SynthConfig(count=120, size=32, seed=7, workers=1), show_progress=False)
+    return ws

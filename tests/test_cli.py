@@ -1,0 +1,47 @@
+import pytest
+
+from conftest import run_cli
+
+
+def _assert_one_line_error(result, *needles):
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_help_on_every_command():
+    for args in ([], ["data"], ["data", "synth"], ["data", "import"], ["data", "show"], ["demo"]):
+        result = run_cli(*args, "--help")
+        assert result.returncode == 0, result.stderr
+        assert "Usage" in result.stdout
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["data", "synth", "--count", "abc"], ["--count", "integer"]),
+    (["data", "synth", "--count", "1"], ["--count"]),
+    (["data", "synth", "--bogus"], ["--bogus"]),
+    (["data", "show", "--split", "validation"], ["validation", "--split train"]),
+    (["nonsense"], ["nonsense"]),
+])
+def test_bad_input_is_one_line(tmp_path, args, needles):
+    _assert_one_line_error(run_cli(*args, workdir=tmp_path), *needles)
+
+
+def test_missing_corpus_and_sources(tmp_path):
+    _assert_one_line_error(run_cli("data", "show", workdir=tmp_path), "artgen data synth")
+    _assert_one_line_error(run_cli("data", "import", str(tmp_path / "nope"), workdir=tmp_path), "does not exist")
+    (tmp_path / "empty").mkdir()
+    _assert_one_line_error(run_cli("data", "import", str(tmp_path / "empty"), workdir=tmp_path), "no images found")
+
+
+def test_synth_and_show_through_the_environment_workdir(tmp_path):
+    ws = tmp_path / "home"
+    result = run_cli("data", "synth", "--count", "40", "--size", "32", env={"ARTGEN_HOME": str(ws)})
+    assert result.returncode == 0, result.stderr
+    assert (ws / "data" / "dataset_dict.json").exists()
+    result = run_cli("data", "show", "--n", "16", env={"ARTGEN_HOME": str(ws)})
+    assert result.returncode == 0, result.stderr
+    assert (ws / "reports" / "contact_sheet.png").stat().st_size > 1000
