@@ -26,6 +26,11 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="The painting corpus: synthesise, import, look at it.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+# `artgen train vqvae` is a sub-command; `artgen train --encoder tiny` (no sub-command)
+# trains encoder + predictor through the group's callback.
+train_app = typer.Typer(help="Train the VQ-VAE (`artgen train vqvae`) or an encoder + predictor (`artgen train --encoder tiny`).",
+                        invoke_without_command=True)
+app.add_typer(train_app, name="train")
 
 
 def workspace(ctx: typer.Context) -> Workspace:
