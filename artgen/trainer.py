@@ -1,0 +1,425 @@
+"""The shared training loop: AdamW, warm-up + cosine, rich progress, atomic checkpoints,
+exact resume, DDP under `torchrun`.
+
+A task plugs in by being an object with these members (see `Task`):
+
+    class MyTask:
+        def __init__(self, ...):
+            torch.manual_seed(0)               # the task builds its own model, deterministically
+            self.model = MyModel(cfg)
+
+        def batch(self, step: int, generator: torch.Generator, batch_size: int):
+            # Draw the batch for `step` with `generator` ONLY (never the global RNG or
+            # numpy's): the trainer seeds it from (seed, step, rank), so a resumed run
+            # sees exactly the batches an uninterrupted run would.
+            idx = torch.randint(0, len(self.data), (batch_size,), generator=generator)
+            return self.data[idx]
+
+        def loss(self, model, batch):
+            # `model` may be DDP-wrapped: call it (`model(x)`), do not reach into `.module`
+            # for the forward pass, or gradients are not synchronised across ranks.
+            out = model(batch)
+            return out.loss, {"acc": out.acc}   # scalars shown on the progress bar
+
+        def evaluate(self, model) -> dict:     # optional; rank 0 only, model unwrapped, eval mode
+            return {"test_loss": ...}
+
+        def config(self) -> dict:              # JSON-able; saved in config.json, checked on resume
+            return {"kind": "my-task", ...}
+
+    result = train(MyTask(...), TrainConfig(steps=1000, batch_size=32), out_dir, resume=False)
+    result.model        # the trained (unwrapped) model; result.metrics: last evaluate() output
+
+Checkpoints go to `out_dir/train_state/` every `checkpoint_every` steps and at the end:
+`config.json` (task config, train config, step), `model.safetensors`, `optimizer.safetensors`
+(AdamW moments, tensors only) and `rng.safetensors` (torch RNG states). The learning rate is a
+pure function of the step, so no scheduler state is needed. Each checkpoint is written to a
+temporary directory and renamed into place: a crash mid-save leaves the previous one intact.
+`resume=True` loads it and continues exactly; a damaged checkpoint is an `ArtgenError`, never
+a silent fresh start.
+
+Under `torchrun --nproc_per_node N` the same code runs data-parallel (gloo on CPU, nccl on
+CUDA); each rank draws its own batch, only rank 0 writes files and shows progress. Model
+buffers (e.g. an EMA codebook) are broadcast from rank 0 at every forward (DDP default).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+from artgen.errors import ArtgenError
+
+STATE_DIR = "train_state"
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 64            # per rank
+    lr: float = 1e-3                # peak learning rate, after warm-up
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.99)
+    warmup_steps: int = 100         # linear warm-up from 0 to lr
+    min_lr_ratio: float = 0.1       # cosine decays to lr * min_lr_ratio at the last step
+    grad_clip: float = 1.0          # max global grad norm; 0 disables clipping
+    checkpoint_every: int = 500     # steps between checkpoints (0: only at the end)
+    log_every: int = 10             # steps between progress-bar metric updates
+    eval_every: int = 0             # steps between evaluate() calls (0: only at the end)
+    seed: int = 0
+    device: str = "auto"            # "auto" (CUDA when available), "cpu" or "cuda"
+    show_progress: bool = True
+
+
+# Fields that may change between a run and its resumption without changing its result.
+_RESUME_FREE = {"steps", "checkpoint_every", "log_every", "eval_every", "device", "show_progress"}
+
+
+@runtime_checkable
+class Task(Protocol):
+    model: nn.Module
+
+    def batch(self, step: int, generator: torch.Generator, batch_size: int) -> Any: ...
+
+    def loss(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, Any]]: ...
+
+    def config(self) -> dict: ...
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    step: int
+    metrics: dict = field(default_factory=dict)       # last evaluate() output (rank 0)
+    history: list[dict] = field(default_factory=list)  # logged rows: step, loss, lr, task metrics
+    seconds: float = 0.0                                 # wall time of the steps run in this call
+    images_per_s: float = 0.0                            # samples per second over this call, all ranks
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Learning rate for optimiser step `step` (0-based): linear warm-up, then cosine to min."""
+    if cfg.warmup_steps > 0 and step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    span = max(1, cfg.steps - cfg.warmup_steps)
+    t = min(1.0, (step - cfg.warmup_steps) / span)
+    floor = cfg.lr * cfg.min_lr_ratio
+    return floor + (cfg.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ArtgenError("--device cuda was asked for but no CUDA GPU is visible: use --device cpu or auto")
+    if name not in ("cpu", "cuda"):
+        raise ArtgenError(f"unknown device {name!r}: use auto, cpu or cuda")
+    if name == "cuda" and "LOCAL_RANK" in os.environ:
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    return torch.device(name)
+
+
+def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
+    """The generator a task draws batch `step` with: a pure function of (seed, step, rank)."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) * 1009 + rank)
+
+
+# ---------------------------------------------------------------- atomic files and dirs
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Move the finished directory `tmp` to `final`, replacing what was there.
+
+    The old directory is renamed aside first, so at every instant one complete checkpoint
+    exists under `final` or `final.old` (`find_checkpoint` looks at both)."""
+    old = final.with_name(final.name + ".old")
+    if final.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def find_checkpoint(out_dir: Path) -> Path | None:
+    """The newest complete checkpoint directory under `out_dir`, or None."""
+    state = Path(out_dir) / STATE_DIR
+    for cand in (state, state.with_name(state.name + ".old")):
+        if (cand / "config.json").exists():
+            return cand
+    return None
+
+
+# ---------------------------------------------------------------- checkpoint (de)serialisation
+
+def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    sd = opt.state_dict()
+    tensors = {}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            t = v if torch.is_tensor(v) else torch.tensor(v)
+            tensors[f"state.{pid}.{k}"] = t.detach().cpu().contiguous()
+    groups = [{k: v for k, v in g.items()} for g in sd["param_groups"]]
+    return tensors, {"param_groups": groups}
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict, device) -> None:
+    state: dict[int, dict] = {}
+    for key, t in tensors.items():
+        _, pid, name = key.split(".", 2)
+        state.setdefault(int(pid), {})[name] = t if name == "step" else t.to(device)
+    groups = meta["param_groups"]
+    for g in groups:
+        if "betas" in g:
+            g["betas"] = tuple(g["betas"])
+    opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def save_checkpoint(out_dir: Path, model: nn.Module, opt: torch.optim.Optimizer, step: int,
+                    task_config: dict, cfg: TrainConfig) -> Path:
+    """Write `out_dir/train_state/` atomically (temp dir + rename)."""
+    from safetensors.torch import save_file
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = out_dir / STATE_DIR
+    tmp = out_dir / f".{STATE_DIR}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(weights, str(tmp / "model.safetensors"))
+    opt_tensors, opt_meta = _optimizer_tensors(opt)
+    save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng.update({f"cuda{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
+    save_file(rng, str(tmp / "rng.safetensors"))
+    meta = {"step": step, "task": task_config, "train": asdict(cfg), "optimizer": opt_meta,
+            "format": "artgen-train-state-1"}
+    (tmp / "config.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    replace_dir(tmp, final)
+    return final
+
+
+def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, device) -> dict:
+    """Restore model, optimiser and RNG from a checkpoint dir; returns its config.json."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    try:
+        meta = json.loads((path / "config.json").read_text())
+        weights = load_file(str(path / "model.safetensors"))
+        opt_tensors = load_file(str(path / "optimizer.safetensors"))
+        rng = load_file(str(path / "rng.safetensors"))
+        model.load_state_dict(weights, strict=True)
+        _load_optimizer(opt, opt_tensors, meta["optimizer"], device)
+    except Exception as e:
+        raise ArtgenError(
+            f"the training checkpoint at {path} is damaged ({type(e).__name__}: {e}): "
+            f"delete {path} and train again without --resume"
+        ) from e
+    torch.set_rng_state(rng["torch"])
+    if torch.cuda.is_available():
+        cuda = [rng[k] for k in sorted(rng) if k.startswith("cuda")]
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+    return meta
+
+
+# ---------------------------------------------------------------- distributed
+
+def _dist_setup(device_name: str) -> tuple[int, int, torch.device]:
+    """(rank, world, device); initialises the process group when launched by torchrun."""
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = resolve_device(device_name)
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend=backend)
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    return rank, world, device
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if torch.is_tensor(batch):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(v, device) for v in batch)
+    return batch
+
+
+def _scalar(v: Any) -> float:
+    return float(v.detach().item()) if torch.is_tensor(v) else float(v)
+
+
+def _fmt(metrics: dict[str, float]) -> str:
+    return "  ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+
+
+# ---------------------------------------------------------------- the loop
+
+def train(task: Task, cfg: TrainConfig, out_dir: Path, resume: bool = False,
+          description: str = "train") -> TrainResult:
+    """Train `task.model` for `cfg.steps` optimiser steps, checkpointing into `out_dir`."""
+    import torch.distributed as dist
+
+    if cfg.steps < 1:
+        raise ArtgenError(f"--steps must be at least 1 (got {cfg.steps})")
+    if cfg.batch_size < 1:
+        raise ArtgenError(f"batch size must be at least 1 (got {cfg.batch_size})")
+    out_dir = Path(out_dir)
+    rank, world, device = _dist_setup(cfg.device)
+    model = task.model.to(device)
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr, betas=tuple(cfg.betas),
+    )
+    task_config = task.config()
+
+    start = 0
+    if resume:
+        ckpt = find_checkpoint(out_dir)
+        if ckpt is None:
+            raise ArtgenError(f"nothing to resume: no checkpoint in {out_dir / STATE_DIR}: run again without --resume")
+        meta = load_checkpoint(ckpt, model, opt, device)
+        _check_resumable(meta, task_config, cfg, ckpt)
+        start = int(meta["step"])
+    else:
+        torch.manual_seed(cfg.seed * 7919 + rank)
+
+    wrapped: nn.Module = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        wrapped = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    is_main = rank == 0
+    history: list[dict] = []
+    metrics: dict = {}
+    log_path = out_dir / "train_log.jsonl"
+    if is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    running: dict[str, float] = {}
+    n_running = 0
+    t0 = time.perf_counter()
+    model.train()
+
+    from rich.progress import TextColumn
+
+    from artgen.progress import make_progress
+
+    progress = make_progress(TextColumn("{task.fields[metrics]}")) if (is_main and cfg.show_progress) else None
+    bar = None
+    if progress is not None:
+        progress.start()
+        bar = progress.add_task(description, total=cfg.steps, completed=start, metrics="")
+    try:
+        for step in range(start, cfg.steps):
+            lr = lr_at(step, cfg)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            batch = _to_device(task.batch(step, step_generator(cfg.seed, step, rank), cfg.batch_size), device)
+            loss, parts = task.loss(wrapped, batch)
+            if not torch.isfinite(loss):
+                raise ArtgenError(f"training diverged at step {step} (loss {loss.item()}): lower the learning rate")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+
+            for k, v in {"loss": loss, **parts}.items():
+                running[k] = running.get(k, 0.0) + _scalar(v)
+            n_running += 1
+            done = step + 1
+            if done % max(1, cfg.log_every) == 0 or done == cfg.steps:
+                row = {k: v / n_running for k, v in running.items()}
+                running, n_running = {}, 0
+                if is_main:
+                    history.append({"step": done, "lr": lr, **row})
+                    with open(log_path, "a") as f:
+                        f.write(json.dumps(history[-1]) + "\n")
+                    if progress is not None:
+                        progress.update(bar, metrics=_fmt(row))
+            if progress is not None:
+                progress.update(bar, completed=done)
+
+            if is_main and cfg.eval_every and done % cfg.eval_every == 0 and done != cfg.steps:
+                metrics = _evaluate(task, model)
+                history.append({"step": done, **metrics})
+            if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done != cfg.steps:
+                if is_main:
+                    save_checkpoint(out_dir, model, opt, done, task_config, cfg)
+                if world > 1:
+                    dist.barrier()
+        seconds = time.perf_counter() - t0
+        if is_main:
+            save_checkpoint(out_dir, model, opt, cfg.steps, task_config, cfg)
+            metrics = _evaluate(task, model)
+            if metrics:
+                history.append({"step": cfg.steps, **metrics})
+        if world > 1:
+            dist.barrier()
+    finally:
+        if progress is not None:
+            progress.stop()
+    steps_run = cfg.steps - start
+    return TrainResult(model=model, step=cfg.steps, metrics=metrics, history=history, seconds=seconds,
+                       images_per_s=steps_run * cfg.batch_size * world / seconds if seconds > 0 else 0.0)
+
+
+def _evaluate(task: Task, model: nn.Module) -> dict:
+    fn = getattr(task, "evaluate", None)
+    if fn is None:
+        return {}
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return dict(fn(model))
+    finally:
+        model.train(was_training)
+
+
+def _check_resumable(meta: dict, task_config: dict, cfg: TrainConfig, ckpt: Path) -> None:
+    saved_task = meta.get("task")
+    if json.loads(json.dumps(task_config)) != saved_task:
+        raise ArtgenError(f"the checkpoint at {ckpt} was made with a different model/task config: "
+                          f"resume with the same options, or train again without --resume")
+    now = json.loads(json.dumps(asdict(cfg)))
+    then = meta.get("train", {})
+    changed = sorted(k for k in now if k not in _RESUME_FREE and now[k] != then.get(k))
+    if changed:
+        raise ArtgenError(f"the checkpoint at {ckpt} used different training options ({', '.join(changed)}): "
+                          f"resume with the same options, or train again without --resume")
+    if int(meta["step"]) > cfg.steps:
+        raise ArtgenError(f"the checkpoint at {ckpt} is already at step {meta['step']} > --steps {cfg.steps}: "
+                          f"raise --steps or train again without --resume")

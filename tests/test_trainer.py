@@ -1,0 +1,120 @@
+"""The shared training loop: exact resume, atomic checkpoints, clear errors."""
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from artgen.errors import ArtgenError
+from artgen.trainer import STATE_DIR, TrainConfig, find_checkpoint, lr_at, train
+
+
+class Crash(RuntimeError):
+    pass
+
+
+class ToyTask:
+    """Regress y = x @ W on a fixed random dataset; dropout exercises the global RNG."""
+
+    def __init__(self, init_seed=0, crash_at=None):
+        g = torch.Generator().manual_seed(123)
+        self.x = torch.randn(256, 8, generator=g)
+        self.y = self.x @ torch.randn(8, 2, generator=g)
+        torch.manual_seed(init_seed)
+        self.model = nn.Sequential(nn.Linear(8, 16), nn.Dropout(0.1), nn.ReLU(), nn.Linear(16, 2))
+        self.crash_at = crash_at
+
+    def batch(self, step, generator, batch_size):
+        if step == self.crash_at:
+            raise Crash(f"killed at step {step}")
+        idx = torch.randint(0, len(self.x), (batch_size,), generator=generator)
+        return self.x[idx], self.y[idx]
+
+    def loss(self, model, batch):
+        x, y = batch
+        loss = ((model(x) - y) ** 2).mean()
+        return loss, {"rmse": loss.detach().sqrt()}
+
+    def evaluate(self, model):
+        with torch.no_grad():
+            return {"test_mse": float(((model(self.x) - self.y) ** 2).mean())}
+
+    def config(self):
+        return {"kind": "toy", "hidden": 16}
+
+
+def cfg(**kw):
+    base = dict(steps=20, batch_size=16, lr=1e-2, warmup_steps=3, checkpoint_every=5, log_every=2,
+                show_progress=False, device="cpu")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def weights(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path):
+    full = train(ToyTask(), cfg(), tmp_path / "full")
+    with pytest.raises(Crash):
+        train(ToyTask(crash_at=12), cfg(), tmp_path / "killed")
+    saved = json.loads((tmp_path / "killed" / STATE_DIR / "config.json").read_text())
+    assert saved["step"] == 10
+    # A different initialisation proves the weights come from the checkpoint, not the seed.
+    resumed = train(ToyTask(init_seed=99), cfg(), tmp_path / "killed", resume=True)
+    a, b = weights(full.model), weights(resumed.model)
+    assert a.keys() == b.keys()
+    diff = max((a[k] - b[k]).abs().max().item() for k in a)
+    assert diff <= 1e-6
+    assert full.metrics["test_mse"] < ToyTask().evaluate(ToyTask().model)["test_mse"]
+
+
+def test_a_crash_while_saving_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
+    import safetensors.torch as st
+
+    real = st.save_file
+    calls = {"n": 0}
+
+    def flaky(tensors, path, *a, **k):
+        calls["n"] += 1
+        if calls["n"] > 3 and path.endswith("optimizer.safetensors"):  # during the 2nd checkpoint
+            real(tensors, path, *a, **k)
+            raise OSError("disk full")
+        return real(tensors, path, *a, **k)
+
+    monkeypatch.setattr(st, "save_file", flaky)
+    with pytest.raises(OSError):
+        train(ToyTask(), cfg(), tmp_path / "run")
+    ckpt = find_checkpoint(tmp_path / "run")
+    assert ckpt == tmp_path / "run" / STATE_DIR
+    assert json.loads((ckpt / "config.json").read_text())["step"] == 5
+    monkeypatch.setattr(st, "save_file", real)
+    resumed = train(ToyTask(), cfg(), tmp_path / "run", resume=True)
+    full = train(ToyTask(), cfg(), tmp_path / "full")
+    a, b = weights(full.model), weights(resumed.model)
+    assert max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-6
+
+
+def test_a_corrupt_checkpoint_is_an_error_not_a_fresh_start(tmp_path):
+    train(ToyTask(), cfg(steps=5), tmp_path / "run")
+    f = tmp_path / "run" / STATE_DIR / "model.safetensors"
+    f.write_bytes(f.read_bytes()[:40])
+    with pytest.raises(ArtgenError, match="damaged"):
+        train(ToyTask(), cfg(steps=10), tmp_path / "run", resume=True)
+
+
+def test_resume_without_a_checkpoint_or_with_other_options_is_refused(tmp_path):
+    with pytest.raises(ArtgenError, match="nothing to resume"):
+        train(ToyTask(), cfg(), tmp_path / "none", resume=True)
+    train(ToyTask(), cfg(steps=5), tmp_path / "run")
+    with pytest.raises(ArtgenError, match="different training options"):
+        train(ToyTask(), cfg(steps=10, lr=0.5), tmp_path / "run", resume=True)
+
+
+def test_learning_rate_warms_up_then_decays_by_cosine():
+    c = cfg(steps=100, warmup_steps=10, lr=1.0, min_lr_ratio=0.1)
+    lrs = [lr_at(s, c) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    assert lrs[-1] == pytest.approx(0.1, abs=1e-3)
