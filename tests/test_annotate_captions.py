@@ -1,0 +1,59 @@
+"""Captions for training and the label loader that feeds them."""
+import json
+
+import numpy as np
+import pytest
+
+from artgen.captions import load_labels, make_caption, make_captions, read_records
+from artgen.errors import ArtgenError
+from artgen.vocabulary import ADJECTIVES, HELD_OUT_SYNONYMS
+from artgen.workspace import Workspace
+
+
+def test_captions_are_deterministic_for_a_seed_and_vary_between_seeds():
+    adj = ["warm", "chaotic", "vivid", "splattered", "dense"]
+    assert make_captions(adj, seed=3, n=20) == make_captions(adj, seed=3, n=20)
+    assert make_captions(adj, seed=3, n=20) != make_captions(adj, seed=4, n=20)
+    assert len(set(make_captions(adj, seed=3, n=50))) > 10  # order, subset and template vary
+
+
+def test_captions_hold_3_to_5_vocabulary_words_and_never_a_held_out_synonym():
+    rng = np.random.default_rng(0)
+    adj = ["warm", "fiery", "tranquil", "calm", "vivid", "hot", "dense", "minimal", "dotted"]
+    for _ in range(200):
+        caption = make_caption(adj, rng)
+        words = [w.strip(",") for w in caption.split()]
+        assert not set(words) & set(HELD_OUT_SYNONYMS), caption
+        used = [w for w in words if w in ADJECTIVES]
+        assert 3 <= len(used) <= 5 and len(set(used)) == len(used), caption
+        assert "hot" not in words  # a training synonym is not a vocabulary word either
+
+
+def test_captions_use_all_words_when_fewer_than_three():
+    caps = make_captions(["cool", "calm"], seed=1, n=30)
+    assert all("cool" in c and "calm" in c for c in caps)
+    with pytest.raises(ArtgenError):
+        make_caption(["fiery"], np.random.default_rng(0))
+
+
+def test_load_labels_prefers_openai_tolerates_a_torn_line_and_names_the_fix(tmp_path):
+    ws = Workspace(tmp_path)
+    with pytest.raises(ArtgenError, match="artgen annotate --backend heuristic"):
+        load_labels(ws)
+    ws.annotations.mkdir(parents=True)
+    lines = [json.dumps({"id": "a", "adjectives": ["warm", "vivid", "dense"]}),
+             json.dumps({"id": "b", "adjectives": ["cool", "calm", "fiery"]})]
+    (ws.annotations / "heuristic.jsonl").write_text("\n".join(lines) + "\n" + '{"id": "c", "adjec')
+    labels, source = load_labels(ws)
+    assert source == "heuristic" and labels == {"a": ["warm", "vivid", "dense"], "b": ["cool", "calm"]}
+    (ws.annotations / "openai.jsonl").write_text(lines[0] + "\n")
+    assert load_labels(ws) == ({"a": ["warm", "vivid", "dense"]}, "openai")
+    (ws.annotations / "openai.jsonl").write_text("garbage\n" + lines[0] + "\n")
+    with pytest.raises(ArtgenError, match="line 1"):
+        read_records(ws.annotations / "openai.jsonl")
+
+
+def test_load_labels_from_the_corpus_ground_truth(small_corpus):
+    labels, source = load_labels(Workspace(small_corpus), "gt")
+    assert source == "gt" and len(labels) == 120
+    assert all(3 <= len(v) <= 5 for v in labels.values())
