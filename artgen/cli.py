@@ -105,6 +105,24 @@ def data_show(
     console.print(f"wrote a contact sheet of {len(images)} {split} paintings to {out}")
 
 
+@train_app.command("vqvae")
+def train_vqvae_cmd(
+    ctx: typer.Context,
+    preset: str = typer.Option("quick", help="quick (minutes, for the demo and tests) or default (best in ~30 min on 2 CPU cores)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue exactly from <workdir>/checkpoints/vqvae/train_state."),
+    device: str = typer.Option("auto", help="auto (CUDA when available), cpu or cuda."),
+    threads: int = typer.Option(0, min=0, help="torch CPU threads (0: torch's default; 1 is faster on a busy machine)."),
+    steps: Optional[int] = typer.Option(None, min=1, help="Override the preset's number of optimiser steps."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Override the preset's batch size (per process)."),
+    variant: Optional[str] = typer.Option(None, help="Quantiser variant (default: the preset's, ema-kmeans-restart)."),
+) -> None:
+    """Train the VQ-VAE (512 x 64 codebook) and cache the corpus latents."""
+    from artgen.train_vqvae import train_vqvae
+
+    train_vqvae(workspace(ctx), preset=preset, resume=resume, device=device, threads=threads, steps=steps,
+                batch_size=batch_size, variant=variant)
+
+
 @app.command("demo")
 def demo(ctx: typer.Context) -> None:
     """The main job for a new user: synthesise the corpus (if missing) and write a contact sheet."""

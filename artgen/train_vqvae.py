@@ -1,0 +1,244 @@
+"""`artgen train vqvae`: train the VQ-VAE on the corpus with the shared training loop.
+
+    from artgen.train_vqvae import train_vqvae
+    metrics = train_vqvae(ws, preset="quick")   # -> checkpoints/vqvae/{config.json, model.safetensors,
+                                                #    metrics.json, reconstructions.png, code_histogram.png}
+
+Every image is decoded once into a uint8 tensor (9,735 x 3 x 64 x 64 is 120 MB); batches are
+drawn from it by index. Metrics are measured on the whole test split.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from artgen.codebook_metrics import perplexity_of, usage_of
+from artgen.errors import ArtgenError
+from artgen.progress import console
+from artgen.trainer import TrainConfig, atomic_write_bytes, atomic_write_json, train
+from artgen.vqvae import VQVAE, VQVAEConfig
+from artgen.workspace import Workspace
+
+STAGE = "vqvae"
+
+
+@dataclass
+class VQVAEPreset:
+    model: dict = field(default_factory=dict)   # VQVAEConfig fields (image_size comes from the corpus)
+    variant: str = "ema-kmeans-restart"          # quantiser variant, see quantizer.QUANTIZER_VARIANTS
+    train: dict = field(default_factory=dict)   # TrainConfig fields
+
+
+PRESETS: dict[str, VQVAEPreset] = {
+    # Tests and the demo: a few minutes on 2 CPU cores.
+    "quick": VQVAEPreset(
+        model=dict(hidden=64, res_hidden=32, res_blocks=1),
+        train=dict(steps=300, batch_size=32, lr=2e-3, warmup_steps=30, checkpoint_every=100, log_every=10),
+    ),
+    # The best reachable in <= 30 minutes wall on the 2-core build machine.
+    "default": VQVAEPreset(
+        model=dict(hidden=96, res_hidden=48, res_blocks=2),
+        train=dict(steps=2500, batch_size=32, lr=2e-3, warmup_steps=100, checkpoint_every=250, log_every=10),
+    ),
+}
+
+
+def load_images(data_dir: Path, split: str) -> tuple[list[str], torch.Tensor]:
+    """(ids, (N, 3, H, W) uint8) of one corpus split, every image decoded once."""
+    import datasets
+    from PIL import Image
+
+    from artgen.corpus import load_corpus
+
+    ds = load_corpus(data_dir)[split].cast_column("image", datasets.Image(decode=False))
+    ids = list(ds["id"])
+    arrays = []
+    for cell in ds["image"]:
+        with Image.open(io.BytesIO(cell["bytes"])) as im:
+            arrays.append(np.asarray(im.convert("RGB"), dtype=np.uint8))
+    sizes = {a.shape for a in arrays}
+    if len(sizes) != 1:
+        raise ArtgenError(f"the corpus at {data_dir} mixes image sizes {sorted(sizes)}: re-import it with one --size")
+    pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()  # (N, 3, H, W) uint8
+    return ids, pixels
+
+
+def to_float(pixels: torch.Tensor) -> torch.Tensor:
+    return pixels.float().div_(255.0)
+
+
+class VQVAETask:
+    """The VQ-VAE as a task of the shared training loop (see artgen/trainer.py)."""
+
+    def __init__(self, cfg: VQVAEConfig, train_pixels: torch.Tensor, test_pixels: torch.Tensor,
+                 init_seed: int = 0, eval_batch: int = 256):
+        self.cfg = cfg
+        self.train_pixels = train_pixels
+        self.test_pixels = test_pixels
+        self.eval_batch = eval_batch
+        torch.manual_seed(init_seed)
+        self.model = VQVAE(cfg)
+
+    def batch(self, step: int, generator: torch.Generator, batch_size: int) -> torch.Tensor:
+        idx = torch.randint(0, len(self.train_pixels), (batch_size,), generator=generator)
+        x = to_float(self.train_pixels[idx])                          # (B, 3, H, W) in [0, 1]
+        flip = torch.rand(batch_size, generator=generator) < 0.5      # horizontal flips
+        return torch.where(flip[:, None, None, None], x.flip(-1), x)
+
+    def loss(self, model, batch):
+        out = model(batch)
+        counts = out["counts"].detach()
+        return out["loss"], {"mse": out["recon_mse"].detach(), "usage": usage_of(counts),
+                             "ppl": perplexity_of(counts)}
+
+    def evaluate(self, model) -> dict:
+        return evaluate_vqvae(model, self.test_pixels, batch_size=self.eval_batch)
+
+    def config(self) -> dict:
+        return {"kind": "vqvae", "model": self.cfg.to_dict()}
+
+
+@torch.no_grad()
+def evaluate_vqvae(model: VQVAE, pixels: torch.Tensor, batch_size: int = 256) -> dict:
+    """recon_mse, psnr, codebook_usage, perplexity over all of `pixels` (N, 3, H, W) uint8."""
+    model.eval()
+    device = next(model.parameters()).device
+    sq_err, n_values = 0.0, 0
+    counts = torch.zeros(model.cfg.quantizer.codebook_size, dtype=torch.long)
+    for s in range(0, len(pixels), batch_size):
+        x = to_float(pixels[s:s + batch_size]).to(device)
+        codes = model.encode_indices(x)                            # (B, h, w)
+        recon = model.decode_indices(codes)                        # (B, 3, H, W) in [0, 1]
+        sq_err += float(((recon - x) ** 2).sum())
+        n_values += x.numel()
+        counts += torch.bincount(codes.reshape(-1).cpu(), minlength=counts.numel())
+    mse = sq_err / n_values
+    return {"recon_mse": mse, "psnr": 10 * math.log10(1.0 / mse) if mse > 0 else float("inf"),
+            "codebook_usage": usage_of(counts), "perplexity": perplexity_of(counts),
+            "code_counts": counts.tolist()}
+
+
+def build_config(preset: VQVAEPreset, image_size: int, variant: str | None = None,
+                 model_overrides: dict | None = None) -> VQVAEConfig:
+    kw = {**preset.model, **(model_overrides or {})}
+    return VQVAEConfig.with_variant(variant or preset.variant, image_size=image_size, **kw)
+
+
+def machine_description() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()}-core {cpu}, torch {torch.__version__}"
+
+
+def train_vqvae(ws: Workspace, preset: str = "quick", resume: bool = False, device: str = "auto",
+                threads: int = 0, steps: int | None = None, batch_size: int | None = None, variant: str | None = None,
+                model_overrides: dict | None = None, out_dir: Path | None = None,
+                show_progress: bool = True, build_latents: bool = True) -> dict:
+    """Train the VQ-VAE, save it to `checkpoints/vqvae`, write metrics and pictures; returns metrics."""
+    import torch.distributed as dist
+
+    if preset not in PRESETS:
+        raise ArtgenError(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
+    p = PRESETS[preset]
+    tcfg = TrainConfig(**{**p.train, "device": device, "threads": threads, "show_progress": show_progress})
+    if steps is not None:
+        tcfg = replace(tcfg, steps=steps, checkpoint_every=min(tcfg.checkpoint_every, max(1, steps // 2)),
+                       warmup_steps=min(tcfg.warmup_steps, max(1, steps // 10)))
+    if batch_size is not None:
+        tcfg = replace(tcfg, batch_size=batch_size)
+    out_dir = Path(out_dir or ws.checkpoint(STAGE))
+
+    _, train_pixels = load_images(ws.data, "train")
+    _, test_pixels = load_images(ws.data, "test")
+    cfg = build_config(p, train_pixels.shape[-1], variant, model_overrides)
+    task = VQVAETask(cfg, train_pixels, test_pixels)
+    result = train(task, tcfg, out_dir, resume=resume, description=f"train vqvae ({preset})")
+
+    if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+        return result.metrics
+    model = result.model.cpu().eval()
+    model.save_pretrained(out_dir)
+    world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    counts = result.metrics.pop("code_counts")
+    metrics = {
+        **result.metrics,
+        "preset": preset, "variant": variant or p.variant, "steps": tcfg.steps, "batch_size": tcfg.batch_size,
+        "world_size": world, "images_seen": tcfg.steps * tcfg.batch_size * world,
+        "train_seconds_this_run": round(result.seconds, 1), "train_images_per_s": round(result.images_per_s, 2),
+        "parameters": model.num_parameters(), "device": str(next(iter(result.model.parameters())).device),
+        "machine": machine_description(), "threads": torch.get_num_threads(), "test_images": len(test_pixels), "train_images": len(train_pixels),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "resumed": resume,
+    }
+    atomic_write_json(out_dir / "metrics.json", metrics)
+    save_reconstructions(model, test_pixels[:32], out_dir / "reconstructions.png")
+    save_code_histogram(torch.tensor(counts), out_dir / "code_histogram.png", metrics)
+    if show_progress:
+        console.print(
+            f"vqvae: recon_mse {metrics['recon_mse']:.5f} (PSNR {metrics['psnr']:.2f} dB), "
+            f"codebook_usage {metrics['codebook_usage']:.3f}, perplexity {metrics['perplexity']:.1f} "
+            f"on {len(test_pixels)} test images; saved to {out_dir}"
+        )
+    if build_latents:
+        from artgen.latents import ensure_latents
+
+        ensure_latents(ws, show_progress=show_progress)
+    return metrics
+
+
+def save_reconstructions(model: VQVAE, pixels: torch.Tensor, path: Path, per_row: int = 8, scale: int = 3) -> None:
+    """PNG: rows of originals, each followed by the row of their reconstructions."""
+    from PIL import Image
+
+    with torch.no_grad():
+        recon = model.decode_indices(model.encode_indices(to_float(pixels)))
+    recon = (recon * 255).round().clamp(0, 255).to(torch.uint8)
+    n = (len(pixels) // per_row) * per_row
+    rows = []
+    for s in range(0, n, per_row):
+        rows.append(torch.cat(list(pixels[s:s + per_row]), dim=2))   # (3, H, per_row*W)
+        rows.append(torch.cat(list(recon[s:s + per_row]), dim=2))
+    grid = torch.cat(rows, dim=1).permute(1, 2, 0).numpy()           # (rows*H, per_row*W, 3)
+    im = Image.fromarray(grid, "RGB")
+    im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def save_code_histogram(counts: torch.Tensor, path: Path, metrics: dict) -> None:
+    """PNG: test-split code frequencies, most used first."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    freq = (counts.double() / counts.sum()).sort(descending=True).values.numpy()
+    fig, ax = plt.subplots(figsize=(8, 3), dpi=100)
+    ax.bar(np.arange(len(freq)), freq, width=1.0, color="#3b6ea5")
+    ax.axhline(1.0 / len(freq), color="#c0392b", lw=1, ls="--", label="uniform")
+    ax.set_xlabel("code rank (most used first)")
+    ax.set_ylabel("share of test positions")
+    ax.set_title(f"VQ-VAE code frequencies: usage {metrics['codebook_usage']:.1%}, "
+                 f"perplexity {metrics['perplexity']:.0f} / {len(freq)}")
+    ax.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())

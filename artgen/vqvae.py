@@ -1,0 +1,193 @@
+"""The VQ-VAE: a convolutional encoder, the vector quantiser, a convolutional decoder.
+
+Default: 64x64 RGB in [0, 1] -> (B, 64, 16, 16) encoder outputs -> (B, 16, 16) indices into
+a 512 x 64 codebook -> 64x64 RGB reconstruction. The encoder downsamples with stride-2
+convolutions (log2(`downsample`) of them), then residual blocks at the code resolution; the
+decoder mirrors it with transposed convolutions (van den Oord et al. 2017).
+
+    model = VQVAE.from_pretrained("artgen-work/checkpoints/vqvae")
+    codes = model.encode_indices(images)     # (B, 16, 16) long
+    images = model.decode_indices(codes)     # (B, 3, 64, 64) float in [0, 1]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from artgen.errors import ArtgenError
+from artgen.quantizer import QUANTIZER_VARIANTS, QuantizerConfig, VectorQuantizer
+
+
+@dataclass
+class VQVAEConfig:
+    image_size: int = 64
+    downsample: int = 4             # image_size / downsample = code grid side (64 / 4 = 16)
+    hidden: int = 128               # channels at the code resolution
+    res_hidden: int = 64            # bottleneck channels inside a residual block
+    res_blocks: int = 2             # residual blocks in the encoder and in the decoder
+    quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
+
+    def __post_init__(self):
+        if isinstance(self.quantizer, dict):
+            self.quantizer = QuantizerConfig(**self.quantizer)
+        d = self.downsample
+        if d < 2 or d & (d - 1):
+            raise ArtgenError(f"downsample must be a power of two >= 2 (got {d})")
+        if self.image_size % d:
+            raise ArtgenError(f"image size {self.image_size} is not divisible by downsample {d}")
+
+    @property
+    def grid(self) -> int:
+        return self.image_size // self.downsample
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def with_variant(cls, variant: str, **kw) -> "VQVAEConfig":
+        if variant not in QUANTIZER_VARIANTS:
+            raise ArtgenError(f"unknown quantiser variant {variant!r}: use one of {', '.join(QUANTIZER_VARIANTS)}")
+        q = kw.pop("quantizer", {})
+        return cls(quantizer=QuantizerConfig(**{**QUANTIZER_VARIANTS[variant], **q}), **kw)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, ch: int, hidden: int):
+        super().__init__()
+        self.block = nn.Sequential(
+            nn.ReLU(), nn.Conv2d(ch, hidden, 3, padding=1),
+            nn.ReLU(), nn.Conv2d(hidden, ch, 1),
+        )
+
+    def forward(self, x):
+        return x + self.block(x)
+
+
+class Encoder(nn.Module):
+    def __init__(self, cfg: VQVAEConfig):
+        super().__init__()
+        n_down = int(math.log2(cfg.downsample))
+        chans = [cfg.hidden // 2 ** (n_down - 1 - i) for i in range(n_down)]  # e.g. [64, 128]
+        layers, c_in = [], 3
+        for i, c in enumerate(chans):
+            layers += [nn.Conv2d(c_in, c, 4, stride=2, padding=1)] + ([nn.ReLU()] if i < n_down - 1 else [])
+            c_in = c
+        layers += [nn.ReLU(), nn.Conv2d(cfg.hidden, cfg.hidden, 3, padding=1)]
+        layers += [ResBlock(cfg.hidden, cfg.res_hidden) for _ in range(cfg.res_blocks)]
+        layers += [nn.ReLU(), nn.Conv2d(cfg.hidden, cfg.quantizer.dim, 1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):  # (B, 3, H, W) in [-1, 1] -> (B, D, H/d, W/d)
+        return self.net(x)
+
+
+class Decoder(nn.Module):
+    def __init__(self, cfg: VQVAEConfig):
+        super().__init__()
+        n_up = int(math.log2(cfg.downsample))
+        layers = [nn.Conv2d(cfg.quantizer.dim, cfg.hidden, 3, padding=1)]
+        layers += [ResBlock(cfg.hidden, cfg.res_hidden) for _ in range(cfg.res_blocks)]
+        c_in = cfg.hidden
+        for i in range(n_up):
+            last = i == n_up - 1
+            c = 3 if last else max(c_in // 2, 16)
+            layers += [nn.ReLU(), nn.ConvTranspose2d(c_in, c, 4, stride=2, padding=1)]
+            c_in = c
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, q):  # (B, D, h, w) -> (B, 3, h*d, w*d) in ~[-1, 1]
+        return self.net(q)
+
+
+class VQVAE(nn.Module):
+    def __init__(self, cfg: VQVAEConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = Encoder(cfg)
+        self.quantizer = VectorQuantizer(cfg.quantizer)
+        self.decoder = Decoder(cfg)
+
+    def forward(self, images: torch.Tensor) -> dict:
+        """Training pass: images (B, 3, H, W) in [0, 1] -> recon, codes, losses, code counts."""
+        z = self.encoder(images * 2 - 1)                     # (B, D, h, w)
+        vq = self.quantizer(z)
+        recon = self.decoder(vq.quantized) * 0.5 + 0.5        # (B, 3, H, W), unclamped for the loss
+        recon_mse = ((recon - images) ** 2).mean()
+        return {"recon": recon, "codes": vq.codes, "counts": vq.counts,
+                "recon_mse": recon_mse, "vq_loss": vq.loss, "loss": recon_mse + vq.loss}
+
+    @torch.no_grad()
+    def encode_indices(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, h, w) long code indices for images (B, 3, H, W) float in [0, 1]."""
+        self._check_images(images)
+        return self.quantizer.encode(self.encoder(images * 2 - 1))
+
+    def decode_indices(self, codes: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) float in [0, 1] for code indices (B, h, w). ONNX-exportable (opset 17)."""
+        q = self.quantizer.lookup(codes)                      # (B, D, h, w)
+        return (self.decoder(q) * 0.5 + 0.5).clamp(0.0, 1.0)
+
+    def _check_images(self, images: torch.Tensor) -> None:
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ArtgenError(f"expected images of shape (B, 3, H, W), got {tuple(images.shape)}")
+        if images.shape[-1] % self.cfg.downsample or images.shape[-2] % self.cfg.downsample:
+            raise ArtgenError(f"image side {tuple(images.shape[-2:])} is not divisible by downsample {self.cfg.downsample}")
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # ------------------------------------------------------------ Hugging Face-style files
+
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        """Write `config.json` + `model.safetensors` into `directory` (each file atomically)."""
+        from safetensors.torch import save_file
+
+        from artgen.trainer import atomic_write_json
+
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        tmp = d / f".model.safetensors.tmp-{os.getpid()}"
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, str(tmp),
+                  metadata={"format": "pt"})
+        # Weights first, config last: a config.json never points at half-written weights.
+        os.replace(tmp, d / "model.safetensors")
+        atomic_write_json(d / "config.json", {"model_type": "artgen-vqvae", **self.cfg.to_dict()})
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, map_location: str = "cpu") -> "VQVAE":
+        from safetensors.torch import load_file
+
+        d = Path(directory)
+        if not (d / "config.json").exists() or not (d / "model.safetensors").exists():
+            raise ArtgenError(f"no VQ-VAE checkpoint at {d}: run `artgen train vqvae` first")
+        try:
+            raw = json.loads((d / "config.json").read_text())
+            raw.pop("model_type", None)
+            model = cls(VQVAEConfig(**raw))
+            model.load_state_dict(load_file(str(d / "model.safetensors"), device=map_location), strict=True)
+        except ArtgenError:
+            raise
+        except Exception as e:
+            raise ArtgenError(f"the VQ-VAE checkpoint at {d} is damaged ({type(e).__name__}): "
+                              f"train it again with `artgen train vqvae`") from e
+        return model.eval()
+
+
+def checkpoint_hash(directory: str | os.PathLike) -> str:
+    """sha256 of a saved VQ-VAE's config.json and model.safetensors (tags the latents cache)."""
+    import hashlib
+
+    d = Path(directory)
+    h = hashlib.sha256()
+    for name in ("config.json", "model.safetensors"):
+        with open(d / name, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
