@@ -1,0 +1,128 @@
+"""`artgen train vqvae` end to end on a tiny corpus, and the latents cache."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from artgen.corpus import split_sizes
+from artgen.errors import ArtgenError
+from artgen.latents import ensure_latents, is_fresh, load_latents
+from artgen.vqvae import VQVAE, checkpoint_hash
+from artgen.workspace import Workspace
+from conftest import ROOT, run_cli
+
+N_TRAIN, N_TEST = split_sizes(120)  # the small_corpus fixture
+TINY = ["--steps", "4", "--batch-size", "4", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def trained_ws(small_corpus, tmp_path_factory):
+    """A workspace with the small corpus and a VQ-VAE trained for a few steps by the CLI."""
+    ws = tmp_path_factory.mktemp("vqws")
+    shutil.copytree(small_corpus / "data", ws / "data")
+    r = run_cli("train", "vqvae", *TINY, workdir=ws)
+    assert r.returncode == 0, r.stderr
+    return ws
+
+
+def test_train_vqvae_writes_model_metrics_pictures_and_latents(trained_ws):
+    ckpt = trained_ws / "checkpoints" / "vqvae"
+    metrics = json.loads((ckpt / "metrics.json").read_text())
+    for key in ("recon_mse", "psnr", "codebook_usage", "perplexity"):
+        assert key in metrics
+    assert 0 < metrics["codebook_usage"] <= 1 and 1 <= metrics["perplexity"] <= 512
+    assert metrics["psnr"] == pytest.approx(10 * np.log10(1 / metrics["recon_mse"]))
+    assert metrics["test_images"] == N_TEST and metrics["steps"] == 4
+    for png in ("reconstructions.png", "code_histogram.png"):
+        assert (ckpt / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    model = VQVAE.from_pretrained(ckpt)
+    assert model.cfg.image_size == 32 and model.cfg.quantizer.codebook_size == 512
+
+    ws = Workspace(trained_ws)
+    ids, codes = load_latents(ws, "test")
+    assert codes.dtype == np.uint16 and codes.shape == (N_TEST, 8, 8) and len(ids) == N_TEST
+    from artgen.train_vqvae import load_images, to_float
+
+    corpus_ids, pixels = load_images(ws.data, "test")
+    assert ids == corpus_ids
+    assert np.array_equal(codes, model.encode_indices(to_float(pixels)).numpy())
+
+
+def test_stale_latents_are_detected_and_rebuilt(trained_ws, tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    shutil.copytree(trained_ws / "data", ws.data)
+    shutil.copytree(trained_ws / "checkpoints", ws.root / "checkpoints")
+    ensure_latents(ws, show_progress=False)
+    assert is_fresh(ws, "train")
+    # A retrained model (different weights) makes the cache stale.
+    ckpt = ws.checkpoint("vqvae")
+    model = VQVAE.from_pretrained(ckpt)
+    with torch.no_grad():
+        model.quantizer.embed.mul_(-1.0)
+    model.save_pretrained(ckpt)
+    assert not is_fresh(ws, "train") and not is_fresh(ws, "test")
+    ensure_latents(ws, show_progress=False)
+    meta = json.loads((ws.latents / "train" / "meta.json").read_text())
+    assert meta["checkpoint_hash"] == checkpoint_hash(ckpt)
+    from artgen.train_vqvae import load_images, to_float
+
+    _, pixels = load_images(ws.data, "train")
+    _, codes = load_latents(ws, "train")
+    assert np.array_equal(codes, model.encode_indices(to_float(pixels)).numpy())
+
+
+def test_latents_need_a_vqvae_and_a_cache(tmp_path, small_corpus):
+    with pytest.raises(ArtgenError, match="artgen data synth"):
+        ensure_latents(Workspace(tmp_path))
+    with pytest.raises(ArtgenError, match="no VQ-VAE checkpoint.*artgen train vqvae"):
+        ensure_latents(Workspace(small_corpus))
+    with pytest.raises(ArtgenError, match="artgen train vqvae"):
+        load_latents(Workspace(tmp_path), "train")
+
+
+def test_missing_corpus_is_a_one_line_error(tmp_path):
+    r = run_cli("train", "vqvae", *TINY, workdir=tmp_path)
+    assert r.returncode == 2
+    assert "artgen data synth" in r.stderr and "artgen data import" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_bad_options_are_clear_errors(trained_ws):
+    from artgen.train_vqvae import train_vqvae
+
+    with pytest.raises(ArtgenError, match="unknown preset 'huge'"):
+        train_vqvae(Workspace(trained_ws), preset="huge")
+    with pytest.raises(ArtgenError, match="unknown quantiser variant 'magic'"):
+        train_vqvae(Workspace(trained_ws), variant="magic", steps=1, show_progress=False)
+
+
+def test_corrupt_training_state_stops_resume(trained_ws, tmp_path):
+    from artgen.train_vqvae import train_vqvae
+
+    ws = tmp_path / "ws"
+    shutil.copytree(trained_ws / "data", ws / "data")
+    shutil.copytree(trained_ws / "checkpoints", ws / "checkpoints")
+    opt = ws / "checkpoints" / "vqvae" / "train_state" / "optimizer.safetensors"
+    opt.write_bytes(b"not a safetensors file")
+    with pytest.raises(ArtgenError, match="damaged"):
+        train_vqvae(Workspace(ws), resume=True, steps=6, batch_size=4, device="cpu", show_progress=False)
+
+
+@pytest.mark.slow
+def test_training_runs_unchanged_under_torchrun_with_two_processes(small_corpus, tmp_path):
+    shutil.copytree(small_corpus / "data", tmp_path / "data")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "artgen.cli", "--workdir", str(tmp_path), "train", "vqvae", *TINY]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600,
+                       env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    metrics = json.loads((tmp_path / "checkpoints" / "vqvae" / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["images_seen"] == 4 * 4 * 2
+    state = json.loads((tmp_path / "checkpoints" / "vqvae" / "train_state" / "config.json").read_text())
+    assert state["step"] == 4
+    assert load_latents(Workspace(tmp_path), "train")[1].shape[0] == N_TRAIN
