@@ -137,6 +137,61 @@ def demo(ctx: typer.Context) -> None:
     ctx.invoke(data_show, ctx=ctx, split="train", n=64, columns=8, out=None)
 
 
+@train_app.callback()
+def train_encoder_cmd(
+    ctx: typer.Context,
+    encoder: Optional[str] = typer.Option(None, "--encoder", help="Text encoder to train with the index predictor: tiny, clip or distilbert."),
+    preset: str = typer.Option("quick", help="quick (<= 10 min per encoder on 2 CPU cores) or default."),
+    annotations: str = typer.Option("auto", help="Caption labels: auto (openai file if present, else heuristic), heuristic, openai or gt."),
+    pretrained: Optional[str] = typer.Option(None, help="Folder or hub id with real clip/distilbert weights (frozen unless --finetune)."),
+    finetune: bool = typer.Option(False, "--finetune", help="Train the pretrained encoder's weights too."),
+    resume: bool = typer.Option(False, "--resume", help="Continue exactly from <workdir>/checkpoints/<encoder>/train_state."),
+    device: str = typer.Option("auto", help="auto (CUDA when available), cpu or cuda."),
+    steps: Optional[int] = typer.Option(None, min=1, help="Override the preset's number of optimiser steps."),
+) -> None:
+    """Train an encoder + the index predictor (`--encoder`), or the VQ-VAE (`artgen train vqvae`)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if encoder is None:
+        raise ArtgenError("no encoder chosen: use `artgen train --encoder tiny|clip|distilbert`, or `artgen train vqvae`")
+    from artgen.train_predictor import train_predictor
+
+    train_predictor(workspace(ctx), encoder=encoder, preset=preset, annotations=annotations, pretrained=pretrained,
+                    finetune=finetune, resume=resume, device=device, steps=steps)
+
+
+@app.command("generate")
+def generate_cmd(
+    ctx: typer.Context,
+    prompt: Optional[str] = typer.Argument(None, help='A few adjectives, e.g. "warm, chaotic, vivid".'),
+    encoder: str = typer.Option("tiny", "--encoder", help="Which trained encoder to use: tiny, clip or distilbert."),
+    n: int = typer.Option(4, "-n", min=1, max=64, help="Images per prompt (seeds seed .. seed+n-1)."),
+    seed: int = typer.Option(0, help="Seed of the first image: the same seed gives the same bytes."),
+    steps: int = typer.Option(1, min=1, max=64, help="1: one-shot prediction; K: K parallel refine steps."),
+    guidance: float = typer.Option(3.0, help="Classifier-free guidance scale (1: none)."),
+    temperature: float = typer.Option(1.0, min=0.0, help="Sampling temperature (0: most likely code)."),
+    prompts: Optional[Path] = typer.Option(None, "--prompts", help="Text file with one prompt per line (one row each)."),
+    out: Path = typer.Option(Path("generated.png"), "-o", "--out", help="PNG grid to write."),
+) -> None:
+    """Generate abstract paintings from adjectives and write them as a PNG grid."""
+    from artgen.generate import generate_to_png, read_prompts
+
+    texts = ([prompt] if prompt is not None else []) + (read_prompts(prompts) if prompts else [])
+    notes = generate_to_png(workspace(ctx), texts, out, encoder=encoder, n=n, seed=seed, steps=steps,
+                            guidance=guidance, temperature=temperature)
+    for note in notes:
+        console.print(note)
+    console.print(f"wrote {len(texts)} x {n} images to {out}")
+
+
+@app.command("encoders")
+def encoders_cmd(ctx: typer.Context) -> None:
+    """List the text encoders: parameters, tokenizer and where the weights come from."""
+    from artgen.encoders import encoder_table
+
+    console.print(encoder_table(workspace(ctx)))
+
+
 def _one_line(message: str) -> str:
     return " ".join(str(message).split())
 

@@ -1,0 +1,203 @@
+"""The whole inference path, text to image, in one page:
+
+    prompts --tokenize--> ids --encoder--> states (B, T, d)
+            --predictor, K parallel steps, classifier-free guidance--> codes (B, 16, 16)
+            --VQ-VAE decoder--> images (B, 64, 64, 3) uint8
+
+    gen = load_generator(ws, encoder="tiny")
+    images = gen.generate(["warm, chaotic, vivid"], seed=0, steps=1, guidance=3.0)
+
+Sampling (MaskGIT, Chang et al. 2022): every position starts as [MASK]. Each step predicts
+all positions at once, samples a code for each masked one (Gumbel-max at `temperature`;
+0 takes the argmax), and keeps the most confident; the rest are masked again following the
+cosine schedule until the last step fixes everything. `steps=1` is the direct, one-shot
+prediction. Guidance (Ho & Salimans 2022): logits = uncond + g * (cond - uncond), where
+uncond is the same network with the text dropped; g = 1 is the plain conditional model.
+
+Randomness comes from numpy's PCG64, one stream per image seeded with its own seed
+(`seed + i` for the i-th image), so an image does not depend on what else is in the batch
+and a torch-free runtime can draw the very same numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from artgen.encoders import ENCODERS, TextEncoder, encoder_from_directory, unknown_encoder
+from artgen.errors import ArtgenError
+from artgen.predictor import IndexPredictor, PredictorConfig
+from artgen.vocabulary import ADJECTIVES, STOPWORDS, parse_prompt
+from artgen.workspace import Workspace
+
+MAX_STEPS = 64
+
+
+def unseen_words(prompt: str) -> list[str]:
+    """Words of a prompt that never appear in a training caption (training captions use the
+    vocabulary adjectives only): the model reads them as sub-words."""
+    return [w for w in parse_prompt(prompt).words if w not in ADJECTIVES and w not in STOPWORDS]
+
+
+def gumbel(seeds: Sequence[int], step: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Gumbel(0, 1) noise (B, *shape) for sampling step `step`, one stream per image seed."""
+    rows = [np.random.default_rng([int(s), step]).random(shape) for s in seeds]
+    u = np.clip(np.stack(rows), 1e-20, 1.0 - 1e-7)
+    return -np.log(-np.log(u))
+
+
+@dataclass
+class Generator:
+    encoder: TextEncoder
+    predictor: IndexPredictor
+    vqvae: torch.nn.Module
+    config: dict  # the checkpoint's config.json
+
+    @property
+    def source(self) -> str:
+        return self.encoder.describe_source()
+
+    @torch.no_grad()
+    def logits(self, codes: torch.Tensor, states: torch.Tensor, mask: torch.Tensor, guidance: float) -> torch.Tensor:
+        """Guided logits (B, N, K) for partially known codes (B, N)."""
+        cond = self.predictor(codes, states, mask)
+        if guidance == 1.0:
+            return cond
+        uncond = self.predictor(codes, states, torch.zeros_like(mask))
+        return uncond + guidance * (cond - uncond)
+
+    @torch.no_grad()
+    def sample_codes(self, prompts: Sequence[str], seed: int = 0, steps: int = 1, guidance: float = 3.0,
+                     temperature: float = 1.0, seeds: Sequence[int] | None = None) -> torch.Tensor:
+        """(B, h, w) long code grids for `prompts` (one image per prompt; image i uses seed + i)."""
+        if not 1 <= steps <= MAX_STEPS:
+            raise ArtgenError(f"--steps must be between 1 and {MAX_STEPS} (got {steps})")
+        if temperature < 0:
+            raise ArtgenError(f"--temperature must be >= 0 (got {temperature})")
+        for p in prompts:
+            parse_prompt(p)  # empty or over-long prompts are a one-line error
+        seeds = list(seeds) if seeds is not None else [seed + i for i in range(len(prompts))]
+        cfg = self.predictor.cfg
+        B, N, K = len(prompts), cfg.positions, cfg.codebook_size
+
+        tokens = self.encoder.tokenize(list(prompts))  # ids (B, T), mask (B, T)
+        states, mask = self.encoder.encode(tokens)  # (B, T, d) text states
+        codes = torch.full((B, N), cfg.mask_id, dtype=torch.long)  # (B, N) all unknown
+        for step in range(steps):
+            unknown = codes == cfg.mask_id  # (B, N)
+            logits = self.logits(codes, states, mask, guidance)  # (B, N, K)
+            if temperature > 0:
+                noise = torch.from_numpy(gumbel(seeds, step, (N, K))).float()
+                sampled = (logits / temperature + noise).argmax(-1)  # (B, N)
+            else:
+                sampled = logits.argmax(-1)
+            confidence = logits.softmax(-1).gather(-1, sampled[..., None])[..., 0]  # (B, N)
+            sampled = torch.where(unknown, sampled, codes)
+            # positions left masked after this step: the cosine schedule, none after the last
+            n_masked = int(math.floor(N * math.cos(math.pi / 2 * (step + 1) / steps)))
+            if n_masked > 0:
+                confidence = torch.where(unknown, confidence, torch.full_like(confidence, math.inf))
+                order = confidence.argsort(dim=-1, stable=True)  # least confident first
+                remask = torch.zeros_like(unknown).scatter(1, order[:, :n_masked], True)
+                sampled = torch.where(remask, torch.full_like(sampled, cfg.mask_id), sampled)
+            codes = sampled
+        return codes.view(B, cfg.grid, cfg.grid)  # (B, h, w) code indices
+
+    @torch.no_grad()
+    def decode(self, codes: torch.Tensor) -> np.ndarray:
+        """(B, H, W, 3) uint8 images for code grids (B, h, w)."""
+        images = self.vqvae.decode_indices(codes)  # (B, 3, H, W) in [0, 1]
+        return (images * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+    def generate(self, prompts: Sequence[str], seed: int = 0, steps: int = 1, guidance: float = 3.0,
+                 temperature: float = 1.0, seeds: Sequence[int] | None = None) -> np.ndarray:
+        return self.decode(self.sample_codes(prompts, seed, steps, guidance, temperature, seeds))
+
+
+def load_generator(ws: Workspace, encoder: str = "tiny", checkpoint: str | Path | None = None) -> Generator:
+    """The trained encoder + predictor of `checkpoints/<encoder>/` and the workspace's VQ-VAE."""
+    from safetensors.torch import load_file
+
+    from artgen.vqvae import VQVAE, checkpoint_hash
+
+    if checkpoint is None and encoder not in ENCODERS:
+        raise unknown_encoder(encoder)
+    directory = Path(checkpoint) if checkpoint else ws.checkpoint(encoder)
+    if not (directory / "config.json").exists() or not (directory / "model.safetensors").exists():
+        raise ArtgenError(f"no trained {encoder} model at {directory}: run `artgen train --encoder {encoder}` first")
+    try:
+        config = json.loads((directory / "config.json").read_text())
+        text_encoder = encoder_from_directory(directory, load_weights=False)
+        predictor = IndexPredictor(PredictorConfig(**config["predictor"]))
+        state = load_file(str(directory / "model.safetensors"))
+        text_encoder.load_state_dict({k[8:]: v for k, v in state.items() if k.startswith("encoder.")})
+        predictor.load_state_dict({k[10:]: v for k, v in state.items() if k.startswith("predictor.")})
+    except ArtgenError:
+        raise
+    except Exception as e:
+        raise ArtgenError(f"the checkpoint at {directory} is damaged ({type(e).__name__}): "
+                          f"train it again with `artgen train --encoder {encoder}`") from e
+    vq_dir = ws.checkpoint("vqvae")
+    vqvae = VQVAE.from_pretrained(vq_dir)
+    if checkpoint_hash(vq_dir) != config["summary"]["vqvae_hash"]:
+        raise ArtgenError(f"{directory} was trained on the codes of another VQ-VAE than {vq_dir}: "
+                          f"retrain it with `artgen train --encoder {encoder}`")
+    return Generator(text_encoder.eval(), predictor.eval(), vqvae.eval(), config)
+
+
+def image_grid(images: np.ndarray, columns: int, pad: int = 2) -> np.ndarray:
+    """(rows*H, columns*W, 3) uint8 grid of (B, H, W, 3) images on a white background."""
+    B, H, W, _ = images.shape
+    rows = math.ceil(B / columns)
+    grid = np.full((rows * (H + pad) + pad, columns * (W + pad) + pad, 3), 255, dtype=np.uint8)
+    for i, im in enumerate(images):
+        r, c = divmod(i, columns)
+        grid[pad + r * (H + pad): pad + r * (H + pad) + H, pad + c * (W + pad): pad + c * (W + pad) + W] = im
+    return grid
+
+
+def read_prompts(path: Path) -> list[str]:
+    """One prompt per non-empty line of a text file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtgenError(f"prompt file {path} does not exist: give a text file with one prompt per line")
+    prompts = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    if not prompts:
+        raise ArtgenError(f"prompt file {path} holds no prompts: write one prompt per line")
+    return prompts
+
+
+def generate_to_png(ws: Workspace, prompts: Sequence[str], out: Path, encoder: str = "tiny", n: int = 4,
+                    seed: int = 0, steps: int = 1, guidance: float = 3.0, temperature: float = 1.0,
+                    scale: int = 2) -> list[str]:
+    """`artgen generate`: a PNG grid, one row per prompt, `n` seeds (seed .. seed+n-1) per row.
+    Returns the one-line notes for the user (unseen words)."""
+    from PIL import Image
+
+    if not prompts:
+        raise ArtgenError("no prompt given: pass a prompt such as \"warm, chaotic, vivid\" or --prompts FILE")
+    if n < 1:
+        raise ArtgenError(f"-n must be at least 1 (got {n})")
+    for p in prompts:
+        parse_prompt(p)
+    gen = load_generator(ws, encoder)
+    notes = [f"note: {', '.join(repr(w) for w in words)} never appear in training captions; "
+             f"read as sub-words {gen.encoder.pieces(' '.join(words))}"
+             for words in (unseen_words(p) for p in prompts) if words]
+    rows = []
+    for p in prompts:  # one prompt per row, the i-th column always uses seed + i
+        rows.append(gen.generate([p] * n, seed=seed, steps=steps, guidance=guidance, temperature=temperature))
+    grid = image_grid(np.concatenate(rows), columns=n)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    img = Image.fromarray(grid)
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    img.save(out, format="PNG")
+    return notes

@@ -1,0 +1,299 @@
+"""`artgen train --encoder tiny|clip|distilbert`: train a text encoder + the direct index
+predictor on the cached VQ-VAE latents, through the shared loop in `artgen.trainer`.
+
+Data: each training painting's code grid (B, 16, 16) and a caption drawn afresh from its
+adjectives at every step (`artgen.captions.make_caption`: 3-5 vocabulary words in a random
+template; held-out synonyms never appear). Loss: cross-entropy on the masked positions.
+Evaluation (the whole test split, one fixed caption per painting, grid fully masked = the
+one-shot prediction): `ce` and `token_accuracy` with the text, `ce_no_text` with the text
+dropped, and the baselines every model must beat - the most frequent training code
+(`baseline_accuracy`) and the training code histogram as a predictor (`baseline_ce`).
+
+The checkpoint directory `checkpoints/<encoder>/` describes itself: `config.json` (encoder,
+weight source or "trained from scratch", predictor config, vocabulary hash, VQ-VAE hash),
+`model.safetensors` (`encoder.*` and `predictor.*`), `encoder.json`, `tokenizer/`,
+`metrics.json`; the trainer's resumable state sits in `train_state/`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from artgen.encoders import ENCODERS, TextEncoder, Tokens, encoder_from_directory, load_encoder, unknown_encoder
+from artgen.errors import ArtgenError
+from artgen.predictor import IndexPredictor, PredictorConfig, training_inputs
+from artgen.progress import console
+from artgen.workspace import Workspace
+
+CHECKPOINT_FORMAT = "artgen-text-to-codes-1"
+
+
+@dataclass
+class PredictorPreset:
+    predictor: dict = field(default_factory=dict)  # PredictorConfig fields
+    encoder: dict = field(default_factory=dict)  # encoder config overrides (small test configs)
+    train: dict = field(default_factory=dict)  # TrainConfig fields
+    eval_images: int = 0  # test paintings evaluated (0: the whole test split)
+
+
+_QUICK_TRAIN = dict(batch_size=32, lr=1e-3, warmup_steps=30, weight_decay=0.01, checkpoint_every=100, log_every=10)
+PRESETS: dict[str, dict[str, PredictorPreset]] = {
+    # <= 10 minutes per encoder on the 2-core build machine: tests, the demo, the comparison.
+    "quick": {
+        "tiny": PredictorPreset(predictor=dict(width=128, layers=3, heads=4), train=dict(_QUICK_TRAIN, steps=300)),
+        "clip": PredictorPreset(predictor=dict(width=128, layers=3, heads=4),
+                                train=dict(_QUICK_TRAIN, steps=120, lr=3e-4)),
+        "distilbert": PredictorPreset(predictor=dict(width=128, layers=3, heads=4),
+                                      train=dict(_QUICK_TRAIN, steps=120, lr=3e-4)),
+    },
+    # The shipped model: tiny <= 60 minutes; the large encoders at the same predictor size.
+    "default": {
+        name: PredictorPreset(train=dict(batch_size=32, lr=(1e-3 if name == "tiny" else 3e-4), warmup_steps=100,
+                                         weight_decay=0.01, steps=1500, checkpoint_every=250, log_every=10,
+                                         eval_every=500))
+        for name in ENCODERS
+    },
+}
+
+
+class TextToCodes(nn.Module):
+    """Encoder + predictor as one module, so the shared loop (and DDP) sees one model."""
+
+    def __init__(self, encoder: TextEncoder, predictor: IndexPredictor):
+        super().__init__()
+        self.encoder = encoder
+        self.predictor = predictor
+
+    def forward(self, codes, ids, mask, text_mask):
+        states = self.encoder(ids, mask)  # (B, T, d)
+        return self.predictor(codes, states, text_mask)  # (B, N, K)
+
+
+def caption_rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+class PredictorTask:
+    """The `artgen.trainer` task: batches of (captions, code grids), masked-token CE."""
+
+    def __init__(self, model: TextToCodes, train_codes: np.ndarray, train_labels: list[list[str]],
+                 test_codes: np.ndarray, test_labels: list[list[str]], config: dict, metrics_path: Path | None,
+                 eval_images: int = 0):
+        from artgen.captions import make_caption
+
+        self.model = model
+        self.cfg = model.predictor.cfg
+        self.make_caption = make_caption
+        self.train_codes = torch.from_numpy(train_codes.astype(np.int64)).flatten(1)  # (N, h*w)
+        self.train_labels = train_labels
+        n_test = len(test_codes) if not eval_images else min(eval_images, len(test_codes))
+        self.test_codes = torch.from_numpy(test_codes[:n_test].astype(np.int64)).flatten(1)
+        # one fixed caption per test painting, so every evaluation reads the same text
+        self.test_captions = [make_caption(a, caption_rng(i)) if a else "" for i, a in enumerate(test_labels[:n_test])]
+        self.test_has_text = torch.tensor([bool(a) for a in test_labels[:n_test]])
+        counts = torch.bincount(self.train_codes.flatten(), minlength=self.cfg.codebook_size).double()
+        self.code_logprob = (counts / counts.sum()).clamp_min(1e-12).log()  # unigram "model" of the codes
+        self.most_frequent = int(counts.argmax())
+        self._config = config
+        self.metrics_path = metrics_path
+        self.evaluations: list[dict] = []
+        self.steps_done = 0
+
+    def config(self) -> dict:
+        return self._config
+
+    def _tokens(self, captions: list[str], has_text: torch.Tensor) -> Tokens:
+        tokens = self.model.encoder.tokenize([c or "painting" for c in captions])
+        return tokens
+
+    def batch(self, step: int, generator: torch.Generator, batch_size: int) -> dict:
+        idx = torch.randint(0, len(self.train_codes), (batch_size,), generator=generator)
+        rng = caption_rng(int(torch.randint(0, 2**62, (1,), generator=generator)))
+        labels = [self.train_labels[i] for i in idx.tolist()]
+        captions = [self.make_caption(a, rng) if a else "" for a in labels]
+        has_text = torch.tensor([bool(a) for a in labels])
+        tokens = self._tokens(captions, has_text)
+        codes = self.train_codes[idx]  # (B, N)
+        inputs, masked, text_mask = training_inputs(codes, tokens.mask & has_text[:, None], self.cfg, generator)
+        self.steps_done = step + 1
+        return {"codes": codes, "inputs": inputs, "masked": masked, "ids": tokens.ids, "mask": tokens.mask,
+                "text_mask": text_mask}
+
+    def loss(self, model, b):
+        logits = model(b["inputs"], b["ids"], b["mask"], b["text_mask"])  # (B, N, K)
+        ce = F.cross_entropy(logits.transpose(1, 2), b["codes"], reduction="none")  # (B, N)
+        m = b["masked"].float()
+        loss = (ce * m).sum() / m.sum()
+        with torch.no_grad():
+            acc = ((logits.argmax(-1) == b["codes"]).float() * m).sum() / m.sum()
+        return loss, {"acc": acc}
+
+    def evaluate(self, model: TextToCodes) -> dict:
+        """One-shot prediction of every test grid, with and without the text."""
+        device = next(model.parameters()).device
+        sums = {"ce": 0.0, "acc": 0.0, "ce_no_text": 0.0, "acc_no_text": 0.0, "baseline_ce": 0.0, "baseline_acc": 0.0}
+        n = 0
+        bs = 64
+        for s in range(0, len(self.test_codes), bs):
+            codes = self.test_codes[s:s + bs].to(device)  # (B, N)
+            tokens = self._tokens(self.test_captions[s:s + bs], self.test_has_text[s:s + bs]).to(device)
+            inputs = torch.full_like(codes, self.cfg.mask_id)
+            states = model.encoder(tokens.ids, tokens.mask)
+            has = self.test_has_text[s:s + bs].to(device)[:, None]
+            for key, text_mask in (("", tokens.mask & has), ("_no_text", torch.zeros_like(tokens.mask))):
+                logits = model.predictor(inputs, states, text_mask)  # (B, N, K)
+                sums["ce" + key] += F.cross_entropy(logits.transpose(1, 2), codes, reduction="sum").item()
+                sums["acc" + key] += (logits.argmax(-1) == codes).sum().item()
+            sums["baseline_ce"] += -self.code_logprob.to(device)[codes].sum().item()
+            sums["baseline_acc"] += (codes == self.most_frequent).sum().item()
+            n += codes.numel()
+        row = {
+            "step": self.steps_done,
+            "ce": sums["ce"] / n, "ce_no_text": sums["ce_no_text"] / n,
+            "token_accuracy": sums["acc"] / n, "token_accuracy_no_text": sums["acc_no_text"] / n,
+            "baseline_accuracy": sums["baseline_acc"] / n, "baseline_ce": sums["baseline_ce"] / n,
+            "test_images": len(self.test_codes),
+        }
+        self.evaluations.append(row)
+        if self.metrics_path is not None:
+            from artgen.trainer import atomic_write_json
+
+            atomic_write_json(self.metrics_path, {**self._config["summary"], "evaluations": self.evaluations, **row})
+        return row
+
+
+def _labels_for(ids: list[str], labels: dict[str, list[str]]) -> list[list[str]]:
+    return [labels.get(i, []) for i in ids]
+
+
+def _ensure_vqvae(ws: Workspace, device: str, show_progress: bool) -> Path:
+    from artgen.latents import ensure_latents
+
+    ckpt = ws.checkpoint("vqvae")
+    if not (ckpt / "model.safetensors").exists():
+        from artgen.corpus import load_corpus
+        from artgen.train_vqvae import train_vqvae
+
+        load_corpus(ws.data)  # a missing corpus is named before any training starts
+        console.print(f"no VQ-VAE at {ckpt}: training one first (`artgen train vqvae --preset quick`)")
+        train_vqvae(ws, preset="quick", device=device, show_progress=show_progress)
+    ensure_latents(ws, show_progress=show_progress)
+    return ckpt
+
+
+def train_predictor(ws: Workspace, encoder: str = "tiny", preset: str | PredictorPreset = "quick",
+                    annotations: str = "auto", pretrained: str | None = None, finetune: bool = False,
+                    resume: bool = False, device: str = "auto", steps: int | None = None,
+                    show_progress: bool = True) -> dict:
+    """Train `encoder` + the index predictor into `checkpoints/<encoder>/`; returns the final metrics."""
+    from artgen.captions import load_labels
+    from artgen.latents import load_latents
+    from artgen.trainer import TrainConfig, atomic_write_json, train
+    from artgen.vocabulary import vocabulary_hash
+    from artgen.vqvae import checkpoint_hash
+
+    if encoder not in ENCODERS:
+        raise unknown_encoder(encoder)
+    if isinstance(preset, str):
+        if preset not in PRESETS:
+            raise ArtgenError(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
+        preset_name, p = preset, PRESETS[preset][encoder]
+    else:
+        preset_name, p = "custom", preset
+    if finetune and not pretrained:
+        raise ArtgenError("--finetune needs --pretrained DIR_OR_HUB_ID: without weights the encoder is trained from scratch anyway")
+    tcfg = TrainConfig(**{**p.train, "device": device, "show_progress": show_progress})
+    if steps is not None:
+        tcfg = replace(tcfg, steps=steps, warmup_steps=min(tcfg.warmup_steps, max(1, steps // 10)))
+
+    labels, label_source = load_labels(ws, annotations)  # a missing annotation file is named early
+    vq_dir = _ensure_vqvae(ws, device, show_progress)
+    train_ids, train_codes = load_latents(ws, "train")
+    test_ids, test_codes = load_latents(ws, "test")
+    train_labels, test_labels = _labels_for(train_ids, labels), _labels_for(test_ids, labels)
+    if not any(train_labels):
+        raise ArtgenError(f"none of the {len(train_ids)} training paintings has {label_source} labels: "
+                          "run `artgen annotate` or choose --annotations gt")
+
+    out_dir = ws.checkpoint(encoder)
+    from artgen.captions import make_captions
+
+    torch.manual_seed(0)  # the model is built deterministically: a resumed run rebuilds the same one
+    if resume and (out_dir / "encoder.json").exists():
+        text_encoder = encoder_from_directory(out_dir, load_weights=False)  # the same tokenizer as before
+    else:
+        if resume:
+            raise ArtgenError(f"nothing to resume: no encoder description in {out_dir}: run again without --resume")
+        texts = [c for i, a in enumerate(train_labels) if a for c in make_captions(a, seed=i, n=2)]
+        text_encoder = load_encoder(encoder, texts=texts, pretrained=pretrained, finetune=finetune, overrides=p.encoder)
+    grid = train_codes.shape[1]
+    pcfg = PredictorConfig(**{**p.predictor, "grid": grid, "text_width": text_encoder.width})
+    torch.manual_seed(0)
+    model = TextToCodes(text_encoder, IndexPredictor(pcfg))
+
+    n_enc, n_pred = text_encoder.num_parameters(), model.predictor.num_parameters()
+    summary = {
+        "encoder": encoder, "weights": text_encoder.describe_source(), "source": text_encoder.source,
+        "tokenizer": text_encoder.tokenizer_kind, "preset": preset_name, "annotations": label_source,
+        "encoder_parameters": n_enc, "predictor_parameters": n_pred, "vocabulary_hash": vocabulary_hash(),
+        "vqvae_hash": checkpoint_hash(vq_dir),
+    }
+    config = {"kind": CHECKPOINT_FORMAT, "summary": summary, "predictor": asdict(pcfg),
+              "encoder_spec": {k: v for k, v in text_encoder.spec().items()}, "frozen": text_encoder.frozen}
+    config = json.loads(json.dumps(config))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    text_encoder.save_description(out_dir)
+    console.print(f"train {encoder}: encoder {n_enc / 1e6:.2f}M ({text_encoder.describe_source()}), "
+                  f"predictor {n_pred / 1e6:.2f}M, {len(train_ids)} train / {len(test_ids)} test grids of "
+                  f"{grid}x{grid}, captions from {label_source} labels, preset {preset_name}")
+
+    task = PredictorTask(model, train_codes, train_labels, test_codes, test_labels, config,
+                         out_dir / "metrics.json", eval_images=p.eval_images)
+    if resume and (out_dir / "metrics.json").exists():
+        task.evaluations = json.loads((out_dir / "metrics.json").read_text()).get("evaluations", [])
+    result = train(task, tcfg, out_dir, resume=resume,
+                   description=f"train {encoder} ({text_encoder.describe_source()})")
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+        return result.metrics
+    save_text_to_codes(result.model, out_dir, {**config, "train": asdict(tcfg)})
+    final = {**summary, "evaluations": task.evaluations, **result.metrics,
+             "steps": tcfg.steps, "batch_size": tcfg.batch_size, "train_seconds_this_run": round(result.seconds, 1),
+             "train_samples_per_s": round(result.images_per_s, 2), "threads": torch.get_num_threads(),
+             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d")}
+    atomic_write_json(out_dir / "metrics.json", final)
+    m = result.metrics
+    console.print(
+        f"{encoder} ({text_encoder.describe_source()}): test ce {m['ce']:.3f} with text vs {m['ce_no_text']:.3f} "
+        f"without; token_accuracy {m['token_accuracy']:.3f} vs most-frequent-code baseline "
+        f"{m['baseline_accuracy']:.3f}; saved to {out_dir}"
+    )
+    return final
+
+
+def save_text_to_codes(model: TextToCodes, out_dir: Path, config: dict) -> None:
+    """Weights first, config last (each atomically): a config.json never names missing weights."""
+    import os
+
+    from safetensors.torch import save_file
+
+    from artgen.trainer import atomic_write_json
+
+    out_dir = Path(out_dir)
+    tmp = out_dir / f".model.safetensors.tmp-{os.getpid()}"
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(tmp), metadata={"format": "pt"})
+    os.replace(tmp, out_dir / "model.safetensors")
+    model.encoder.save_description(out_dir)
+    atomic_write_json(out_dir / "config.json", config)

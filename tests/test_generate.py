@@ -1,0 +1,178 @@
+"""Train encoder + predictor end to end on the tiny corpus (tiny configs, a few steps), then
+generate: shapes, determinism, guidance, the CLI and its errors."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_cli
+
+from artgen.errors import ArtgenError
+from artgen.train_predictor import PredictorPreset, train_predictor
+from artgen.workspace import Workspace
+
+TINY = PredictorPreset(
+    predictor=dict(width=32, layers=1, heads=2, mlp_ratio=2),
+    encoder=dict(width=32, layers=1, heads=2),
+    train=dict(steps=4, batch_size=8, lr=1e-3, warmup_steps=1, checkpoint_every=2, log_every=1),
+)
+
+
+@pytest.fixture(scope="module")
+def trained(small_corpus, tmp_path_factory):
+    """A workspace with a 2-step VQ-VAE, its latents, and a 4-step tiny encoder + predictor."""
+    from artgen.train_vqvae import train_vqvae
+
+    root = tmp_path_factory.mktemp("gen")
+    shutil.copytree(small_corpus / "data", root / "data")
+    ws = Workspace(root)
+    train_vqvae(ws, preset="quick", steps=2, batch_size=8, device="cpu", show_progress=False)
+    metrics = train_predictor(ws, "tiny", preset=TINY, annotations="gt", device="cpu", show_progress=False)
+    return ws, metrics
+
+
+def _assert_one_line_error(result, *needles):
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_checkpoint_describes_itself_and_metrics_are_written(trained):
+    ws, metrics = trained
+    d = ws.checkpoint("tiny")
+    config = json.loads((d / "config.json").read_text())
+    assert config["summary"]["weights"] == "trained from scratch"
+    assert config["summary"]["encoder"] == "tiny" and len(config["summary"]["vqvae_hash"]) == 64
+    assert (d / "model.safetensors").exists() and (d / "tokenizer" / "spm.model").exists()
+    saved = json.loads((d / "metrics.json").read_text())
+    for key in ("ce", "ce_no_text", "token_accuracy", "baseline_accuracy", "baseline_ce"):
+        assert np.isfinite(saved[key]) and saved[key] == metrics[key]
+    assert 0 <= saved["token_accuracy"] <= 1 and saved["test_images"] == 26
+    # the baseline predicts the most frequent training code everywhere: its accuracy is that code's test share
+    from artgen.latents import load_latents
+
+    train_codes, test_codes = load_latents(ws, "train")[1], load_latents(ws, "test")[1]
+    top = np.bincount(train_codes.ravel().astype(np.int64)).argmax()
+    assert saved["baseline_accuracy"] == pytest.approx((test_codes == top).mean())
+
+
+def test_resume_continues_exactly(trained, tmp_path):
+    from safetensors.torch import load_file
+
+    ws, _ = trained
+    other = Workspace(tmp_path)
+    for sub in ("data", "latents", "checkpoints/vqvae"):
+        shutil.copytree(ws.root / sub, tmp_path / sub)
+    train_predictor(other, "tiny", preset=TINY, annotations="gt", device="cpu", show_progress=False, steps=2)
+    train_predictor(other, "tiny", preset=TINY, annotations="gt", device="cpu", show_progress=False, resume=True)
+    a = load_file(str(ws.checkpoint("tiny") / "model.safetensors"))
+    b = load_file(str(other.checkpoint("tiny") / "model.safetensors"))
+    assert a.keys() == b.keys()
+    assert max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-6
+
+
+@pytest.fixture(scope="module")
+def generator(trained):
+    from artgen.generate import load_generator
+
+    return load_generator(trained[0], "tiny")
+
+
+def test_one_shot_and_refine_shapes_and_determinism(generator):
+    grid = generator.predictor.cfg.grid
+    for steps in (1, 4):
+        a = generator.sample_codes(["warm, chaotic, vivid", "cool calm"], seed=3, steps=steps)
+        assert a.shape == (2, grid, grid) and a.dtype == torch.long
+        assert int(a.min()) >= 0 and int(a.max()) < generator.predictor.cfg.codebook_size
+        assert torch.equal(a, generator.sample_codes(["warm, chaotic, vivid", "cool calm"], seed=3, steps=steps))
+    other = generator.sample_codes(["warm, chaotic, vivid", "cool calm"], seed=4, steps=1)
+    assert not torch.equal(a[:1], other[:1])
+    images = generator.decode(a)
+    assert images.dtype == np.uint8 and images.shape[0] == 2 and images.shape[-1] == 3
+
+
+def test_an_image_does_not_depend_on_its_batch(generator):
+    batch = generator.sample_codes(["warm", "cool", "dark"], seed=10, steps=2)
+    alone = generator.sample_codes(["cool"], seeds=[11], steps=2)
+    assert torch.equal(batch[1], alone[0])
+
+
+def test_guidance_one_is_the_conditional_model_and_temperature_zero_is_argmax(generator):
+    codes = torch.full((1, generator.predictor.cfg.positions), generator.predictor.cfg.mask_id)
+    states, mask = generator.encoder.encode(generator.encoder.tokenize(["warm, vivid"]))
+    cond = generator.predictor(codes, states, mask)
+    uncond = generator.predictor(codes, states, torch.zeros_like(mask))
+    assert torch.allclose(generator.logits(codes, states, mask, 1.0), cond)
+    assert torch.allclose(generator.logits(codes, states, mask, 0.0), uncond, atol=1e-6)
+    assert torch.allclose(generator.logits(codes, states, mask, 3.0), uncond + 3 * (cond - uncond), atol=1e-5)
+    greedy = generator.sample_codes(["warm, vivid"], seed=0, temperature=0.0, guidance=1.0)
+    assert torch.equal(greedy.flatten(), cond.argmax(-1).flatten())
+    assert torch.equal(greedy, generator.sample_codes(["warm, vivid"], seed=99, temperature=0.0, guidance=1.0))
+
+
+def test_bad_sampling_arguments(generator):
+    with pytest.raises(ArtgenError, match="empty"):
+        generator.sample_codes([" "])
+    with pytest.raises(ArtgenError, match="steps"):
+        generator.sample_codes(["warm"], steps=0)
+
+
+def test_cli_generate_writes_the_same_png_for_the_same_seed(trained, tmp_path):
+    ws, _ = trained
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    r1 = run_cli("generate", "warm, chaotic, vivid", "-n", "3", "--seed", "5", "-o", str(a), workdir=ws.root)
+    r2 = run_cli("generate", "warm, chaotic, vivid", "-n", "3", "--seed", "5", "-o", str(b), workdir=ws.root)
+    assert r1.returncode == 0 and r2.returncode == 0, r1.stderr
+    assert a.read_bytes() == b.read_bytes()
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("warm vivid\n\ncool calm\n")
+    c = tmp_path / "c.png"
+    r3 = run_cli("generate", "--prompts", str(prompts), "-n", "2", "--steps", "3", "-o", str(c), workdir=ws.root)
+    assert r3.returncode == 0, r3.stderr
+    from PIL import Image
+
+    side = 32 + 2  # 32 px images, 2 px gaps, drawn at twice the size
+    assert Image.open(a).size == ((3 * side + 2) * 2, (1 * side + 2) * 2)  # one prompt, three seeds
+    assert Image.open(c).size == ((2 * side + 2) * 2, (2 * side + 2) * 2)  # two prompts (rows), two seeds
+    assert "wrote 2 x 2 images" in r3.stderr
+
+
+def test_cli_generate_notes_unseen_words(trained, tmp_path):
+    r = run_cli("generate", "fiery, zorbly, vivid", "-n", "1", "-o", str(tmp_path / "x.png"), workdir=trained[0].root)
+    assert r.returncode == 0, r.stderr
+    notes = [line for line in r.stderr.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "'fiery'" in notes[0] and "'zorbly'" in notes[0] and "'vivid'" not in notes[0]
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["generate", ""], ["empty"]),
+    (["generate", " ".join(["warm"] * 30)], ["words", "limit"]),
+    (["generate", "warm", "--encoder", "gpt5"], ["unknown encoder", "tiny, clip, distilbert"]),
+    (["generate", "warm", "--encoder", "clip"], ["artgen train --encoder clip"]),
+    (["generate"], ["no prompt"]),
+    (["generate", "--prompts", "/nonexistent/p.txt"], ["does not exist"]),
+])
+def test_cli_generate_errors_are_one_line(trained, args, needles):
+    _assert_one_line_error(run_cli(*args, workdir=trained[0].root), *needles)
+
+
+def test_cli_train_errors_are_one_line(tmp_path, trained):
+    _assert_one_line_error(run_cli("train", workdir=tmp_path), "--encoder tiny")
+    _assert_one_line_error(run_cli("train", "--encoder", "gpt5", workdir=tmp_path), "unknown encoder")
+    _assert_one_line_error(run_cli("train", "--encoder", "tiny", "--annotations", "gt", workdir=tmp_path),
+                           "artgen data synth")
+    _assert_one_line_error(run_cli("train", "--encoder", "tiny", "--finetune", workdir=tmp_path), "--pretrained")
+
+
+def test_cli_encoders_lists_sizes_and_sources(trained):
+    r = run_cli("encoders", workdir=trained[0].root, env={"COLUMNS": "200"})
+    assert r.returncode == 0, r.stderr
+    out = r.stdout + r.stderr
+    for name in ("tiny", "clip", "distilbert"):
+        assert name in out
+    assert "trained from scratch" in out and "not trained" in out  # tiny trained, clip not
