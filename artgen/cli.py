@@ -31,6 +31,10 @@ app.add_typer(data_app, name="data")
 train_app = typer.Typer(help="Train the VQ-VAE (`artgen train vqvae`) or an encoder + predictor (`artgen train --encoder tiny`).",
                         invoke_without_command=True)
 app.add_typer(train_app, name="train")
+# `artgen annotate` runs the annotator (the group's callback); `artgen annotate report` measures it.
+from annotate.cli import annotate_app  # noqa: E402  (the CLI module is where artgen wires other packages)
+
+app.add_typer(annotate_app, name="annotate")
 
 
 def workspace(ctx: typer.Context) -> Workspace:
@@ -190,6 +194,31 @@ def encoders_cmd(ctx: typer.Context) -> None:
     from artgen.encoders import encoder_table
 
     console.print(encoder_table(workspace(ctx)))
+
+
+@app.command("bench")
+def bench_cmd(
+    ctx: typer.Context,
+    quick: bool = typer.Option(False, "--quick", help="150 test captions and 20 latency runs (tests, the demo)."),
+    encoders: Optional[str] = typer.Option(None, "--encoders", help="Comma-separated encoders, e.g. tiny,clip (default: every trained one)."),
+    captions: Optional[int] = typer.Option(None, min=2, help="Test captions, one generated image each (default 1000; quick 150)."),
+    latency_runs: Optional[int] = typer.Option(None, min=1, help="Timed runs per latency figure (default 100; quick 20)."),
+    threads: int = typer.Option(2, min=1, help="Threads for torch, ONNX Runtime and the FID network."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Report folder (default <workdir>/reports/bench)."),
+) -> None:
+    """Compare every trained encoder: size, latency, FID, codebook usage, attribute control."""
+    from bench.run import BenchConfig, run_bench
+
+    names = tuple(e.strip() for e in encoders.split(",") if e.strip()) if encoders else None
+    if encoders is not None and not names:
+        raise ArtgenError("--encoders is empty: give names such as --encoders tiny,clip")
+    cfg = BenchConfig(encoders=names, quick=quick, captions=captions, latency_runs=latency_runs, threads=threads)
+    report = run_bench(workspace(ctx), cfg, out_dir=out)
+    where = out or workspace(ctx).reports / "bench"
+    for c in report["criteria"]:
+        verdict = {True: "PASS", False: "FAIL", None: "not measured"}[c["pass"]]
+        console.print(f"{verdict:>12}  {c['target']}: {c['measured'] if c['measured'] is not None else c['note']}")
+    console.print(f"wrote report.json, report.md and report.html to {where} in {report['meta']['seconds']:.0f} s")
 
 
 def _one_line(message: str) -> str:

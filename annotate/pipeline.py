@@ -1,0 +1,334 @@
+"""`artgen annotate`: label the corpus's paintings with 3-5 vocabulary adjectives each.
+
+Records go to `annotations/<backend>.jsonl` (one JSON object per image, fsync'd per
+record), failures to `annotations/<backend>.failures.jsonl`. A rerun skips ids already
+written, so a run stopped by Ctrl-C or killed outright resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from annotate.writer import JsonlWriter
+from artgen.errors import ArtgenError
+from artgen.progress import console, progress_bar
+from artgen.workspace import Workspace
+
+BACKENDS = ("heuristic", "openai")
+SPLITS = ("train", "test", "all")
+
+
+@dataclass
+class AnnotateConfig:
+    backend: str = "heuristic"
+    mode: str = "vision"  # openai only: vision (image sent) | stats (statistics as text)
+    base_url: str | None = None
+    model: str | None = None  # openai: default gpt-4o-mini
+    concurrency: int = 8  # requests in flight (openai)
+    limit: int | None = None  # annotate at most this many new images
+    split: str = "all"
+    price_in: float | None = None  # USD per million prompt tokens
+    price_out: float | None = None  # USD per million completion tokens
+    dry_run: bool = False
+    timeout: float = 60.0
+    max_retries: int = 5
+    base_delay: float = 1.0
+    workers: int = 0  # heuristic: processes (0: one per CPU core)
+    show_progress: bool = True
+
+
+@dataclass
+class Summary:
+    backend: str
+    model: str
+    mode: str
+    out_path: Path
+    failures_path: Path
+    selected: int = 0  # images in the chosen split(s)
+    done: int = 0  # annotated in this run
+    skipped: int = 0  # already in the annotation file
+    failed: int = 0
+    retries: Counter = field(default_factory=Counter)
+    events: Counter = field(default_factory=Counter)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    price_in: float | None = None
+    price_out: float | None = None
+    seconds: float = 0.0
+    interrupted: bool = False
+    repaired_bytes: int = 0
+
+    @property
+    def cost(self) -> float | None:
+        if self.price_in is None and self.price_out is None:
+            return None
+        return (self.prompt_tokens * (self.price_in or 0.0) + self.completion_tokens * (self.price_out or 0.0)) / 1e6
+
+    def lines(self) -> list[str]:
+        rate = self.done / self.seconds if self.seconds > 0 else 0.0
+        head = "interrupted" if self.interrupted else "finished"
+        out = [f"annotate {head}: backend {self.backend} ({self.model}, mode {self.mode})",
+               f"  images: {self.done} done, {self.skipped} skipped (already annotated), {self.failed} failed"
+               f" of {self.selected} selected; {self.seconds:.1f} s, {rate:.1f} images/s"]
+        if self.retries:
+            out.append("  retries: " + ", ".join(f"{k} {v}" for k, v in sorted(self.retries.items())))
+        else:
+            out.append("  retries: none")
+        for k, v in sorted(self.events.items()):
+            out.append(f"  note: {k.replace('_', ' ')} ({v}x): fell back to plain JSON answers")
+        out.append(f"  tokens: {self.prompt_tokens} prompt, {self.completion_tokens} completion")
+        if self.cost is not None:
+            out.append(f"  estimated cost: ${self.cost:.4f} (at ${self.price_in or 0:g} / ${self.price_out or 0:g} "
+                       "per million prompt / completion tokens)")
+        if self.repaired_bytes:
+            out.append(f"  repaired: cut a torn last line ({self.repaired_bytes} bytes) left by an earlier killed run")
+        out.append(f"  labels: {self.out_path}")
+        if self.failed:
+            out.append(f"  failures: {self.failures_path} (rerun to retry them)")
+        if self.interrupted:
+            out.append("  rerun the same command to resume: finished images are skipped")
+        return out
+
+
+def _select_rows(ws: Workspace, split: str):
+    """[(split, dataset)] of the chosen split(s), images left as PNG bytes."""
+    import datasets
+
+    from artgen.corpus import load_corpus
+
+    if split not in SPLITS:
+        raise ArtgenError(f"unknown split {split!r}: use --split train, test or all")
+    dd = load_corpus(ws.data)
+    names = ["train", "test"] if split == "all" else [split]
+    return [(n, dd[n].cast_column("image", datasets.Image(decode=False))) for n in names]
+
+
+def _png_bytes(cell) -> bytes:
+    return cell["bytes"] if isinstance(cell, dict) else cell
+
+
+def _model_name(cfg: AnnotateConfig) -> str:
+    if cfg.backend == "heuristic":
+        from annotate.heuristic import MODEL_PATH
+
+        digest = hashlib.sha256(MODEL_PATH.read_bytes()).hexdigest()[:8] if MODEL_PATH.exists() else "missing"
+        return f"image-stats-{digest}"
+    from annotate.openai_backend import DEFAULT_MODEL
+
+    return cfg.model or DEFAULT_MODEL
+
+
+def run_annotation(ws: Workspace, cfg: AnnotateConfig) -> Summary:
+    """Annotate the pending images of the chosen split(s); returns the run's summary."""
+    if cfg.backend not in BACKENDS:
+        raise ArtgenError(f"unknown backend {cfg.backend!r}: use --backend heuristic or --backend openai")
+    if cfg.mode not in ("vision", "stats"):
+        raise ArtgenError(f"unknown mode {cfg.mode!r}: use --mode vision or --mode stats")
+    if cfg.concurrency < 1:
+        raise ArtgenError(f"--concurrency must be at least 1 (got {cfg.concurrency})")
+    if cfg.limit is not None and cfg.limit < 0:
+        raise ArtgenError(f"--limit must be 0 or more (got {cfg.limit})")
+    for name, price in (("--price-in", cfg.price_in), ("--price-out", cfg.price_out)):
+        if price is not None and price < 0:
+            raise ArtgenError(f"{name} must be a price in USD per million tokens, 0 or more (got {price})")
+    mode = "stats" if cfg.backend == "heuristic" else cfg.mode
+    api_key = None
+    if cfg.backend == "openai" and not cfg.dry_run:
+        from annotate.openai_backend import resolve_api_key
+
+        api_key = resolve_api_key(cfg.base_url)
+    parts = _select_rows(ws, cfg.split)
+    out_path = ws.annotations / f"{cfg.backend}.jsonl"
+    failures_path = ws.annotations / f"{cfg.backend}.failures.jsonl"
+    summary = Summary(cfg.backend, _model_name(cfg), mode, out_path, failures_path,
+                      price_in=cfg.price_in, price_out=cfg.price_out)
+
+    if cfg.dry_run:
+        done_ids = set()
+        if out_path.exists():
+            from artgen.captions import read_records
+
+            done_ids = {str(r.get("id")) for r in read_records(out_path)}
+        pending = [(ds, i) for _, ds in parts for i, id_ in enumerate(ds["id"]) if id_ not in done_ids]
+        summary.selected = sum(len(ds) for _, ds in parts)
+        summary.skipped = summary.selected - len(pending)
+        if cfg.limit is not None:
+            pending = pending[:cfg.limit]
+        _dry_run(cfg, summary, pending)
+        return summary
+
+    with JsonlWriter(out_path) as writer, JsonlWriter(failures_path) as failures:
+        summary.repaired_bytes = writer.repaired_bytes
+        pending = []  # (dataset, row index)
+        for _, ds in parts:
+            for i, id_ in enumerate(ds["id"]):
+                summary.selected += 1
+                if id_ in writer.done_ids:
+                    summary.skipped += 1
+                else:
+                    pending.append((ds, i))
+        if cfg.limit is not None:
+            pending = pending[:cfg.limit]
+        t0 = time.perf_counter()
+        try:
+            if cfg.backend == "heuristic":
+                _run_heuristic(cfg, summary, pending, writer)
+            else:
+                asyncio.run(_run_openai(cfg, summary, pending, writer, failures, api_key))
+        except KeyboardInterrupt:
+            summary.interrupted = True
+        finally:
+            summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+# ---------------------------------------------------------------- heuristic
+
+
+def _heuristic_chunk(chunk: list[tuple[str, bytes]]) -> list[tuple[str, list[str]]]:
+    from annotate.heuristic import annotate_images
+    from artgen.corpus import decode_image
+
+    images = [decode_image({"bytes": png}) for _, png in chunk]
+    return list(zip([i for i, _ in chunk], annotate_images(images)))
+
+
+def _run_heuristic(cfg: AnnotateConfig, summary: Summary, pending: list, writer: JsonlWriter) -> None:
+    from annotate.heuristic import load_model
+
+    load_model()  # a missing or stale model is an error before any work starts
+    chunk_size = 128
+    columns: dict[int, tuple[list, list]] = {}  # one read of each split's columns, not one per row
+    for ds, _ in pending:
+        if id(ds) not in columns:
+            columns[id(ds)] = (list(ds["id"]), list(ds["image"]))
+    items = [(columns[id(ds)][0][i], _png_bytes(columns[id(ds)][1][i])) for ds, i in pending]
+    chunks = [items[s:s + chunk_size] for s in range(0, len(items), chunk_size)]
+    workers = min(cfg.workers or os.cpu_count() or 1, max(len(chunks), 1))
+
+    def write(results):
+        for id_, adjectives in results:
+            writer.append({"id": id_, "adjectives": adjectives, "extra": [], "backend": "heuristic",
+                           "model": summary.model, "mode": "stats",
+                           "usage": {"prompt_tokens": 0, "completion_tokens": 0}})
+            summary.done += 1
+        advance(len(results))
+
+    with progress_bar("annotate (heuristic)", total=len(items), enabled=cfg.show_progress) as advance:
+        if workers <= 1:
+            for c in chunks:
+                write(_heuristic_chunk(c))
+        else:
+            pool = ProcessPoolExecutor(max_workers=workers)
+            try:
+                for results in pool.map(_heuristic_chunk, chunks):
+                    write(results)
+            except KeyboardInterrupt:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown()
+
+
+# ---------------------------------------------------------------- openai
+
+
+def _messages_for(cfg: AnnotateConfig, ds, i: int) -> tuple[str, list[dict]]:
+    import numpy as np
+
+    from annotate.prompt import build_messages
+    from artgen.corpus import decode_image
+    from artgen.image_stats import image_statistics
+
+    row = ds[i]
+    pixels = decode_image({"bytes": _png_bytes(row["image"])})
+    if cfg.mode == "vision":
+        return row["id"], build_messages("vision", pixels=np.asarray(pixels))
+    return row["id"], build_messages("stats", stats=image_statistics(pixels))
+
+
+async def _run_openai(cfg: AnnotateConfig, summary: Summary, pending: list, writer: JsonlWriter,
+                      failures: JsonlWriter, api_key: str) -> None:
+    from annotate.openai_backend import ClientConfig, Failure, OpenAIAnnotator
+
+    annotator = OpenAIAnnotator(ClientConfig(base_url=cfg.base_url, model=summary.model, timeout=cfg.timeout,
+                                             max_retries=cfg.max_retries, base_delay=cfg.base_delay), api_key)
+    summary.retries = annotator.retries  # shared: an interrupted run still reports them
+    summary.events = annotator.events
+    queue = iter(pending)
+
+    async def worker(advance):
+        for ds, i in queue:
+            id_, messages = _messages_for(cfg, ds, i)
+            base = {"id": id_, "backend": "openai", "model": summary.model, "mode": cfg.mode}
+            try:
+                ann = await annotator.annotate(messages)
+            except Failure as e:
+                u = getattr(e, "usage", None)
+                pt, ct = (u.prompt_tokens, u.completion_tokens) if u else (0, 0)
+                summary.prompt_tokens += pt
+                summary.completion_tokens += ct
+                failures.append({**base, "reason": annotator.redact(str(e)),
+                                 "usage": {"prompt_tokens": pt, "completion_tokens": ct},
+                                 "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+                summary.failed += 1
+            else:
+                summary.prompt_tokens += ann.prompt_tokens
+                summary.completion_tokens += ann.completion_tokens
+                record = {**base, "adjectives": ann.adjectives, "extra": ann.extra,
+                          "usage": {"prompt_tokens": ann.prompt_tokens, "completion_tokens": ann.completion_tokens},
+                          "attempts": ann.attempts}
+                if ann.overflow:
+                    record["overflow"] = ann.overflow
+                writer.append(record)
+                summary.done += 1
+            advance(1)
+
+    try:
+        with progress_bar(f"annotate ({summary.model}, {cfg.mode})", total=len(pending),
+                          enabled=cfg.show_progress) as advance:
+            await asyncio.gather(*(worker(advance) for _ in range(min(cfg.concurrency, max(len(pending), 1)))))
+    finally:
+        await annotator.close()
+
+
+# ---------------------------------------------------------------- dry run
+
+
+def _dry_run(cfg: AnnotateConfig, summary: Summary, pending: list) -> None:
+    if not pending:
+        console.print(f"nothing to annotate: all {summary.selected} selected images are in {summary.out_path}")
+        return
+    ds, i = pending[0]
+    if cfg.backend == "heuristic":
+        from annotate.heuristic import annotate_images
+        from artgen.corpus import decode_image
+        from artgen.image_stats import image_statistics
+
+        pixels = decode_image({"bytes": _png_bytes(ds[i]["image"])})
+        stats = image_statistics(pixels)
+        print(f"image {ds[i]['id']}: the heuristic backend sends no prompt; it measures these statistics")
+        for k, v in stats.items():
+            print(f"  {k} = {v:.4f}")
+        print(f"and would label it: {', '.join(annotate_images([pixels])[0])}")
+        return
+    from annotate.prompt import estimate_tokens, render_messages
+
+    id_, messages = _messages_for(cfg, ds, i)
+    tokens = estimate_tokens(messages)
+    print(f"prompt for image {id_} (model {summary.model}, mode {cfg.mode}):")
+    print(render_messages(messages))
+    print("---")
+    completion = 20  # {"adjectives": [...five words...]}
+    print(f"estimated tokens per image: ~{tokens} prompt + ~{completion} completion "
+          f"(~4 characters per token{', plus 85 for a low-detail image' if cfg.mode == 'vision' else ''}); "
+          f"{len(pending)} images pending")
+    if cfg.price_in is not None or cfg.price_out is not None:
+        per = (tokens * (cfg.price_in or 0) + completion * (cfg.price_out or 0)) / 1e6
+        print(f"estimated cost: ${per:.6f} per image, ${per * len(pending):.2f} for the {len(pending)} pending images")
