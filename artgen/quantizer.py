@@ -20,6 +20,7 @@ installed here and its lookup goes through `cdist`/einops paths we would have to
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import torch
 import torch.distributed as dist
@@ -82,10 +83,12 @@ def _all_reduce(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-class QuantizerOutput(dict):
-    """quantized (B, D, h, w) straight-through; codes (B, h, w); loss (scalar); counts (K,)."""
-
-    __getattr__ = dict.__getitem__
+class QuantizerOutput(NamedTuple):
+    quantized: torch.Tensor   # (B, D, h, w) code vectors, straight-through gradient to the encoder
+    codes: torch.Tensor       # (B, h, w) code indices
+    loss: torch.Tensor        # commitment (+ codebook, without EMA) loss, scalar
+    commitment: torch.Tensor  # unweighted commitment term, detached, for logging
+    counts: torch.Tensor      # (K,) how often each code was picked in this batch
 
 
 class VectorQuantizer(nn.Module):

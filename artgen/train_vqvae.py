@@ -48,7 +48,7 @@ PRESETS: dict[str, VQVAEPreset] = {
     # The best reachable in <= 30 minutes wall on the 2-core build machine.
     "default": VQVAEPreset(
         model=dict(hidden=96, res_hidden=48, res_blocks=2),
-        train=dict(steps=2500, batch_size=32, lr=2e-3, warmup_steps=100, checkpoint_every=250, log_every=10),
+        train=dict(steps=2000, batch_size=32, lr=2e-3, warmup_steps=100, checkpoint_every=250, log_every=10),
     ),
 }
 
