@@ -55,7 +55,13 @@ def annotate(
     for line in summary.lines():
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     if summary.interrupted:
-        raise typer.Exit(130)
+        raise Interrupted("interrupted by Ctrl-C: rerun the same command to resume")
+
+
+class Interrupted(ArtgenError):
+    """Ctrl-C during a run: the summary is printed, the exit status is 130."""
+
+    exit_code = 130
 
 
 @annotate_app.command("report")

@@ -18,6 +18,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+import openai
+from openai import AsyncOpenAI
+
 from annotate.normalise import normalise
 from annotate.prompt import RESPONSE_FORMAT, corrective_message, parse_answer
 from artgen.errors import ArtgenError
@@ -105,8 +108,6 @@ class OpenAIAnnotator:
     events: Counter = field(default_factory=Counter)  # e.g. structured output refused
 
     def __post_init__(self):
-        from openai import AsyncOpenAI
-
         self.structured = self.cfg.structured
         self.client = AsyncOpenAI(base_url=self.cfg.base_url or OPENAI_URL, api_key=self.api_key,
                                   max_retries=0, timeout=self.cfg.timeout)
@@ -128,8 +129,6 @@ class OpenAIAnnotator:
 
     async def _complete(self, messages: list[dict], usage: Usage) -> tuple[list[str], str]:
         """One answer's raw word list and text, retrying transient failures."""
-        import openai
-
         failures = 0
         while True:
             structured = self.structured

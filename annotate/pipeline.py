@@ -12,7 +12,7 @@ import hashlib
 import os
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,7 +141,7 @@ def run_annotation(ws: Workspace, cfg: AnnotateConfig) -> Summary:
     mode = "stats" if cfg.backend == "heuristic" else cfg.mode
     api_key = None
     if cfg.backend == "openai" and not cfg.dry_run:
-        from annotate.openai_backend import resolve_api_key
+        from annotate.openai_backend import resolve_api_key  # imports the openai client: before the clock starts
 
         api_key = resolve_api_key(cfg.base_url)
     parts = _select_rows(ws, cfg.split)
@@ -247,10 +247,12 @@ def _messages_for(cfg: AnnotateConfig, ds, i: int) -> tuple[str, list[dict]]:
     from artgen.image_stats import image_statistics
 
     row = ds[i]
-    pixels = decode_image({"bytes": _png_bytes(row["image"])})
+    png = _png_bytes(row["image"])
     if cfg.mode == "vision":
-        return row["id"], build_messages("vision", pixels=np.asarray(pixels))
-    return row["id"], build_messages("stats", stats=image_statistics(pixels))
+        if png[:8] == b"\x89PNG\r\n\x1a\n":  # the stored PNG is sent as it is
+            return row["id"], build_messages("vision", png=png)
+        return row["id"], build_messages("vision", pixels=np.asarray(decode_image({"bytes": png})))
+    return row["id"], build_messages("stats", stats=image_statistics(decode_image({"bytes": png})))
 
 
 async def _run_openai(cfg: AnnotateConfig, summary: Summary, pending: list, writer: JsonlWriter,
@@ -262,10 +264,14 @@ async def _run_openai(cfg: AnnotateConfig, summary: Summary, pending: list, writ
     summary.retries = annotator.retries  # shared: an interrupted run still reports them
     summary.events = annotator.events
     queue = iter(pending)
+    loop = asyncio.get_running_loop()
+    # Records are written (and fsync'd) by one thread, in order, so the event loop never
+    # waits on the disk; prompts (image statistics, PNG) are built on other threads.
+    disk = ThreadPoolExecutor(max_workers=1)
 
     async def worker(advance):
         for ds, i in queue:
-            id_, messages = _messages_for(cfg, ds, i)
+            id_, messages = await asyncio.to_thread(_messages_for, cfg, ds, i)
             base = {"id": id_, "backend": "openai", "model": summary.model, "mode": cfg.mode}
             try:
                 ann = await annotator.annotate(messages)
@@ -274,9 +280,9 @@ async def _run_openai(cfg: AnnotateConfig, summary: Summary, pending: list, writ
                 pt, ct = (u.prompt_tokens, u.completion_tokens) if u else (0, 0)
                 summary.prompt_tokens += pt
                 summary.completion_tokens += ct
-                failures.append({**base, "reason": annotator.redact(str(e)),
-                                 "usage": {"prompt_tokens": pt, "completion_tokens": ct},
-                                 "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+                await loop.run_in_executor(disk, failures.append, {
+                    **base, "reason": annotator.redact(str(e)), "usage": {"prompt_tokens": pt, "completion_tokens": ct},
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
                 summary.failed += 1
             else:
                 summary.prompt_tokens += ann.prompt_tokens
@@ -286,7 +292,7 @@ async def _run_openai(cfg: AnnotateConfig, summary: Summary, pending: list, writ
                           "attempts": ann.attempts}
                 if ann.overflow:
                     record["overflow"] = ann.overflow
-                writer.append(record)
+                await loop.run_in_executor(disk, writer.append, record)
                 summary.done += 1
             advance(1)
 
@@ -295,6 +301,7 @@ async def _run_openai(cfg: AnnotateConfig, summary: Summary, pending: list, writ
                           enabled=cfg.show_progress) as advance:
             await asyncio.gather(*(worker(advance) for _ in range(min(cfg.concurrency, max(len(pending), 1)))))
     finally:
+        disk.shutdown(wait=True)  # every record handed to the writer is on disk before we return
         await annotator.close()
 
 

@@ -84,20 +84,25 @@ def stats_text(stats: dict[str, float]) -> str:
     return "\n".join(f"- {name} = {stats[name]:.3f} ({what})" for name, what in STATS_FOR_TEXT)
 
 
-def png_data_url(pixels: np.ndarray) -> str:
-    from PIL import Image
+def png_data_url(pixels: np.ndarray | None = None, png: bytes | None = None) -> str:
+    """A base64 PNG data URL of (H, W, 3) uint8 pixels, or of PNG bytes as they are."""
+    if png is None:
+        from PIL import Image
 
-    buf = io.BytesIO()
-    Image.fromarray(np.asarray(pixels, np.uint8), "RGB").save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+        buf = io.BytesIO()
+        Image.fromarray(np.asarray(pixels, np.uint8), "RGB").save(buf, format="PNG")
+        png = buf.getvalue()
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def build_messages(mode: str, pixels: np.ndarray | None = None, stats: dict[str, float] | None = None) -> list[dict]:
-    """Chat messages for one painting: the image itself (vision) or its statistics (stats)."""
+def build_messages(mode: str, pixels: np.ndarray | None = None, stats: dict[str, float] | None = None,
+                   png: bytes | None = None) -> list[dict]:
+    """Chat messages for one painting: the image itself (vision: pixels or PNG bytes) or its
+    statistics (stats)."""
     if mode == "vision":
         user = [
             {"type": "text", "text": "Describe this abstract painting with 3-5 adjectives from the vocabulary."},
-            {"type": "image_url", "image_url": {"url": png_data_url(pixels), "detail": "low"}},
+            {"type": "image_url", "image_url": {"url": png_data_url(pixels, png), "detail": "low"}},
         ]
     elif mode == "stats":
         user = ("These statistics were measured on an abstract painting you cannot see:\n"

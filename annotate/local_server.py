@@ -1,0 +1,154 @@
+"""A loopback OpenAI-compatible chat server with scripted faults.
+
+The fault-injection tests and `scripts/bench_annotate_server.py` run the real `openai`
+client against it. It answers `POST /v1/chat/completions` after `latency` seconds with a
+well-formed chat completion, unless the plan says otherwise for that request:
+
+    ok          a JSON answer with three vocabulary adjectives
+    429         rate limited, with `Retry-After: <retry_after>`
+    500         internal server error
+    slow        answers after `slow_seconds` (longer than the client's timeout)
+    drop        closes the connection without answering
+    malformed   200 with a reply that is not JSON
+    oov         JSON with words outside the vocabulary (and synonyms, odd case, punctuation)
+    few         JSON with fewer than 3 vocabulary words (a corrective retry follows)
+    echo_key    422 whose error message repeats the request's Authorization header
+    401         unauthorised, also repeating the Authorization header
+
+`plan` maps a 1-based request number to a fault, or is a callable (n, body) -> fault.
+Only 127.0.0.1 is bound.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+ANSWERS = (
+    ["warm", "vivid", "chaotic"], ["cool", "calm", "geometric", "muted"], ["dark", "dense", "textured"],
+    ["bright", "circular", "playful", "colorful", "rhythmic"],
+)
+OOV_ANSWER = ["Warm!", "sparkly", "VIVID", "tranquil", "zigzaggy"]  # -> warm, vivid, calm + extra
+FEW_ANSWER = ["sparkly", "warm"]
+
+
+class LocalChatServer:
+    def __init__(self, latency: float = 0.0, plan: dict[int, str] | Callable[[int, dict], str] | None = None,
+                 reject_response_format: bool = False, retry_after: float = 0.05, slow_seconds: float = 2.0):
+        self.latency = latency
+        self.plan = plan or {}
+        self.reject_response_format = reject_response_format
+        self.retry_after = retry_after
+        self.slow_seconds = slow_seconds
+        self.requests = 0
+        self.served: Counter = Counter()  # fault -> times served
+        self.authorizations: set[str] = set()
+        self._lock = threading.Lock()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def _fault(self, n: int, body: dict) -> str:
+        if callable(self.plan):
+            return self.plan(n, body)
+        return self.plan.get(n, "ok")
+
+    def start(self) -> "LocalChatServer":
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _send(self, status: int, payload, headers: dict | None = None) -> None:
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with server._lock:
+                    server.requests += 1
+                    n = server.requests
+                    server.authorizations.add(self.headers.get("Authorization", ""))
+                if not self.path.rstrip("/").endswith("/chat/completions"):
+                    return self._send(404, {"error": {"message": f"no route {self.path}"}})
+                if server.reject_response_format and "response_format" in body:
+                    with server._lock:
+                        server.served["reject_response_format"] += 1
+                    return self._send(400, {"error": {"message": "response_format is not supported", "type": "invalid_request_error"}})
+                fault = server._fault(n, body)
+                with server._lock:
+                    server.served[fault] += 1
+                if server.latency:
+                    time.sleep(server.latency)
+                if fault == "429":
+                    return self._send(429, {"error": {"message": "rate limited", "type": "rate_limit"}},
+                                      {"Retry-After": f"{server.retry_after:g}"})
+                if fault == "500":
+                    return self._send(500, {"error": {"message": "boom"}})
+                if fault == "echo_key":
+                    auth = self.headers.get("Authorization", "")
+                    return self._send(422, {"error": {"message": f"cannot process request with {auth}"}})
+                if fault == "401":
+                    auth = self.headers.get("Authorization", "")
+                    return self._send(401, {"error": {"message": f"invalid key {auth}", "type": "invalid_api_key"}})
+                if fault == "drop":
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                if fault == "slow":
+                    time.sleep(server.slow_seconds)
+                corrective = len(body.get("messages", [])) > 2
+                if fault == "malformed":
+                    content = "Sure! Here are some adjectives: warm, vivid"
+                elif fault == "oov":
+                    content = json.dumps({"adjectives": OOV_ANSWER})
+                elif fault in ("few", "few_always") and (not corrective or fault == "few_always"):
+                    content = json.dumps({"adjectives": FEW_ANSWER})
+                else:
+                    content = json.dumps({"adjectives": ANSWERS[n % len(ANSWERS)]})
+                prompt_tokens = max(1, length // 4)
+                return self._send(200, {
+                    "id": f"chatcmpl-{n}", "object": "chat.completion", "created": int(time.time()),
+                    "model": body.get("model", "local"),
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": content}}],
+                    "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 12, "total_tokens": prompt_tokens + 12},
+                })
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+
+    def __enter__(self) -> "LocalChatServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

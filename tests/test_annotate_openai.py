@@ -1,0 +1,178 @@
+"""The LLM backend with the real `openai` client against a loopback server that misbehaves
+on a schedule: 429 with Retry-After, 500, slow replies, dropped connections, malformed JSON,
+words outside the vocabulary, servers that refuse structured output."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import annotate.openai_backend as backend
+from annotate.local_server import LocalChatServer
+from annotate.pipeline import AnnotateConfig, run_annotation
+from artgen.vocabulary import ADJECTIVES
+from artgen.workspace import Workspace
+from conftest import ROOT, run_cli
+
+KEY = "sk-test-a1b2c3d4e5f6-never-print-me"
+
+
+@pytest.fixture
+def ws(small_corpus, tmp_path, monkeypatch):
+    """A fresh workspace that shares the session's small corpus."""
+    (tmp_path / "data").symlink_to(small_corpus / "data")
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    return Workspace(tmp_path)
+
+
+def records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def config(server, **kw) -> AnnotateConfig:
+    base = dict(backend="openai", mode="stats", base_url=server.base_url, model="local-test", concurrency=1,
+                timeout=0.5, max_retries=3, base_delay=0.001, show_progress=False)
+    return AnnotateConfig(**{**base, **kw})
+
+
+def test_faults_on_a_schedule_are_retried_and_every_image_ends_labelled(ws, monkeypatch):
+    slept = []
+    real_sleep = backend.asyncio.sleep
+
+    async def recording_sleep(seconds):
+        slept.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr(backend.asyncio, "sleep", recording_sleep)
+    # one image at a time: each fault hits a different image, whose retry then succeeds
+    plan = {2: "429", 4: "500", 6: "slow", 8: "drop", 10: "malformed", 12: "oov", 14: "few"}
+    with LocalChatServer(plan=plan, retry_after=0.25, slow_seconds=1.5) as server:
+        summary = run_annotation(ws, config(server, limit=9))
+    recs = records(ws.annotations / "openai.jsonl")
+    assert [r["id"] for r in recs] == sorted(r["id"] for r in recs) and len({r["id"] for r in recs}) == 9
+    for r in recs:
+        assert 3 <= len(r["adjectives"]) <= 5 and set(r["adjectives"]) <= set(ADJECTIVES)
+        assert r["backend"] == "openai" and r["model"] == "local-test" and r["mode"] == "stats"
+        assert r["usage"]["prompt_tokens"] > 0 and r["usage"]["completion_tokens"] > 0
+    # request 12 answered ["Warm!", "sparkly", "VIVID", "tranquil", "zigzaggy"]
+    oov = [r for r in recs if "zigzaggy" in r["extra"]]
+    assert len(oov) == 1 and oov[0]["adjectives"] == ["warm", "vivid", "calm"] and oov[0]["extra"] == ["sparkly", "zigzaggy"]
+    assert dict(summary.retries) == {"rate_limit": 1, "server_error": 1, "timeout": 1, "connection": 1,
+                                     "malformed": 1, "too_few_words": 1}
+    assert 0.25 in slept  # the 429's Retry-After was obeyed instead of the tiny backoff
+    assert summary.done == 9 and summary.failed == 0
+    assert summary.prompt_tokens == sum(r["usage"]["prompt_tokens"] for r in recs)
+
+
+def test_an_image_that_keeps_failing_goes_to_failures_and_the_run_continues(ws):
+    def plan(n, body):
+        if n <= 4:  # the first image: 500 on every attempt (1 + 3 retries)
+            return "500"
+        return "few_always" if n in (5, 6) else "ok"  # the second: too few words, twice
+
+    with LocalChatServer(plan=plan) as server:
+        summary = run_annotation(ws, config(server, limit=4, price_in=1.0, price_out=2.0))
+    fails = records(ws.annotations / "openai.failures.jsonl")
+    assert [f["reason"] for f in fails] == ["server_error: gave up after 4 attempts",
+                                            "fewer than 3 vocabulary adjectives after a corrective retry: "
+                                            "got ['warm'], outside the vocabulary ['sparkly']"]
+    assert len(records(ws.annotations / "openai.jsonl")) == 2
+    assert summary.failed == 2 and summary.done == 2 and summary.retries["server_error"] == 3
+    assert summary.cost == pytest.approx((summary.prompt_tokens * 1.0 + summary.completion_tokens * 2.0) / 1e6)
+    # a rerun retries the failed images (they are not in the label file) and skips the rest
+    with LocalChatServer() as server:
+        again = run_annotation(ws, config(server, limit=None, split="all"))
+    assert again.skipped == 2 and again.done == 118
+    ids = [r["id"] for r in records(ws.annotations / "openai.jsonl")]
+    assert len(ids) == len(set(ids)) == 120
+
+
+def test_a_server_that_refuses_structured_output_gets_plain_json(ws):
+    with LocalChatServer(reject_response_format=True) as server:
+        summary = run_annotation(ws, config(server, limit=5, concurrency=3, mode="vision"))
+        assert server.served["reject_response_format"] >= 1
+        assert server.served["ok"] == 5  # every image answered after the fallback
+    assert summary.events["structured_output_refused"] == 1 and summary.failed == 0
+    assert len(records(ws.annotations / "openai.jsonl")) == 5
+    assert any("plain JSON" in line for line in summary.lines())
+
+
+def test_dry_run_prints_the_prompt_and_sends_nothing(ws, capsys):
+    with LocalChatServer() as server:
+        run_annotation(ws, config(server, dry_run=True, price_in=0.15, price_out=0.6))
+        assert server.requests == 0
+    out = capsys.readouterr().out
+    assert "warm: dominated by reds, oranges and yellows" in out and "saturation_p90 = " in out
+    assert "estimated tokens per image" in out and "estimated cost" in out
+    assert not (ws.annotations / "openai.jsonl").exists()
+
+
+def test_the_api_key_never_appears_in_output_files_or_errors(ws):
+    with LocalChatServer(plan={1: "echo_key", 2: "ok", 3: "ok"}) as server:
+        r = run_cli("annotate", "--backend", "openai", "--mode", "stats", "--base-url", server.base_url,
+                    "--limit", "3", "--concurrency", "1", "--retry-delay", "0.001", workdir=ws.root,
+                    env={"OPENAI_API_KEY": KEY})
+        assert server.authorizations == {f"Bearer {KEY}"}  # the key was sent ...
+    with LocalChatServer(plan=lambda n, body: "401") as server:
+        r401 = run_cli("annotate", "--backend", "openai", "--base-url", server.base_url, "--limit", "2",
+                       workdir=ws.root, env={"OPENAI_API_KEY": KEY})
+    assert r.returncode == 0 and "1 failed" in r.stderr and "[redacted]" in (ws.annotations / "openai.failures.jsonl").read_text()
+    assert r401.returncode == 2 and "refused the API key (401)" in r401.stderr and "Traceback" not in r401.stderr
+    texts = [r.stdout, r.stderr, r401.stdout, r401.stderr] + [p.read_text() for p in ws.annotations.iterdir()]
+    assert all(KEY not in t and KEY[:12] not in t for t in texts)  # ... and never shown
+
+
+def _popen(ws: Path, base_url: str, *extra: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "artgen.cli", "--workdir", str(ws), "annotate", "--backend", "openai",
+           "--mode", "stats", "--base-url", base_url, "--concurrency", "4", "--retry-delay", "0.001", *extra]
+    return subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "OPENAI_API_KEY": KEY},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_lines(path: Path, n: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and proc.poll() is None:
+        if path.exists() and path.read_bytes().count(b"\n") >= n:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"{path} never reached {n} lines (rc {proc.poll()})")
+
+
+def test_sigkill_at_any_moment_then_rerun_gives_every_image_exactly_once(ws):
+    out = ws.annotations / "openai.jsonl"
+    with LocalChatServer(latency=0.01) as server:
+        for stop_after in (7, 40):
+            proc = _popen(ws.root, server.base_url)
+            _wait_for_lines(out, stop_after, proc)
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate()
+            assert proc.returncode == -signal.SIGKILL
+        with open(out, "ab") as f:  # as if the kill had landed in the middle of a write
+            f.write(b'{"id": "synth-7-00119", "adjectives": ["wa')
+        proc = _popen(ws.root, server.base_url)
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "repaired: cut a torn last line" in err
+    ids = [r["id"] for r in records(out)]  # every line parses
+    assert len(ids) == len(set(ids)) == 120
+
+
+def test_ctrl_c_stops_cleanly_with_a_summary_and_the_rerun_finishes(ws):
+    out = ws.annotations / "openai.jsonl"
+    with LocalChatServer(latency=0.05) as server:
+        proc = _popen(ws.root, server.base_url)
+        _wait_for_lines(out, 5, proc)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "annotate interrupted" in err and "rerun the same command to resume" in err and "Traceback" not in err
+        first = len(records(out))
+        assert 5 <= first < 120
+        proc = _popen(ws.root, server.base_url)
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and f"{120 - first} done, {first} skipped" in err
+    assert len({r["id"] for r in records(out)}) == len(records(out)) == 120
