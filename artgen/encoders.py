@@ -500,8 +500,7 @@ def describe_encoders(ws) -> list[dict]:
             predictor = IndexPredictor(PredictorConfig(text_width=encoder.width))
         rows.append({"name": name, "encoder_parameters": encoder.num_parameters(),
                      "predictor_parameters": predictor.num_parameters(), "tokenizer": encoder.tokenizer_kind,
-                     "weights": f"{FROM_SCRATCH} (no weights given; --pretrained DIR_OR_HUB_ID loads real ones)"
-                     if name != "tiny" else FROM_SCRATCH,
+                     "weights": f"{FROM_SCRATCH} (or --pretrained DIR_OR_HUB_ID)" if name != "tiny" else FROM_SCRATCH,
                      "status": f"not trained: `artgen train --encoder {name}`", "description": entry.description})
     return rows
 
@@ -515,7 +514,7 @@ def encoder_table(ws):
         table.add_column(col)
     for r in describe_encoders(ws):
         total = r["encoder_parameters"] + r["predictor_parameters"]
-        table.add_row(f"{r['name']}\n{r['description']}",
+        table.add_row(r["name"],
                       f"{r['encoder_parameters'] / 1e6:.2f}M + {r['predictor_parameters'] / 1e6:.2f}M = {total / 1e6:.2f}M",
                       r["tokenizer"], r["weights"], r["status"])
     return table

@@ -1,0 +1,54 @@
+"""Do opposite adjectives move generated images in the intended direction?
+
+For each pair (warm/cool, bright/dark, vivid/muted, calm/chaotic) generate `--n` images of
+"a <word> painting" (seeds 0..n-1) and report the mean of the image statistic that the word
+is about, next to the same statistic on real test paintings labelled with each word.
+
+    python scripts/prompt_contrast.py --workdir artgen-work --encoder tiny [--n 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from artgen.corpus import decode_image, load_corpus
+from artgen.generate import load_generator
+from artgen.image_stats import STAT_NAMES, statistics_matrix
+from artgen.workspace import Workspace
+
+PAIRS = [("warm", "cool", "warm_cool_balance"), ("bright", "dark", "lightness_mean"),
+         ("vivid", "muted", "saturation_mean"), ("chaotic", "calm", "edge_density")]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workdir", default=None)
+    ap.add_argument("--encoder", default="tiny")
+    ap.add_argument("--n", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=1)
+    ap.add_argument("--guidance", type=float, default=3.0)
+    args = ap.parse_args()
+    ws = Workspace.resolve(args.workdir)
+    gen = load_generator(ws, args.encoder)
+    test = load_corpus(ws.data)["test"]
+    real = statistics_matrix([decode_image(im) for im in test["image"]])
+    labels = test["gt_adjectives"]
+    print(f"encoder {args.encoder} ({gen.source}), {args.n} images per prompt, steps {args.steps}, guidance {args.guidance}")
+    print("| pair | statistic | generated: first word | generated: second word | direction | real test: first | real test: second |")
+    print("|---|---|---|---|---|---|---|")
+    for a, b, stat in PAIRS:
+        col = STAT_NAMES.index(stat)
+        means = []
+        for word in (a, b):
+            images = gen.generate([f"a {word} painting"] * args.n, seed=0, steps=args.steps, guidance=args.guidance)
+            means.append(float(statistics_matrix(list(images))[:, col].mean()))
+        ref = [float(real[[word in adj for adj in labels], col].mean()) for word in (a, b)]
+        ok = (means[0] - means[1]) * (ref[0] - ref[1]) > 0
+        print(f"| {a} / {b} | {stat} | {means[0]:.3f} | {means[1]:.3f} | {'as intended' if ok else 'WRONG'} "
+              f"| {ref[0]:.3f} | {ref[1]:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
