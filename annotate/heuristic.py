@@ -139,14 +139,15 @@ def annotate_images(images: Sequence[np.ndarray], model: HeuristicModel | None =
 def fit_model(stats: np.ndarray, labels: Sequence[Sequence[str]], fitted_on: str = "") -> HeuristicModel:
     """Fit rule thresholds and linear scores on statistics (N, F) and their adjectives."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import f1_score
 
     y = np.array([[a in set(lab) for a in ADJECTIVES] for lab in labels], dtype=np.int8)  # (N, V)
     thresholds = {}
     for adj, stat, direction in RULES:
         x, t = direction * stats[:, STAT_INDEX[stat]], y[:, ADJECTIVES.index(adj)]
         candidates = np.unique(np.quantile(x, np.linspace(0.01, 0.99, 197)))
-        f1 = [f1_score(t, x >= c, zero_division=0) for c in candidates]
+        pred = x[None, :] >= candidates[:, None]  # (K, N)
+        tp = (pred & (t[None, :] == 1)).sum(1)
+        f1 = 2 * tp / np.maximum(pred.sum(1) + t.sum(), 1)
         thresholds[adj] = float(direction * candidates[int(np.argmax(f1))])
     mean = stats.mean(0)
     scale = stats.std(0) + 1e-6

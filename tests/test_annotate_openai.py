@@ -14,6 +14,7 @@ import pytest
 import annotate.openai_backend as backend
 from annotate.local_server import LocalChatServer
 from annotate.pipeline import AnnotateConfig, run_annotation
+from artgen.errors import ArtgenError
 from artgen.vocabulary import ADJECTIVES
 from artgen.workspace import Workspace
 from conftest import ROOT, run_cli
@@ -83,12 +84,12 @@ def test_an_image_that_keeps_failing_goes_to_failures_and_the_run_continues(ws):
     assert len(records(ws.annotations / "openai.jsonl")) == 2
     assert summary.failed == 2 and summary.done == 2 and summary.retries["server_error"] == 3
     assert summary.cost == pytest.approx((summary.prompt_tokens * 1.0 + summary.completion_tokens * 2.0) / 1e6)
-    # a rerun retries the failed images (they are not in the label file) and skips the rest
+    # a rerun retries the failed images (they are not in the label file) and skips the others
     with LocalChatServer() as server:
-        again = run_annotation(ws, config(server, limit=None, split="all"))
-    assert again.skipped == 2 and again.done == 118
+        again = run_annotation(ws, config(server, limit=3))
+    assert again.skipped == 2 and again.done == 3 and again.failed == 0
     ids = [r["id"] for r in records(ws.annotations / "openai.jsonl")]
-    assert len(ids) == len(set(ids)) == 120
+    assert len(ids) == len(set(ids)) == 5 and {f["id"] for f in fails} <= set(ids)
 
 
 def test_a_server_that_refuses_structured_output_gets_plain_json(ws):
@@ -117,12 +118,12 @@ def test_the_api_key_never_appears_in_output_files_or_errors(ws):
                     "--limit", "3", "--concurrency", "1", "--retry-delay", "0.001", workdir=ws.root,
                     env={"OPENAI_API_KEY": KEY})
         assert server.authorizations == {f"Bearer {KEY}"}  # the key was sent ...
-    with LocalChatServer(plan=lambda n, body: "401") as server:
-        r401 = run_cli("annotate", "--backend", "openai", "--base-url", server.base_url, "--limit", "2",
-                       workdir=ws.root, env={"OPENAI_API_KEY": KEY})
+    with LocalChatServer(plan=lambda n, body: "401") as server:  # a bad key stops the run
+        with pytest.raises(ArtgenError) as err:
+            run_annotation(ws, config(server, limit=2))
     assert r.returncode == 0 and "1 failed" in r.stderr and "[redacted]" in (ws.annotations / "openai.failures.jsonl").read_text()
-    assert r401.returncode == 2 and "refused the API key (401)" in r401.stderr and "Traceback" not in r401.stderr
-    texts = [r.stdout, r.stderr, r401.stdout, r401.stderr] + [p.read_text() for p in ws.annotations.iterdir()]
+    assert "refused the API key (401)" in str(err.value)
+    texts = [r.stdout, r.stderr, str(err.value), repr(err.value)] + [p.read_text() for p in ws.annotations.iterdir()]
     assert all(KEY not in t and KEY[:12] not in t for t in texts)  # ... and never shown
 
 
