@@ -22,6 +22,7 @@ from artgen.progress import console, progress_bar
 from artgen.workspace import Workspace
 
 BACKENDS = ("heuristic", "openai")
+PROMPT_BATCH = 32  # images whose prompts are built together (statistics are measured batched)
 SPLITS = ("train", "test", "all")
 
 
@@ -239,20 +240,27 @@ def _run_heuristic(cfg: AnnotateConfig, summary: Summary, pending: list, writer:
 # ---------------------------------------------------------------- openai
 
 
-def _messages_for(cfg: AnnotateConfig, ds, i: int) -> tuple[str, list[dict]]:
+def _messages_for(cfg: AnnotateConfig, batch: list) -> list[tuple[str, list[dict]]]:
+    """(id, chat messages) for a batch of (dataset, row index); statistics are measured batched."""
     import numpy as np
 
     from annotate.prompt import build_messages
     from artgen.corpus import decode_image
-    from artgen.image_stats import image_statistics
+    from artgen.image_stats import STAT_NAMES, statistics_matrix
 
-    row = ds[i]
-    png = _png_bytes(row["image"])
+    rows = [ds[i] for ds, i in batch]
+    pngs = [_png_bytes(row["image"]) for row in rows]
     if cfg.mode == "vision":
-        if png[:8] == b"\x89PNG\r\n\x1a\n":  # the stored PNG is sent as it is
-            return row["id"], build_messages("vision", png=png)
-        return row["id"], build_messages("vision", pixels=np.asarray(decode_image({"bytes": png})))
-    return row["id"], build_messages("stats", stats=image_statistics(decode_image({"bytes": png})))
+        out = []
+        for row, png in zip(rows, pngs):
+            if png[:8] == b"\x89PNG\r\n\x1a\n":  # the stored PNG is sent as it is
+                out.append((row["id"], build_messages("vision", png=png)))
+            else:
+                out.append((row["id"], build_messages("vision", pixels=np.asarray(decode_image({"bytes": png})))))
+        return out
+    stats = statistics_matrix([decode_image({"bytes": png}) for png in pngs])  # (B, F)
+    return [(row["id"], build_messages("stats", stats=dict(zip(STAT_NAMES, map(float, st)))))
+            for row, st in zip(rows, stats)]
 
 
 async def _run_openai(cfg: AnnotateConfig, summary: Summary, pending: list, writer: JsonlWriter,
@@ -263,15 +271,25 @@ async def _run_openai(cfg: AnnotateConfig, summary: Summary, pending: list, writ
                                              max_retries=cfg.max_retries, base_delay=cfg.base_delay), api_key)
     summary.retries = annotator.retries  # shared: an interrupted run still reports them
     summary.events = annotator.events
-    queue = iter(pending)
     loop = asyncio.get_running_loop()
     # Records are written (and fsync'd) by one thread, in order, so the event loop never
-    # waits on the disk; prompts (image statistics, PNG) are built on other threads.
+    # waits on the disk; prompts (image statistics, PNG) are built in batches on another
+    # thread, a few batches ahead of the requests.
     disk = ThreadPoolExecutor(max_workers=1)
 
+    prompts: asyncio.Queue = asyncio.Queue(maxsize=4 * PROMPT_BATCH)
+    n_workers = min(cfg.concurrency, max(len(pending), 1))
+
+    async def producer():
+        for s in range(0, len(pending), PROMPT_BATCH):
+            for item in await asyncio.to_thread(_messages_for, cfg, pending[s:s + PROMPT_BATCH]):
+                await prompts.put(item)
+        for _ in range(n_workers):
+            await prompts.put(None)
+
     async def worker(advance):
-        for ds, i in queue:
-            id_, messages = await asyncio.to_thread(_messages_for, cfg, ds, i)
+        while (item := await prompts.get()) is not None:
+            id_, messages = item
             base = {"id": id_, "backend": "openai", "model": summary.model, "mode": cfg.mode}
             try:
                 ann = await annotator.annotate(messages)
@@ -299,7 +317,7 @@ async def _run_openai(cfg: AnnotateConfig, summary: Summary, pending: list, writ
     try:
         with progress_bar(f"annotate ({summary.model}, {cfg.mode})", total=len(pending),
                           enabled=cfg.show_progress) as advance:
-            await asyncio.gather(*(worker(advance) for _ in range(min(cfg.concurrency, max(len(pending), 1)))))
+            await asyncio.gather(producer(), *(worker(advance) for _ in range(n_workers)))
     finally:
         disk.shutdown(wait=True)  # every record handed to the writer is on disk before we return
         await annotator.close()
@@ -327,7 +345,7 @@ def _dry_run(cfg: AnnotateConfig, summary: Summary, pending: list) -> None:
         return
     from annotate.prompt import estimate_tokens, render_messages
 
-    id_, messages = _messages_for(cfg, ds, i)
+    [(id_, messages)] = _messages_for(cfg, [(ds, i)])
     tokens = estimate_tokens(messages)
     print(f"prompt for image {id_} (model {summary.model}, mode {cfg.mode}):")
     print(render_messages(messages))
