@@ -129,15 +129,12 @@ def train_vqvae_cmd(
 
 @app.command("demo")
 def demo(ctx: typer.Context) -> None:
-    """The main job for a new user: synthesise the corpus (if missing) and write a contact sheet."""
-    from artgen.corpus import SynthConfig, load_corpus, synthesize
+    """The whole pipeline for a new user: corpus, annotation, VQ-VAE, tiny model, samples,
+    bench --quick, int8 bundle, one image via the torch-free runtime. Finished stages are skipped."""
+    from artgen.demo import run_demo
 
     ws = workspace(ctx)
-    try:
-        load_corpus(ws.data)
-        console.print(f"corpus already at {ws.data}: skipping synth")
-    except ArtgenError:
-        synthesize(ws.data, SynthConfig())
+    run_demo(ws)
     ctx.invoke(data_show, ctx=ctx, split="train", n=64, columns=8, out=None)
 
 

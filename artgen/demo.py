@@ -1,0 +1,220 @@
+"""`artgen demo` (what `make demo` runs): the whole pipeline for a new user, stage by stage.
+
+    synth corpus -> heuristic annotation -> VQ-VAE (quick) -> tiny encoder + predictor (quick)
+    -> sample grid -> bench --quick -> int8 ONNX bundle -> one image through the torch-free runtime
+
+Each stage is skipped when its output is already there and valid, so a second run only
+re-does what is missing. Part of the CLI layer: it wires `annotate`, `bench` and `export`,
+which the core `artgen` modules never import.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from rich.table import Table
+
+from artgen.errors import ArtgenError
+from artgen.progress import console
+from artgen.workspace import Workspace
+
+SAMPLE_PROMPTS = (
+    "warm, chaotic, vivid", "cool, calm, minimal", "warm, calm, smooth", "cool, chaotic, textured",
+    "dark, dramatic, contrasting", "bright, soft, gradient", "geometric, blocky, colorful", "organic, fluid, curved",
+)
+RUNTIME_PROMPT = "warm, chaotic, vivid"
+
+
+@dataclass
+class DemoConfig:
+    corpus_count: int = 9735
+    image_size: int = 64
+    vqvae_preset: str = "quick"
+    encoder_preset: str = "quick"
+    vqvae_steps: int | None = None  # overrides for tests on tiny corpora
+    encoder_steps: int | None = None
+    bench_captions: int | None = None
+    bench_latency_runs: int | None = None
+    encoder_overrides: dict = field(default_factory=dict)  # small predictor/encoder configs for tests
+
+
+@dataclass
+class StageResult:
+    stage: str
+    status: str  # "ran" | "skipped"
+    artefact: Path
+    headline: str
+    seconds: float
+
+
+def _newer(path: Path, than: Path) -> bool:
+    return path.exists() and than.exists() and path.stat().st_mtime >= than.stat().st_mtime
+
+
+class Demo:
+    def __init__(self, ws: Workspace, cfg: DemoConfig):
+        self.ws, self.cfg = ws, cfg
+        self.results: list[StageResult] = []
+
+    def stage(self, name: str, done: Callable[[], bool], run: Callable[[], None],
+              artefact: Path, headline: Callable[[], str]) -> None:
+        t0 = time.perf_counter()
+        if done():
+            status = "skipped"
+            console.print(f"[dim]demo: {name}: already done ({artefact}), skipping[/dim]")
+        else:
+            console.rule(f"demo: {name}")
+            run()
+            status = "ran"
+        self.results.append(StageResult(name, status, artefact, headline(), time.perf_counter() - t0))
+
+    # -- the stages, in pipeline order -------------------------------------------------------
+    def run(self) -> list[StageResult]:
+        ws, cfg = self.ws, self.cfg
+        from artgen.corpus import SynthConfig, load_corpus, synthesize
+
+        def corpus_ok() -> bool:
+            try:
+                load_corpus(ws.data)
+                return True
+            except ArtgenError:
+                return False
+
+        def corpus_headline() -> str:
+            dd = load_corpus(ws.data)
+            return f"{len(dd['train'])} train / {len(dd['test'])} test paintings"
+
+        self.stage("corpus", corpus_ok, lambda: synthesize(ws.data, SynthConfig(count=cfg.corpus_count, size=cfg.image_size)),
+                   ws.data, corpus_headline)
+
+        from annotate.pipeline import AnnotateConfig, run_annotation
+
+        ann_file = ws.annotations / "heuristic.jsonl"
+        summary: dict = {}
+
+        def annotate() -> None:  # resumable: a rerun only labels what is missing
+            s = run_annotation(ws, AnnotateConfig(backend="heuristic"))
+            summary["done"], summary["skipped"], summary["failed"] = s.done, s.skipped, s.failed
+
+        def annotations_complete() -> bool:
+            if not ann_file.exists():
+                return False
+            ids = {json.loads(line).get("id") for line in ann_file.read_text().splitlines() if line.strip().endswith("}")}
+            dd = load_corpus(ws.data)
+            return all(i in ids for split in ("train", "test") for i in dd[split]["id"])
+
+        self.stage("annotate (heuristic)", annotations_complete, annotate, ann_file,
+                   lambda: f"{sum(1 for _ in ann_file.open())} labelled paintings")
+
+        from artgen.train_vqvae import train_vqvae
+        from artgen.vqvae import VQVAE
+
+        vq_dir = ws.checkpoint("vqvae")
+
+        def vqvae_ok() -> bool:
+            try:
+                VQVAE.from_pretrained(vq_dir)
+                return (vq_dir / "metrics.json").exists()
+            except ArtgenError:
+                return False
+
+        def vq_headline() -> str:
+            m = json.loads((vq_dir / "metrics.json").read_text())
+            return (f"codebook_usage {m['codebook_usage']:.3f}, perplexity {m['perplexity']:.0f}, "
+                    f"recon_mse {m['recon_mse']:.4f}")
+
+        self.stage(f"VQ-VAE ({cfg.vqvae_preset})", vqvae_ok,
+                   lambda: train_vqvae(ws, preset=cfg.vqvae_preset, steps=cfg.vqvae_steps), vq_dir, vq_headline)
+
+        from artgen.generate import generate_to_png, load_generator
+        from artgen.train_predictor import PRESETS, train_predictor
+
+        tiny_dir = ws.checkpoint("tiny")
+
+        def tiny_ok() -> bool:
+            if not (tiny_dir / "metrics.json").exists():
+                return False
+            try:
+                load_generator(ws, "tiny")  # also checks it was trained on this VQ-VAE's codes
+                return True
+            except ArtgenError:
+                return False
+
+        def train_tiny() -> None:
+            preset = PRESETS[cfg.encoder_preset]["tiny"]
+            if cfg.encoder_overrides:
+                from dataclasses import replace
+
+                preset = replace(preset, **cfg.encoder_overrides)
+            train_predictor(ws, "tiny", preset=preset, annotations="heuristic", steps=cfg.encoder_steps)
+
+        def tiny_headline() -> str:
+            m = json.loads((tiny_dir / "metrics.json").read_text())
+            return (f"test CE {m['ce']:.2f} with text vs {m['ce_no_text']:.2f} without; token_accuracy "
+                    f"{m['token_accuracy']:.3f} (most-frequent-code baseline {m['baseline_accuracy']:.3f})")
+
+        self.stage(f"tiny encoder + predictor ({cfg.encoder_preset})", tiny_ok, train_tiny, tiny_dir, tiny_headline)
+
+        samples = ws.reports / "demo" / "samples.png"
+        self.stage("sample grid", lambda: _newer(samples, tiny_dir / "model.safetensors"),
+                   lambda: generate_to_png(ws, list(SAMPLE_PROMPTS), samples, encoder="tiny", n=4),
+                   samples, lambda: f"{len(SAMPLE_PROMPTS)} prompts x 4 seeds")
+
+        from bench.run import BenchConfig, run_bench
+
+        bench_json = ws.reports / "bench" / "report.json"
+
+        def bench_headline() -> str:
+            report = json.loads(bench_json.read_text())
+            row = next((r for r in report.get("rows", []) if isinstance(r, dict) and r.get("name") == "tiny"), {})
+            parts = [f"{label} {row[key]:.3g}" for key, label in (("fid", "FID"), ("codebook_usage", "codebook usage"))
+                     if isinstance(row.get(key), (int, float))]
+            return ", ".join(parts) or "see report.md"
+
+        self.stage("bench --quick", lambda: _newer(bench_json, tiny_dir / "model.safetensors"),
+                   lambda: run_bench(ws, BenchConfig(encoders=("tiny",), quick=True, captions=cfg.bench_captions,
+                                                     latency_runs=cfg.bench_latency_runs)),
+                   bench_json, bench_headline)
+
+        from export.bundle import ExportConfig, export_bundle
+
+        bundle = ws.bundles / "tiny-int8"
+        self.stage("export int8 bundle", lambda: _newer(bundle / "bundle.json", tiny_dir / "model.safetensors"),
+                   lambda: export_bundle(load_generator(ws, "tiny"), bundle, ExportConfig(int8=True)),
+                   bundle, lambda: f"{json.loads((bundle / 'bundle.json').read_text())['size_bytes'] / 1e6:.2f} MB")
+
+        runtime_png = ws.reports / "demo" / "runtime.png"
+
+        def run_runtime() -> None:  # a separate process: the bundle runs without torch
+            r = subprocess.run([sys.executable, "-m", "export.runtime", str(bundle), RUNTIME_PROMPT, "-o",
+                                str(runtime_png), "-n", "4"], capture_output=True, text=True,
+                               cwd=Path(__file__).resolve().parents[1])
+            if r.returncode != 0:
+                raise ArtgenError(f"the torch-free runtime failed on {bundle}: {r.stderr.strip()[:200]}")
+
+        self.stage("generate via torch-free runtime", lambda: _newer(runtime_png, bundle / "bundle.json"),
+                   run_runtime, runtime_png, lambda: f"{RUNTIME_PROMPT!r}, 4 seeds")
+        return self.results
+
+
+def summary_table(results: list[StageResult]) -> Table:
+    table = Table(title="artgen demo: artefacts")
+    for col in ("stage", "", "artefact", "headline", "s"):
+        table.add_column(col, overflow="fold")
+    for r in results:
+        table.add_row(r.stage, r.status, str(r.artefact), r.headline, f"{r.seconds:.0f}")
+    return table
+
+
+def run_demo(ws: Workspace, cfg: DemoConfig | None = None) -> list[StageResult]:
+    t0 = time.perf_counter()
+    results = Demo(ws, cfg or DemoConfig()).run()
+    console.print(summary_table(results))
+    console.print(f"demo finished in {time.perf_counter() - t0:.0f} s; workspace {ws.root}")
+    return results
