@@ -177,6 +177,7 @@ def run_annotation(ws: Workspace, cfg: AnnotateConfig) -> Summary:
                     pending.append((ds, i))
         if cfg.limit is not None:
             pending = pending[:cfg.limit]
+        already = len(writer.done_ids)
         t0 = time.perf_counter()
         try:
             if cfg.backend == "heuristic":
@@ -187,6 +188,9 @@ def run_annotation(ws: Workspace, cfg: AnnotateConfig) -> Summary:
             summary.interrupted = True
         finally:
             summary.seconds = time.perf_counter() - t0
+            # counted from the file's own record of ids, so a Ctrl-C between a write and the
+            # counter cannot make the summary disagree with the file
+            summary.done = len(writer.done_ids) - already
     return summary
 
 
