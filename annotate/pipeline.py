@@ -226,19 +226,21 @@ def _run_heuristic(cfg: AnnotateConfig, summary: Summary, pending: list, writer:
             summary.done += 1
         advance(len(results))
 
-    with progress_bar("annotate (heuristic)", total=len(items), enabled=cfg.show_progress) as advance:
-        if workers <= 1:
-            for c in chunks:
-                write(_heuristic_chunk(c))
-        else:
-            pool = ProcessPoolExecutor(max_workers=workers)
-            try:
-                for results in pool.map(_heuristic_chunk, chunks):
-                    write(results)
-            except KeyboardInterrupt:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
-            pool.shutdown()
+    pool = None
+    if workers > 1:
+        # workers are forked now, before the progress bar starts its refresh thread
+        pool = ProcessPoolExecutor(max_workers=workers)
+        pool.submit(int).result()
+    try:
+        with progress_bar("annotate (heuristic)", total=len(items), enabled=cfg.show_progress) as advance:
+            for results in (pool.map(_heuristic_chunk, chunks) if pool else map(_heuristic_chunk, chunks)):
+                write(results)
+    except KeyboardInterrupt:
+        if pool:
+            pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    if pool:
+        pool.shutdown()
 
 
 # ---------------------------------------------------------------- openai

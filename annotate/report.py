@@ -82,6 +82,7 @@ def compare(pred: dict[str, list[str]], ref: dict[str, list[str]], ids: list[str
         "micro_f1": round(float(mf), 4), "macro_f1": round(macro_f1, 4),
         "mean_adjectives": {"labels": round(float(yp.sum(1).mean()), 3), "against": round(float(yr.sum(1).mean()), 3)},
         "kappa_per_facet": kappa, "per_adjective": per_adjective,
+        "label_frequency": {a: {"labels": m["predicted"], "against": m["support"]} for a, m in per_adjective.items()},
     }
 
 
