@@ -14,7 +14,7 @@ import typer
 
 from artgen.errors import ArtgenError
 from artgen.progress import console
-from artgen.workspace import Workspace
+from artgen.workspace import SHIPPED_MODEL, Workspace
 
 app = typer.Typer(
     name="artgen",
@@ -178,11 +178,58 @@ def generate_cmd(
     from artgen.generate import generate_to_png, read_prompts
 
     texts = ([prompt] if prompt is not None else []) + (read_prompts(prompts) if prompts else [])
-    notes = generate_to_png(workspace(ctx), texts, out, encoder=encoder, n=n, seed=seed, steps=steps,
+    ws = workspace(ctx)
+    if encoder == "tiny" and not (ws.checkpoint("tiny") / "config.json").exists() and (SHIPPED_MODEL / "bundle.json").exists():
+        _generate_with_shipped_model(ws, texts, out, n=n, seed=seed, steps=steps, guidance=guidance, temperature=temperature)
+        return
+    notes = generate_to_png(ws, texts, out, encoder=encoder, n=n, seed=seed, steps=steps,
                             guidance=guidance, temperature=temperature)
     for note in notes:
         console.print(note)
     console.print(f"wrote {len(texts)} x {n} images to {out}")
+
+
+def _generate_with_shipped_model(ws: Workspace, texts: list[str], out: Path, n: int, seed: int, steps: int,
+                                 guidance: float, temperature: float) -> None:
+    """`artgen generate` before any training: the int8 tiny bundle shipped in the package,
+    through the torch-free runtime, laid out like `generate_to_png` (a row per prompt)."""
+    import numpy as np
+    from PIL import Image
+
+    from artgen.generate import image_grid
+    from artgen.vocabulary import parse_prompt
+    from export.runtime import BundleError, Runtime
+
+    if not texts:
+        raise ArtgenError("no prompt given: pass a prompt such as \"warm, chaotic, vivid\" or --prompts FILE")
+    for t in texts:
+        parsed = parse_prompt(t)
+        if parsed.unknown:
+            console.print(f"note: {', '.join(repr(w) for w in parsed.unknown)} are not in the vocabulary; read as sub-words")
+    console.print(f"no trained tiny model in {ws.checkpoint('tiny')}: using the shipped int8 model at {SHIPPED_MODEL} "
+                  "(train your own with `artgen train --encoder tiny`)")
+    try:
+        rt = Runtime(SHIPPED_MODEL)
+        rows = [rt.generate([t] * n, seed=seed, steps=steps, guidance=guidance, temperature=temperature) for t in texts]
+    except BundleError as e:
+        raise ArtgenError(str(e)) from None
+    grid = Image.fromarray(image_grid(np.concatenate(rows), columns=n))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    grid.resize((grid.width * 2, grid.height * 2), Image.NEAREST).save(out, format="PNG")
+    console.print(f"wrote {len(texts)} x {n} images to {out}")
+
+
+@app.command("release-model")
+def release_model_cmd(
+    ctx: typer.Context,
+    preset: str = typer.Option("default", help="Preset for the VQ-VAE and the tiny model (default: the shipped one)."),
+    quick_bench: bool = typer.Option(False, "--quick-bench", help="Bench with --quick instead of the full run."),
+    annotations: str = typer.Option("gt", help="Caption labels: gt (the synthetic corpus's ground truth), heuristic, openai, auto."),
+) -> None:
+    """Train (default presets), bench, export int8 and copy the tiny model into artgen/assets/tiny."""
+    from artgen.release import release_model
+
+    release_model(workspace(ctx), preset=preset, quick_bench=quick_bench, annotations=annotations)
 
 
 @app.command("encoders")

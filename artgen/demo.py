@@ -29,6 +29,7 @@ SAMPLE_PROMPTS = (
     "dark, dramatic, contrasting", "bright, soft, gradient", "geometric, blocky, colorful", "organic, fluid, curved",
 )
 RUNTIME_PROMPT = "warm, chaotic, vivid"
+PRESET_RANK = {"custom": 0, "quick": 1, "default": 2}
 
 
 @dataclass
@@ -37,8 +38,10 @@ class DemoConfig:
     image_size: int = 64
     vqvae_preset: str = "quick"
     encoder_preset: str = "quick"
+    annotations: str = "heuristic"  # caption labels for the tiny model (gt: the corpus's ground truth)
     vqvae_steps: int | None = None  # overrides for tests on tiny corpora
     encoder_steps: int | None = None
+    bench_quick: bool = True
     bench_captions: int | None = None
     bench_latency_runs: int | None = None
     encoder_overrides: dict = field(default_factory=dict)  # small predictor/encoder configs for tests
@@ -117,12 +120,20 @@ class Demo:
 
         vq_dir = ws.checkpoint("vqvae")
 
+        def trained_with(metrics: Path, preset: str) -> bool:
+            """Done when trained with the preset asked for or a bigger one (a default-preset
+            model serves the demo too); a test's custom settings count as their own preset."""
+            if not metrics.exists():
+                return False
+            got = json.loads(metrics.read_text()).get("preset")
+            return PRESET_RANK.get(got, -1) >= PRESET_RANK[preset]
+
         def vqvae_ok() -> bool:
             try:
                 VQVAE.from_pretrained(vq_dir)
-                return (vq_dir / "metrics.json").exists()
             except ArtgenError:
                 return False
+            return trained_with(vq_dir / "metrics.json", cfg.vqvae_preset)
 
         def vq_headline() -> str:
             m = json.loads((vq_dir / "metrics.json").read_text())
@@ -138,7 +149,7 @@ class Demo:
         tiny_dir = ws.checkpoint("tiny")
 
         def tiny_ok() -> bool:
-            if not (tiny_dir / "metrics.json").exists():
+            if not trained_with(tiny_dir / "metrics.json", "custom" if cfg.encoder_overrides else cfg.encoder_preset):
                 return False
             try:
                 load_generator(ws, "tiny")  # also checks it was trained on this VQ-VAE's codes
@@ -152,7 +163,7 @@ class Demo:
                 from dataclasses import replace
 
                 preset = replace(preset, **cfg.encoder_overrides)
-            train_predictor(ws, "tiny", preset=preset, annotations="heuristic", steps=cfg.encoder_steps)
+            train_predictor(ws, "tiny", preset=preset, annotations=cfg.annotations, steps=cfg.encoder_steps)
 
         def tiny_headline() -> str:
             m = json.loads((tiny_dir / "metrics.json").read_text())
@@ -177,8 +188,8 @@ class Demo:
                      if isinstance(row.get(key), (int, float))]
             return ", ".join(parts) or "see report.md"
 
-        self.stage("bench --quick", lambda: _newer(bench_json, tiny_dir / "model.safetensors"),
-                   lambda: run_bench(ws, BenchConfig(encoders=("tiny",), quick=True, captions=cfg.bench_captions,
+        self.stage("bench --quick" if cfg.bench_quick else "bench", lambda: _newer(bench_json, tiny_dir / "model.safetensors"),
+                   lambda: run_bench(ws, BenchConfig(encoders=("tiny",), quick=cfg.bench_quick, captions=cfg.bench_captions,
                                                      latency_runs=cfg.bench_latency_runs)),
                    bench_json, bench_headline)
 

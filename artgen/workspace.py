@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_WORKDIR = "artgen-work"
+# The tiny int8 ONNX bundle shipped inside the package (made by `artgen release-model`):
+# what `artgen generate` and `Runtime()` use when no model has been trained.
+SHIPPED_MODEL = Path(__file__).resolve().parent / "assets" / "tiny"
 
 
 @dataclass(frozen=True)

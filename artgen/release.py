@@ -1,0 +1,54 @@
+"""`artgen release-model`: build the tiny model shipped in `artgen/assets/tiny/`.
+
+One command from the default presets: the demo pipeline at `--preset default` for the
+VQ-VAE and the tiny encoder + predictor, the full `artgen bench` on it, an int8 ONNX bundle
+with a parity check, then the bundle and its bench report copied into the package. Part of
+the CLI layer (it wires export and bench, which the core modules never import).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from artgen.errors import ArtgenError
+from artgen.progress import console
+from artgen.workspace import SHIPPED_MODEL, Workspace
+
+SIZE_LIMIT_MB = 10.0
+
+
+def release_model(ws: Workspace, preset: str = "default", out: Path = SHIPPED_MODEL, quick_bench: bool = False,
+                  annotations: str = "gt") -> dict:
+    from artgen.demo import DemoConfig, run_demo
+    from artgen.generate import load_generator
+    from export.parity import check_parity
+
+    run_demo(ws, DemoConfig(vqvae_preset=preset, encoder_preset=preset, bench_quick=quick_bench, annotations=annotations))
+    bundle = ws.bundles / "tiny-int8"  # the demo's int8 export of the model just trained
+    meta = json.loads((bundle / "bundle.json").read_text())
+    if meta["size_bytes"] / 1e6 > SIZE_LIMIT_MB:
+        raise ArtgenError(f"the int8 tiny bundle is {meta['size_bytes'] / 1e6:.1f} MB, over the {SIZE_LIMIT_MB:.0f} MB "
+                          "a shipped model may take: shrink the tiny preset")
+    parity = check_parity(load_generator(ws, "tiny"), bundle)
+    if not parity.passed:
+        raise ArtgenError(f"the int8 bundle fails parity ({parity.criteria}): not shipping it")
+    (bundle / "parity.json").write_text(json.dumps(parity.to_dict(), indent=2))
+
+    out = Path(out)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(bundle, tmp)
+    report_dir = tmp / "bench"
+    report_dir.mkdir()
+    for name in ("report.json", "report.md"):
+        shutil.copy(ws.reports / "bench" / name, report_dir / name)
+    for name in ("metrics.json",):
+        shutil.copy(ws.checkpoint("tiny") / name, tmp / f"train_{name}")
+        shutil.copy(ws.checkpoint("vqvae") / name, tmp / f"vqvae_{name}")
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    console.print(f"shipped the int8 tiny model ({meta['size_bytes'] / 1e6:.2f} MB, parity {parity.code_agreement:.1%} "
+                  f"code agreement) to {out}, with its bench report in {out / 'bench'}")
+    return meta
