@@ -145,7 +145,7 @@ def _wait_for_lines(path: Path, n: int, proc: subprocess.Popen, timeout: float =
 
 def test_sigkill_at_any_moment_then_rerun_gives_every_image_exactly_once(ws):
     out = ws.annotations / "openai.jsonl"
-    with LocalChatServer(latency=0.01) as server:
+    with LocalChatServer(latency=0.03) as server:  # slow enough that each kill lands mid-run
         for stop_after in (7, 40):
             proc = _popen(ws.root, server.base_url)
             _wait_for_lines(out, stop_after, proc)
