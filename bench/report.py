@@ -1,0 +1,272 @@
+"""Rendering the bench report: `report.json` is the source of truth; `report.md` and one
+self-contained `report.html` (plots and sample grids embedded as base64 PNG) are drawn from it.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+# (column title, row key, format) of the main table; rows missing a key show "–".
+SUMMARY_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("encoder", "name", "{}"),
+    ("weights", "weights", "{}"),
+    ("params (M)", "generation_parameters", "{:.2f}M"),
+    ("fp32 MB", "generation_fp32_mb", "{:.1f}"),
+    ("p50 ms", "latency_ms_p50", "{:.1f}"),
+    ("p95 ms", "latency_ms_p95", "{:.1f}"),
+    ("refine-8 p50 ms", "refine_8_ms_p50", "{:.1f}"),
+    ("ORT p50 ms", "onnx_latency_ms_p50", "{:.1f}"),
+    ("batch-16 img/s", "batch16_images_per_s", "{:.0f}"),
+    ("peak RSS MB", "peak_rss_mb", "{:.0f}"),
+    ("FID", "fid", "{:.2f}"),
+    ("KID", "kid", "{:.4f}"),
+    ("usage", "codebook_usage", "{:.3f}"),
+    ("perplexity", "perplexity", "{:.0f}"),
+    ("test CE", "test_ce", "{:.3f}"),
+    ("CE no text", "ce_no_text", "{:.3f}"),
+    ("token acc", "token_accuracy", "{:.3f}"),
+    ("attr acc", "attribute_accuracy", "{:.3f}"),
+    ("unseen attr acc", "unseen_attribute_accuracy", "{:.3f}"),
+    ("unseen pairs acc", "unseen_pair_accuracy", "{:.3f}"),
+    ("interp. max/mean", "interpolation_smoothness", "{:.2f}"),
+)
+REFERENCE_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("reference", "name", "{}"),
+    ("FID", "fid", "{:.2f}"),
+    ("KID", "kid", "{:.4f}"),
+    ("usage", "codebook_usage", "{:.3f}"),
+    ("perplexity", "perplexity", "{:.0f}"),
+    ("attr acc", "attribute_accuracy", "{:.3f}"),
+    ("attr base rate", "attribute_base_rate", "{:.3f}"),
+)
+
+
+def _cell(row: dict, key: str, fmt: str) -> str:
+    value = row.get(key)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if key == "generation_parameters":
+        return fmt.format(value / 1e6)
+    return fmt.format(value)
+
+
+def _table_rows(rows: Sequence[dict], columns) -> tuple[list[str], list[list[str]]]:
+    return [c[0] for c in columns], [[_cell(r, key, fmt) for _, key, fmt in columns] for r in rows]
+
+
+def _criteria_rows(report: dict) -> tuple[list[str], list[list[str]]]:
+    verdict = {True: "PASS", False: "FAIL", None: "not measured"}
+    return (["target", "measured", "result", "note"],
+            [[c["target"], c["measured"] if c["measured"] is not None else "–", verdict[c["pass"]], c["note"]]
+             for c in report["criteria"]])
+
+
+def summary_markdown(report: dict) -> str:
+    """The encoder table alone, as Markdown (what the README quotes)."""
+    return _markdown_table(*_table_rows(report["rows"], SUMMARY_COLUMNS))
+
+
+def _markdown_table(head: list[str], body: list[list[str]]) -> str:
+    esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
+    lines = ["| " + " | ".join(map(esc, head)) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(map(esc, r)) + " |" for r in body]
+    return "\n".join(lines)
+
+
+def _html_table(head: list[str], body: list[list[str]]) -> str:
+    h = "".join(f"<th>{html.escape(str(c))}</th>" for c in head)
+    b = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in body)
+    return f"<table><thead><tr>{h}</tr></thead><tbody>{b}</tbody></table>"
+
+
+def _meta_lines(report: dict) -> list[str]:
+    m = report["meta"]
+    v = m["versions"]
+    return [
+        f"Date: {m['date']}. Command: `{m['command']}`.",
+        f"Machine: {m['machine']['cpu']}, {m['machine']['cores']} cores, Python {m['machine']['python']}, "
+        f"torch {v.get('torch')}, onnxruntime {v.get('onnxruntime')}; {m['threads']} threads for every timing.",
+        f"{m['captions']} test captions (one generated image each) against {m['real_test_images']} real test "
+        f"paintings (of {m['test_split']}); labels: {m['label_source']}. Bench time {m['seconds']:.0f} s.",
+        "Weights: " + "; ".join(f"{k}: {d['weights']}" for k, d in report["encoders"].items()) + ".",
+        f"Inception Score: absent — {report['fid_network']['inception_score_absent']}."
+        if report["fid_network"]["inception_score_absent"] else "",
+        f"Attribute judge: {report['attribute_judge']['model']} on {report['attribute_judge']['features']}, "
+        f"trained on {report['attribute_judge']['trained_on']}; on real test paintings: macro accuracy "
+        f"{report['attribute_judge']['macro']['accuracy']:.3f}, F1 {report['attribute_judge']['macro']['f1']:.3f}, "
+        f"balanced accuracy {report['attribute_judge']['macro']['balanced_accuracy']:.3f} over "
+        f"{report['attribute_judge']['adjectives']} adjectives.",
+    ]
+
+
+def render_markdown(report: dict) -> str:
+    parts = ["# artgen bench", "", *[line for line in _meta_lines(report) if line], "",
+             "## Encoders", "", summary_markdown(report), "",
+             "## Reference rows", "", _markdown_table(*_table_rows(report["references"], REFERENCE_COLUMNS)), "",
+             "## Success criteria", "", _markdown_table(*_criteria_rows(report)), ""]
+    return "\n".join(parts)
+
+
+# ---------------------------------------------------------------------------- plots
+
+def _png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def plot_latency_vs_fid(report: dict) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for r in report["rows"]:
+        ax.scatter(r["latency_ms_p50"], r["fid"], s=60)
+        ax.annotate(r["name"], (r["latency_ms_p50"], r["fid"]), textcoords="offset points", xytext=(6, 4))
+    for ref, style in zip(report["references"], ("--", ":", "-.", (0, (1, 3)))):
+        ax.axhline(ref["fid"], linestyle=style, color="grey", linewidth=1, label=f"{ref['name']}: {ref['fid']:.1f}")
+    ax.set_xlabel("text → image latency, batch 1, p50 (ms, PyTorch eager)")
+    ax.set_ylabel("FID vs real test paintings")
+    ax.set_yscale("log")
+    ax.legend(fontsize=7, loc="best")
+    ax.set_title("latency vs FID per encoder")
+    return _png(fig)
+
+
+def plot_sizes(report: dict) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r["name"] for r in report["rows"]]
+    parts = ("encoder_parameters", "predictor_parameters", "decoder_parameters")
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    bottom = np.zeros(len(names))
+    for part in parts:
+        values = np.array([report["encoders"][n]["sizes"][part] * 4 / 2**20 for n in names])
+        ax.bar(names, values, bottom=bottom, label=part.replace("_parameters", ""))
+        bottom += values
+    ax.axhline(10, color="red", linestyle="--", linewidth=1, label="10 MB target")
+    ax.set_ylabel("fp32 weights (MB)")
+    ax.set_title("model size per encoder (encoder + predictor + decoder)")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def plot_code_histogram(report: dict) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    series = [(r["name"], r) for r in report["rows"]]
+    series += [(r["name"], r) for r in report["references"] if "code_counts" in r and "ceiling" in r["name"]]
+    for name, r in series:
+        counts = np.sort(np.asarray(r["code_counts"], dtype=np.float64))[::-1]
+        ax.plot(np.arange(1, len(counts) + 1), counts / max(counts.sum(), 1), label=f"{name} (ppl {r['perplexity']:.0f})")
+    ax.set_xlabel("code rank")
+    ax.set_ylabel("share of generated positions")
+    ax.set_yscale("log")
+    ax.set_title("generated-code histogram (sorted)")
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def sample_grid_png(images: np.ndarray, prompts: Sequence[str], title: str) -> bytes:
+    """A labelled row of the sample prompts' images."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(images)
+    fig, axes = plt.subplots(1, n, figsize=(1.45 * n, 1.9))
+    for ax, im, p in zip(np.atleast_1d(axes), images, prompts):
+        ax.imshow(im, interpolation="nearest")
+        ax.set_title(p.replace(", ", ",\n"), fontsize=6)
+        ax.axis("off")
+    fig.suptitle(title, fontsize=9)
+    return _png(fig)
+
+
+def _img_tag(png: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def render_html(report: dict, plots: dict[str, bytes], grids: dict[str, bytes]) -> str:
+    meta = "".join(f"<p>{html.escape(line)}</p>" for line in _meta_lines(report) if line)
+    figures = "".join(f"<figure>{_img_tag(png, name)}<figcaption>{html.escape(name)}</figcaption></figure>"
+                      for name, png in plots.items())
+    samples = "".join(f"<h3>{html.escape(enc)}</h3>{_img_tag(png, f'sample grid {enc}')}" for enc, png in grids.items())
+    style = ("body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;font-size:12px}"
+             "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#f3f3f3}"
+             "figure{display:inline-block;margin:0 1em 1em 0}img{max-width:100%}")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>artgen bench</title><style>{style}</style>"
+            f"</head><body><h1>artgen bench</h1>{meta}"
+            f"<h2>Encoders</h2>{_html_table(*_table_rows(report['rows'], SUMMARY_COLUMNS))}"
+            f"<h2>Reference rows</h2>{_html_table(*_table_rows(report['references'], REFERENCE_COLUMNS))}"
+            f"<h2>Success criteria</h2>{_html_table(*_criteria_rows(report))}"
+            f"<h2>Plots</h2>{figures}<h2>Samples: the same 8 prompts, seed {report['meta']['config']['seed']}, "
+            f"one-shot</h2>{samples}</body></html>")
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _finite(o):
+    """NaN and infinities become null: report.json stays strict JSON."""
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    return o
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def write_reports(report: dict, samples: dict[str, np.ndarray], out_dir: Path) -> dict[str, Path]:
+    """report.json, report.md, report.html and samples_<encoder>.png into `out_dir`."""
+    from bench.run import SAMPLE_PROMPTS
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    grids = {enc: sample_grid_png(images, SAMPLE_PROMPTS, enc) for enc, images in samples.items()}
+    for enc, png in grids.items():
+        _atomic_write(out_dir / f"samples_{enc}.png", png)
+    plots = {"latency vs FID per encoder": plot_latency_vs_fid(report),
+             "model size per encoder": plot_sizes(report),
+             "generated-code histogram": plot_code_histogram(report)}
+    paths = {"json": out_dir / "report.json", "md": out_dir / "report.md", "html": out_dir / "report.html"}
+    _atomic_write(paths["json"], json.dumps(_finite(report), indent=1, default=_json_default, allow_nan=False).encode())
+    _atomic_write(paths["md"], render_markdown(report).encode())
+    _atomic_write(paths["html"], render_html(report, plots, grids).encode())
+    return paths

@@ -1,0 +1,141 @@
+"""`artgen bench` end to end on a tiny trained workspace (a few images per row), its report
+files, success criteria and errors; the full `--quick` command and the HTML check in
+headless Chromium are `slow`."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, run_cli
+
+from artgen.errors import ArtgenError
+from artgen.train_predictor import PredictorPreset, train_predictor
+from artgen.workspace import Workspace
+from bench.run import BenchConfig, run_bench, success_criteria, trained_encoders
+
+TINY = PredictorPreset(
+    predictor=dict(width=32, layers=1, heads=2, mlp_ratio=2),
+    encoder=dict(width=32, layers=1, heads=2),
+    train=dict(steps=4, batch_size=8, lr=1e-3, warmup_steps=1, checkpoint_every=4, log_every=1),
+)
+SMALL = dict(captions=8, real_images=12, latency_runs=3, latency_warmup=1, unseen=4, pairs=3, kid_subsets=3,
+             interpolation_pairs=1, peak_rss=False, show_progress=False)
+
+
+@pytest.fixture(scope="module")
+def trained(small_corpus, tmp_path_factory):
+    """The 120-painting corpus with a 2-step VQ-VAE and a 4-step tiny encoder + predictor."""
+    from artgen.train_vqvae import train_vqvae
+
+    root = tmp_path_factory.mktemp("bench")
+    shutil.copytree(small_corpus / "data", root / "data")
+    ws = Workspace(root)
+    train_vqvae(ws, preset="quick", steps=2, batch_size=8, device="cpu", show_progress=False)
+    train_predictor(ws, "tiny", preset=TINY, annotations="gt", device="cpu", show_progress=False)
+    return ws
+
+
+class PixelFeatures(torch.nn.Module):
+    """Stand-in for the FID network in fast tests: mean colour of each cell of a 4x4 grid
+    (48-d). The real network runs in the `slow` test and in tests/test_bench_quality.py."""
+
+    num_features = 48
+    identity = "test-pixel-grid-4x4"
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def features(self, images, description="", show_progress=False):
+        self.calls += 1
+        x = torch.as_tensor(np.stack(images)).permute(0, 3, 1, 2).float() / 255  # (N, 3, H, W)
+        return torch.nn.functional.adaptive_avg_pool2d(x, 4).flatten(1).numpy()  # (N, 48)
+
+
+@pytest.fixture(scope="module")
+def report(trained):
+    return run_bench(trained, BenchConfig(**SMALL), command="test", feature_net=PixelFeatures())
+
+
+def test_report_files_hold_every_row_and_the_machine(trained, report):
+    out = trained.reports / "bench"
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["meta"]["threads"] == 2 and saved["meta"]["versions"]["torch"]
+    assert saved["meta"]["captions"] == 8 and saved["meta"]["real_test_images"] == 12
+    assert saved["encoders"]["tiny"]["weights"] == "trained from scratch"
+    assert "Inception Score" in saved["fid_network"]["inception_score_absent"]
+    assert "STAND-IN" in saved["fid_network"]["source"]
+    names = [r["name"] for r in saved["references"]]
+    assert any("noise floor" in n for n in names) and any("ceiling" in n for n in names)
+    assert any("floor" in n and "random" in n for n in names) and any("unconditional" in n for n in names)
+    row = saved["rows"][0]
+    assert row["name"] == "tiny" and row["fid"] > 0 and 0 < row["codebook_usage"] <= 1
+    assert 1 <= row["perplexity"] <= 512 and sum(row["code_counts"]) == 8 * 8 * 8  # 8 grids of 8x8 at 32 px
+    assert 0 <= row["attribute_accuracy"] <= 1 and row["latency_ms_p50"] > 0
+    lat = saved["encoders"]["tiny"]["latency_torch"]
+    assert lat["one_shot"]["runs"] == 3 and lat["refine_8"]["threads"] == 2
+    assert lat["batch_throughput"]["batch_size"] == 16
+    assert saved["attribute_judge"]["n_test"] == 12 and saved["attribute_judge"]["adjectives"] >= 1
+    md = (out / "report.md").read_text()
+    assert "| tiny | trained from scratch |" in md and "Success criteria" in md
+    html = (out / "report.html").read_text()
+    srcs = re.findall(r'<img alt="[^"]*" src="([^"]*)"', html)
+    assert len(srcs) == 4 and all(s.startswith("data:image/png;base64,") and len(s) > 2000 for s in srcs)
+    assert (out / "samples_tiny.png").stat().st_size > 1000
+
+
+def test_rerun_reuses_cached_features_and_gives_the_same_quality(trained, report, tmp_path):
+    net = PixelFeatures()
+    again = run_bench(trained, BenchConfig(**SMALL), out_dir=tmp_path, command="test", feature_net=net)
+    # Real test, noise floor, reconstructions, random codes and the generated sets are the
+    # same pixels as last time: only the interpolation walk (never cached) is featurised.
+    assert net.calls == 1
+    assert again["rows"][0]["fid"] == pytest.approx(report["rows"][0]["fid"], rel=1e-6)
+    assert [r["fid"] for r in again["references"]] == pytest.approx([r["fid"] for r in report["references"]], rel=1e-6)
+    assert (tmp_path / "report.html").exists()
+
+
+def test_success_criteria_judge_the_measured_values(report):
+    fake = json.loads(json.dumps(report))
+    tiny = fake["rows"][0]
+    tiny.update(latency_ms_p50=50.0, fid=10.0, unseen_attribute_accuracy=0.6, unseen_base_rate=0.3, attribute_accuracy=0.7)
+    fake["rows"].append({**tiny, "name": "clip", "fid": 9.5})
+    verdicts = {c["target"].split(" (")[0].split(":")[0]: c["pass"] for c in success_criteria(fake)}
+    assert verdicts["inference < 100 ms"] is True
+    assert verdicts["tiny comparable"] is True  # 10.0 <= 1.1 * 9.5
+    assert verdicts["reasonable unseen-adjective control"] is True
+    assert verdicts["deployment < 100 MB"] is None  # no bundle: not measured, never a guess
+    fake["rows"][1]["fid"] = 8.0
+    tiny.update(latency_ms_p50=150.0, unseen_attribute_accuracy=0.2)
+    verdicts = {c["target"].split(" (")[0].split(":")[0]: c["pass"] for c in success_criteria(fake)}
+    assert verdicts["inference < 100 ms"] is False and verdicts["tiny comparable"] is False
+    assert verdicts["reasonable unseen-adjective control"] is False
+
+
+def test_missing_models_and_unknown_encoders_are_one_line_errors(small_corpus, trained):
+    with pytest.raises(ArtgenError, match="artgen train --encoder tiny"):
+        trained_encoders(Workspace(small_corpus))
+    with pytest.raises(ArtgenError, match="artgen train --encoder clip"):
+        trained_encoders(trained, ["clip"])
+    result = run_cli("bench", "--encoders", "nonsense", workdir=trained.root)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "nonsense" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_bench_quick_command_and_html_renders_in_chromium(trained, tmp_path):
+    result = run_cli("bench", "--quick", "--captions", "20", "-o", str(tmp_path), workdir=trained.root, timeout=900)
+    assert result.returncode == 0, result.stderr
+    assert "PASS" in result.stderr or "FAIL" in result.stderr
+    check = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_report_html.py"), str(tmp_path / "report.html")],
+                           capture_output=True, text=True, timeout=300)
+    if check.returncode == 3:
+        pytest.skip(check.stdout.strip())  # no chromium on this machine: the script says how to install it
+    assert check.returncode == 0, check.stdout + check.stderr
