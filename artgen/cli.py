@@ -322,7 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI, turning every expected failure into one line and exit 2."""
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="artgen", standalone_mode=False)
+        rv = command.main(args=argv, prog_name="artgen", standalone_mode=False)
+        if isinstance(rv, int) and not isinstance(rv, bool):  # click hands back `typer.Exit(code)` as its code
+            return rv
     except _EXIT as e:
         return e.exit_code
     except _USAGE as e:

@@ -158,11 +158,11 @@ class Demo:
                 return False
 
         def train_tiny() -> None:
-            preset = PRESETS[cfg.encoder_preset]["tiny"]
+            preset = cfg.encoder_preset  # by name, so the checkpoint records which preset made it
             if cfg.encoder_overrides:
                 from dataclasses import replace
 
-                preset = replace(preset, **cfg.encoder_overrides)
+                preset = replace(PRESETS[cfg.encoder_preset]["tiny"], **cfg.encoder_overrides)
             train_predictor(ws, "tiny", preset=preset, annotations=cfg.annotations, steps=cfg.encoder_steps)
 
         def tiny_headline() -> str:
