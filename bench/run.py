@@ -257,37 +257,44 @@ def _latency(gen, cfg: BenchConfig) -> dict:
     return {"one_shot": one, f"refine_{cfg.refine_steps}": refine, "batch_throughput": throughput}
 
 
-def _onnx_latency(ws: Workspace, encoder: str, cfg: BenchConfig) -> dict:
-    """ONNX Runtime latency through the export package's runtime, from the workspace bundle
-    or a bundle exported on the fly to a temporary folder. Absent, with the reason, while
-    the export package (issue #8) provides neither."""
+def _onnx(ws: Workspace, encoder: str, gen, cfg: BenchConfig) -> dict:
+    """ONNX Runtime latency and bundle size, fp32 and int8, through the export package's
+    torch-free runtime: from `bundles/<encoder>[-int8]` when that bundle exists, else
+    exported on the fly to a temporary folder (and said so)."""
     try:
-        from export.runtime import Runtime  # noqa: F401
-    except ImportError:
-        return {"available": False, "reason": "the export package has no ONNX runtime yet (`artgen export`, issue #8)"}
-    bundle = ws.bundles / encoder
-    tmp = None
-    try:
-        if not (bundle / "bundle.json").exists():
-            try:
-                from export.bundle import export_bundle
-            except ImportError:
-                return {"available": False, "reason": f"no bundle at {bundle} and no exporter to make one"}
-            tmp = tempfile.TemporaryDirectory(prefix=f"artgen-bench-{encoder}-")
-            bundle = Path(tmp.name) / encoder
-            export_bundle(ws, encoder, bundle)
-        runtime = Runtime(bundle, threads=cfg.threads)
-        lat = LatencyConfig(runs=cfg.latency_runs, warmup=cfg.latency_warmup, threads=cfg.threads)
-        out = {"available": True, "bundle": str(bundle) if tmp is None else "exported on the fly (temporary)"}
-        out["one_shot"] = measure_latency(lambda: runtime.generate(LATENCY_PROMPT, seed=0, steps=1), lat)
-        out[f"refine_{cfg.refine_steps}"] = measure_latency(
-            lambda: runtime.generate(LATENCY_PROMPT, seed=0, steps=cfg.refine_steps), lat)
-        return out
-    except Exception as e:  # the bench reports a broken export instead of dying on it
-        return {"available": False, "reason": f"ONNX run failed: {type(e).__name__}: {e}"}
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
+        from export.bundle import ExportConfig, bundle_size, export_bundle
+        from export.runtime import Runtime
+    except ImportError as e:
+        return {p: {"available": False, "reason": f"the export package is missing ({e})"} for p in ("fp32", "int8")}
+    lat = LatencyConfig(runs=cfg.latency_runs, warmup=cfg.latency_warmup, threads=cfg.threads)
+    out = {}
+    for precision in ("fp32", "int8"):
+        bundle = ws.bundles / (encoder + ("-int8" if precision == "int8" else ""))
+        tmp = None
+        try:
+            if (bundle / "bundle.json").exists():
+                source = str(bundle)
+            else:
+                tmp = tempfile.TemporaryDirectory(prefix=f"artgen-bench-{encoder}-")
+                bundle = Path(tmp.name) / "bundle"
+                export_bundle(gen, bundle, ExportConfig(int8=precision == "int8"))
+                source = "exported on the fly to a temporary folder"
+            runtime = Runtime(bundle, threads=cfg.threads)
+            g, t = cfg.guidance, cfg.temperature
+            out[precision] = {
+                "available": True, "bundle": source, "bundle_mb": bundle_size(bundle) / 2**20,
+                "onnx_mb": sum(f.stat().st_size for f in bundle.glob("*.onnx")) / 2**20,
+                "one_shot": measure_latency(lambda: runtime.generate(LATENCY_PROMPT, seed=0, steps=1, guidance=g,
+                                                                     temperature=t), lat),
+                f"refine_{cfg.refine_steps}": measure_latency(
+                    lambda: runtime.generate(LATENCY_PROMPT, seed=0, steps=cfg.refine_steps, guidance=g, temperature=t), lat),
+            }
+        except Exception as e:  # the bench reports a broken export instead of dying on it
+            out[precision] = {"available": False, "reason": f"{type(e).__name__}: {' '.join(str(e).split())[:200]}"}
+        finally:
+            if tmp is not None:
+                tmp.cleanup()
+    return out
 
 
 def _sizes(ws: Workspace, encoder: str, gen) -> dict:
@@ -303,12 +310,6 @@ def _sizes(ws: Workspace, encoder: str, gen) -> dict:
     }
     out["generation_parameters"] = out["encoder_parameters"] + out["predictor_parameters"] + decoder_params
     out["generation_fp32_mb"] = out["generation_parameters"] * 4 / 2**20
-    bundle = ws.bundles / encoder
-    if bundle.exists():
-        onnx_files = list(bundle.rglob("*.onnx"))
-        out["bundle_mb"] = _dir_bytes(bundle) / 2**20
-        out["bundle_onnx_fp32_mb"] = sum(f.stat().st_size for f in onnx_files if "int8" not in f.name) / 2**20
-        out["bundle_onnx_int8_mb"] = sum(f.stat().st_size for f in onnx_files if "int8" in f.name) / 2**20 or None
     return out
 
 
@@ -447,14 +448,20 @@ def run_bench(ws: Workspace, cfg: BenchConfig | None = None, out_dir: Path | Non
                                    "constant_walks": len(ratios) - len(defined)}
         start = time.perf_counter()
         detail["latency_torch"] = _latency(gen, cfg)
-        detail["latency_onnx"] = _onnx_latency(ws, enc, cfg)
+        detail["onnx"] = _onnx(ws, enc, gen, cfg)
+        for precision, o in detail["onnx"].items():
+            if o.get("available"):
+                detail["sizes"][f"bundle_{precision}_mb"] = o["bundle_mb"]
         timings[f"latency {enc}"] = round(time.perf_counter() - start, 1)
         row["latency_ms_p50"] = detail["latency_torch"]["one_shot"]["p50_ms"]
         row["latency_ms_p95"] = detail["latency_torch"]["one_shot"]["p95_ms"]
         row[f"refine_{cfg.refine_steps}_ms_p50"] = detail["latency_torch"][f"refine_{cfg.refine_steps}"]["p50_ms"]
         row["batch16_images_per_s"] = detail["latency_torch"]["batch_throughput"]["images_per_s"]
-        if detail["latency_onnx"].get("available"):
-            row["onnx_latency_ms_p50"] = detail["latency_onnx"]["one_shot"]["p50_ms"]
+        for precision, o in detail["onnx"].items():
+            if o.get("available"):
+                row[f"ort_{precision}_ms_p50"] = o["one_shot"]["p50_ms"]
+                row[f"ort_{precision}_refine_{cfg.refine_steps}_ms_p50"] = o[f"refine_{cfg.refine_steps}"]["p50_ms"]
+                row[f"bundle_{precision}_mb"] = o["bundle_mb"]
         if cfg.peak_rss:
             with tempfile.TemporaryDirectory() as tmp:
                 detail["peak_rss"] = peak_rss_mb(
@@ -511,25 +518,27 @@ def success_criteria(report: dict) -> list[dict]:
         add("tiny encoder benchmarked", None, None, "no trained tiny encoder in this run")
         return out
     sizes = report["encoders"]["tiny"]["sizes"]
-    onnx = report["encoders"]["tiny"]["latency_onnx"]
+    onnx = report["encoders"]["tiny"].get("onnx", {})
     best_ms = tiny["latency_ms_p50"]
     where = "PyTorch eager"
-    if onnx.get("available") and onnx["one_shot"]["p50_ms"] < best_ms:
-        best_ms, where = onnx["one_shot"]["p50_ms"], "ONNX Runtime"
+    for precision, o in onnx.items():
+        if o.get("available") and o["one_shot"]["p50_ms"] < best_ms:
+            best_ms, where = o["one_shot"]["p50_ms"], f"ONNX Runtime {precision}"
     add("inference < 100 ms (tiny, text -> image, batch 1, p50)", f"{best_ms:.1f} ms ({where})", best_ms < 100,
         f"{report['meta']['threads']} threads, one-shot")
-    if sizes.get("bundle_onnx_int8_mb"):
-        model_mb, what = sizes["bundle_onnx_int8_mb"], "int8 ONNX bundle"
+    if sizes.get("bundle_int8_mb"):
+        model_mb, what = sizes["bundle_int8_mb"], "int8 ONNX bundle"
     else:
         model_mb, what = sizes["generation_fp32_mb"], "fp32 weights of encoder + predictor + decoder"
     add("model < 10 MB (tiny)", f"{model_mb:.2f} MB ({what})", model_mb < 10, "")
-    if sizes.get("bundle_mb"):
-        deploy = sizes["bundle_mb"] + report["onnxruntime_mb"]
+    bundle = next(((p, sizes[f"bundle_{p}_mb"]) for p in ("int8", "fp32") if sizes.get(f"bundle_{p}_mb")), None)
+    if bundle:
+        deploy = bundle[1] + report["onnxruntime_mb"]
         add("deployment < 100 MB (tiny bundle + onnxruntime)", f"{deploy:.1f} MB", deploy < 100,
-            f"bundle {sizes['bundle_mb']:.1f} MB + onnxruntime {report['onnxruntime_mb']:.1f} MB")
+            f"{bundle[0]} bundle {bundle[1]:.1f} MB + installed onnxruntime {report['onnxruntime_mb']:.1f} MB")
     else:
         add("deployment < 100 MB (tiny bundle + onnxruntime)", None, None,
-            f"no ONNX bundle in bundles/tiny yet (`artgen export`); onnxruntime alone is {report['onnxruntime_mb']:.1f} MB")
+            f"no ONNX bundle could be made (see encoders.tiny.onnx); onnxruntime alone is {report['onnxruntime_mb']:.1f} MB")
     fids = {name: r["fid"] for name, r in rows.items()}
     best = min(fids.values())
     if len(fids) > 1:

@@ -82,6 +82,10 @@ def test_report_files_hold_every_row_and_the_machine(trained, report):
     lat = saved["encoders"]["tiny"]["latency_torch"]
     assert lat["one_shot"]["runs"] == 3 and lat["refine_8"]["threads"] == 2
     assert lat["batch_throughput"]["batch_size"] == 16
+    onnx = saved["encoders"]["tiny"]["onnx"]
+    assert onnx["fp32"]["available"] and onnx["int8"]["available"], onnx
+    assert onnx["int8"]["bundle"] == "exported on the fly to a temporary folder"
+    assert 0 < row["bundle_int8_mb"] < row["bundle_fp32_mb"] and row["ort_int8_ms_p50"] > 0
     assert saved["attribute_judge"]["n_test"] == 12 and saved["attribute_judge"]["adjectives"] >= 1
     md = (out / "report.md").read_text()
     assert "| tiny | trained from scratch |" in md and "Success criteria" in md
@@ -105,15 +109,24 @@ def test_rerun_reuses_cached_features_and_gives_the_same_quality(trained, report
 def test_success_criteria_judge_the_measured_values(report):
     fake = json.loads(json.dumps(report))
     tiny = fake["rows"][0]
+    for o in fake["encoders"]["tiny"]["onnx"].values():
+        o["one_shot"]["p50_ms"] = 200.0
     tiny.update(latency_ms_p50=50.0, fid=10.0, unseen_attribute_accuracy=0.6, unseen_base_rate=0.3, attribute_accuracy=0.7)
     fake["rows"].append({**tiny, "name": "clip", "fid": 9.5})
     verdicts = {c["target"].split(" (")[0].split(":")[0]: c["pass"] for c in success_criteria(fake)}
     assert verdicts["inference < 100 ms"] is True
     assert verdicts["tiny comparable"] is True  # 10.0 <= 1.1 * 9.5
     assert verdicts["reasonable unseen-adjective control"] is True
+    assert verdicts["deployment < 100 MB"] is True  # the tiny bundle + onnxruntime
+    assert verdicts["model < 10 MB"] is True
+    for key in ("bundle_int8_mb", "bundle_fp32_mb"):
+        fake["encoders"]["tiny"]["sizes"].pop(key)
+    verdicts = {c["target"].split(" (")[0].split(":")[0]: c["pass"] for c in success_criteria(fake)}
     assert verdicts["deployment < 100 MB"] is None  # no bundle: not measured, never a guess
     fake["rows"][1]["fid"] = 8.0
     tiny.update(latency_ms_p50=150.0, unseen_attribute_accuracy=0.2)
+    for o in fake["encoders"]["tiny"]["onnx"].values():
+        o["one_shot"]["p50_ms"] = 150.0  # the criterion takes the fastest runtime
     verdicts = {c["target"].split(" (")[0].split(":")[0]: c["pass"] for c in success_criteria(fake)}
     assert verdicts["inference < 100 ms"] is False and verdicts["tiny comparable"] is False
     assert verdicts["reasonable unseen-adjective control"] is False
