@@ -13,6 +13,15 @@ from artgen.quantizer import QUANTIZER_VARIANTS, QuantizerConfig, VectorQuantize
 from artgen.vqvae import VQVAE, VQVAEConfig
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """One thread: on the shared 2-core test machine, two threads ran these tiny models ~8x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def tiny_config(variant="ema-kmeans-restart", image_size=32, **q):
     return VQVAEConfig.with_variant(variant, image_size=image_size, hidden=16, res_hidden=8, res_blocks=1,
                                     quantizer={"codebook_size": 64, "dim": 16, **q})

@@ -17,7 +17,16 @@ from artgen.workspace import Workspace
 from conftest import ROOT, run_cli
 
 N_TRAIN, N_TEST = split_sizes(120)  # the small_corpus fixture
-TINY = ["--steps", "4", "--batch-size", "4", "--device", "cpu"]
+TINY = ["--steps", "4", "--batch-size", "4", "--device", "cpu", "--threads", "1"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """One thread: on the shared 2-core test machine, two threads ran these tiny models ~8x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
