@@ -325,6 +325,15 @@ def run_bench(ws: Workspace, cfg: BenchConfig | None = None, out_dir: Path | Non
 
     `feature_net` replaces the FID network (tests use a small stand-in with the same
     `features`, `num_features` and `identity`); the report then names it as a stand-in."""
+    previous = torch.get_num_threads()
+    try:
+        return _run_bench(ws, cfg, out_dir, command, feature_net)
+    finally:
+        torch.set_num_threads(previous)  # the bench sets its own thread count; callers keep theirs
+
+
+def _run_bench(ws: Workspace, cfg: BenchConfig | None, out_dir: Path | None, command: str | None,
+               feature_net: torch.nn.Module | None) -> dict:
     from artgen.captions import load_labels, make_caption
     from artgen.corpus import load_corpus
     from artgen.generate import Generator, load_generator

@@ -25,7 +25,7 @@ TINY = PredictorPreset(
     encoder=dict(width=32, layers=1, heads=2),
     train=dict(steps=4, batch_size=8, lr=1e-3, warmup_steps=1, checkpoint_every=4, log_every=1),
 )
-SMALL = dict(captions=8, real_images=12, latency_runs=3, latency_warmup=1, unseen=4, pairs=3, kid_subsets=3,
+SMALL = dict(threads=1, captions=8, real_images=12, latency_runs=3, latency_warmup=1, unseen=4, pairs=3, kid_subsets=3,
              interpolation_pairs=1, peak_rss=False, show_progress=False)
 
 
@@ -67,7 +67,7 @@ def report(trained):
 def test_report_files_hold_every_row_and_the_machine(trained, report):
     out = trained.reports / "bench"
     saved = json.loads((out / "report.json").read_text())
-    assert saved["meta"]["threads"] == 2 and saved["meta"]["versions"]["torch"]
+    assert saved["meta"]["threads"] == 1 and saved["meta"]["versions"]["torch"]
     assert saved["meta"]["captions"] == 8 and saved["meta"]["real_test_images"] == 12
     assert saved["encoders"]["tiny"]["weights"] == "trained from scratch"
     assert "Inception Score" in saved["fid_network"]["inception_score_absent"]
@@ -80,7 +80,7 @@ def test_report_files_hold_every_row_and_the_machine(trained, report):
     assert 1 <= row["perplexity"] <= 512 and sum(row["code_counts"]) == 8 * 8 * 8  # 8 grids of 8x8 at 32 px
     assert 0 <= row["attribute_accuracy"] <= 1 and row["latency_ms_p50"] > 0
     lat = saved["encoders"]["tiny"]["latency_torch"]
-    assert lat["one_shot"]["runs"] == 3 and lat["refine_8"]["threads"] == 2
+    assert lat["one_shot"]["runs"] == 3 and lat["refine_8"]["threads"] == 1
     assert lat["batch_throughput"]["batch_size"] == 16
     onnx = saved["encoders"]["tiny"]["onnx"]
     assert onnx["fp32"]["available"] and onnx["int8"]["available"], onnx
@@ -97,10 +97,12 @@ def test_report_files_hold_every_row_and_the_machine(trained, report):
 
 def test_rerun_reuses_cached_features_and_gives_the_same_quality(trained, report, tmp_path):
     net = PixelFeatures()
+    threads = torch.get_num_threads()
     again = run_bench(trained, BenchConfig(**SMALL), out_dir=tmp_path, command="test", feature_net=net)
     # Real test, noise floor, reconstructions, random codes and the generated sets are the
     # same pixels as last time: only the interpolation walk (never cached) is featurised.
     assert net.calls == 1
+    assert torch.get_num_threads() == threads  # the bench ran on 1 thread and gave the caller's back
     assert again["rows"][0]["fid"] == pytest.approx(report["rows"][0]["fid"], rel=1e-6)
     assert [r["fid"] for r in again["references"]] == pytest.approx([r["fid"] for r in report["references"]], rel=1e-6)
     assert (tmp_path / "report.html").exists()
