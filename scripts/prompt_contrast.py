@@ -2,7 +2,9 @@
 
 For each pair (warm/cool, bright/dark, vivid/muted, calm/chaotic) generate `--n` images of
 "a <word> painting" (seeds 0..n-1) and report the mean of the image statistic that the word
-is about, next to the same statistic on real test paintings labelled with each word.
+is about, next to the same statistic on real test paintings labelled with each word, and
+the generated gap as a share of the real one (100 %: as far apart as real paintings; below
+zero: the wrong way round).
 
     python scripts/prompt_contrast.py --workdir artgen-work --encoder tiny [--n 32]
 """
@@ -36,7 +38,7 @@ def main() -> None:
     real = statistics_matrix([decode_image(im) for im in test["image"]])
     labels = test["gt_adjectives"]
     print(f"encoder {args.encoder} ({gen.source}), {args.n} images per prompt, steps {args.steps}, guidance {args.guidance}")
-    print("| pair | statistic | generated: first word | generated: second word | direction | real test: first | real test: second |")
+    print("| pair | statistic | generated: first | generated: second | gap, as share of the real gap | real test: first | real test: second |")
     print("|---|---|---|---|---|---|---|")
     for a, b, stat in PAIRS:
         col = STAT_NAMES.index(stat)
@@ -45,8 +47,8 @@ def main() -> None:
             images = gen.generate([f"a {word} painting"] * args.n, seed=0, steps=args.steps, guidance=args.guidance)
             means.append(float(statistics_matrix(list(images))[:, col].mean()))
         ref = [float(real[[word in adj for adj in labels], col].mean()) for word in (a, b)]
-        ok = (means[0] - means[1]) * (ref[0] - ref[1]) > 0
-        print(f"| {a} / {b} | {stat} | {means[0]:.3f} | {means[1]:.3f} | {'as intended' if ok else 'WRONG'} "
+        share = (means[0] - means[1]) / (ref[0] - ref[1])  # 1: as far apart as real paintings; < 0: wrong way
+        print(f"| {a} / {b} | {stat} | {means[0]:.3f} | {means[1]:.3f} | {means[0] - means[1]:+.3f} ({share:.0%}) "
               f"| {ref[0]:.3f} | {ref[1]:.3f} |")
 
 
