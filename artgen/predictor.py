@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from artgen.encoders import MLP, Attention
 

@@ -18,8 +18,6 @@ weight source or "trained from scratch", predictor config, vocabulary hash, VQ-V
 from __future__ import annotations
 
 import json
-import math
-import shutil
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -113,9 +111,9 @@ class PredictorTask:
     def config(self) -> dict:
         return self._config
 
-    def _tokens(self, captions: list[str], has_text: torch.Tensor) -> Tokens:
-        tokens = self.model.encoder.tokenize([c or "painting" for c in captions])
-        return tokens
+    def _tokens(self, captions: list[str]) -> Tokens:
+        # a painting without labels still needs some tokens; its text is dropped (masked) anyway
+        return self.model.encoder.tokenize([c or "painting" for c in captions])
 
     def batch(self, step: int, generator: torch.Generator, batch_size: int) -> dict:
         idx = torch.randint(0, len(self.train_codes), (batch_size,), generator=generator)
@@ -123,7 +121,7 @@ class PredictorTask:
         labels = [self.train_labels[i] for i in idx.tolist()]
         captions = [self.make_caption(a, rng) if a else "" for a in labels]
         has_text = torch.tensor([bool(a) for a in labels])
-        tokens = self._tokens(captions, has_text)
+        tokens = self._tokens(captions)
         codes = self.train_codes[idx]  # (B, N)
         inputs, masked, text_mask = training_inputs(codes, tokens.mask & has_text[:, None], self.cfg, generator)
         self.steps_done = step + 1
@@ -147,7 +145,7 @@ class PredictorTask:
         bs = 64
         for s in range(0, len(self.test_codes), bs):
             codes = self.test_codes[s:s + bs].to(device)  # (B, N)
-            tokens = self._tokens(self.test_captions[s:s + bs], self.test_has_text[s:s + bs]).to(device)
+            tokens = self._tokens(self.test_captions[s:s + bs]).to(device)
             inputs = torch.full_like(codes, self.cfg.mask_id)
             states = model.encoder(tokens.ids, tokens.mask)
             has = self.test_has_text[s:s + bs].to(device)[:, None]

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
 from artgen.corpus import decode_image, load_corpus
 from artgen.generate import load_generator
 from artgen.image_stats import STAT_NAMES, statistics_matrix
