@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import signal
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -286,8 +287,20 @@ async def _run_openai(cfg: AnnotateConfig, summary: Summary, pending: list, writ
     prompts: asyncio.Queue = asyncio.Queue(maxsize=4 * PROMPT_BATCH)
     n_workers = min(cfg.concurrency, max(len(pending), 1))
 
+    # Ctrl-C sets `stop` instead of cancelling tasks: a cancellation can be swallowed inside
+    # the HTTP client and retried as a dropped connection. Requests in flight finish and are
+    # written; queued ones are dropped; the run then ends as interrupted.
+    stop = asyncio.Event()
+    try:
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        handler = True
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / platform
+        handler = False
+
     async def producer():
         for s in range(0, len(pending), PROMPT_BATCH):
+            if stop.is_set():
+                break
             for item in await asyncio.to_thread(_messages_for, cfg, pending[s:s + PROMPT_BATCH]):
                 await prompts.put(item)
         for _ in range(n_workers):
@@ -295,6 +308,8 @@ async def _run_openai(cfg: AnnotateConfig, summary: Summary, pending: list, writ
 
     async def worker(advance):
         while (item := await prompts.get()) is not None:
+            if stop.is_set():
+                continue  # drain the queue without sending, so the producer never blocks
             id_, messages = item
             base = {"id": id_, "backend": "openai", "model": summary.model, "mode": cfg.mode}
             try:
@@ -324,7 +339,11 @@ async def _run_openai(cfg: AnnotateConfig, summary: Summary, pending: list, writ
         with progress_bar(f"annotate ({summary.model}, {cfg.mode})", total=len(pending),
                           enabled=cfg.show_progress) as advance:
             await asyncio.gather(producer(), *(worker(advance) for _ in range(n_workers)))
+        if stop.is_set():
+            raise KeyboardInterrupt
     finally:
+        if handler:
+            loop.remove_signal_handler(signal.SIGINT)
         disk.shutdown(wait=True)  # every record handed to the writer is on disk before we return
         await annotator.close()
 

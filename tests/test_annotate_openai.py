@@ -164,7 +164,7 @@ def test_sigkill_at_any_moment_then_rerun_gives_every_image_exactly_once(ws):
 
 def test_ctrl_c_stops_cleanly_with_a_summary_and_the_rerun_finishes(ws):
     out = ws.annotations / "openai.jsonl"
-    with LocalChatServer(latency=0.05) as server:
+    with LocalChatServer(latency=0.1) as server:
         proc = _popen(ws.root, server.base_url)
         _wait_for_lines(out, 5, proc)
         proc.send_signal(signal.SIGINT)
