@@ -1,0 +1,244 @@
+"""The torch-free artgen runtime: an exported bundle in, RGB images out.
+
+Needs only `onnxruntime`, `numpy`, the bundle's tokenizer library (`sentencepiece` for the
+tiny encoder, `tokenizers` for clip/distilbert) and Pillow to save PNGs. This file is also
+copied into every bundle, so an app needs nothing but the bundle folder:
+
+    from runtime import Runtime               # or: from export.runtime import Runtime
+    rt = Runtime("bundles/tiny-int8", threads=2)
+    images = rt.generate("warm, chaotic, vivid", seed=0)   # (1, 64, 64, 3) uint8
+
+Command line: `python -m export.runtime BUNDLE "warm, vivid" -o out.png [--seed 0] [--steps 1]`.
+
+Sampling is the one `artgen generate` runs (MaskGIT with a cosine schedule, classifier-free
+guidance, Gumbel-max sampling) with the very same random numbers: numpy PCG64 streams
+`default_rng([seed, step])`, one per image, so the same seed gives the same picture here
+and in PyTorch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+BUNDLE_FORMAT = 1
+GRAPHS = ("text_encoder", "predictor", "decoder")
+
+
+class BundleError(Exception):
+    """A bundle or prompt problem, as one line naming the fix."""
+
+
+def _default_bundle() -> Path:
+    """The tiny model shipped inside the artgen package, when it is installed."""
+    return Path(__file__).resolve().parents[1] / "artgen" / "assets" / "tiny"
+
+
+class _Tokenizer:
+    """Prompt -> token ids, exactly as the training-time tokenizer does (lower-cased)."""
+
+    def __init__(self, bundle: Path, spec: dict):
+        self.spec = spec
+        path = bundle / spec["file"]
+        if not path.is_file():
+            raise BundleError(f"the bundle {bundle} lacks its tokenizer file {spec['file']}: export it again with `artgen export`")
+        if spec["kind"] == "sentencepiece":
+            import sentencepiece as spm
+
+            self.sp = spm.SentencePieceProcessor(model_file=str(path))
+            self._encode = lambda text: [spec["bos_id"], *self.sp.encode(text), spec["eos_id"]]
+        elif spec["kind"] == "tokenizers":
+            from tokenizers import Tokenizer
+
+            tok = Tokenizer.from_file(str(path))
+            tok.no_padding()
+            tok.no_truncation()
+            self._encode = lambda text: tok.encode(text, add_special_tokens=True).ids
+        else:
+            raise BundleError(f"unknown tokenizer kind {spec['kind']!r} in {bundle}/bundle.json: export it again with a current artgen")
+
+    def __call__(self, prompts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        rows = [self._encode(p.lower()) for p in prompts]
+        limit = self.spec["max_tokens"]
+        for p, r in zip(prompts, rows):
+            if len(r) > limit:
+                raise BundleError(f"the prompt {p[:40]!r} is {len(r)} tokens long (limit {limit}): use 3-5 adjectives")
+        T = max(len(r) for r in rows)
+        ids = np.full((len(rows), T), self.spec["pad_id"], dtype=np.int64)
+        mask = np.zeros((len(rows), T), dtype=np.int64)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = r
+            mask[i, : len(r)] = 1
+        return ids, mask  # (B, T), (B, T)
+
+
+def check_prompt(prompt: str, limits: dict) -> None:
+    """The same limits `artgen generate` applies: not empty, not over-long."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise BundleError('the prompt is empty: give a few adjectives, e.g. "warm, chaotic, vivid"')
+    if len(prompt) > limits["max_chars"]:
+        raise BundleError(f"the prompt is {len(prompt)} characters long (limit {limits['max_chars']}): use 3-5 adjectives")
+    words = [w for w in re.split(r"[,;/|+\s]+", prompt.lower()) if w.strip(".!?'\"()")]
+    if len(words) > limits["max_words"]:
+        raise BundleError(f"the prompt has {len(words)} words (limit {limits['max_words']}): use 3-5 adjectives")
+
+
+def gumbel(seeds: Sequence[int], step: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Gumbel(0, 1) noise (B, *shape), one PCG64 stream per image seed and step."""
+    rows = [np.random.default_rng([int(s), step]).random(shape) for s in seeds]
+    u = np.clip(np.stack(rows), 1e-20, 1.0 - 1e-7)
+    return -np.log(-np.log(u))
+
+
+def _softmax_at(logits: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """softmax(logits)[index] along the last axis, computed stably. (B, N)."""
+    m = logits.max(-1, keepdims=True)
+    e = np.exp(logits - m)
+    return np.take_along_axis(e, index[..., None], -1)[..., 0] / e.sum(-1)
+
+
+class Runtime:
+    """Text to images with an exported bundle. `threads=None` lets ONNX Runtime choose."""
+
+    def __init__(self, bundle_dir: str | Path | None = None, threads: int | None = None):
+        import onnxruntime as ort
+
+        bundle = Path(bundle_dir) if bundle_dir is not None else _default_bundle()
+        self.bundle = bundle
+        meta_path = bundle / "bundle.json"
+        if not meta_path.is_file():
+            raise BundleError(f"{bundle} is not an artgen bundle (no bundle.json): create one with `artgen export`")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except json.JSONDecodeError as e:
+            raise BundleError(f"{meta_path} is not valid JSON ({e.msg}): export the bundle again with `artgen export`") from None
+        if meta.get("format") != BUNDLE_FORMAT:
+            raise BundleError(f"{bundle} has bundle format {meta.get('format')!r}, this runtime reads format "
+                              f"{BUNDLE_FORMAT}: export it again with the matching artgen version")
+        self.meta = meta
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.sessions = {}
+        for name in GRAPHS:
+            path = bundle / meta["graphs"][name]["file"]
+            if not path.is_file():
+                raise BundleError(f"the bundle {bundle} is incomplete: {path.name} is missing; export it again with `artgen export`")
+            try:
+                self.sessions[name] = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            except Exception as e:  # a damaged graph: one line, not an ORT stack trace
+                first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+                raise BundleError(f"{path.name} in {bundle} cannot be loaded ({first}): export the bundle again") from None
+        self.tokenizer = _Tokenizer(bundle, meta["tokenizer"])
+
+    @property
+    def image_size(self) -> int:
+        return self.meta["image_size"]
+
+    def encode(self, prompts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        ids, mask = self.tokenizer(prompts)
+        states = self.sessions["text_encoder"].run(None, {"input_ids": ids, "attention_mask": mask})[0]
+        return states, mask  # (B, T, d), (B, T)
+
+    def sample_codes(self, prompts: Sequence[str], seed: int = 0, steps: int | None = None,
+                     guidance: float | None = None, temperature: float | None = None,
+                     seeds: Sequence[int] | None = None) -> np.ndarray:
+        """(B, h, w) int64 code grids, image i drawn with seed + i (or `seeds[i]`)."""
+        d = self.meta["sampling"]
+        steps = d["steps"] if steps is None else int(steps)
+        guidance = d["guidance"] if guidance is None else float(guidance)
+        temperature = d["temperature"] if temperature is None else float(temperature)
+        if not 1 <= steps <= d["max_steps"]:
+            raise BundleError(f"steps must be between 1 and {d['max_steps']} (got {steps})")
+        if temperature < 0:
+            raise BundleError(f"temperature must be >= 0 (got {temperature})")
+        for p in prompts:
+            check_prompt(p, self.meta["prompt_limits"])
+        seeds = list(seeds) if seeds is not None else [seed + i for i in range(len(prompts))]
+        grid, K, mask_id = self.meta["grid"], self.meta["codebook_size"], self.meta["mask_id"]
+        B, N = len(prompts), grid * grid
+
+        states, mask = self.encode(prompts)
+        g = np.array([guidance], dtype=np.float32)
+        codes = np.full((B, N), mask_id, dtype=np.int64)  # (B, N) all unknown
+        for step in range(steps):
+            unknown = codes == mask_id
+            logits = self.sessions["predictor"].run(
+                None, {"codes": codes, "states": states, "attention_mask": mask, "guidance": g})[0]  # (B, N, K)
+            if temperature > 0:
+                scores = logits / np.float32(temperature) + gumbel(seeds, step, (N, K)).astype(np.float32)
+                sampled = scores.argmax(-1)
+            else:
+                sampled = logits.argmax(-1)
+            confidence = _softmax_at(logits, sampled)  # (B, N)
+            sampled = np.where(unknown, sampled, codes)
+            n_masked = int(math.floor(N * math.cos(math.pi / 2 * (step + 1) / steps)))
+            if n_masked > 0:  # re-mask the least confident of the newly sampled positions
+                confidence = np.where(unknown, confidence, np.inf)
+                order = np.argsort(confidence, axis=-1, kind="stable")
+                remask = np.zeros_like(unknown)
+                np.put_along_axis(remask, order[:, :n_masked], True, axis=-1)
+                sampled = np.where(remask, mask_id, sampled)
+            codes = sampled
+        return codes.reshape(B, grid, grid)
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        return self.sessions["decoder"].run(None, {"codes": codes.astype(np.int64)})[0]  # (B, H, W, 3) uint8
+
+    def generate(self, prompt: str | Sequence[str], seed: int = 0, steps: int | None = None,
+                 guidance: float | None = None, temperature: float | None = None) -> np.ndarray:
+        """(B, H, W, 3) uint8 images, one per prompt; prompt i uses seed + i."""
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        if not prompts:
+            raise BundleError("no prompt given: pass a prompt such as \"warm, chaotic, vivid\"")
+        return self.decode(self.sample_codes(prompts, seed, steps, guidance, temperature))
+
+
+def save_png(images: np.ndarray, path: str | Path, scale: int = 1) -> None:
+    """Save (B, H, W, 3) images side by side as one PNG."""
+    from PIL import Image
+
+    strip = np.concatenate(list(images), axis=1)
+    img = Image.fromarray(strip)
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    img.save(path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m export.runtime", description="Generate abstract art from an artgen ONNX bundle.")
+    ap.add_argument("bundle", help="bundle folder written by `artgen export`")
+    ap.add_argument("prompt", help='a few adjectives, e.g. "warm, chaotic, vivid"')
+    ap.add_argument("-o", "--out", default="out.png", help="PNG to write")
+    ap.add_argument("-n", type=int, default=1, help="images (seeds seed .. seed+n-1)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--steps", type=int, default=None, help="refinement steps (1: one shot)")
+    ap.add_argument("--guidance", type=float, default=None)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--scale", type=int, default=4, help="upscale factor of the saved PNG")
+    args = ap.parse_args(argv)
+    try:
+        if args.n < 1:
+            raise BundleError(f"-n must be at least 1 (got {args.n})")
+        rt = Runtime(args.bundle, threads=args.threads)
+        images = rt.generate([args.prompt] * args.n, seed=args.seed, steps=args.steps, guidance=args.guidance)
+        save_png(images, args.out, scale=args.scale)
+    except BundleError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(images)} image(s) for {args.prompt!r} to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
