@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import math
 import os
-import platform
 import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
@@ -135,14 +134,9 @@ def build_config(preset: VQVAEPreset, image_size: int, variant: str | None = Non
 
 
 def machine_description() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from artgen.machine import cpu_name
+
+    cpu = cpu_name()
     return f"{os.cpu_count()}-core {cpu}, torch {torch.__version__}"
 
 
