@@ -10,13 +10,7 @@ from artgen.errors import ArtgenError
 from artgen.trainer import STATE_DIR, TrainConfig, find_checkpoint, lr_at, train
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One thread: on the shared 2-core test machine, two threads ran these tiny models ~8x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class Crash(RuntimeError):

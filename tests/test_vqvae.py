@@ -13,13 +13,7 @@ from artgen.quantizer import QUANTIZER_VARIANTS, QuantizerConfig, VectorQuantize
 from artgen.vqvae import VQVAE, VQVAEConfig
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One thread: on the shared 2-core test machine, two threads ran these tiny models ~8x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_config(variant="ema-kmeans-restart", image_size=32, **q):

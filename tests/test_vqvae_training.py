@@ -20,13 +20,7 @@ N_TRAIN, N_TEST = split_sizes(120)  # the small_corpus fixture
 TINY = ["--steps", "4", "--batch-size", "4", "--device", "cpu", "--threads", "1"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One thread: on the shared 2-core test machine, two threads ran these tiny models ~8x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
