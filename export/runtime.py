@@ -104,9 +104,10 @@ def _softmax_at(logits: np.ndarray, index: np.ndarray) -> np.ndarray:
 
 
 class Runtime:
-    """Text to images with an exported bundle. `threads=None` lets ONNX Runtime choose."""
+    """Text to images with an exported bundle. `threads=None` lets ONNX Runtime choose;
+    `spin_wait=True` restores ONNX Runtime's busy-waiting thread pools (slower here)."""
 
-    def __init__(self, bundle_dir: str | Path | None = None, threads: int | None = None):
+    def __init__(self, bundle_dir: str | Path | None = None, threads: int | None = None, spin_wait: bool = False):
         import onnxruntime as ort
 
         bundle = Path(bundle_dir) if bundle_dir is not None else _default_bundle()
@@ -126,6 +127,10 @@ class Runtime:
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
+        # The three sessions run one after another. With spin-waiting on (ORT's default), each
+        # session's idle pool keeps busy-waiting on the cores the next session needs; off by
+        # default here (scripts/bench_runtime_spin.py measures both).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin_wait else "0")
         options.log_severity_level = 3
         self.sessions = {}
         for name in GRAPHS:

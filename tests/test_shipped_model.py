@@ -61,3 +61,15 @@ def test_generate_before_training_uses_the_shipped_model(tmp_path):
     r = run_cli("generate", "warm, chaotic, vivid", "-o", str(out), "-n", "2", workdir=tmp_path / "fresh")
     assert out.read_bytes() == first
     assert Image.open(out).size[0] > 64
+
+
+def test_spin_waiting_thread_pools_change_speed_not_pictures():
+    from export.runtime import Runtime
+
+    quiet, spinning = Runtime(threads=2), Runtime(threads=2, spin_wait=True)
+    a = quiet.generate(["warm, chaotic, vivid", "icy, tranquil"], seed=5, steps=2)
+    b = spinning.generate(["warm, chaotic, vivid", "icy, tranquil"], seed=5, steps=2)
+    assert (a == b).all()
+    spin = "session.intra_op.allow_spinning"
+    assert quiet.sessions["predictor"].get_session_options().get_session_config_entry(spin) == "0"
+    assert spinning.sessions["predictor"].get_session_options().get_session_config_entry(spin) == "1"
