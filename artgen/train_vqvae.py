@@ -13,8 +13,7 @@ from __future__ import annotations
 import io
 import math
 import os
-import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 

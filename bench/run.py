@@ -37,7 +37,7 @@ from bench.attributes import (AttributeAccuracy, AttributeClassifier, AttributeC
 from bench.inception import InceptionConfig, InceptionFeatures, class_logits_absent
 from bench.interpolation import interpolation_images, smoothness
 from bench.quality import FeatureStore, FidKid, image_set_hash
-from bench.timing import LatencyConfig, measure_latency, measure_throughput, peak_rss_mb, torch_threads
+from bench.timing import LatencyConfig, measure_latency, measure_throughput, peak_rss_mb
 
 # The same 8 prompts for every encoder's sample grid (the last uses held-out synonyms only).
 SAMPLE_PROMPTS: tuple[str, ...] = (

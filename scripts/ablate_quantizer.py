@@ -10,9 +10,7 @@ test split. Writes `<workdir>/reports/quantizer_ablation.{json,md}` and prints t
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 from artgen.errors import ArtgenError
 from artgen.quantizer import QUANTIZER_VARIANTS

@@ -6,7 +6,8 @@ is about, next to the same statistic on real test paintings labelled with each w
 the generated gap as a share of the real one (100 %: as far apart as real paintings; below
 zero: the wrong way round).
 
-    python scripts/prompt_contrast.py --workdir artgen-work --encoder tiny [--n 32]
+    python scripts/prompt_contrast.py --workdir artgen-work --encoder tiny [--n 32] [--steps 1]
+        [--guidance 3] [--temperature 1]
 """
 
 from __future__ import annotations
@@ -29,20 +30,23 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=32)
     ap.add_argument("--steps", type=int, default=1)
     ap.add_argument("--guidance", type=float, default=3.0)
+    ap.add_argument("--temperature", type=float, default=1.0)
     args = ap.parse_args()
     ws = Workspace.resolve(args.workdir)
     gen = load_generator(ws, args.encoder)
     test = load_corpus(ws.data)["test"]
     real = statistics_matrix([decode_image(im) for im in test["image"]])
     labels = test["gt_adjectives"]
-    print(f"encoder {args.encoder} ({gen.source}), {args.n} images per prompt, steps {args.steps}, guidance {args.guidance}")
+    print(f"encoder {args.encoder} ({gen.source}), {args.n} images per prompt, steps {args.steps}, "
+          f"guidance {args.guidance}, temperature {args.temperature}")
     print("| pair | statistic | generated: first | generated: second | gap, as share of the real gap | real test: first | real test: second |")
     print("|---|---|---|---|---|---|---|")
     for a, b, stat in PAIRS:
         col = STAT_NAMES.index(stat)
         means = []
         for word in (a, b):
-            images = gen.generate([f"a {word} painting"] * args.n, seed=0, steps=args.steps, guidance=args.guidance)
+            images = gen.generate([f"a {word} painting"] * args.n, seed=0, steps=args.steps, guidance=args.guidance,
+                                  temperature=args.temperature)
             means.append(float(statistics_matrix(list(images))[:, col].mean()))
         ref = [float(real[[word in adj for adj in labels], col].mean()) for word in (a, b)]
         share = (means[0] - means[1]) / (ref[0] - ref[1])  # 1: as far apart as real paintings; < 0: wrong way
