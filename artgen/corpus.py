@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from artgen.errors import ArtgenError
+from artgen.files import replace_dir
 from artgen.progress import progress_bar
 
 # The reference corpus: 9,735 abstract paintings, 7,602 train / 2,133 test.
@@ -134,12 +135,7 @@ def save_corpus(out_dir: Path, train: list[dict], test: list[dict]) -> None:
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     dd.save_to_disk(str(tmp))
-    old = out_dir.with_name(out_dir.name + ".old")
-    if out_dir.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        out_dir.rename(old)
-    tmp.rename(out_dir)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_dir(tmp, out_dir)
 
 
 def load_corpus(data_dir: Path):

@@ -89,7 +89,7 @@ def ensure_latents(ws: Workspace, batch_size: int = 256, show_progress: bool = T
 
 
 def _write_split(final: Path, ids: list[str], codes: np.ndarray, meta: dict) -> None:
-    from artgen.trainer import replace_dir
+    from artgen.files import replace_dir
 
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")

@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 from artgen.errors import ArtgenError
+from artgen.files import replace_dir
 from artgen.progress import console
 from artgen.workspace import SHIPPED_MODEL, Workspace
 
@@ -47,8 +48,7 @@ def release_model(ws: Workspace, preset: str = "default", out: Path = SHIPPED_MO
     for name in ("metrics.json",):
         shutil.copy(ws.checkpoint("tiny") / name, tmp / f"train_{name}")
         shutil.copy(ws.checkpoint("vqvae") / name, tmp / f"vqvae_{name}")
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    replace_dir(tmp, out)
     console.print(f"shipped the int8 tiny model ({meta['size_bytes'] / 1e6:.2f} MB, parity {parity.code_agreement:.1%} "
                   f"code agreement) to {out}, with its bench report in {out / 'bench'}")
     return meta

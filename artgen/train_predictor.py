@@ -167,7 +167,7 @@ class PredictorTask:
         }
         self.evaluations.append(row)
         if self.metrics_path is not None:
-            from artgen.trainer import atomic_write_json
+            from artgen.files import atomic_write_json
 
             atomic_write_json(self.metrics_path, {**self._config["summary"], "evaluations": self.evaluations, **row})
         return row
@@ -199,7 +199,8 @@ def train_predictor(ws: Workspace, encoder: str = "tiny", preset: str | Predicto
     """Train `encoder` + the index predictor into `checkpoints/<encoder>/`; returns the final metrics."""
     from artgen.captions import load_labels
     from artgen.latents import load_latents
-    from artgen.trainer import TrainConfig, atomic_write_json, train
+    from artgen.files import atomic_write_json
+    from artgen.trainer import TrainConfig, train
     from artgen.vocabulary import vocabulary_hash
     from artgen.vqvae import checkpoint_hash
 
@@ -289,7 +290,7 @@ def save_text_to_codes(model: TextToCodes, out_dir: Path, config: dict) -> None:
 
     from safetensors.torch import save_file
 
-    from artgen.trainer import atomic_write_json
+    from artgen.files import atomic_write_json
 
     out_dir = Path(out_dir)
     tmp = out_dir / f".model.safetensors.tmp-{os.getpid()}"

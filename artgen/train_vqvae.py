@@ -23,7 +23,8 @@ import torch
 from artgen.codebook_metrics import perplexity_of, usage_of
 from artgen.errors import ArtgenError
 from artgen.progress import console
-from artgen.trainer import TrainConfig, atomic_write_bytes, atomic_write_json, train
+from artgen.files import atomic_write_bytes, atomic_write_json
+from artgen.trainer import TrainConfig, train
 from artgen.vqvae import VQVAE, VQVAEConfig
 from artgen.workspace import Workspace
 

@@ -58,6 +58,7 @@ import torch
 from torch import nn
 
 from artgen.errors import ArtgenError
+from artgen.files import replace_dir
 
 STATE_DIR = "train_state"
 
@@ -134,31 +135,6 @@ def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
 
 
 # ---------------------------------------------------------------- atomic files and dirs
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
-
-
-def replace_dir(tmp: Path, final: Path) -> None:
-    """Move the finished directory `tmp` to `final`, replacing what was there.
-
-    The old directory is renamed aside first, so at every instant one complete checkpoint
-    exists under `final` or `final.old` (`find_checkpoint` looks at both)."""
-    old = final.with_name(final.name + ".old")
-    if final.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        final.rename(old)
-    tmp.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
-
 
 def find_checkpoint(out_dir: Path) -> Path | None:
     """The newest complete checkpoint directory under `out_dir`, or None."""

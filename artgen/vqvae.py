@@ -149,7 +149,7 @@ class VQVAE(nn.Module):
         """Write `config.json` + `model.safetensors` into `directory` (each file atomically)."""
         from safetensors.torch import save_file
 
-        from artgen.trainer import atomic_write_json
+        from artgen.files import atomic_write_json
 
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)

@@ -9,11 +9,12 @@ import html
 import io
 import json
 import math
-import os
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from artgen.files import atomic_write_bytes
 
 # (column title, row key, format) of the main table; rows missing a key show "–".
 SUMMARY_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -250,11 +251,6 @@ def _finite(o):
     return o
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-
 
 def write_reports(report: dict, samples: dict[str, np.ndarray], out_dir: Path) -> dict[str, Path]:
     """report.json, report.md, report.html and samples_<encoder>.png into `out_dir`."""
@@ -264,12 +260,12 @@ def write_reports(report: dict, samples: dict[str, np.ndarray], out_dir: Path) -
     out_dir.mkdir(parents=True, exist_ok=True)
     grids = {enc: sample_grid_png(images, SAMPLE_PROMPTS, enc) for enc, images in samples.items()}
     for enc, png in grids.items():
-        _atomic_write(out_dir / f"samples_{enc}.png", png)
+        atomic_write_bytes(out_dir / f"samples_{enc}.png", png)
     plots = {"latency vs FID per encoder": plot_latency_vs_fid(report),
              "model size per encoder": plot_sizes(report),
              "generated-code histogram": plot_code_histogram(report)}
     paths = {"json": out_dir / "report.json", "md": out_dir / "report.md", "html": out_dir / "report.html"}
-    _atomic_write(paths["json"], json.dumps(_finite(report), indent=1, default=_json_default, allow_nan=False).encode())
-    _atomic_write(paths["md"], render_markdown(report).encode())
-    _atomic_write(paths["html"], render_html(report, plots, grids).encode())
+    atomic_write_bytes(paths["json"], json.dumps(_finite(report), indent=1, default=_json_default, allow_nan=False).encode())
+    atomic_write_bytes(paths["md"], render_markdown(report).encode())
+    atomic_write_bytes(paths["html"], render_html(report, plots, grids).encode())
     return paths

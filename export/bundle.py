@@ -25,6 +25,7 @@ import torch
 
 from artgen import __version__
 from artgen.errors import ArtgenError
+from artgen.files import replace_dir
 from artgen.generate import MAX_STEPS, Generator
 from artgen.vocabulary import ADJECTIVES, MAX_PROMPT_CHARS, MAX_PROMPT_WORDS, vocabulary_hash
 from export.graphs import DecoderGraph, EncoderGraph, GuidedPredictorGraph
@@ -102,12 +103,7 @@ def export_bundle(gen: Generator, out_dir: Path, cfg: ExportConfig | None = None
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
         meta = _write_bundle(gen, tmp, cfg)
-        old = out_dir.with_name(out_dir.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        if out_dir.exists():
-            out_dir.rename(old)
-        tmp.rename(out_dir)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return meta

@@ -15,7 +15,7 @@ import sys
 from artgen.errors import ArtgenError
 from artgen.quantizer import QUANTIZER_VARIANTS
 from artgen.train_vqvae import train_vqvae
-from artgen.trainer import atomic_write_bytes, atomic_write_json
+from artgen.files import atomic_write_bytes, atomic_write_json
 from artgen.workspace import Workspace
 
 TECHNIQUE = {

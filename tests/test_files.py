@@ -1,0 +1,45 @@
+"""Atomic writes: a new version replaces the old one whole, and a failure part-way keeps
+the old version on disk."""
+
+from pathlib import Path
+
+import pytest
+
+from artgen.files import atomic_write_json, replace_dir
+
+
+def make_dir(path: Path, text: str) -> Path:
+    path.mkdir()
+    (path / "weights.bin").write_text(text)
+    return path
+
+
+def test_replace_dir_swaps_in_the_new_version_and_leaves_nothing_behind(tmp_path):
+    final = make_dir(tmp_path / "bundle", "old")
+    replace_dir(make_dir(tmp_path / ".bundle-tmp", "new"), final)
+    assert (final / "weights.bin").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+
+
+def test_a_failed_swap_keeps_the_old_version(tmp_path, monkeypatch):
+    final = make_dir(tmp_path / "bundle", "old")
+    tmp = make_dir(tmp_path / ".bundle-tmp", "new")
+    real_rename = Path.rename
+
+    def rename(self, target):
+        if self == tmp:
+            raise OSError("disk full")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(OSError):
+        replace_dir(tmp, final)
+    assert (tmp_path / "bundle.old" / "weights.bin").read_text() == "old"
+
+
+def test_atomic_write_json_replaces_the_file_whole(tmp_path):
+    path = tmp_path / "m" / "metrics.json"
+    atomic_write_json(path, {"ce": 5.0})
+    atomic_write_json(path, {"ce": 4.0})
+    assert path.read_text() == '{\n  "ce": 4.0\n}\n'
+    assert [p.name for p in path.parent.iterdir()] == ["metrics.json"]
