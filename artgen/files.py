@@ -30,8 +30,8 @@ def replace_dir(tmp: Path, final: Path) -> None:
     exists under `final` or `final.old` (`artgen.trainer.find_checkpoint` looks at both)."""
     tmp, final = Path(tmp), Path(final)
     old = final.with_name(final.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
+    if final.exists():  # else `old` may be the only complete version left by a crash: keep it
+        shutil.rmtree(old, ignore_errors=True)
         final.rename(old)
     tmp.rename(final)
     shutil.rmtree(old, ignore_errors=True)
