@@ -29,9 +29,9 @@ class PredictorConfig:
     grid: int = 16  # latent grid side: grid*grid positions
     codebook_size: int = 512
     text_width: int = 192  # width of the encoder's states (set from the encoder)
-    width: int = 192
+    width: int = 128  # the default preset (train_predictor.PRESETS): 192 doubled the ONNX latency
     layers: int = 4
-    heads: int = 6
+    heads: int = 4
     mlp_ratio: int = 3
     dropout: float = 0.0
     text_drop: float = 0.1  # share of training samples whose text is dropped (for guidance)
