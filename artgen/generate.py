@@ -33,10 +33,10 @@ import torch
 from artgen.encoders import ENCODERS, TextEncoder, encoder_from_directory, unknown_encoder
 from artgen.errors import ArtgenError
 from artgen.predictor import IndexPredictor, PredictorConfig
+from artgen.sampling import DEFAULT_GUIDANCE, DEFAULT_STEPS, DEFAULT_TEMPERATURE, MAX_STEPS
 from artgen.vocabulary import ADJECTIVES, STOPWORDS, parse_prompt
 from artgen.workspace import Workspace
 
-MAX_STEPS = 64
 
 
 def unseen_words(prompt: str) -> list[str]:
@@ -73,8 +73,8 @@ class Generator:
         return uncond + guidance * (cond - uncond)
 
     @torch.no_grad()
-    def sample_codes(self, prompts: Sequence[str], seed: int = 0, steps: int = 1, guidance: float = 3.0,
-                     temperature: float = 1.0, seeds: Sequence[int] | None = None) -> torch.Tensor:
+    def sample_codes(self, prompts: Sequence[str], seed: int = 0, steps: int = DEFAULT_STEPS,
+                     guidance: float = DEFAULT_GUIDANCE, temperature: float = DEFAULT_TEMPERATURE, seeds: Sequence[int] | None = None) -> torch.Tensor:
         """(B, h, w) long code grids for `prompts` (one image per prompt; image i uses seed + i)."""
         if not 1 <= steps <= MAX_STEPS:
             raise ArtgenError(f"--steps must be between 1 and {MAX_STEPS} (got {steps})")
@@ -115,8 +115,8 @@ class Generator:
         images = self.vqvae.decode_indices(codes)  # (B, 3, H, W) in [0, 1]
         return (images * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
-    def generate(self, prompts: Sequence[str], seed: int = 0, steps: int = 1, guidance: float = 3.0,
-                 temperature: float = 1.0, seeds: Sequence[int] | None = None) -> np.ndarray:
+    def generate(self, prompts: Sequence[str], seed: int = 0, steps: int = DEFAULT_STEPS,
+                 guidance: float = DEFAULT_GUIDANCE, temperature: float = DEFAULT_TEMPERATURE, seeds: Sequence[int] | None = None) -> np.ndarray:
         return self.decode(self.sample_codes(prompts, seed, steps, guidance, temperature, seeds))
 
 
@@ -174,7 +174,8 @@ def read_prompts(path: Path) -> list[str]:
 
 
 def generate_to_png(ws: Workspace, prompts: Sequence[str], out: Path, encoder: str = "tiny", n: int = 4,
-                    seed: int = 0, steps: int = 1, guidance: float = 3.0, temperature: float = 1.0,
+                    seed: int = 0, steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE,
+                    temperature: float = DEFAULT_TEMPERATURE,
                     scale: int = 2) -> list[str]:
     """`artgen generate`: a PNG grid, one row per prompt, `n` seeds (seed .. seed+n-1) per row.
     Returns the one-line notes for the user (unseen words)."""

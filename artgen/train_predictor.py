@@ -55,12 +55,12 @@ PRESETS: dict[str, dict[str, PredictorPreset]] = {
                                       train=dict(_QUICK_TRAIN, steps=120, lr=3e-4)),
     },
     # The shipped model: PredictorConfig's default 128-wide, 4-layer predictor (0.54 s per
-    # batch of 32 on 2 idle cores; 192 wide took 1.16 s and doubled the ONNX latency), 4,000
-    # steps (~17 epochs) in about 45 minutes for tiny. The large encoders get the same
+    # batch of 32 on 2 idle cores; 192 wide took 1.16 s and doubled the ONNX latency), 3,500
+    # steps (~15 epochs) in under an hour for tiny. The large encoders get the same
     # predictor and step budget.
     "default": {
         name: PredictorPreset(train=dict(batch_size=32, lr=(1e-3 if name == "tiny" else 3e-4), warmup_steps=200,
-                                         weight_decay=0.01, steps=4000, checkpoint_every=250, log_every=10,
+                                         weight_decay=0.01, steps=3500, checkpoint_every=250, log_every=10,
                                          eval_every=1000))
         for name in ENCODERS
     },

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from artgen.sampling import DEFAULT_GUIDANCE
+
 
 def smoothness(features: np.ndarray) -> dict:
     """`features` (S + 1, D) along a walk -> {"ratio": max/mean step distance, "steps": [...]}."""
@@ -26,7 +28,7 @@ def smoothness(features: np.ndarray) -> dict:
 
 
 @torch.no_grad()
-def interpolation_images(gen, prompt_a: str, prompt_b: str, steps: int = 8, guidance: float = 3.0) -> np.ndarray:
+def interpolation_images(gen, prompt_a: str, prompt_b: str, steps: int = 8, guidance: float = DEFAULT_GUIDANCE) -> np.ndarray:
     """(steps + 1, H, W, 3) uint8 images from `prompt_a` to `prompt_b` for an
     `artgen.generate.Generator`. Text positions that are padding in one prompt are
     attended to all along the walk (the union of both masks)."""

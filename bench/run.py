@@ -31,6 +31,7 @@ import torch
 
 from artgen.errors import ArtgenError
 from artgen.progress import console, progress_bar
+from artgen.sampling import DEFAULT_GUIDANCE, DEFAULT_TEMPERATURE
 from artgen.workspace import Workspace
 from bench.attributes import (AttributeAccuracy, AttributeClassifier, AttributeConfig, image_features,
                               requested_adjectives, unseen_pairs, unseen_prompts)
@@ -66,8 +67,8 @@ class BenchConfig:
     throughput_batch: int = 16
     threads: int = 2  # torch and ONNX Runtime threads for every timing and for the FID network
     refine_steps: int = 8  # K of the K-step refine latency
-    guidance: float = 3.0
-    temperature: float = 1.0
+    guidance: float = DEFAULT_GUIDANCE
+    temperature: float = DEFAULT_TEMPERATURE
     seed: int = 0
     batch_size: int = 64  # generation batch for the quality sets
     unseen: int | None = None  # held-out-synonym prompts (None: 256; quick 64)

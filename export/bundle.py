@@ -26,12 +26,11 @@ import torch
 from artgen import __version__
 from artgen.errors import ArtgenError
 from artgen.files import replace_dir
-from artgen.generate import MAX_STEPS, Generator
+from artgen.generate import Generator
+from artgen.sampling import DEFAULT_GUIDANCE, DEFAULT_STEPS, DEFAULT_TEMPERATURE, MAX_STEPS
 from artgen.vocabulary import ADJECTIVES, MAX_PROMPT_CHARS, MAX_PROMPT_WORDS, vocabulary_hash
 from export.graphs import DecoderGraph, EncoderGraph, GuidedPredictorGraph
 from export.runtime import BUNDLE_FORMAT
-
-DEFAULT_GUIDANCE = 3.0
 
 
 @dataclass
@@ -152,7 +151,8 @@ def _write_bundle(gen: Generator, out: Path, cfg: ExportConfig) -> dict:
         "mask_id": pcfg.mask_id,
         "image_size": image_size,
         "text_width": d,
-        "sampling": {"steps": 1, "guidance": DEFAULT_GUIDANCE, "temperature": 1.0, "max_steps": MAX_STEPS,
+        "sampling": {"steps": DEFAULT_STEPS, "guidance": DEFAULT_GUIDANCE, "temperature": DEFAULT_TEMPERATURE,
+                     "max_steps": MAX_STEPS,
                      "schedule": "cosine: after step s of S, floor(N*cos(pi/2*(s+1)/S)) least confident new positions are masked again",
                      "noise": "Gumbel from numpy.random.default_rng([seed + i, step]).random((N, K)) for image i"},
         "prompt_limits": {"max_chars": MAX_PROMPT_CHARS, "max_words": MAX_PROMPT_WORDS},

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from artgen.generate import Generator
+from artgen.sampling import DEFAULT_GUIDANCE
 from artgen.vocabulary import ADJECTIVES
 from export.runtime import Runtime
 
@@ -52,7 +53,7 @@ class ParityReport:
 
 
 @torch.no_grad()
-def check_parity(gen: Generator, bundle_dir: Path, n_prompts: int = 64, guidance: float = 3.0,
+def check_parity(gen: Generator, bundle_dir: Path, n_prompts: int = 64, guidance: float = DEFAULT_GUIDANCE,
                  threads: int | None = None) -> ParityReport:
     rt = Runtime(bundle_dir, threads=threads)
     prompts = parity_prompts(n_prompts)
