@@ -31,6 +31,7 @@ def test_demo_runs_every_stage_then_skips_them(tmp_path):
     assert any(r.get("name") == "tiny" and r.get("fid") is not None for r in report["rows"])
     bundle = json.loads((ws.bundles / "tiny-int8" / "bundle.json").read_text())
     assert bundle["precision"] == "int8"
+    assert report["encoders"]["tiny"]["onnx"]["int8"]["bundle"] == str(ws.bundles / "tiny-int8")  # timed, not re-exported
     runtime = np.asarray(Image.open(ws.reports / "demo" / "runtime.png"))
     assert runtime.ndim == 3 and runtime.std() > 0
 
