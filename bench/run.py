@@ -278,8 +278,8 @@ def _onnx(ws: Workspace, encoder: str, gen, cfg: BenchConfig) -> dict:
             runtime = Runtime(bundle, threads=cfg.threads)
             g, t = cfg.guidance, cfg.temperature
             out[precision] = {
-                "available": True, "bundle": source, "bundle_mb": bundle_size(bundle) / 2**20,
-                "onnx_mb": sum(f.stat().st_size for f in bundle.glob("*.onnx")) / 2**20,
+                "available": True, "bundle": source, "bundle_mb": bundle_size(bundle) / 1e6,
+                "onnx_mb": sum(f.stat().st_size for f in bundle.glob("*.onnx")) / 1e6,
                 "one_shot": measure_latency(lambda: runtime.generate(LATENCY_PROMPT, seed=0, steps=1, guidance=g,
                                                                      temperature=t), lat),
                 f"refine_{cfg.refine_steps}": measure_latency(
@@ -300,19 +300,19 @@ def _sizes(ws: Workspace, encoder: str, gen) -> dict:
         "encoder_parameters": _parameters(gen.encoder),
         "predictor_parameters": _parameters(gen.predictor),
         "decoder_parameters": decoder_params,
-        "checkpoint_mb": (enc_dir / "model.safetensors").stat().st_size / 2**20,
-        "vqvae_checkpoint_mb": (vq_dir / "model.safetensors").stat().st_size / 2**20,
-        "tokenizer_mb": _dir_bytes(enc_dir / "tokenizer") / 2**20,
+        "checkpoint_mb": (enc_dir / "model.safetensors").stat().st_size / 1e6,
+        "vqvae_checkpoint_mb": (vq_dir / "model.safetensors").stat().st_size / 1e6,
+        "tokenizer_mb": _dir_bytes(enc_dir / "tokenizer") / 1e6,
     }
     out["generation_parameters"] = out["encoder_parameters"] + out["predictor_parameters"] + decoder_params
-    out["generation_fp32_mb"] = out["generation_parameters"] * 4 / 2**20
+    out["generation_fp32_mb"] = out["generation_parameters"] * 4 / 1e6
     return out
 
 
 def onnxruntime_mb() -> float:
     import onnxruntime
 
-    return _dir_bytes(Path(onnxruntime.__file__).parent) / 2**20
+    return _dir_bytes(Path(onnxruntime.__file__).parent) / 1e6
 
 
 def run_bench(ws: Workspace, cfg: BenchConfig | None = None, out_dir: Path | None = None,

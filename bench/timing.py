@@ -116,5 +116,5 @@ def peak_rss_mb(argv: Sequence[str], env: dict | None = None, timeout: float = 6
         time.sleep(poll_s)
     proc.returncode = os.waitstatus_to_exitcode(status)  # so Popen does not wait again
     stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    return {"peak_rss_mb": hwm / 1024, "returncode": proc.returncode,
+    return {"peak_rss_mb": hwm * 1024 / 1e6, "returncode": proc.returncode,
             "stderr_tail": stderr.strip().splitlines()[-1] if stderr.strip() else ""}

@@ -18,7 +18,7 @@ def test_shipped_bundle_is_complete_small_and_benchmarked():
     meta = json.loads((SHIPPED_MODEL / "bundle.json").read_text())
     assert meta["encoder"] == "tiny" and meta["precision"] == "int8"
     size = sum(p.stat().st_size for p in SHIPPED_MODEL.rglob("*") if p.is_file())
-    assert size <= 10 * 1024 * 1024
+    assert size <= 10e6  # the 10 MB, decimal like every size artgen reports
     report = json.loads((SHIPPED_MODEL / "bench" / "report.json").read_text())
     tiny = next(r for r in report["rows"] if r["name"] == "tiny")
     assert tiny["fid"] > 0 and 0 < tiny["codebook_usage"] <= 1
