@@ -55,8 +55,8 @@ PRESETS: dict[str, dict[str, PredictorPreset]] = {
                                       train=dict(_QUICK_TRAIN, steps=120, lr=3e-4)),
     },
     # The shipped model: PredictorConfig's default 128-wide, 4-layer predictor (0.58 s per
-    # batch of 32 on 2 idle cores; 192 wide 1.16 s and double the ONNX latency: see
-    # scripts/bench_predictor_step.py), 3,500
+    # batch of 32 on 2 idle cores; 192 wide 1.16 s and ~2.25x the work per sampling step:
+    # see scripts/bench_predictor_step.py), 3,500
     # steps (~15 epochs) in under an hour for tiny. The large encoders get the same
     # predictor and step budget.
     "default": {
