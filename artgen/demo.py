@@ -198,7 +198,7 @@ class Demo:
         # After the export, so the bench times the int8 bundle itself (bundles/tiny-int8).
         self.stage("bench --quick" if cfg.bench_quick else "bench", lambda: _newer(bench_json, bundle / "bundle.json"),
                    lambda: run_bench(ws, BenchConfig(encoders=("tiny",), quick=cfg.bench_quick, captions=cfg.bench_captions,
-                                                     latency_runs=cfg.bench_latency_runs)),
+                                                     latency_runs=cfg.bench_latency_runs, labels=cfg.annotations)),
                    bench_json, bench_headline)
 
         runtime_png = ws.reports / "demo" / "runtime.png"

@@ -15,8 +15,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:  # disk full, Ctrl-C: the old file stays, no temporary is left behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -27,7 +31,8 @@ def replace_dir(tmp: Path, final: Path) -> None:
     """Move the finished directory `tmp` to `final`, replacing what was there.
 
     The old directory is renamed aside first, so at every instant one complete version
-    exists under `final` or `final.old` (`artgen.trainer.find_checkpoint` looks at both)."""
+    exists under `final` or `final.old`; `artgen.trainer.find_checkpoint` looks at both,
+    other readers only at `final` (after a crash there, rename `final.old` back)."""
     tmp, final = Path(tmp), Path(final)
     old = final.with_name(final.name + ".old")
     if final.exists():  # else `old` may be the only complete version left by a crash: keep it

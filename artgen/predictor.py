@@ -29,7 +29,7 @@ class PredictorConfig:
     grid: int = 16  # latent grid side: grid*grid positions
     codebook_size: int = 512
     text_width: int = 192  # width of the encoder's states (set from the encoder)
-    width: int = 128  # the default preset (train_predictor.PRESETS): 192 doubled the ONNX latency
+    width: int = 128  # the default preset (train_predictor.PRESETS; scripts/bench_predictor_step.py)
     layers: int = 4
     heads: int = 4
     mlp_ratio: int = 3

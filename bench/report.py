@@ -162,7 +162,7 @@ def plot_sizes(report: dict) -> bytes:
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     bottom = np.zeros(len(names))
     for part in parts:
-        values = np.array([report["encoders"][n]["sizes"][part] * 4 / 2**20 for n in names])
+        values = np.array([report["encoders"][n]["sizes"][part] * 4 / 1e6 for n in names])
         ax.bar(names, values, bottom=bottom, label=part.replace("_parameters", ""))
         bottom += values
     ax.axhline(10, color="red", linestyle="--", linewidth=1, label="10 MB target")

@@ -133,6 +133,11 @@ def _cached_stats(ws: Workspace, images: Sequence[np.ndarray]) -> np.ndarray:
     return feats
 
 
+def _is_newer(path: Path, than: Path) -> bool:
+    """`path` exists and was written after `than` (or `than` is missing)."""
+    return path.exists() and (not than.exists() or path.stat().st_mtime >= than.stat().st_mtime)
+
+
 def _dir_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) if Path(path).exists() else 0
 
@@ -255,8 +260,8 @@ def _latency(gen, cfg: BenchConfig) -> dict:
 
 def _onnx(ws: Workspace, encoder: str, gen, cfg: BenchConfig) -> dict:
     """ONNX Runtime latency and bundle size, fp32 and int8, through the export package's
-    torch-free runtime: from `bundles/<encoder>[-int8]` when that bundle exists, else
-    exported on the fly to a temporary folder (and said so)."""
+    torch-free runtime: from `bundles/<encoder>[-int8]` when that bundle exists and is newer
+    than the checkpoint, else exported on the fly to a temporary folder (and said so)."""
     try:
         from export.bundle import ExportConfig, bundle_size, export_bundle
         from export.runtime import Runtime
@@ -268,7 +273,8 @@ def _onnx(ws: Workspace, encoder: str, gen, cfg: BenchConfig) -> dict:
         bundle = ws.bundles / (encoder + ("-int8" if precision == "int8" else ""))
         tmp = None
         try:
-            if (bundle / "bundle.json").exists():
+            # A bundle older than the checkpoint belongs to an earlier model: not timed as this one.
+            if _is_newer(bundle / "bundle.json", ws.checkpoint(encoder) / "model.safetensors"):
                 source = str(bundle)
             else:
                 tmp = tempfile.TemporaryDirectory(prefix=f"artgen-bench-{encoder}-")

@@ -90,7 +90,7 @@ def _vm_hwm_kib(pid: int) -> int | None:
 
 
 def peak_rss_mb(argv: Sequence[str], env: dict | None = None, timeout: float = 600, poll_s: float = 0.01) -> dict:
-    """Run `argv` as a child process and return its peak resident set size (MiB) and exit status.
+    """Run `argv` as a child process and return its peak resident set size (MB, 10^6 bytes) and exit status.
 
     Read as the child's own VmHWM from /proc while it runs (the high-water mark only grows,
     so the last reading before exit is the peak, short of what it allocates in its final

@@ -17,6 +17,7 @@ import argparse
 from artgen.corpus import decode_image, load_corpus
 from artgen.generate import load_generator
 from artgen.image_stats import STAT_NAMES, statistics_matrix
+from artgen.sampling import DEFAULT_GUIDANCE, DEFAULT_STEPS, DEFAULT_TEMPERATURE
 from artgen.workspace import Workspace
 
 PAIRS = [("warm", "cool", "warm_cool_balance"), ("bright", "dark", "lightness_mean"),
@@ -28,9 +29,9 @@ def main() -> None:
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--encoder", default="tiny")
     ap.add_argument("--n", type=int, default=32)
-    ap.add_argument("--steps", type=int, default=1)
-    ap.add_argument("--guidance", type=float, default=3.0)
-    ap.add_argument("--temperature", type=float, default=1.0)
+    ap.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    ap.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
+    ap.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
     args = ap.parse_args()
     ws = Workspace.resolve(args.workdir)
     gen = load_generator(ws, args.encoder)

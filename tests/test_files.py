@@ -43,3 +43,21 @@ def test_atomic_write_json_replaces_the_file_whole(tmp_path):
     atomic_write_json(path, {"ce": 4.0})
     assert path.read_text() == '{\n  "ce": 4.0\n}\n'
     assert [p.name for p in path.parent.iterdir()] == ["metrics.json"]
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    import os
+
+    from artgen.files import atomic_write_bytes
+
+    path = tmp_path / "labels.jsonl"
+    path.write_bytes(b"old")
+
+    def full_disk(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(OSError):
+        atomic_write_bytes(path, b"new")
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["labels.jsonl"]
