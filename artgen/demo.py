@@ -21,6 +21,7 @@ from typing import Callable
 from rich.table import Table
 
 from artgen.errors import ArtgenError
+from artgen.files import is_newer
 from artgen.progress import console
 from artgen.workspace import Workspace
 
@@ -54,10 +55,6 @@ class StageResult:
     artefact: Path
     headline: str
     seconds: float
-
-
-def _newer(path: Path, than: Path) -> bool:
-    return path.exists() and than.exists() and path.stat().st_mtime >= than.stat().st_mtime
 
 
 class Demo:
@@ -173,14 +170,14 @@ class Demo:
         self.stage(f"tiny encoder + predictor ({cfg.encoder_preset})", tiny_ok, train_tiny, tiny_dir, tiny_headline)
 
         samples = ws.reports / "demo" / "samples.png"
-        self.stage("sample grid", lambda: _newer(samples, tiny_dir / "model.safetensors"),
+        self.stage("sample grid", lambda: is_newer(samples, tiny_dir / "model.safetensors"),
                    lambda: generate_to_png(ws, list(SAMPLE_PROMPTS), samples, encoder="tiny", n=4),
                    samples, lambda: f"{len(SAMPLE_PROMPTS)} prompts x 4 seeds")
 
         from export.bundle import ExportConfig, export_bundle
 
         bundle = ws.bundles / "tiny-int8"
-        self.stage("export int8 bundle", lambda: _newer(bundle / "bundle.json", tiny_dir / "model.safetensors"),
+        self.stage("export int8 bundle", lambda: is_newer(bundle / "bundle.json", tiny_dir / "model.safetensors"),
                    lambda: export_bundle(load_generator(ws, "tiny"), bundle, ExportConfig(int8=True)),
                    bundle, lambda: f"{json.loads((bundle / 'bundle.json').read_text())['size_bytes'] / 1e6:.2f} MB")
 
@@ -196,7 +193,7 @@ class Demo:
             return ", ".join(parts) or "see report.md"
 
         # After the export, so the bench times the int8 bundle itself (bundles/tiny-int8).
-        self.stage("bench --quick" if cfg.bench_quick else "bench", lambda: _newer(bench_json, bundle / "bundle.json"),
+        self.stage("bench --quick" if cfg.bench_quick else "bench", lambda: is_newer(bench_json, bundle / "bundle.json"),
                    lambda: run_bench(ws, BenchConfig(encoders=("tiny",), quick=cfg.bench_quick, captions=cfg.bench_captions,
                                                      latency_runs=cfg.bench_latency_runs, labels=cfg.annotations)),
                    bench_json, bench_headline)
@@ -210,7 +207,7 @@ class Demo:
             if r.returncode != 0:
                 raise ArtgenError(f"the torch-free runtime failed on {bundle}: {r.stderr.strip()[:200]}")
 
-        self.stage("generate via torch-free runtime", lambda: _newer(runtime_png, bundle / "bundle.json"),
+        self.stage("generate via torch-free runtime", lambda: is_newer(runtime_png, bundle / "bundle.json"),
                    run_runtime, runtime_png, lambda: f"{RUNTIME_PROMPT!r}, 4 seeds")
         return self.results
 

@@ -27,6 +27,13 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
+def is_newer(path: Path, than: Path) -> bool:
+    """Both exist and `path` was written no earlier than `than`: an output still up to date
+    with the input it was made from."""
+    path, than = Path(path), Path(than)
+    return path.exists() and than.exists() and path.stat().st_mtime >= than.stat().st_mtime
+
+
 def replace_dir(tmp: Path, final: Path) -> None:
     """Move the finished directory `tmp` to `final`, replacing what was there.
 

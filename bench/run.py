@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from artgen.errors import ArtgenError
+from artgen.files import is_newer
 from artgen.progress import console, progress_bar
 from artgen.sampling import DEFAULT_GUIDANCE, DEFAULT_TEMPERATURE
 from artgen.workspace import Workspace
@@ -133,11 +134,6 @@ def _cached_stats(ws: Workspace, images: Sequence[np.ndarray]) -> np.ndarray:
     return feats
 
 
-def _is_newer(path: Path, than: Path) -> bool:
-    """`path` exists and was written after `than` (or `than` is missing)."""
-    return path.exists() and (not than.exists() or path.stat().st_mtime >= than.stat().st_mtime)
-
-
 def _dir_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) if Path(path).exists() else 0
 
@@ -149,8 +145,7 @@ def _parameters(module: torch.nn.Module) -> int:
 def machine() -> dict:
     from artgen.machine import cpu_name
 
-    cpu = cpu_name()
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
 
 
 def versions() -> dict:
@@ -274,7 +269,7 @@ def _onnx(ws: Workspace, encoder: str, gen, cfg: BenchConfig) -> dict:
         tmp = None
         try:
             # A bundle older than the checkpoint belongs to an earlier model: not timed as this one.
-            if _is_newer(bundle / "bundle.json", ws.checkpoint(encoder) / "model.safetensors"):
+            if is_newer(bundle / "bundle.json", ws.checkpoint(encoder) / "model.safetensors"):
                 source = str(bundle)
             else:
                 tmp = tempfile.TemporaryDirectory(prefix=f"artgen-bench-{encoder}-")

@@ -28,16 +28,13 @@ from artgen.sampling import DEFAULT_GUIDANCE
 from artgen.workspace import Workspace
 from bench.inception import InceptionConfig, InceptionFeatures
 from bench.quality import FeatureStore, FidKid
+from bench.run import BenchConfig, _generate_set
 
 
-def generate(gen, prompts, steps, temperature, guidance, batch=64):
-    out = []
-    for s in range(0, len(prompts), batch):
-        chunk = prompts[s:s + batch]
-        codes = gen.sample_codes(chunk, steps=steps, guidance=guidance, temperature=temperature,
-                                 seeds=list(range(s, s + len(chunk))))
-        out.append(gen.decode(codes))
-    return np.concatenate(out)
+def generate(gen, prompts, steps, temperature, guidance):
+    """One image per prompt, image i with seed i, exactly as the bench generates its sets."""
+    cfg = BenchConfig(guidance=guidance, temperature=temperature, show_progress=False)
+    return _generate_set(gen, prompts, cfg, "generate", steps=steps)[0]
 
 
 def main() -> None:

@@ -153,19 +153,3 @@ def test_bench_quick_command_and_html_renders_in_chromium(trained, tmp_path):
     if check.returncode == 3:
         pytest.skip(check.stdout.strip())  # no chromium on this machine: the script says how to install it
     assert check.returncode == 0, check.stdout + check.stderr
-
-
-def test_a_bundle_older_than_its_checkpoint_is_not_timed_as_the_current_model(tmp_path):
-    import os
-
-    from bench.run import _is_newer
-
-    bundle, ckpt = tmp_path / "bundle.json", tmp_path / "model.safetensors"
-    bundle.write_text("{}")
-    ckpt.write_bytes(b"")
-    os.utime(bundle, (1_000, 1_000))
-    os.utime(ckpt, (2_000, 2_000))
-    assert not _is_newer(bundle, ckpt)  # retrained after the export: stale
-    os.utime(bundle, (3_000, 3_000))
-    assert _is_newer(bundle, ckpt)
-    assert not _is_newer(tmp_path / "missing.json", ckpt)

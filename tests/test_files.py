@@ -61,3 +61,19 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, mon
         atomic_write_bytes(path, b"new")
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["labels.jsonl"]
+
+
+def test_a_bundle_older_than_its_checkpoint_is_stale(tmp_path):
+    import os
+
+    from artgen.files import is_newer
+
+    bundle, ckpt = tmp_path / "bundle.json", tmp_path / "model.safetensors"
+    bundle.write_text("{}")
+    ckpt.write_bytes(b"")
+    os.utime(bundle, (1_000, 1_000))
+    os.utime(ckpt, (2_000, 2_000))
+    assert not is_newer(bundle, ckpt)  # retrained after the export: stale
+    os.utime(bundle, (3_000, 3_000))
+    assert is_newer(bundle, ckpt)
+    assert not is_newer(tmp_path / "missing.json", ckpt)
