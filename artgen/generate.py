@@ -38,7 +38,6 @@ from artgen.vocabulary import ADJECTIVES, STOPWORDS, parse_prompt
 from artgen.workspace import Workspace
 
 
-
 def unseen_words(prompt: str) -> list[str]:
     """Words of a prompt that never appear in a training caption (training captions use the
     vocabulary adjectives only): the model reads them as sub-words."""
@@ -74,7 +73,8 @@ class Generator:
 
     @torch.no_grad()
     def sample_codes(self, prompts: Sequence[str], seed: int = 0, steps: int = DEFAULT_STEPS,
-                     guidance: float = DEFAULT_GUIDANCE, temperature: float = DEFAULT_TEMPERATURE, seeds: Sequence[int] | None = None) -> torch.Tensor:
+                     guidance: float = DEFAULT_GUIDANCE, temperature: float = DEFAULT_TEMPERATURE,
+                     seeds: Sequence[int] | None = None) -> torch.Tensor:
         """(B, h, w) long code grids for `prompts` (one image per prompt; image i uses seed + i)."""
         if not 1 <= steps <= MAX_STEPS:
             raise ArtgenError(f"--steps must be between 1 and {MAX_STEPS} (got {steps})")
@@ -116,7 +116,8 @@ class Generator:
         return (images * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
     def generate(self, prompts: Sequence[str], seed: int = 0, steps: int = DEFAULT_STEPS,
-                 guidance: float = DEFAULT_GUIDANCE, temperature: float = DEFAULT_TEMPERATURE, seeds: Sequence[int] | None = None) -> np.ndarray:
+                 guidance: float = DEFAULT_GUIDANCE, temperature: float = DEFAULT_TEMPERATURE,
+                 seeds: Sequence[int] | None = None) -> np.ndarray:
         return self.decode(self.sample_codes(prompts, seed, steps, guidance, temperature, seeds))
 
 

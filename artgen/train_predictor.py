@@ -56,9 +56,8 @@ PRESETS: dict[str, dict[str, PredictorPreset]] = {
     },
     # The shipped model: PredictorConfig's default 128-wide, 4-layer predictor (0.58 s per
     # batch of 32 on 2 idle cores; 192 wide 1.16 s and ~2.25x the work per sampling step:
-    # see scripts/bench_predictor_step.py), 3,500
-    # steps (~15 epochs) in under an hour for tiny. The large encoders get the same
-    # predictor and step budget.
+    # see scripts/bench_predictor_step.py), 3,500 steps (~15 epochs) in under an hour for
+    # tiny. The large encoders get the same predictor and step budget.
     "default": {
         name: PredictorPreset(train=dict(batch_size=32, lr=(1e-3 if name == "tiny" else 3e-4), warmup_steps=200,
                                          weight_decay=0.01, steps=3500, checkpoint_every=250, log_every=10,

@@ -136,8 +136,7 @@ def build_config(preset: VQVAEPreset, image_size: int, variant: str | None = Non
 def machine_description() -> str:
     from artgen.machine import cpu_name
 
-    cpu = cpu_name()
-    return f"{os.cpu_count()}-core {cpu}, torch {torch.__version__}"
+    return f"{os.cpu_count()}-core {cpu_name()}, torch {torch.__version__}"
 
 
 def train_vqvae(ws: Workspace, preset: str = "quick", resume: bool = False, device: str = "auto",

@@ -134,7 +134,7 @@ def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + step) * 1009 + rank)
 
 
-# ---------------------------------------------------------------- atomic files and dirs
+# ---------------------------------------------------------------- checkpoints on disk
 
 def find_checkpoint(out_dir: Path) -> Path | None:
     """The newest complete checkpoint directory under `out_dir`, or None."""

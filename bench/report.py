@@ -251,7 +251,6 @@ def _finite(o):
     return o
 
 
-
 def write_reports(report: dict, samples: dict[str, np.ndarray], out_dir: Path) -> dict[str, Path]:
     """report.json, report.md, report.html and samples_<encoder>.png into `out_dir`."""
     from bench.run import SAMPLE_PROMPTS
