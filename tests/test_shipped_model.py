@@ -73,3 +73,9 @@ def test_spin_waiting_thread_pools_change_speed_not_pictures():
     spin = "session.intra_op.allow_spinning"
     assert quiet.sessions["predictor"].get_session_options().get_session_config_entry(spin) == "0"
     assert spinning.sessions["predictor"].get_session_options().get_session_config_entry(spin) == "1"
+
+
+def test_the_shipped_bundle_carries_the_current_runtime():
+    # The bundle runs by itself, so it holds its own copy of export/runtime.py; a change to
+    # the runtime must reach that copy (re-export, or copy it) before it ships.
+    assert (SHIPPED_MODEL / "runtime.py").read_bytes() == (ROOT / "export" / "runtime.py").read_bytes()
