@@ -41,6 +41,10 @@ def release_model(ws: Workspace, preset: str = "default", out: Path = SHIPPED_MO
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(bundle, tmp)
+    # The demo keeps a bundle exported before a runtime-only change; ship today's runtime.
+    import export.runtime
+
+    shutil.copy(export.runtime.__file__, tmp / "runtime.py")
     report_dir = tmp / "bench"
     report_dir.mkdir()
     for name in ("report.json", "report.md"):

@@ -89,10 +89,11 @@ def check_prompt(prompt: str, limits: dict) -> None:
         raise BundleError(f"the prompt has {len(words)} words (limit {limits['max_words']}): use 3-5 adjectives")
 
 
-def gumbel(seeds: Sequence[int], step: int, shape: tuple[int, ...]) -> np.ndarray:
-    """Gumbel(0, 1) noise (B, *shape), one PCG64 stream per image seed and step."""
-    rows = [np.random.default_rng([int(s), step]).random(shape) for s in seeds]
-    u = np.clip(np.stack(rows), 1e-20, 1.0 - 1e-7)
+def gumbel(seeds: Sequence[int], step: int, shape: tuple[int, ...], rows: np.ndarray | None = None) -> np.ndarray:
+    """Gumbel(0, 1) noise (B, *shape), one PCG64 stream per image seed and step; with `rows`,
+    only those rows of the first axis (the stream is still drawn whole, so values match)."""
+    draws = [np.random.default_rng([int(s), step]).random(shape) for s in seeds]
+    u = np.clip(np.stack([d if rows is None else d[rows] for d in draws]), 1e-20, 1.0 - 1e-7)
     return -np.log(-np.log(u))
 
 
@@ -178,16 +179,20 @@ class Runtime:
             unknown = codes == mask_id
             logits = self.sessions["predictor"].run(
                 None, {"codes": codes, "states": states, "attention_mask": mask, "guidance": g})[0]  # (B, N, K)
-            if temperature > 0:
-                scores = logits / np.float32(temperature) + gumbel(seeds, step, (N, K)).astype(np.float32)
-                sampled = scores.argmax(-1)
-            else:
-                sampled = logits.argmax(-1)
-            confidence = _softmax_at(logits, sampled)  # (B, N)
-            sampled = np.where(unknown, sampled, codes)
+            # Only the unknown positions are sampled (known ones keep their code), so the noise
+            # and softmax are computed for those rows alone; the random stream is drawn whole.
+            sampled, confidence = codes.copy(), np.full((B, N), np.inf)
+            for b in range(B):
+                rows = np.flatnonzero(unknown[b])
+                if temperature > 0:
+                    noise = gumbel([seeds[b]], step, (N, K), rows=rows)[0].astype(np.float32)  # (n, K)
+                    picked = (logits[b, rows] / np.float32(temperature) + noise).argmax(-1)
+                else:
+                    picked = logits[b, rows].argmax(-1)
+                sampled[b, rows] = picked
+                confidence[b, rows] = _softmax_at(logits[b, rows], picked)
             n_masked = int(math.floor(N * math.cos(math.pi / 2 * (step + 1) / steps)))
             if n_masked > 0:  # re-mask the least confident of the newly sampled positions
-                confidence = np.where(unknown, confidence, np.inf)
                 order = np.argsort(confidence, axis=-1, kind="stable")
                 remask = np.zeros_like(unknown)
                 np.put_along_axis(remask, order[:, :n_masked], True, axis=-1)
