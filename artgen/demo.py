@@ -174,10 +174,10 @@ class Demo:
                    lambda: generate_to_png(ws, list(SAMPLE_PROMPTS), samples, encoder="tiny", n=4),
                    samples, lambda: f"{len(SAMPLE_PROMPTS)} prompts x 4 seeds")
 
-        from export.bundle import ExportConfig, export_bundle
+        from export.bundle import ExportConfig, bundle_is_current, export_bundle
 
         bundle = ws.bundles / "tiny-int8"
-        self.stage("export int8 bundle", lambda: is_newer(bundle / "bundle.json", tiny_dir / "model.safetensors"),
+        self.stage("export int8 bundle", lambda: bundle_is_current(bundle, tiny_dir),
                    lambda: export_bundle(load_generator(ws, "tiny"), bundle, ExportConfig(int8=True)),
                    bundle, lambda: f"{json.loads((bundle / 'bundle.json').read_text())['size_bytes'] / 1e6:.2f} MB")
 

@@ -7,11 +7,13 @@
     gen = load_generator(ws, encoder="tiny")
     images = gen.generate(["warm, chaotic, vivid"], seed=0, steps=1, guidance=3.0)
 
-Sampling (MaskGIT, Chang et al. 2022): every position starts as [MASK]. Each step predicts
-all positions at once, samples a code for each masked one (Gumbel-max at `temperature`;
-0 takes the argmax), and keeps the most confident; the rest are masked again following the
-cosine schedule until the last step fixes everything. `steps=1` is the direct, one-shot
-prediction. Guidance (Ho & Salimans 2022): logits = uncond + g * (cond - uncond), where
+Sampling (MaskGIT's parallel decoding, Chang et al. 2022, in random order as in MAR, Li et al.
+2024): every position starts as [MASK]. Each step predicts all positions at once and fixes
+the next ones of the image's random reveal order, each with a code drawn by Gumbel-max at
+`temperature` (0 takes the argmax); how many are known after each step follows MaskGIT's
+cosine schedule, and the last step fixes the rest. `steps=1` is the direct, one-shot
+prediction. MaskGIT fixes the most confident positions first instead; here that collapses
+every grid to a flat field of the commonest codes (README, "Sampling settings"). Guidance (Ho & Salimans 2022): logits = uncond + g * (cond - uncond), where
 uncond is the same network with the text dropped; g = 1 is the plain conditional model.
 
 Randomness comes from numpy's PCG64, one stream per image seeded with its own seed
@@ -33,7 +35,8 @@ import torch
 from artgen.encoders import ENCODERS, TextEncoder, encoder_from_directory, unknown_encoder
 from artgen.errors import ArtgenError
 from artgen.predictor import IndexPredictor, PredictorConfig
-from artgen.sampling import DEFAULT_GUIDANCE, DEFAULT_STEPS, DEFAULT_TEMPERATURE, MAX_STEPS
+from artgen.sampling import (DEFAULT_GUIDANCE, DEFAULT_STEPS, DEFAULT_TEMPERATURE, MAX_STEPS, ORDER_STREAM,
+                             guided_steps)
 from artgen.vocabulary import ADJECTIVES, STOPWORDS, parse_prompt
 from artgen.workspace import Workspace
 
@@ -44,11 +47,21 @@ def unseen_words(prompt: str) -> list[str]:
     return [w for w in parse_prompt(prompt).words if w not in ADJECTIVES and w not in STOPWORDS]
 
 
-def gumbel(seeds: Sequence[int], step: int, shape: tuple[int, ...]) -> np.ndarray:
-    """Gumbel(0, 1) noise (B, *shape) for sampling step `step`, one stream per image seed."""
-    rows = [np.random.default_rng([int(s), step]).random(shape) for s in seeds]
-    u = np.clip(np.stack(rows), 1e-20, 1.0 - 1e-7)
+def gumbel(seed: int, step: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Gumbel(0, 1) noise of one image at sampling step `step`, from the stream
+    default_rng([seed, step]): row j is for the j-th position that step fixes."""
+    u = np.clip(np.random.default_rng([int(seed), step]).random(shape), 1e-20, 1.0 - 1e-7)
     return -np.log(-np.log(u))
+
+
+def reveal_order(seeds: Sequence[int], positions: int) -> np.ndarray:
+    """(B, N) grid positions in the order sampling fixes them: a random permutation per image."""
+    return np.stack([np.random.default_rng([int(s), ORDER_STREAM]).permutation(positions) for s in seeds])
+
+
+def known_after(step: int, steps: int, positions: int) -> int:
+    """Positions fixed once step `step` (0-based) of `steps` is done: MaskGIT's cosine schedule."""
+    return positions - int(math.floor(positions * math.cos(math.pi / 2 * (step + 1) / steps)))
 
 
 @dataclass
@@ -88,25 +101,20 @@ class Generator:
 
         tokens = self.encoder.tokenize(list(prompts))  # ids (B, T), mask (B, T)
         states, mask = self.encoder.encode(tokens)  # (B, T, d) text states
+        order = reveal_order(seeds, N)  # (B, N)
         codes = torch.full((B, N), cfg.mask_id, dtype=torch.long)  # (B, N) all unknown
+        known = 0
         for step in range(steps):
-            unknown = codes == cfg.mask_id  # (B, N)
-            logits = self.logits(codes, states, mask, guidance)  # (B, N, K)
-            if temperature > 0:
-                noise = torch.from_numpy(gumbel(seeds, step, (N, K))).float()
-                sampled = (logits / temperature + noise).argmax(-1)  # (B, N)
-            else:
-                sampled = logits.argmax(-1)
-            confidence = logits.softmax(-1).gather(-1, sampled[..., None])[..., 0]  # (B, N)
-            sampled = torch.where(unknown, sampled, codes)
-            # positions left masked after this step: the cosine schedule, none after the last
-            n_masked = int(math.floor(N * math.cos(math.pi / 2 * (step + 1) / steps)))
-            if n_masked > 0:
-                confidence = torch.where(unknown, confidence, torch.full_like(confidence, math.inf))
-                order = confidence.argsort(dim=-1, stable=True)  # least confident first
-                remask = torch.zeros_like(unknown).scatter(1, order[:, :n_masked], True)
-                sampled = torch.where(remask, torch.full_like(sampled, cfg.mask_id), sampled)
-            codes = sampled
+            g = guidance if step < guided_steps(steps) else 1.0  # guided early steps only
+            logits = self.logits(codes, states, mask, g)  # (B, N, K)
+            upto = known_after(step, steps, N)
+            for b in range(B):  # fix the next positions of each image's order
+                rows = order[b, known:upto]  # (n,)
+                scores = logits[b, torch.from_numpy(rows)]  # (n, K)
+                if temperature > 0:
+                    scores = scores / temperature + torch.from_numpy(gumbel(seeds[b], step, (len(rows), K))).float()
+                codes[b, torch.from_numpy(rows)] = scores.argmax(-1)
+            known = upto
         return codes.view(B, cfg.grid, cfg.grid)  # (B, h, w) code indices
 
     @torch.no_grad()

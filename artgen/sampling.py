@@ -2,7 +2,18 @@
 (torch-free, so the CLI can show them without importing torch).
 `scripts/sampling_sweep.py` measures the alternatives."""
 
+import math
+
 MAX_STEPS = 64  # refine steps allowed
-DEFAULT_STEPS = 1  # the direct, one-shot prediction
+DEFAULT_STEPS = 8  # parallel decoding in 8 steps (1: the direct, one-shot prediction); README "Sampling settings"
 DEFAULT_GUIDANCE = 3.0  # classifier-free guidance scale (1: none)
+GUIDED_SHARE = 0.5  # guidance on the first ceil(steps * share) steps; later steps: the plain conditional model
 DEFAULT_TEMPERATURE = 1.0  # Gumbel-max sampling temperature (0: the most likely code)
+# The random stream of an image's reveal order, numpy default_rng([seed, ORDER_STREAM]); the
+# Gumbel noise of step k uses default_rng([seed, k]) with k < MAX_STEPS, so they never meet.
+ORDER_STREAM = 1000
+
+
+def guided_steps(steps: int) -> int:
+    """How many of the first sampling steps apply classifier-free guidance (1 of 1 one-shot)."""
+    return math.ceil(steps * GUIDED_SHARE)

@@ -92,6 +92,14 @@ def _html_table(head: list[str], body: list[list[str]]) -> str:
     return f"<table><thead><tr>{h}</tr></thead><tbody>{b}</tbody></table>"
 
 
+def _sampler(report: dict) -> str:
+    """How the bench's images were sampled (reports from before `steps` existed were one-shot)."""
+    c = report["meta"]["config"]
+    steps = c.get("steps", 1)
+    how = "one-shot" if steps == 1 else f"{steps} steps"
+    return f"{how}, guidance {c.get('guidance')}, temperature {c.get('temperature')}"
+
+
 def _meta_lines(report: dict) -> list[str]:
     m = report["meta"]
     v = m["versions"]
@@ -100,7 +108,8 @@ def _meta_lines(report: dict) -> list[str]:
         f"Machine: {m['machine']['cpu']}, {m['machine']['cores']} cores, Python {m['machine']['python']}, "
         f"torch {v.get('torch')}, onnxruntime {v.get('onnxruntime')}; {m['threads']} threads for every timing.",
         f"{m['captions']} test captions (one generated image each) against {m['real_test_images']} real test "
-        f"paintings (of {m['test_split']}); labels: {m['label_source']}. Bench time {m['seconds']:.0f} s.",
+        f"paintings (of {m['test_split']}); labels: {m['label_source']}; sampling: {_sampler(report)}. "
+        f"Bench time {m['seconds']:.0f} s.",
         "Weights: " + "; ".join(f"{k}: {d['weights']}" for k, d in report["encoders"].items()) + ".",
         f"Inception Score: absent — {report['fid_network']['inception_score_absent']}."
         if report["fid_network"]["inception_score_absent"] else "",
@@ -227,7 +236,7 @@ def render_html(report: dict, plots: dict[str, bytes], grids: dict[str, bytes]) 
             f"<h2>Reference rows</h2>{_html_table(*_table_rows(report['references'], REFERENCE_COLUMNS))}"
             f"<h2>Success criteria</h2>{_html_table(*_criteria_rows(report))}"
             f"<h2>Plots</h2>{figures}<h2>Samples: the same 8 prompts, seed {report['meta']['config']['seed']}, "
-            f"one-shot</h2>{samples}</body></html>")
+            f"{_sampler(report)}</h2>{samples}</body></html>")
 
 
 def _json_default(o):

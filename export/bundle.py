@@ -25,11 +25,11 @@ import torch
 
 from artgen import __version__
 from artgen.errors import ArtgenError
-from artgen.files import replace_dir
+from artgen.files import is_newer, replace_dir
 from artgen.generate import Generator
-from artgen.sampling import DEFAULT_GUIDANCE, DEFAULT_STEPS, DEFAULT_TEMPERATURE, MAX_STEPS
+from artgen.sampling import DEFAULT_GUIDANCE, DEFAULT_STEPS, DEFAULT_TEMPERATURE, GUIDED_SHARE, MAX_STEPS, ORDER_STREAM
 from artgen.vocabulary import ADJECTIVES, MAX_PROMPT_CHARS, MAX_PROMPT_WORDS, vocabulary_hash
-from export.graphs import DecoderGraph, EncoderGraph, GuidedPredictorGraph
+from export.graphs import DecoderGraph, EncoderGraph, PredictorGraph
 from export.runtime import BUNDLE_FORMAT
 
 
@@ -121,12 +121,11 @@ def _write_bundle(gen: Generator, out: Path, cfg: ExportConfig) -> dict:
     ids, mask = tokens.ids, tokens.mask.long()
     states = gen.encoder(tokens.ids, tokens.mask).detach()
     codes = torch.full((2, N), pcfg.mask_id, dtype=torch.long)
-    guidance = torch.tensor([DEFAULT_GUIDANCE], dtype=torch.float32)
     T, B = "tokens", "batch"
     _export(EncoderGraph(gen.encoder), (ids, mask), out / "text_encoder.onnx", ["input_ids", "attention_mask"],
             ["states"], {"input_ids": {0: B, 1: T}, "attention_mask": {0: B, 1: T}, "states": {0: B, 1: T}}, cfg.opset)
-    _export(GuidedPredictorGraph(gen.predictor), (codes, states, mask, guidance), out / "predictor.onnx",
-            ["codes", "states", "attention_mask", "guidance"], ["logits"],
+    _export(PredictorGraph(gen.predictor), (codes, states, mask), out / "predictor.onnx",
+            ["codes", "states", "attention_mask"], ["logits"],
             {"codes": {0: B}, "states": {0: B, 1: T}, "attention_mask": {0: B, 1: T}, "logits": {0: B}}, cfg.opset)
     _export(DecoderGraph(gen.vqvae), (codes[:, :].view(2, grid, grid).clamp(max=K - 1),), out / "decoder.onnx",
             ["codes"], ["images"], {"codes": {0: B}, "images": {0: B}}, cfg.opset)
@@ -152,9 +151,13 @@ def _write_bundle(gen: Generator, out: Path, cfg: ExportConfig) -> dict:
         "image_size": image_size,
         "text_width": d,
         "sampling": {"steps": DEFAULT_STEPS, "guidance": DEFAULT_GUIDANCE, "temperature": DEFAULT_TEMPERATURE,
-                     "max_steps": MAX_STEPS,
-                     "schedule": "cosine: after step s of S, floor(N*cos(pi/2*(s+1)/S)) least confident new positions are masked again",
-                     "noise": "Gumbel from numpy.random.default_rng([seed + i, step]).random((N, K)) for image i"},
+                     "max_steps": MAX_STEPS, "order_stream": ORDER_STREAM,
+                     "guided_share": GUIDED_SHARE,
+                     "guided_steps": "the first ceil(S*guided_share) of S steps use uncond + guidance*(cond - uncond), "
+                                     "uncond being the logits for an all-zero attention_mask; later steps use cond alone",
+                     "order": "image i fixes positions in the order numpy.random.default_rng([seed + i, order_stream]).permutation(N)",
+                     "schedule": "cosine: N - floor(N*cos(pi/2*(s+1)/S)) positions are known after step s (0-based) of S",
+                     "noise": "Gumbel from numpy.random.default_rng([seed + i, step]).random((n, K)) for image i, row j for the j-th of the n positions the step fixes"},
         "prompt_limits": {"max_chars": MAX_PROMPT_CHARS, "max_words": MAX_PROMPT_WORDS},
         "tokenizer": _tokenizer_spec(gen, out),
         "vocabulary": list(ADJECTIVES),
@@ -168,8 +171,7 @@ def _write_bundle(gen: Generator, out: Path, cfg: ExportConfig) -> dict:
             "predictor": {"file": "predictor.onnx",
                           "inputs": [_tensor_spec("codes", ["batch", N], "int64"),
                                      _tensor_spec("states", ["batch", "tokens", d], "float32"),
-                                     _tensor_spec("attention_mask", ["batch", "tokens"], "int64"),
-                                     _tensor_spec("guidance", [1], "float32")],
+                                     _tensor_spec("attention_mask", ["batch", "tokens"], "int64")],
                           "outputs": [_tensor_spec("logits", ["batch", N, K], "float32")]},
             "decoder": {"file": "decoder.onnx",
                         "inputs": [_tensor_spec("codes", ["batch", grid, grid], "int64")],
@@ -182,6 +184,18 @@ def _write_bundle(gen: Generator, out: Path, cfg: ExportConfig) -> dict:
     meta["size_bytes"] = bundle_size(out)
     (out / "bundle.json").write_text(json.dumps(meta, indent=2))
     return meta
+
+
+def bundle_is_current(bundle: Path, checkpoint: Path) -> bool:
+    """The bundle at `bundle` was exported from the checkpoint folder `checkpoint` as it is now
+    (written after its weights) by this version's bundle format, so it can stand for it."""
+    meta_path = Path(bundle) / "bundle.json"
+    if not is_newer(meta_path, Path(checkpoint) / "model.safetensors"):
+        return False
+    try:
+        return json.loads(meta_path.read_text()).get("format") == BUNDLE_FORMAT
+    except (OSError, json.JSONDecodeError):
+        return False
 
 
 def bundle_size(path: Path) -> int:
@@ -218,11 +232,14 @@ or `python runtime.py . "warm, chaotic, vivid" -o out.png`. Needs `onnxruntime`,
    attention_mask is 1 for real tokens.
 2. `text_encoder.onnx` turns ids into text states.
 3. Start from a grid of {meta['grid']}x{meta['grid']} codes all equal to mask_id = {meta['mask_id']}.
-   For each of `steps` steps, run `predictor.onnx` (it applies classifier-free guidance
-   itself: `guidance` = 1 is the plain conditional model), sample every unknown position
-   (Gumbel-max at `temperature`; 0 = argmax), keep the most confident, mask the rest again
-   ({meta['sampling']['schedule']}). steps = 1 predicts the whole grid in one shot.
+   For each of `steps` steps, run `predictor.onnx` and fix the next positions of the
+   image's random reveal order to a code drawn by Gumbel-max at `temperature` (0 = argmax).
+   Order: {meta['sampling']['order']}. Schedule: {meta['sampling']['schedule']}; the last
+   step fixes the rest, and steps = 1 predicts the whole grid in one shot.
    Noise: {meta['sampling']['noise']}.
+   Classifier-free guidance: {meta['sampling']['guided_steps']} (run both as one batch:
+   the prompt rows, then the same rows with attention_mask all 0; `guidance` = 1 is the
+   plain conditional model).
 4. `decoder.onnx` turns the {meta['codebook_size']}-way code grid into uint8 RGB pixels.
 
 Defaults: steps {meta['sampling']['steps']}, guidance {meta['sampling']['guidance']}, temperature {meta['sampling']['temperature']}.

@@ -5,11 +5,13 @@ objects, a dynamic batch axis.
 
     text_encoder.onnx  input_ids (B, T) int64, attention_mask (B, T) int64 -> states (B, T, d) float32
     predictor.onnx     codes (B, N) int64 [mask_id = unknown], states (B, T, d) float32,
-                       attention_mask (B, T) int64, guidance (1,) float32 -> logits (B, N, K) float32
+                       attention_mask (B, T) int64 -> logits (B, N, K) float32
     decoder.onnx       codes (B, h, w) int64 -> images (B, H, W, 3) uint8
 
-The predictor graph runs the conditional and the text-dropped pass as one batch of 2B and
-returns guided logits, uncond + g * (cond - uncond): one ORT call per sampling step.
+The predictor graph is the plain network: an all-zero attention_mask row is the text-dropped
+(unconditional) prediction. The runtime applies classifier-free guidance itself, running the
+conditional and unconditional rows as one batch of 2B on the steps that are guided and the
+conditional rows alone on the others (MaskGIT-style guidance on the first steps only).
 """
 
 from __future__ import annotations
@@ -27,20 +29,13 @@ class EncoderGraph(nn.Module):
         return self.encoder(input_ids, attention_mask > 0)  # (B, T, d) text states
 
 
-class GuidedPredictorGraph(nn.Module):
+class PredictorGraph(nn.Module):
     def __init__(self, predictor):
         super().__init__()
         self.predictor = predictor
 
-    def forward(self, codes, states, attention_mask, guidance):
-        mask = attention_mask > 0  # (B, T)
-        both = self.predictor(
-            torch.cat([codes, codes], 0),  # (2B, N)
-            torch.cat([states, states], 0),  # (2B, T, d)
-            torch.cat([mask, torch.zeros_like(mask)], 0),  # text, then text dropped
-        )  # (2B, N, K)
-        cond, uncond = both.chunk(2, dim=0)
-        return uncond + guidance * (cond - uncond)  # (B, N, K)
+    def forward(self, codes, states, attention_mask):
+        return self.predictor(codes, states, attention_mask > 0)  # (B, N, K)
 
 
 class DecoderGraph(nn.Module):

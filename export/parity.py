@@ -66,9 +66,7 @@ def check_parity(gen: Generator, bundle_dir: Path, n_prompts: int = 64, guidance
     torch_logits = gen.logits(codes, states, mask, guidance).numpy()  # (B, N, K)
 
     ort_states, ort_mask = rt.encode(prompts)
-    ort_logits = rt.sessions["predictor"].run(None, {
-        "codes": codes.numpy(), "states": ort_states, "attention_mask": ort_mask,
-        "guidance": np.array([guidance], np.float32)})[0]
+    ort_logits = rt.logits(codes.numpy(), ort_states, ort_mask, guidance)
 
     torch_codes, ort_codes = torch_logits.argmax(-1), ort_logits.argmax(-1)
     agreement = float((torch_codes == ort_codes).mean())

@@ -1,8 +1,11 @@
 """Which sampling settings give the best pictures? FID / KID against real test paintings and
-the calm-vs-chaotic edge-density gap, for every (steps, temperature) pair asked for.
+the calm-vs-chaotic edge-density gap, for every (steps, temperature, guided share) asked for.
 
     python scripts/sampling_sweep.py --workdir W [--encoder tiny] [--captions 300]
-        [--steps 1,8] [--temperatures 0.5,0.75,1.0] [--guidance 3]
+        [--steps 1,8] [--temperatures 0.9,1.0] [--guidance 3] [--guided-shares 0.5,1]
+
+The guided share is the share of the steps (the first ones) that apply classifier-free
+guidance; artgen.sampling.GUIDED_SHARE is the default.
 
 Each setting generates one image per test caption (made like the bench's: 3-5 of a test
 painting's ground-truth adjectives, seed i for caption i) and is scored on the standard FID
@@ -24,6 +27,7 @@ from artgen.captions import make_caption
 from artgen.corpus import decode_image, load_corpus
 from artgen.generate import load_generator
 from artgen.image_stats import STAT_NAMES, statistics_matrix
+from artgen import sampling
 from artgen.sampling import DEFAULT_GUIDANCE
 from artgen.workspace import Workspace
 from bench.inception import InceptionConfig, InceptionFeatures
@@ -45,6 +49,7 @@ def main() -> None:
     ap.add_argument("--steps", default="1,8")
     ap.add_argument("--temperatures", default="0.5,0.75,1.0")
     ap.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
+    ap.add_argument("--guided-shares", default=str(sampling.GUIDED_SHARE))
     args = ap.parse_args()
     ws = Workspace.resolve(args.workdir)
     gen = load_generator(ws, args.encoder)
@@ -63,20 +68,22 @@ def main() -> None:
 
     print(f"encoder {args.encoder} ({gen.source}), {len(captions)} test captions vs {len(real)} real test paintings, "
           f"guidance {args.guidance}")
-    print("| steps | temperature | FID | KID | edge density: chaotic | calm | gap (share of real) | seconds |")
-    print("|---|---|---|---|---|---|---|---|")
-    for steps in [int(s) for s in args.steps.split(",")]:
-        for t in [float(x) for x in args.temperatures.split(",")]:
-            start = time.perf_counter()
-            images = generate(gen, captions, steps, t, args.guidance)
-            quality.reset()
-            quality.update(store(list(images)))
-            scores = quality.compute()
-            edges = [statistics_matrix(list(generate(gen, [f"a {w} painting"] * 32, steps, t, args.guidance)))[:, col].mean()
-                     for w in ("chaotic", "calm")]
-            print(f"| {steps} | {t:g} | {scores['fid']:.1f} | {scores['kid']:.4f} | {edges[0]:.3f} | {edges[1]:.3f} "
-                  f"| {edges[0] - edges[1]:+.3f} ({(edges[0] - edges[1]) / real_gap:.0%}) | {time.perf_counter() - start:.0f} |",
-                  flush=True)
+    print("| steps | temperature | guided share | FID | KID | edge density: chaotic | calm | gap (share of real) | seconds |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    settings = [(int(s), float(t), float(g)) for s in args.steps.split(",") for t in args.temperatures.split(",")
+                for g in args.guided_shares.split(",")]
+    for steps, t, share in settings:
+        sampling.GUIDED_SHARE = share  # read by sampling.guided_steps at every call
+        start = time.perf_counter()
+        images = generate(gen, captions, steps, t, args.guidance)
+        quality.reset()
+        quality.update(store(list(images)))
+        scores = quality.compute()
+        edges = [statistics_matrix(list(generate(gen, [f"a {w} painting"] * 32, steps, t, args.guidance)))[:, col].mean()
+                 for w in ("chaotic", "calm")]
+        print(f"| {steps} | {t:g} | {share:g} | {scores['fid']:.1f} | {scores['kid']:.4f} | {edges[0]:.3f} | {edges[1]:.3f} "
+              f"| {edges[0] - edges[1]:+.3f} ({(edges[0] - edges[1]) / real_gap:.0%}) | {time.perf_counter() - start:.0f} |",
+              flush=True)
 
 
 if __name__ == "__main__":

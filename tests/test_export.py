@@ -73,7 +73,9 @@ def test_bundle_json_is_a_complete_contract(ws):
         assert key in meta
     assert meta["mask_id"] == meta["codebook_size"]
     names = {s["name"] for g in meta["graphs"].values() for s in g["inputs"] + g["outputs"]}
-    assert {"input_ids", "attention_mask", "states", "codes", "guidance", "logits", "images"} <= names
+    assert {"input_ids", "attention_mask", "states", "codes", "logits", "images"} <= names
+    for key in ("steps", "guidance", "temperature", "guided_share", "order_stream", "schedule", "noise"):
+        assert key in meta["sampling"]
     assert (ws.bundles / "tiny" / meta["tokenizer"]["file"]).is_file()
     assert "mask_id" in (ws.bundles / "tiny" / "README.md").read_text()
 

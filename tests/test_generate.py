@@ -102,6 +102,35 @@ def test_an_image_does_not_depend_on_its_batch(generator):
     assert torch.equal(batch[1], alone[0])
 
 
+def test_refine_fixes_positions_in_the_reveal_order_and_guides_the_first_half(generator, monkeypatch):
+    from artgen.generate import known_after, reveal_order
+
+    cfg = generator.predictor.cfg
+    N, steps = cfg.positions, 6
+    seen, scales = [], []  # the codes the predictor is shown and the guidance scale, per step
+    real_logits = generator.logits
+
+    def logits(codes, states, mask, guidance):
+        seen.append(codes.clone())
+        scales.append(guidance)
+        return real_logits(codes, states, mask, guidance)
+
+    monkeypatch.setattr(generator, "logits", logits)
+    final = generator.sample_codes(["cool calm", "warm"], seeds=[7, 8], steps=steps, guidance=2.5).view(2, N)
+    assert len(seen) == steps
+    assert scales == [2.5, 2.5, 2.5, 1.0, 1.0, 1.0]  # guided for the first half of the steps only
+    order = reveal_order([7, 8], N)
+    counts = [known_after(s, steps, N) for s in range(steps)]
+    assert counts == sorted(counts) and counts[-1] == N and counts[0] >= 1
+    for step, codes in enumerate(seen):
+        n_known = counts[step - 1] if step else 0
+        for b in range(2):
+            known = np.flatnonzero((codes[b] != cfg.mask_id).numpy())
+            assert sorted(known) == sorted(order[b, :n_known])  # exactly the first n_known of its order
+            assert torch.equal(codes[b, known], final[b, known])  # a fixed code never changes
+    assert sorted(order[0]) == list(range(N)) and not np.array_equal(order[0], order[1])
+
+
 def test_guidance_one_is_the_conditional_model_and_temperature_zero_is_argmax(generator):
     codes = torch.full((1, generator.predictor.cfg.positions), generator.predictor.cfg.mask_id)
     states, mask = generator.encoder.encode(generator.encoder.tokenize(["warm, vivid"]))
@@ -110,9 +139,9 @@ def test_guidance_one_is_the_conditional_model_and_temperature_zero_is_argmax(ge
     assert torch.allclose(generator.logits(codes, states, mask, 1.0), cond)
     assert torch.allclose(generator.logits(codes, states, mask, 0.0), uncond, atol=1e-6)
     assert torch.allclose(generator.logits(codes, states, mask, 3.0), uncond + 3 * (cond - uncond), atol=1e-5)
-    greedy = generator.sample_codes(["warm, vivid"], seed=0, temperature=0.0, guidance=1.0)
+    greedy = generator.sample_codes(["warm, vivid"], seed=0, steps=1, temperature=0.0, guidance=1.0)
     assert torch.equal(greedy.flatten(), cond.argmax(-1).flatten())
-    assert torch.equal(greedy, generator.sample_codes(["warm, vivid"], seed=99, temperature=0.0, guidance=1.0))
+    assert torch.equal(greedy, generator.sample_codes(["warm, vivid"], seed=99, steps=1, temperature=0.0, guidance=1.0))
 
 
 def test_bad_sampling_arguments(generator):
