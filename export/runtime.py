@@ -98,10 +98,14 @@ def gumbel(seed: int, step: int, shape: tuple[int, ...]) -> np.ndarray:
 
 
 class Runtime:
-    """Text to images with an exported bundle. `threads=None` lets ONNX Runtime choose;
-    `spin_wait=True` restores ONNX Runtime's busy-waiting thread pools (slower here)."""
+    """Text to images with an exported bundle. `threads=None` lets ONNX Runtime choose.
+    `spinning` says which sessions' thread pools busy-wait for work between operators:
+    "predictor" (the default: the graph run once per step), "all" (ONNX Runtime's own
+    default) or "none"; scripts/bench_runtime_spin.py measures the three."""
 
-    def __init__(self, bundle_dir: str | Path | None = None, threads: int | None = None, spin_wait: bool = False):
+    SPINNING = ("predictor", "all", "none")
+
+    def __init__(self, bundle_dir: str | Path | None = None, threads: int | None = None, spinning: str = "predictor"):
         import onnxruntime as ort
 
         bundle = Path(bundle_dir) if bundle_dir is not None else _default_bundle()
@@ -116,18 +120,21 @@ class Runtime:
         if meta.get("format") != BUNDLE_FORMAT:
             raise BundleError(f"{bundle} has bundle format {meta.get('format')!r}, this runtime reads format "
                               f"{BUNDLE_FORMAT}: export it again with the matching artgen version")
+        if spinning not in self.SPINNING:
+            raise BundleError(f"spinning must be one of {', '.join(self.SPINNING)} (got {spinning!r})")
         self.meta = meta
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-        # The three sessions run one after another. With spin-waiting on (ORT's default), each
-        # session's idle pool keeps busy-waiting on the cores the next session needs; off by
-        # default here (scripts/bench_runtime_spin.py measures both).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin_wait else "0")
-        options.log_severity_level = 3
         self.sessions = {}
         for name in GRAPHS:
+            options = ort.SessionOptions()
+            if threads:
+                options.intra_op_num_threads = threads
+                options.inter_op_num_threads = 1
+            # The three sessions run one after another on few cores. A busy-waiting pool saves
+            # the wake-up of its workers at every operator, which pays off for the predictor's
+            # back-to-back runs; three pools that all spin steal each other's cores.
+            spin = spinning == "all" or (spinning == "predictor" and name == "predictor")
+            options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+            options.log_severity_level = 3
             path = bundle / meta["graphs"][name]["file"]
             if not path.is_file():
                 raise BundleError(f"the bundle {bundle} is incomplete: {path.name} is missing; export it again with `artgen export`")

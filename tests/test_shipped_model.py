@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from conftest import ROOT, run_cli
@@ -33,6 +34,7 @@ class NoTorch:
             raise ImportError(name + " is not available here")
 sys.meta_path.insert(0, NoTorch())
 import numpy as np
+import pytest
 from export.runtime import Runtime
 rt = Runtime(threads=1)                      # no bundle argument: the shipped model
 a = rt.generate(["warm, chaotic, vivid", "cool, calm"], seed=3)
@@ -64,15 +66,20 @@ def test_generate_before_training_uses_the_shipped_model(tmp_path):
 
 
 def test_spin_waiting_thread_pools_change_speed_not_pictures():
-    from export.runtime import Runtime
+    from export.runtime import BundleError, Runtime
 
-    quiet, spinning = Runtime(threads=2), Runtime(threads=2, spin_wait=True)
-    a = quiet.generate(["warm, chaotic, vivid", "icy, tranquil"], seed=5, steps=2)
-    b = spinning.generate(["warm, chaotic, vivid", "icy, tranquil"], seed=5, steps=2)
-    assert (a == b).all()
     spin = "session.intra_op.allow_spinning"
-    assert quiet.sessions["predictor"].get_session_options().get_session_config_entry(spin) == "0"
-    assert spinning.sessions["predictor"].get_session_options().get_session_config_entry(spin) == "1"
+    runtimes = {how: Runtime(threads=2, spinning=how) for how in Runtime.SPINNING}
+    pictures = {how: rt.generate(["warm, chaotic, vivid", "icy, tranquil"], seed=5, steps=2) for how, rt in runtimes.items()}
+    assert all((p == pictures["none"]).all() for p in pictures.values())
+    spins = {how: {name: s.get_session_options().get_session_config_entry(spin) for name, s in rt.sessions.items()}
+             for how, rt in runtimes.items()}
+    assert spins["predictor"] == {"text_encoder": "0", "predictor": "1", "decoder": "0"}  # the default
+    assert set(spins["all"].values()) == {"1"} and set(spins["none"].values()) == {"0"}
+    assert spins["predictor"] == {n: s.get_session_options().get_session_config_entry(spin)
+                                  for n, s in Runtime(threads=2).sessions.items()}
+    with pytest.raises(BundleError, match="spinning must be one of"):
+        Runtime(threads=2, spinning="sometimes")
 
 
 def test_the_shipped_bundle_carries_the_current_runtime():

@@ -10,10 +10,11 @@ copied into every bundle, so an app needs nothing but the bundle folder:
 
 Command line: `python -m export.runtime BUNDLE "warm, vivid" -o out.png [--seed 0] [--steps 1]`.
 
-Sampling is the one `artgen generate` runs (MaskGIT with a cosine schedule, classifier-free
-guidance, Gumbel-max sampling) with the very same random numbers: numpy PCG64 streams
-`default_rng([seed, step])`, one per image, so the same seed gives the same picture here
-and in PyTorch.
+Sampling is the one `artgen generate` runs (parallel decoding in a random reveal order with
+MaskGIT's cosine schedule, classifier-free guidance, Gumbel-max sampling) with the very same
+random numbers: numpy PCG64 streams `default_rng([seed, step])` for the noise and
+`default_rng([seed, order_stream])` for the order, one per image, so the same seed gives the
+same picture here and in PyTorch.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2  # 2: random reveal order (format 1 bundles fixed the most confident codes first)
 GRAPHS = ("text_encoder", "predictor", "decoder")
 
 
@@ -89,26 +90,22 @@ def check_prompt(prompt: str, limits: dict) -> None:
         raise BundleError(f"the prompt has {len(words)} words (limit {limits['max_words']}): use 3-5 adjectives")
 
 
-def gumbel(seeds: Sequence[int], step: int, shape: tuple[int, ...], rows: np.ndarray | None = None) -> np.ndarray:
-    """Gumbel(0, 1) noise (B, *shape), one PCG64 stream per image seed and step; with `rows`,
-    only those rows of the first axis (the stream is still drawn whole, so values match)."""
-    draws = [np.random.default_rng([int(s), step]).random(shape) for s in seeds]
-    u = np.clip(np.stack([d if rows is None else d[rows] for d in draws]), 1e-20, 1.0 - 1e-7)
+def gumbel(seed: int, step: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Gumbel(0, 1) noise of one image at sampling step `step`, from the stream
+    default_rng([seed, step]): row j is for the j-th position that step fixes."""
+    u = np.clip(np.random.default_rng([int(seed), step]).random(shape), 1e-20, 1.0 - 1e-7)
     return -np.log(-np.log(u))
 
 
-def _softmax_at(logits: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """softmax(logits)[index] along the last axis, computed stably. (B, N)."""
-    m = logits.max(-1, keepdims=True)
-    e = np.exp(logits - m)
-    return np.take_along_axis(e, index[..., None], -1)[..., 0] / e.sum(-1)
-
-
 class Runtime:
-    """Text to images with an exported bundle. `threads=None` lets ONNX Runtime choose;
-    `spin_wait=True` restores ONNX Runtime's busy-waiting thread pools (slower here)."""
+    """Text to images with an exported bundle. `threads=None` lets ONNX Runtime choose.
+    `spinning` says which sessions' thread pools busy-wait for work between operators:
+    "predictor" (the default: the graph run once per step), "all" (ONNX Runtime's own
+    default) or "none"; scripts/bench_runtime_spin.py measures the three."""
 
-    def __init__(self, bundle_dir: str | Path | None = None, threads: int | None = None, spin_wait: bool = False):
+    SPINNING = ("predictor", "all", "none")
+
+    def __init__(self, bundle_dir: str | Path | None = None, threads: int | None = None, spinning: str = "predictor"):
         import onnxruntime as ort
 
         bundle = Path(bundle_dir) if bundle_dir is not None else _default_bundle()
@@ -123,18 +120,21 @@ class Runtime:
         if meta.get("format") != BUNDLE_FORMAT:
             raise BundleError(f"{bundle} has bundle format {meta.get('format')!r}, this runtime reads format "
                               f"{BUNDLE_FORMAT}: export it again with the matching artgen version")
+        if spinning not in self.SPINNING:
+            raise BundleError(f"spinning must be one of {', '.join(self.SPINNING)} (got {spinning!r})")
         self.meta = meta
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-        # The three sessions run one after another. With spin-waiting on (ORT's default), each
-        # session's idle pool keeps busy-waiting on the cores the next session needs; off by
-        # default here (scripts/bench_runtime_spin.py measures both).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin_wait else "0")
-        options.log_severity_level = 3
         self.sessions = {}
         for name in GRAPHS:
+            options = ort.SessionOptions()
+            if threads:
+                options.intra_op_num_threads = threads
+                options.inter_op_num_threads = 1
+            # The three sessions run one after another on few cores. A busy-waiting pool saves
+            # the wake-up of its workers at every operator, which pays off for the predictor's
+            # back-to-back runs; three pools that all spin steal each other's cores.
+            spin = spinning == "all" or (spinning == "predictor" and name == "predictor")
+            options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+            options.log_severity_level = 3
             path = bundle / meta["graphs"][name]["file"]
             if not path.is_file():
                 raise BundleError(f"the bundle {bundle} is incomplete: {path.name} is missing; export it again with `artgen export`")
@@ -153,6 +153,19 @@ class Runtime:
         ids, mask = self.tokenizer(prompts)
         states = self.sessions["text_encoder"].run(None, {"input_ids": ids, "attention_mask": mask})[0]
         return states, mask  # (B, T, d), (B, T)
+
+    def logits(self, codes: np.ndarray, states: np.ndarray, mask: np.ndarray, guidance: float) -> np.ndarray:
+        """Guided logits (B, N, K), uncond + guidance * (cond - uncond); the conditional and the
+        text-dropped (all-zero mask) rows run as one batch, and guidance 1 runs only the first."""
+        B = len(codes)
+        if guidance != 1.0:
+            codes, states = np.concatenate([codes, codes]), np.concatenate([states, states])
+            mask = np.concatenate([mask, np.zeros_like(mask)])
+        out = self.sessions["predictor"].run(None, {"codes": codes, "states": states, "attention_mask": mask})[0]
+        if guidance == 1.0:
+            return out
+        cond, uncond = out[:B], out[B:]
+        return uncond + np.float32(guidance) * (cond - uncond)
 
     def sample_codes(self, prompts: Sequence[str], seed: int = 0, steps: int | None = None,
                      guidance: float | None = None, temperature: float | None = None,
@@ -173,31 +186,21 @@ class Runtime:
         B, N = len(prompts), grid * grid
 
         states, mask = self.encode(prompts)
-        g = np.array([guidance], dtype=np.float32)
+        # each image fixes its positions in its own random order, `known` of them after each step
+        order = np.stack([np.random.default_rng([int(s), d["order_stream"]]).permutation(N) for s in seeds])
         codes = np.full((B, N), mask_id, dtype=np.int64)  # (B, N) all unknown
+        known = 0
         for step in range(steps):
-            unknown = codes == mask_id
-            logits = self.sessions["predictor"].run(
-                None, {"codes": codes, "states": states, "attention_mask": mask, "guidance": g})[0]  # (B, N, K)
-            # Only the unknown positions are sampled (known ones keep their code), so the noise
-            # and softmax are computed for those rows alone; the random stream is drawn whole.
-            sampled, confidence = codes.copy(), np.full((B, N), np.inf)
+            guided = step < math.ceil(steps * d["guided_share"])  # guidance on the first steps only
+            logits = self.logits(codes, states, mask, guidance if guided else 1.0)  # (B, N, K)
+            upto = N - int(math.floor(N * math.cos(math.pi / 2 * (step + 1) / steps)))  # cosine schedule
             for b in range(B):
-                rows = np.flatnonzero(unknown[b])
+                rows = order[b, known:upto]
+                scores = logits[b, rows]  # (n, K)
                 if temperature > 0:
-                    noise = gumbel([seeds[b]], step, (N, K), rows=rows)[0].astype(np.float32)  # (n, K)
-                    picked = (logits[b, rows] / np.float32(temperature) + noise).argmax(-1)
-                else:
-                    picked = logits[b, rows].argmax(-1)
-                sampled[b, rows] = picked
-                confidence[b, rows] = _softmax_at(logits[b, rows], picked)
-            n_masked = int(math.floor(N * math.cos(math.pi / 2 * (step + 1) / steps)))
-            if n_masked > 0:  # re-mask the least confident of the newly sampled positions
-                order = np.argsort(confidence, axis=-1, kind="stable")
-                remask = np.zeros_like(unknown)
-                np.put_along_axis(remask, order[:, :n_masked], True, axis=-1)
-                sampled = np.where(remask, mask_id, sampled)
-            codes = sampled
+                    scores = scores / np.float32(temperature) + gumbel(seeds[b], step, (len(rows), K)).astype(np.float32)
+                codes[b, rows] = scores.argmax(-1)
+            known = upto
         return codes.reshape(B, grid, grid)
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
@@ -232,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("-o", "--out", default="out.png", help="PNG to write")
     ap.add_argument("-n", type=int, default=1, help="images (seeds seed .. seed+n-1)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--steps", type=int, default=None, help="refinement steps (1: one shot)")
+    ap.add_argument("--steps", type=int, default=None, help="decoding steps (default: the bundle's; 1: one shot)")
     ap.add_argument("--guidance", type=float, default=None)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--scale", type=int, default=4, help="upscale factor of the saved PNG")
