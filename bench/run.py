@@ -19,6 +19,7 @@ import os
 import platform
 import shlex
 import sys
+import subprocess
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -256,11 +257,11 @@ def _latency(gen, cfg: BenchConfig) -> dict:
 
 def _onnx(ws: Workspace, encoder: str, gen, cfg: BenchConfig) -> dict:
     """ONNX Runtime latency and bundle size, fp32 and int8, through the export package's
-    torch-free runtime: from `bundles/<encoder>[-int8]` when that bundle exists and is newer
-    than the checkpoint and in this bundle format, else exported on the fly to a temporary folder (and said so)."""
+    torch-free runtime in a process of its own (`bench.ort_latency`: no torch, as in an app):
+    from `bundles/<encoder>[-int8]` when that bundle exists, is newer than the checkpoint and
+    in this bundle format, else exported on the fly to a temporary folder (and said so)."""
     try:
         from export.bundle import ExportConfig, bundle_is_current, bundle_size, export_bundle
-        from export.runtime import Runtime
     except ImportError as e:
         return {p: {"available": False, "reason": f"the export package is missing ({e})"} for p in ("fp32", "int8")}
     lat = LatencyConfig(runs=cfg.latency_runs, warmup=cfg.latency_warmup, threads=cfg.threads)
@@ -278,15 +279,19 @@ def _onnx(ws: Workspace, encoder: str, gen, cfg: BenchConfig) -> dict:
                 bundle = Path(tmp.name) / "bundle"
                 export_bundle(gen, bundle, ExportConfig(int8=precision == "int8"))
                 source = "exported on the fly to a temporary folder"
-            runtime = Runtime(bundle, threads=cfg.threads)
-            g, t = cfg.guidance, cfg.temperature
+            r = subprocess.run([sys.executable, "-m", "bench.ort_latency", str(bundle), "--threads", str(lat.threads),
+                                "--runs", str(lat.runs), "--warmup", str(lat.warmup),
+                                "--refine-steps", str(cfg.refine_steps), "--guidance", str(cfg.guidance),
+                                "--temperature", str(cfg.temperature), "--prompt", LATENCY_PROMPT],
+                               capture_output=True, text=True, timeout=1800)
+            if r.returncode != 0:
+                raise RuntimeError((r.stderr.strip().splitlines() or ["no output"])[-1])
+            timed = json.loads(r.stdout)
             out[precision] = {
                 "available": True, "bundle": source, "bundle_mb": bundle_size(bundle) / 1e6,
                 "onnx_mb": sum(f.stat().st_size for f in bundle.glob("*.onnx")) / 1e6,
-                "one_shot": measure_latency(lambda: runtime.generate(LATENCY_PROMPT, seed=0, steps=1, guidance=g,
-                                                                     temperature=t), lat),
-                f"refine_{cfg.refine_steps}": measure_latency(
-                    lambda: runtime.generate(LATENCY_PROMPT, seed=0, steps=cfg.refine_steps, guidance=g, temperature=t), lat),
+                "process": "separate, torch-free (python -m bench.ort_latency)",
+                "one_shot": timed["one_shot"], f"refine_{cfg.refine_steps}": timed[f"refine_{cfg.refine_steps}"],
             }
         except Exception as e:  # the bench reports a broken export instead of dying on it
             out[precision] = {"available": False, "reason": f"{type(e).__name__}: {' '.join(str(e).split())[:200]}"}

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
-import torch
 
 
 @dataclass
@@ -29,6 +29,8 @@ class LatencyConfig:
 @contextmanager
 def torch_threads(n: int) -> Iterator[None]:
     """Run the block with `n` torch intra-op threads, then restore the previous count."""
+    import torch
+
     previous = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -59,7 +61,8 @@ def measure_latency(fn: Callable[[], Any], cfg: LatencyConfig | None = None,
     them at creation); torch's are set here. Returns `percentile_summary` plus the settings.
     """
     cfg = cfg or LatencyConfig()
-    with torch_threads(cfg.threads):
+    # torch's threads only where torch is loaded: a torch-free process (bench.ort_latency) stays so
+    with torch_threads(cfg.threads) if "torch" in sys.modules else nullcontext():
         for _ in range(cfg.warmup):
             fn()
         times = []

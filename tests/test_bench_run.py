@@ -84,6 +84,8 @@ def test_report_files_hold_every_row_and_the_machine(trained, report):
     onnx = saved["encoders"]["tiny"]["onnx"]
     assert onnx["fp32"]["available"] and onnx["int8"]["available"], onnx
     assert onnx["int8"]["bundle"] == "exported on the fly to a temporary folder"
+    assert "torch-free" in onnx["int8"]["process"]  # timed as an app runs it, not beside torch
+    assert onnx["int8"]["one_shot"]["runs"] == 3 and onnx["int8"]["refine_8"]["threads"] == 1
     assert 0 < row["bundle_int8_mb"] < row["bundle_fp32_mb"] and row["ort_int8_ms_p50"] > 0
     assert saved["attribute_judge"]["n_test"] == 12 and saved["attribute_judge"]["adjectives"] >= 1
     md = (out / "report.md").read_text()

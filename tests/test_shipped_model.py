@@ -74,10 +74,10 @@ def test_spin_waiting_thread_pools_change_speed_not_pictures():
     assert all((p == pictures["none"]).all() for p in pictures.values())
     spins = {how: {name: s.get_session_options().get_session_config_entry(spin) for name, s in rt.sessions.items()}
              for how, rt in runtimes.items()}
-    assert spins["predictor"] == {"text_encoder": "0", "predictor": "1", "decoder": "0"}  # the default
+    assert spins["predictor"] == {"text_encoder": "0", "predictor": "1", "decoder": "0"}
     assert set(spins["all"].values()) == {"1"} and set(spins["none"].values()) == {"0"}
-    assert spins["predictor"] == {n: s.get_session_options().get_session_config_entry(spin)
-                                  for n, s in Runtime(threads=2).sessions.items()}
+    assert spins["none"] == {n: s.get_session_options().get_session_config_entry(spin)  # the default
+                             for n, s in Runtime(threads=2).sessions.items()}
     with pytest.raises(BundleError, match="spinning must be one of"):
         Runtime(threads=2, spinning="sometimes")
 
@@ -86,3 +86,16 @@ def test_the_shipped_bundle_carries_the_current_runtime():
     # The bundle runs by itself, so it holds its own copy of export/runtime.py; a change to
     # the runtime must reach that copy (re-export, or copy it) before it ships.
     assert (SHIPPED_MODEL / "runtime.py").read_bytes() == (ROOT / "export" / "runtime.py").read_bytes()
+
+
+def test_ort_latency_runs_in_a_torch_free_process_and_reports_both_samplers():
+    r = subprocess.run([sys.executable, "-m", "bench.ort_latency", str(SHIPPED_MODEL), "--runs", "2", "--warmup", "1",
+                        "--threads", "1", "--refine-steps", "3"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["torch_loaded"] is False
+    for key in ("one_shot", "refine_3"):
+        assert out[key]["runs"] == 2 and out[key]["threads"] == 1 and out[key]["p50_ms"] > 0
+    bad = subprocess.run([sys.executable, "-m", "bench.ort_latency", str(ROOT / "tests")], capture_output=True,
+                         text=True, cwd=ROOT, timeout=300)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "bundle.json" in bad.stderr

@@ -100,12 +100,13 @@ def gumbel(seed: int, step: int, shape: tuple[int, ...]) -> np.ndarray:
 class Runtime:
     """Text to images with an exported bundle. `threads=None` lets ONNX Runtime choose.
     `spinning` says which sessions' thread pools busy-wait for work between operators:
-    "predictor" (the default: the graph run once per step), "all" (ONNX Runtime's own
-    default) or "none"; scripts/bench_runtime_spin.py measures the three."""
+    "none" (the default), "predictor" (the graph run once per step: faster in most processes
+    on the 2-core build machine, twice as slow in some) or "all" (ONNX Runtime's own default,
+    much slower here); scripts/bench_runtime_spin.py measures the three."""
 
-    SPINNING = ("predictor", "all", "none")
+    SPINNING = ("none", "predictor", "all")
 
-    def __init__(self, bundle_dir: str | Path | None = None, threads: int | None = None, spinning: str = "predictor"):
+    def __init__(self, bundle_dir: str | Path | None = None, threads: int | None = None, spinning: str = "none"):
         import onnxruntime as ort
 
         bundle = Path(bundle_dir) if bundle_dir is not None else _default_bundle()
@@ -130,8 +131,8 @@ class Runtime:
                 options.intra_op_num_threads = threads
                 options.inter_op_num_threads = 1
             # The three sessions run one after another on few cores. A busy-waiting pool saves
-            # the wake-up of its workers at every operator, which pays off for the predictor's
-            # back-to-back runs; three pools that all spin steal each other's cores.
+            # the wake-up of its workers at every operator, which can pay off for the predictor's
+            # back-to-back runs; pools that spin also steal the cores the caller's thread needs.
             spin = spinning == "all" or (spinning == "predictor" and name == "predictor")
             options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
             options.log_severity_level = 3

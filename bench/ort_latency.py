@@ -1,0 +1,52 @@
+"""ONNX Runtime latency of a bundle, measured in a process of its own that never loads torch,
+as an app embedding the bundle runs it (the bench process itself holds torch's thread pool,
+the FID network and the PyTorch models, which slow ONNX Runtime down by 10-20 % here).
+
+    python -m bench.ort_latency BUNDLE [--threads 2] [--runs 100] [--warmup 10]
+        [--refine-steps 8] [--guidance 3] [--temperature 1] [--prompt "warm, chaotic, vivid"]
+        [--spinning none|predictor|all]
+
+Prints one JSON object: {"one_shot": summary, "refine_<K>": summary}, each summary the
+p50 / p95 / mean / min milliseconds of `Runtime.generate` for one prompt (batch 1) with the
+runs, warm-up and threads it used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from bench.timing import LatencyConfig, measure_latency
+from export.runtime import BundleError, Runtime
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.ort_latency", description=__doc__.splitlines()[0])
+    ap.add_argument("bundle")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=100)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--refine-steps", type=int, default=8)
+    ap.add_argument("--guidance", type=float, default=None)
+    ap.add_argument("--temperature", type=float, default=None)
+    ap.add_argument("--prompt", default="warm, chaotic, vivid")
+    ap.add_argument("--spinning", default="none", help="which thread pools spin-wait: none, predictor or all")
+    args = ap.parse_args(argv)
+    lat = LatencyConfig(runs=args.runs, warmup=args.warmup, threads=args.threads)
+    try:
+        rt = Runtime(args.bundle, threads=args.threads, spinning=args.spinning)
+        out = {"torch_loaded": False}
+        for name, steps in (("one_shot", 1), (f"refine_{args.refine_steps}", args.refine_steps)):
+            out[name] = measure_latency(lambda: rt.generate(args.prompt, seed=0, steps=steps, guidance=args.guidance,
+                                                            temperature=args.temperature), lat)
+        out["torch_loaded"] = "torch" in sys.modules  # the point of this process: must stay False
+    except BundleError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
