@@ -168,7 +168,7 @@ def generate_cmd(
     prompt: Optional[str] = typer.Argument(None, help='A few adjectives, e.g. "warm, chaotic, vivid".'),
     encoder: str = typer.Option("tiny", "--encoder", help="Which trained encoder to use: tiny, clip or distilbert."),
     n: int = typer.Option(4, "-n", min=1, max=64, help="Images per prompt (seeds seed .. seed+n-1)."),
-    seed: int = typer.Option(0, help="Seed of the first image: the same seed gives the same bytes."),
+    seed: int = typer.Option(0, min=0, help="Seed of the first image: the same seed gives the same bytes."),
     steps: int = typer.Option(DEFAULT_STEPS, min=1, max=MAX_STEPS, help="Parallel decoding steps (1: one-shot prediction of the whole grid)."),
     guidance: float = typer.Option(DEFAULT_GUIDANCE, help="Classifier-free guidance scale (1: none)."),
     temperature: float = typer.Option(DEFAULT_TEMPERATURE, min=0.0, help="Sampling temperature (0: most likely code)."),

@@ -5,7 +5,7 @@
             --VQ-VAE decoder--> images (B, 64, 64, 3) uint8
 
     gen = load_generator(ws, encoder="tiny")
-    images = gen.generate(["warm, chaotic, vivid"], seed=0, steps=1, guidance=3.0)
+    images = gen.generate(["warm, chaotic, vivid"], seed=0, steps=8, guidance=3.0)
 
 Sampling (MaskGIT's parallel decoding, Chang et al. 2022, in random order as in MAR, Li et al.
 2024): every position starts as [MASK]. Each step predicts all positions at once and fixes
@@ -13,8 +13,11 @@ the next ones of the image's random reveal order, each with a code drawn by Gumb
 `temperature` (0 takes the argmax); how many are known after each step follows MaskGIT's
 cosine schedule, and the last step fixes the rest. `steps=1` is the direct, one-shot
 prediction. MaskGIT fixes the most confident positions first instead; here that collapses
-every grid to a flat field of the commonest codes (README, "Sampling settings"). Guidance (Ho & Salimans 2022): logits = uncond + g * (cond - uncond), where
-uncond is the same network with the text dropped; g = 1 is the plain conditional model.
+every grid to a flat field of the commonest codes (README, "Sampling settings").
+Guidance (Ho & Salimans 2022): logits = uncond + g * (cond - uncond), where uncond is the
+same network with the text dropped; g = 1 is the plain conditional model. Only the first
+half of the steps is guided (`sampling.guided_steps`): once much of the grid is known the
+text adds little, and the later steps then cost one pass instead of two.
 
 Randomness comes from numpy's PCG64, one stream per image seeded with its own seed
 (`seed + i` for the i-th image), so an image does not depend on what else is in the batch
@@ -77,11 +80,13 @@ class Generator:
 
     @torch.no_grad()
     def logits(self, codes: torch.Tensor, states: torch.Tensor, mask: torch.Tensor, guidance: float) -> torch.Tensor:
-        """Guided logits (B, N, K) for partially known codes (B, N)."""
-        cond = self.predictor(codes, states, mask)
+        """Guided logits (B, N, K) for partially known codes (B, N); the conditional and the
+        text-dropped rows run as one batch of 2B, as in the exported runtime."""
         if guidance == 1.0:
-            return cond
-        uncond = self.predictor(codes, states, torch.zeros_like(mask))
+            return self.predictor(codes, states, mask)
+        both = self.predictor(torch.cat([codes, codes]), torch.cat([states, states]),
+                              torch.cat([mask, torch.zeros_like(mask)]))  # (2B, N, K)
+        cond, uncond = both.chunk(2)
         return uncond + guidance * (cond - uncond)
 
     @torch.no_grad()
@@ -96,6 +101,8 @@ class Generator:
         for p in prompts:
             parse_prompt(p)  # empty or over-long prompts are a one-line error
         seeds = list(seeds) if seeds is not None else [seed + i for i in range(len(prompts))]
+        if min(seeds, default=0) < 0:
+            raise ArtgenError(f"seeds must be >= 0 (got {min(seeds)}): numpy's random streams take no negative seeds")
         cfg = self.predictor.cfg
         B, N, K = len(prompts), cfg.positions, cfg.codebook_size
 

@@ -16,4 +16,4 @@ ORDER_STREAM = 1000
 
 def guided_steps(steps: int) -> int:
     """How many of the first sampling steps apply classifier-free guidance (1 of 1 one-shot)."""
-    return math.ceil(steps * GUIDED_SHARE)
+    return math.ceil(round(steps * GUIDED_SHARE, 9))  # round: 10 * 0.3 is 3.0000000000000004

@@ -193,9 +193,12 @@ def bundle_is_current(bundle: Path, checkpoint: Path) -> bool:
     if not is_newer(meta_path, Path(checkpoint) / "model.safetensors"):
         return False
     try:
-        return json.loads(meta_path.read_text()).get("format") == BUNDLE_FORMAT
+        meta = json.loads(meta_path.read_text())
     except (OSError, json.JSONDecodeError):
         return False
+    sampling = meta.get("sampling", {})  # the runtime samples with these: they must be today's
+    return (meta.get("format") == BUNDLE_FORMAT and sampling.get("guided_share") == GUIDED_SHARE
+            and sampling.get("order_stream") == ORDER_STREAM)
 
 
 def bundle_size(path: Path) -> int:
@@ -234,10 +237,13 @@ or `python runtime.py . "warm, chaotic, vivid" -o out.png`. Needs `onnxruntime`,
 3. Start from a grid of {meta['grid']}x{meta['grid']} codes all equal to mask_id = {meta['mask_id']}.
    For each of `steps` steps, run `predictor.onnx` and fix the next positions of the
    image's random reveal order to a code drawn by Gumbel-max at `temperature` (0 = argmax).
-   Order: {meta['sampling']['order']}. Schedule: {meta['sampling']['schedule']}; the last
-   step fixes the rest, and steps = 1 predicts the whole grid in one shot.
-   Noise: {meta['sampling']['noise']}.
-   Classifier-free guidance: {meta['sampling']['guided_steps']} (run both as one batch:
+   Order: {meta['sampling']['order']}, order_stream = {meta['sampling']['order_stream']}.
+   Schedule: {meta['sampling']['schedule']}; the last step fixes the rest, and steps = 1
+   predicts the whole grid in one shot. Noise: {meta['sampling']['noise']}, u clipped to
+   [1e-20, 1 - 1e-7], -log(-log(u)) cast to float32 and added to logits / temperature
+   (float32); the code is the argmax.
+   Classifier-free guidance: {meta['sampling']['guided_steps']}; guided_share =
+   {meta['sampling']['guided_share']} (run both as one batch:
    the prompt rows, then the same rows with attention_mask all 0; `guidance` = 1 is the
    plain conditional model).
 4. `decoder.onnx` turns the {meta['codebook_size']}-way code grid into uint8 RGB pixels.

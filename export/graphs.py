@@ -11,7 +11,8 @@ objects, a dynamic batch axis.
 The predictor graph is the plain network: an all-zero attention_mask row is the text-dropped
 (unconditional) prediction. The runtime applies classifier-free guidance itself, running the
 conditional and unconditional rows as one batch of 2B on the steps that are guided and the
-conditional rows alone on the others (MaskGIT-style guidance on the first steps only).
+conditional rows alone on the others (guidance on the first steps only,
+artgen.sampling.GUIDED_SHARE).
 """
 
 from __future__ import annotations

@@ -183,6 +183,8 @@ class Runtime:
         for p in prompts:
             check_prompt(p, self.meta["prompt_limits"])
         seeds = list(seeds) if seeds is not None else [seed + i for i in range(len(prompts))]
+        if min(seeds, default=0) < 0:
+            raise BundleError(f"seeds must be >= 0 (got {min(seeds)}): numpy's random streams take no negative seeds")
         grid, K, mask_id = self.meta["grid"], self.meta["codebook_size"], self.meta["mask_id"]
         B, N = len(prompts), grid * grid
 
@@ -192,7 +194,7 @@ class Runtime:
         codes = np.full((B, N), mask_id, dtype=np.int64)  # (B, N) all unknown
         known = 0
         for step in range(steps):
-            guided = step < math.ceil(steps * d["guided_share"])  # guidance on the first steps only
+            guided = step < math.ceil(round(steps * d["guided_share"], 9))  # guidance on the first steps only
             logits = self.logits(codes, states, mask, guidance if guided else 1.0)  # (B, N, K)
             upto = N - int(math.floor(N * math.cos(math.pi / 2 * (step + 1) / steps)))  # cosine schedule
             for b in range(B):

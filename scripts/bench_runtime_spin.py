@@ -35,7 +35,9 @@ def main() -> None:
         for how in Runtime.SPINNING:
             r = subprocess.run([sys.executable, "-m", "bench.ort_latency", args.bundle, "--threads", str(args.threads),
                                 "--runs", str(args.runs), "--warmup", "5", "--spinning", how],
-                               capture_output=True, text=True, check=True)
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                sys.exit((r.stderr.strip().splitlines() or ['error: bench.ort_latency failed'])[-1])
             out = json.loads(r.stdout)
             results[how][0].append(out["one_shot"]["p50_ms"])
             results[how][1].append(out["refine_8"]["p50_ms"])

@@ -47,7 +47,7 @@ def main() -> None:
     ap.add_argument("--encoder", default="tiny")
     ap.add_argument("--captions", type=int, default=300)
     ap.add_argument("--steps", default="1,8")
-    ap.add_argument("--temperatures", default="0.5,0.75,1.0")
+    ap.add_argument("--temperatures", default="0.9,1.0")
     ap.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
     ap.add_argument("--guided-shares", default=str(sampling.GUIDED_SHARE))
     args = ap.parse_args()

@@ -137,6 +137,9 @@ def test_success_criteria_judge_the_measured_values(report):
     fake["meta"]["config"]["steps"] = 1  # a one-shot bench judges the one-shot latency
     verdicts = {c["target"].split(" (")[0].split(":")[0]: c["pass"] for c in success_criteria(fake)}
     assert verdicts["inference < 100 ms"] is True
+    fake["meta"]["config"]["steps"] = 4  # a step count that was not timed: not measured, never a guess
+    verdicts = {c["target"].split(" (")[0].split(":")[0]: c["pass"] for c in success_criteria(fake)}
+    assert verdicts["inference < 100 ms"] is None
 
 
 def test_missing_models_and_unknown_encoders_are_one_line_errors(small_corpus, trained):

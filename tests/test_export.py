@@ -49,7 +49,7 @@ def test_export_and_parity_for_every_encoder(ws, encoder):
     report = check_parity(gen, ws.bundles / encoder, n_prompts=64)
     assert report.logits_max_abs_diff <= 1e-4
     assert report.code_agreement >= 0.99 and report.passed
-    assert report.sampled_agreement_1_step >= 0.99
+    assert report.sampled_agreement_1_step >= 0.99 and report.sampled_agreement_8_steps >= 0.99
 
     int8 = export_bundle(gen, ws.bundles / f"{encoder}-int8", ExportConfig(int8=True))
     report8 = check_parity(gen, ws.bundles / f"{encoder}-int8", n_prompts=64)
@@ -91,26 +91,30 @@ sys.path.insert(0, sys.argv[1])        # the bundle folder: its own copy of runt
 from runtime import Runtime
 import numpy as np
 rt = Runtime(sys.argv[1], threads=1)
-images = rt.generate(["warm, chaotic, vivid", "cool, calm, minimal"], seed=5, steps=int(sys.argv[3]))
+images = rt.generate(["warm, chaotic, vivid", "cool, calm, minimal"], seed=5, steps=int(sys.argv[3]),
+                     guidance=float(sys.argv[4]), temperature=float(sys.argv[5]))
 np.save(sys.argv[2], images)
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "artgen", "transformers"))))
 """
 
 
-@pytest.mark.parametrize("encoder, steps", [("tiny", 1), ("tiny", 8), ("distilbert", 1)])
-def test_torch_free_runtime_matches_artgen_generate(ws, tmp_path, encoder, steps):
+@pytest.mark.parametrize("encoder, steps, guidance, temperature",
+                         [("tiny", 1, 3.0, 1.0), ("tiny", 8, 3.0, 1.0), ("tiny", 5, 1.0, 0.7), ("distilbert", 1, 3.0, 1.0)])
+def test_torch_free_runtime_matches_artgen_generate(ws, tmp_path, encoder, steps, guidance, temperature):
     from artgen.generate import load_generator
     from export.bundle import export_bundle
 
     bundle = ws.bundles / f"{encoder}-runtime"
     export_bundle(load_generator(ws, encoder), bundle)
     out = tmp_path / "images.npy"
-    result = subprocess.run([sys.executable, "-c", TORCH_FREE, str(bundle), str(out), str(steps)],
+    result = subprocess.run([sys.executable, "-c", TORCH_FREE, str(bundle), str(out), str(steps), str(guidance),
+                             str(temperature)],
                             capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []  # nothing of torch was loaded
     runtime_images = np.load(out)
-    torch_images = load_generator(ws, encoder).generate(["warm, chaotic, vivid", "cool, calm, minimal"], seed=5, steps=steps)
+    torch_images = load_generator(ws, encoder).generate(["warm, chaotic, vivid", "cool, calm, minimal"], seed=5, steps=steps,
+                                                        guidance=guidance, temperature=temperature)
     assert runtime_images.shape == torch_images.shape and runtime_images.dtype == np.uint8
     assert np.abs(runtime_images.astype(int) - torch_images).max() <= 1
 
@@ -133,8 +137,8 @@ def test_runtime_command_line_and_example_app(ws, tmp_path):
     assert app_out.stat().st_size > 100
 
 
-def _runtime_error(bundle, prompt="warm, vivid"):
-    r = subprocess.run([sys.executable, "-m", "export.runtime", str(bundle), prompt, "-o", "/dev/null"],
+def _runtime_error(bundle, prompt="warm, vivid", *extra):
+    r = subprocess.run([sys.executable, "-m", "export.runtime", str(bundle), prompt, "-o", "/dev/null", *extra],
                        capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
@@ -151,6 +155,7 @@ def test_bad_bundles_and_prompts_are_one_line(ws, tmp_path):
     assert "not an artgen bundle" in _runtime_error(tmp_path / "nowhere")
     assert "too long" in _runtime_error(good, "warm " * 30) or "limit" in _runtime_error(good, "warm " * 30)
     assert "empty" in _runtime_error(good, "   ")
+    assert "seeds must be >= 0" in _runtime_error(good, "warm", "--seed", "-2")
 
     incomplete = tmp_path / "incomplete"
     shutil.copytree(good, incomplete)

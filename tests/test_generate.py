@@ -149,6 +149,8 @@ def test_bad_sampling_arguments(generator):
         generator.sample_codes([" "])
     with pytest.raises(ArtgenError, match="steps"):
         generator.sample_codes(["warm"], steps=0)
+    with pytest.raises(ArtgenError, match="seeds must be >= 0"):
+        generator.sample_codes(["warm"], seed=-1, temperature=0.0)
 
 
 def test_cli_generate_writes_the_same_png_for_the_same_seed(trained, tmp_path):

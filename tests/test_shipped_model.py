@@ -34,7 +34,6 @@ class NoTorch:
             raise ImportError(name + " is not available here")
 sys.meta_path.insert(0, NoTorch())
 import numpy as np
-import pytest
 from export.runtime import Runtime
 rt = Runtime(threads=1)                      # no bundle argument: the shipped model
 a = rt.generate(["warm, chaotic, vivid", "cool, calm"], seed=3)
