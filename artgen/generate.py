@@ -116,11 +116,11 @@ class Generator:
             logits = self.logits(codes, states, mask, g)  # (B, N, K)
             upto = known_after(step, steps, N)
             for b in range(B):  # fix the next positions of each image's order
-                rows = order[b, known:upto]  # (n,)
-                scores = logits[b, torch.from_numpy(rows)]  # (n, K)
+                rows = torch.from_numpy(order[b, known:upto])  # (n,)
+                scores = logits[b, rows]  # (n, K)
                 if temperature > 0:
                     scores = scores / temperature + torch.from_numpy(gumbel(seeds[b], step, (len(rows), K))).float()
-                codes[b, torch.from_numpy(rows)] = scores.argmax(-1)
+                codes[b, rows] = scores.argmax(-1)
             known = upto
         return codes.view(B, cfg.grid, cfg.grid)  # (B, h, w) code indices
 

@@ -15,10 +15,28 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
+from pathlib import Path
 
 from bench.timing import LatencyConfig, measure_latency
 from export.runtime import BundleError, Runtime
+
+
+def time_in_fresh_process(bundle: str | Path, threads: int = 2, runs: int = 100, warmup: int = 10,
+                          refine_steps: int = 8, guidance: float | None = None, temperature: float | None = None,
+                          prompt: str = "warm, chaotic, vivid", spinning: str = "none", timeout: float = 1800) -> dict:
+    """This module's JSON result for `bundle`, measured in a new Python process; a failure
+    raises RuntimeError with the child's one-line error."""
+    argv = [sys.executable, "-m", "bench.ort_latency", str(bundle), "--threads", str(threads), "--runs", str(runs),
+            "--warmup", str(warmup), "--refine-steps", str(refine_steps), "--prompt", prompt, "--spinning", spinning]
+    for flag, value in (("--guidance", guidance), ("--temperature", temperature)):
+        if value is not None:
+            argv += [flag, str(value)]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0:
+        raise RuntimeError((r.stderr.strip().splitlines() or ["bench.ort_latency failed without output"])[-1])
+    return json.loads(r.stdout)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,10 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     lat = LatencyConfig(runs=args.runs, warmup=args.warmup, threads=args.threads)
     try:
         rt = Runtime(args.bundle, threads=args.threads, spinning=args.spinning)
-        out = {"torch_loaded": False}
-        for name, steps in (("one_shot", 1), (f"refine_{args.refine_steps}", args.refine_steps)):
-            out[name] = measure_latency(lambda: rt.generate(args.prompt, seed=0, steps=steps, guidance=args.guidance,
-                                                            temperature=args.temperature), lat)
+        out = {name: measure_latency(lambda: rt.generate(args.prompt, seed=0, steps=steps, guidance=args.guidance,
+                                                         temperature=args.temperature), lat)
+               for name, steps in (("one_shot", 1), (f"refine_{args.refine_steps}", args.refine_steps))}
         out["torch_loaded"] = "torch" in sys.modules  # the point of this process: must stay False
     except BundleError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -19,7 +19,6 @@ import os
 import platform
 import shlex
 import sys
-import subprocess
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -261,6 +260,7 @@ def _onnx(ws: Workspace, encoder: str, gen, cfg: BenchConfig) -> dict:
     from `bundles/<encoder>[-int8]` when that bundle exists, is newer than the checkpoint and
     in this bundle format, else exported on the fly to a temporary folder (and said so)."""
     try:
+        from bench.ort_latency import time_in_fresh_process
         from export.bundle import ExportConfig, bundle_is_current, bundle_size, export_bundle
     except ImportError as e:
         return {p: {"available": False, "reason": f"the export package is missing ({e})"} for p in ("fp32", "int8")}
@@ -279,14 +279,9 @@ def _onnx(ws: Workspace, encoder: str, gen, cfg: BenchConfig) -> dict:
                 bundle = Path(tmp.name) / "bundle"
                 export_bundle(gen, bundle, ExportConfig(int8=precision == "int8"))
                 source = "exported on the fly to a temporary folder"
-            r = subprocess.run([sys.executable, "-m", "bench.ort_latency", str(bundle), "--threads", str(lat.threads),
-                                "--runs", str(lat.runs), "--warmup", str(lat.warmup),
-                                "--refine-steps", str(cfg.refine_steps), "--guidance", str(cfg.guidance),
-                                "--temperature", str(cfg.temperature), "--prompt", LATENCY_PROMPT],
-                               capture_output=True, text=True, timeout=1800)
-            if r.returncode != 0:
-                raise RuntimeError((r.stderr.strip().splitlines() or ["no output"])[-1])
-            timed = json.loads(r.stdout)
+            timed = time_in_fresh_process(bundle, threads=lat.threads, runs=lat.runs, warmup=lat.warmup,
+                                          refine_steps=cfg.refine_steps, guidance=cfg.guidance,
+                                          temperature=cfg.temperature, prompt=LATENCY_PROMPT)
             out[precision] = {
                 "available": True, "bundle": source, "bundle_mb": bundle_size(bundle) / 1e6,
                 "onnx_mb": sum(f.stat().st_size for f in bundle.glob("*.onnx")) / 1e6,

@@ -12,13 +12,12 @@ median over the processes.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
 import sys
 
 from artgen.machine import cpu_name
 from artgen.workspace import SHIPPED_MODEL
+from bench.ort_latency import time_in_fresh_process
 from export.runtime import Runtime
 
 
@@ -33,12 +32,10 @@ def main() -> None:
     results = {how: ([], []) for how in Runtime.SPINNING}
     for _ in range(args.rounds):
         for how in Runtime.SPINNING:
-            r = subprocess.run([sys.executable, "-m", "bench.ort_latency", args.bundle, "--threads", str(args.threads),
-                                "--runs", str(args.runs), "--warmup", "5", "--spinning", how],
-                               capture_output=True, text=True)
-            if r.returncode != 0:
-                sys.exit((r.stderr.strip().splitlines() or ['error: bench.ort_latency failed'])[-1])
-            out = json.loads(r.stdout)
+            try:
+                out = time_in_fresh_process(args.bundle, threads=args.threads, runs=args.runs, warmup=5, spinning=how)
+            except RuntimeError as e:
+                sys.exit(str(e))
             results[how][0].append(out["one_shot"]["p50_ms"])
             results[how][1].append(out["refine_8"]["p50_ms"])
     for how, (one, eight) in results.items():
