@@ -150,8 +150,9 @@ def train_encoder_cmd(
     resume: bool = typer.Option(False, "--resume", help="Continue exactly from <workdir>/checkpoints/<encoder>/train_state."),
     device: str = typer.Option("auto", help="auto (CUDA when available), cpu or cuda."),
     steps: Optional[int] = typer.Option(None, min=1, help="Override the preset's number of optimiser steps."),
+    generator: str = typer.Option("masked", "--generator", help="masked (the direct index predictor, checkpoints/<encoder>) or ar (autoregressive, checkpoints/<encoder>-ar)."),
 ) -> None:
-    """Train an encoder + the index predictor (`--encoder`), or the VQ-VAE (`artgen train vqvae`)."""
+    """Train an encoder + a generator (`--encoder`), or the VQ-VAE (`artgen train vqvae`)."""
     if ctx.invoked_subcommand is not None:
         return
     if encoder is None:
@@ -159,7 +160,7 @@ def train_encoder_cmd(
     from artgen.train_predictor import train_predictor
 
     train_predictor(workspace(ctx), encoder=encoder, preset=preset, annotations=annotations, pretrained=pretrained,
-                    finetune=finetune, resume=resume, device=device, steps=steps)
+                    finetune=finetune, resume=resume, device=device, steps=steps, generator=generator)
 
 
 @app.command("generate")
@@ -169,9 +170,10 @@ def generate_cmd(
     encoder: str = typer.Option("tiny", "--encoder", help="Which trained encoder to use: tiny, clip or distilbert."),
     n: int = typer.Option(4, "-n", min=1, max=64, help="Images per prompt (seeds seed .. seed+n-1)."),
     seed: int = typer.Option(0, min=0, help="Seed of the first image: the same seed gives the same bytes."),
-    steps: int = typer.Option(DEFAULT_STEPS, min=1, max=MAX_STEPS, help="Parallel decoding steps (1: one-shot prediction of the whole grid)."),
-    guidance: float = typer.Option(DEFAULT_GUIDANCE, help="Classifier-free guidance scale (1: none)."),
-    temperature: float = typer.Option(DEFAULT_TEMPERATURE, min=0.0, help="Sampling temperature (0: most likely code)."),
+    generator: str = typer.Option("masked", "--generator", help="masked (checkpoints/<encoder>) or ar (the autoregressive model, checkpoints/<encoder>-ar)."),
+    steps: Optional[int] = typer.Option(None, min=1, max=MAX_STEPS, help=f"Parallel decoding steps of the masked generator (default {DEFAULT_STEPS}; 1: one-shot prediction of the whole grid)."),
+    guidance: Optional[float] = typer.Option(None, help=f"Classifier-free guidance scale (default {DEFAULT_GUIDANCE}; 1: none)."),
+    temperature: Optional[float] = typer.Option(None, min=0.0, help=f"Sampling temperature (default {DEFAULT_TEMPERATURE}; 0: most likely code)."),
     prompts: Optional[Path] = typer.Option(None, "--prompts", help="Text file with one prompt per line (one row each)."),
     out: Path = typer.Option(Path("generated.png"), "-o", "--out", help="PNG grid to write."),
 ) -> None:
@@ -180,10 +182,13 @@ def generate_cmd(
 
     texts = ([prompt] if prompt is not None else []) + (read_prompts(prompts) if prompts else [])
     ws = workspace(ctx)
-    if encoder == "tiny" and not (ws.checkpoint("tiny") / "config.json").exists() and (SHIPPED_MODEL / "bundle.json").exists():
+    from artgen.generators import model_name
+
+    model = model_name(encoder, generator)
+    if model == "tiny" and not (ws.checkpoint("tiny") / "config.json").exists() and (SHIPPED_MODEL / "bundle.json").exists():
         _generate_with_shipped_model(ws, texts, out, n=n, seed=seed, steps=steps, guidance=guidance, temperature=temperature)
         return
-    notes = generate_to_png(ws, texts, out, encoder=encoder, n=n, seed=seed, steps=steps,
+    notes = generate_to_png(ws, texts, out, encoder=model, n=n, seed=seed, steps=steps,
                             guidance=guidance, temperature=temperature)
     for note in notes:
         console.print(note)

@@ -37,8 +37,9 @@ import torch
 
 from artgen.encoders import ENCODERS, TextEncoder, encoder_from_directory, unknown_encoder
 from artgen.errors import ArtgenError
-from artgen.predictor import IndexPredictor, PredictorConfig
-from artgen.sampling import (DEFAULT_GUIDANCE, DEFAULT_STEPS, DEFAULT_TEMPERATURE, MAX_STEPS, ORDER_STREAM,
+from artgen.generators import generator_kind, split_model_name
+from artgen.sampling import (AR_DEFAULT_GUIDANCE, AR_DEFAULT_TEMPERATURE, AR_DEFAULT_TOP_K, AR_NOISE_STREAM,
+                             DEFAULT_GUIDANCE, DEFAULT_STEPS, DEFAULT_TEMPERATURE, MAX_STEPS, ORDER_STREAM,
                              guided_steps)
 from artgen.vocabulary import ADJECTIVES, STOPWORDS, parse_prompt
 from artgen.workspace import Workspace
@@ -67,16 +68,38 @@ def known_after(step: int, steps: int, positions: int) -> int:
     return positions - int(math.floor(positions * math.cos(math.pi / 2 * (step + 1) / steps)))
 
 
+def check_sampling(prompts: Sequence[str], seed: int, temperature: float, guidance: float,
+                   seeds: Sequence[int] | None) -> list[int]:
+    """The checks every sampler shares; returns each image's seed (seed + i unless given)."""
+    if not math.isfinite(temperature) or temperature < 0:
+        raise ArtgenError(f"--temperature must be a finite number >= 0 (got {temperature})")
+    if not math.isfinite(guidance):
+        raise ArtgenError(f"--guidance must be a finite number (got {guidance})")
+    for p in prompts:
+        parse_prompt(p)  # empty or over-long prompts are a one-line error
+    seeds = list(seeds) if seeds is not None else [seed + i for i in range(len(prompts))]
+    if min(seeds, default=0) < 0:
+        raise ArtgenError(f"seeds must be >= 0 (got {min(seeds)}): numpy's random streams take no negative seeds")
+    return seeds
+
+
 @dataclass
 class Generator:
+    """The masked (direct) generator; `ARGenerator` below is the autoregressive one."""
+
     encoder: TextEncoder
-    predictor: IndexPredictor
+    predictor: torch.nn.Module
     vqvae: torch.nn.Module
     config: dict  # the checkpoint's config.json
+    kind = "masked"
 
     @property
     def source(self) -> str:
         return self.encoder.describe_source()
+
+    @property
+    def default_steps(self) -> int:
+        return DEFAULT_STEPS
 
     @torch.no_grad()
     def logits(self, codes: torch.Tensor, states: torch.Tensor, mask: torch.Tensor, guidance: float) -> torch.Tensor:
@@ -90,19 +113,17 @@ class Generator:
         return uncond + guidance * (cond - uncond)
 
     @torch.no_grad()
-    def sample_codes(self, prompts: Sequence[str], seed: int = 0, steps: int = DEFAULT_STEPS,
-                     guidance: float = DEFAULT_GUIDANCE, temperature: float = DEFAULT_TEMPERATURE,
+    def sample_codes(self, prompts: Sequence[str], seed: int = 0, steps: int | None = DEFAULT_STEPS,
+                     guidance: float | None = DEFAULT_GUIDANCE, temperature: float | None = DEFAULT_TEMPERATURE,
                      seeds: Sequence[int] | None = None) -> torch.Tensor:
-        """(B, h, w) long code grids for `prompts` (one image per prompt; image i uses seed + i)."""
+        """(B, h, w) long code grids for `prompts` (one image per prompt; image i uses seed + i).
+        None takes the default of a setting."""
+        steps = DEFAULT_STEPS if steps is None else steps
+        guidance = DEFAULT_GUIDANCE if guidance is None else guidance
+        temperature = DEFAULT_TEMPERATURE if temperature is None else temperature
         if not 1 <= steps <= MAX_STEPS:
             raise ArtgenError(f"--steps must be between 1 and {MAX_STEPS} (got {steps})")
-        if temperature < 0:
-            raise ArtgenError(f"--temperature must be >= 0 (got {temperature})")
-        for p in prompts:
-            parse_prompt(p)  # empty or over-long prompts are a one-line error
-        seeds = list(seeds) if seeds is not None else [seed + i for i in range(len(prompts))]
-        if min(seeds, default=0) < 0:
-            raise ArtgenError(f"seeds must be >= 0 (got {min(seeds)}): numpy's random streams take no negative seeds")
+        seeds = check_sampling(prompts, seed, temperature, guidance, seeds)
         cfg = self.predictor.cfg
         B, N, K = len(prompts), cfg.positions, cfg.codebook_size
 
@@ -130,27 +151,100 @@ class Generator:
         images = self.vqvae.decode_indices(codes)  # (B, 3, H, W) in [0, 1]
         return (images * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
-    def generate(self, prompts: Sequence[str], seed: int = 0, steps: int = DEFAULT_STEPS,
-                 guidance: float = DEFAULT_GUIDANCE, temperature: float = DEFAULT_TEMPERATURE,
+    def generate(self, prompts: Sequence[str], seed: int = 0, steps: int | None = None,
+                 guidance: float | None = None, temperature: float | None = None,
                  seeds: Sequence[int] | None = None) -> np.ndarray:
         return self.decode(self.sample_codes(prompts, seed, steps, guidance, temperature, seeds))
 
 
+def ar_gumbel(seed: int, shape: tuple[int, int]) -> np.ndarray:
+    """Gumbel(0, 1) noise of one image for the autoregressive sampler, (N, K) float32 from the
+    stream default_rng([seed, AR_NOISE_STREAM]): row t for position t."""
+    u = np.clip(np.random.default_rng([int(seed), AR_NOISE_STREAM]).random(shape), 1e-20, 1.0 - 1e-7)
+    return (-np.log(-np.log(u))).astype(np.float32)
+
+
+@dataclass
+class ARGenerator(Generator):
+    """The autoregressive generator: one position per step in raster order (start token, then
+    the codes drawn so far), with a KV cache, so each step runs the network on one new position.
+    Guidance on every step: logits = uncond + g * (cond - uncond), the conditional and the
+    text-dropped rows as one batch of 2B. Then top-k (0: off), and Gumbel-max at
+    `temperature` (0: the most likely code)."""
+
+    kind = "ar"
+
+    @property
+    def default_steps(self) -> int:
+        return self.predictor.cfg.positions
+
+    @torch.no_grad()
+    def sample_codes(self, prompts: Sequence[str], seed: int = 0, steps: int | None = None,
+                     guidance: float | None = None, temperature: float | None = None,
+                     seeds: Sequence[int] | None = None, top_k: int | None = None) -> torch.Tensor:
+        cfg = self.predictor.cfg
+        N, K = cfg.positions, cfg.codebook_size
+        guidance = AR_DEFAULT_GUIDANCE if guidance is None else guidance
+        temperature = AR_DEFAULT_TEMPERATURE if temperature is None else temperature
+        top_k = AR_DEFAULT_TOP_K if top_k is None else int(top_k)
+        if steps is not None and steps != N:
+            raise ArtgenError(f"--steps {steps} does not apply to the autoregressive generator: it draws the "
+                              f"{N} positions one per step; leave --steps out")
+        if not 0 <= top_k <= K:
+            raise ArtgenError(f"--top-k must be between 0 (off) and {K} (got {top_k})")
+        seeds = check_sampling(prompts, seed, temperature, guidance, seeds)
+        B = len(prompts)
+
+        tokens = self.encoder.tokenize(list(prompts))
+        states, mask = self.encoder.encode(tokens)  # (B, T, d), (B, T)
+        guided = guidance != 1.0
+        if guided:  # the prompt rows, then the same rows with the text dropped
+            states, mask = torch.cat([states, states]), torch.cat([mask, torch.zeros_like(mask)])
+        cross_k, cross_v, bias = self.predictor.context(states, mask)
+        past_k, past_v = self.predictor.empty_cache(len(states))
+        noise = torch.from_numpy(np.stack([ar_gumbel(s, (N, K)) for s in seeds]))  # (B, N, K)
+        token = torch.full((len(states), 1), cfg.start_id, dtype=torch.long)
+        codes = torch.empty((B, N), dtype=torch.long)
+        for t in range(N):
+            logits, past_k, past_v = self.predictor.step(token, past_k, past_v, cross_k, cross_v, bias)  # (B', K)
+            if guided:
+                cond, uncond = logits.chunk(2)
+                logits = uncond + guidance * (cond - uncond)  # (B, K)
+            codes[:, t] = pick_codes(logits, noise[:, t], temperature, top_k)
+            token = codes[:, t:t + 1].repeat(2, 1) if guided else codes[:, t:t + 1]
+        return codes.view(B, cfg.grid, cfg.grid)
+
+
+def pick_codes(logits: torch.Tensor, noise: torch.Tensor, temperature: float, top_k: int) -> torch.Tensor:
+    """(B,) codes from logits (B, K): keep the top_k most likely (0: all), then Gumbel-max at
+    `temperature` with the given noise (B, K), or the argmax at temperature 0."""
+    if top_k:
+        kth = logits.topk(top_k, dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if temperature > 0:
+        logits = logits / temperature + noise
+    return logits.argmax(-1)
+
+
 def load_generator(ws: Workspace, encoder: str = "tiny", checkpoint: str | Path | None = None) -> Generator:
-    """The trained encoder + predictor of `checkpoints/<encoder>/` and the workspace's VQ-VAE."""
+    """The trained model `checkpoints/<encoder>/` (a model name: tiny, tiny-ar, clip, ...) and
+    the workspace's VQ-VAE; the checkpoint says which generator it holds."""
     from safetensors.torch import load_file
 
     from artgen.vqvae import VQVAE, checkpoint_hash
 
-    if checkpoint is None and encoder not in ENCODERS:
-        raise unknown_encoder(encoder)
+    enc_name, gen_name = split_model_name(encoder)
+    if checkpoint is None and enc_name not in ENCODERS:
+        raise unknown_encoder(enc_name)
     directory = Path(checkpoint) if checkpoint else ws.checkpoint(encoder)
     if not (directory / "config.json").exists() or not (directory / "model.safetensors").exists():
-        raise ArtgenError(f"no trained {encoder} model at {directory}: run `artgen train --encoder {encoder}` first")
+        how = f"--encoder {enc_name}" + (f" --generator {gen_name}" if gen_name != "masked" else "")
+        raise ArtgenError(f"no trained {encoder} model at {directory}: run `artgen train {how}` first")
     try:
         config = json.loads((directory / "config.json").read_text())
+        kind = generator_kind(config.get("generator", "masked"))
         text_encoder = encoder_from_directory(directory, load_weights=False)
-        predictor = IndexPredictor(PredictorConfig(**config["predictor"]))
+        predictor = kind.build(kind.config(**config["predictor"]))
         state = load_file(str(directory / "model.safetensors"))
         text_encoder.load_state_dict({k[8:]: v for k, v in state.items() if k.startswith("encoder.")})
         predictor.load_state_dict({k[10:]: v for k, v in state.items() if k.startswith("predictor.")})
@@ -164,7 +258,8 @@ def load_generator(ws: Workspace, encoder: str = "tiny", checkpoint: str | Path 
     if checkpoint_hash(vq_dir) != config["summary"]["vqvae_hash"]:
         raise ArtgenError(f"{directory} was trained on the codes of another VQ-VAE than {vq_dir}: "
                           f"retrain it with `artgen train --encoder {encoder}`")
-    return Generator(text_encoder.eval(), predictor.eval(), vqvae.eval(), config)
+    cls = ARGenerator if kind.name == "ar" else Generator
+    return cls(text_encoder.eval(), predictor.eval(), vqvae.eval(), config)
 
 
 def image_grid(images: np.ndarray, columns: int, pad: int = 2) -> np.ndarray:
@@ -190,10 +285,10 @@ def read_prompts(path: Path) -> list[str]:
 
 
 def generate_to_png(ws: Workspace, prompts: Sequence[str], out: Path, encoder: str = "tiny", n: int = 4,
-                    seed: int = 0, steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE,
-                    temperature: float = DEFAULT_TEMPERATURE,
-                    scale: int = 2) -> list[str]:
+                    seed: int = 0, steps: int | None = None, guidance: float | None = None,
+                    temperature: float | None = None, scale: int = 2) -> list[str]:
     """`artgen generate`: a PNG grid, one row per prompt, `n` seeds (seed .. seed+n-1) per row.
+    `encoder` is a model name (tiny, tiny-ar, ...); None settings take the model's defaults.
     Returns the one-line notes for the user (unseen words)."""
     from PIL import Image
 

@@ -113,3 +113,8 @@ def training_inputs(codes: torch.Tensor, text_mask: torch.Tensor, cfg: Predictor
     inputs = torch.where(masked, torch.full_like(codes, cfg.mask_id), codes)
     drop = torch.rand(B, generator=generator, device=dev) < cfg.text_drop
     return inputs, masked, text_mask & ~drop[:, None]
+
+
+def evaluation_inputs(codes: torch.Tensor, cfg: PredictorConfig) -> torch.Tensor:
+    """What the test CE reads: a fully masked grid (the one-shot prediction)."""
+    return torch.full_like(codes, cfg.mask_id)

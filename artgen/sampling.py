@@ -17,3 +17,11 @@ ORDER_STREAM = 1000
 def guided_steps(steps: int) -> int:
     """How many of the first sampling steps apply classifier-free guidance (1 of 1 one-shot)."""
     return math.ceil(round(steps * GUIDED_SHARE, 9))  # round: 10 * 0.3 is 3.0000000000000004
+
+# The autoregressive generator (`--generator ar`): one position per step in raster order, so
+# its step count is the grid's size; every step is guided. Image i's Gumbel noise is
+# default_rng([seed + i, AR_NOISE_STREAM]).random((N, K)), row t for position t, drawn whole.
+AR_DEFAULT_GUIDANCE = 3.0
+AR_DEFAULT_TEMPERATURE = 1.0
+AR_DEFAULT_TOP_K = 0  # sample among the k most likely codes (0: all of them)
+AR_NOISE_STREAM = 2000

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from artgen.encoders import ENCODERS, TextEncoder, Tokens, encoder_from_directory, load_encoder, unknown_encoder
 from artgen.errors import ArtgenError
-from artgen.predictor import IndexPredictor, PredictorConfig, training_inputs
+from artgen.generators import GeneratorKind, generator_kind, model_name
 from artgen.progress import console
 from artgen.workspace import Workspace
 
@@ -67,10 +67,22 @@ PRESETS: dict[str, dict[str, PredictorPreset]] = {
 }
 
 
+# The autoregressive generator (`--generator ar`). Its presets train the same encoders for the
+# same wall-clock budget as the masked ones, so the bench compares them at equal cost.
+AR_PRESETS: dict[str, dict[str, PredictorPreset]] = {
+    "quick": {name: replace(p, predictor=dict(width=128, layers=3, heads=4)) for name, p in PRESETS["quick"].items()},
+    "default": {name: replace(p, predictor=dict(width=128, layers=4, heads=4)) for name, p in PRESETS["default"].items()},
+}
+
+
+def presets_for(generator: str) -> dict[str, dict[str, PredictorPreset]]:
+    return AR_PRESETS if generator == "ar" else PRESETS
+
+
 class TextToCodes(nn.Module):
     """Encoder + predictor as one module, so the shared loop (and DDP) sees one model."""
 
-    def __init__(self, encoder: TextEncoder, predictor: IndexPredictor):
+    def __init__(self, encoder: TextEncoder, predictor: nn.Module):
         super().__init__()
         self.encoder = encoder
         self.predictor = predictor
@@ -85,14 +97,16 @@ def caption_rng(seed: int) -> np.random.Generator:
 
 
 class PredictorTask:
-    """The `artgen.trainer` task: batches of (captions, code grids), masked-token CE."""
+    """The `artgen.trainer` task: batches of (captions, code grids), CE on the positions the
+    generator predicts (the masked ones, or every one for the autoregressive generator)."""
 
     def __init__(self, model: TextToCodes, train_codes: np.ndarray, train_labels: list[list[str]],
                  test_codes: np.ndarray, test_labels: list[list[str]], config: dict, metrics_path: Path | None,
-                 eval_images: int = 0):
+                 eval_images: int = 0, kind: GeneratorKind | None = None):
         from artgen.captions import make_caption
 
         self.model = model
+        self.kind = kind or generator_kind("masked")
         self.cfg = model.predictor.cfg
         self.make_caption = make_caption
         self.train_codes = torch.from_numpy(train_codes.astype(np.int64)).flatten(1)  # (N, h*w)
@@ -125,7 +139,7 @@ class PredictorTask:
         has_text = torch.tensor([bool(a) for a in labels])
         tokens = self._tokens(captions)
         codes = self.train_codes[idx]  # (B, N)
-        inputs, masked, text_mask = training_inputs(codes, tokens.mask & has_text[:, None], self.cfg, generator)
+        inputs, masked, text_mask = self.kind.training_inputs(codes, tokens.mask & has_text[:, None], self.cfg, generator)
         self.steps_done = step + 1
         return {"codes": codes, "inputs": inputs, "masked": masked, "ids": tokens.ids, "mask": tokens.mask,
                 "text_mask": text_mask}
@@ -140,7 +154,8 @@ class PredictorTask:
         return loss, {"acc": acc}
 
     def evaluate(self, model: TextToCodes) -> dict:
-        """One-shot prediction of every test grid, with and without the text."""
+        """Every test grid's CE with and without the text: the one-shot prediction for the masked
+        generator, the full teacher-forced CE for the autoregressive one (`kind.test_ce`)."""
         device = next(model.parameters()).device
         sums = {"ce": 0.0, "acc": 0.0, "ce_no_text": 0.0, "acc_no_text": 0.0, "baseline_ce": 0.0, "baseline_acc": 0.0}
         n = 0
@@ -148,7 +163,7 @@ class PredictorTask:
         for s in range(0, len(self.test_codes), bs):
             codes = self.test_codes[s:s + bs].to(device)  # (B, N)
             tokens = self._tokens(self.test_captions[s:s + bs]).to(device)
-            inputs = torch.full_like(codes, self.cfg.mask_id)
+            inputs = self.kind.evaluation_inputs(codes, self.cfg)
             states = model.encoder(tokens.ids, tokens.mask)
             has = self.test_has_text[s:s + bs].to(device)[:, None]
             for key, text_mask in (("", tokens.mask & has), ("_no_text", torch.zeros_like(tokens.mask))):
@@ -195,8 +210,9 @@ def _ensure_vqvae(ws: Workspace, device: str, show_progress: bool) -> Path:
 def train_predictor(ws: Workspace, encoder: str = "tiny", preset: str | PredictorPreset = "quick",
                     annotations: str = "auto", pretrained: str | None = None, finetune: bool = False,
                     resume: bool = False, device: str = "auto", steps: int | None = None,
-                    show_progress: bool = True) -> dict:
-    """Train `encoder` + the index predictor into `checkpoints/<encoder>/`; returns the final metrics."""
+                    show_progress: bool = True, generator: str = "masked") -> dict:
+    """Train `encoder` + a generator (`masked`: the direct index predictor, `ar`: the
+    autoregressive one) into `checkpoints/<model>/` (tiny, tiny-ar, ...); returns the final metrics."""
     from artgen.captions import load_labels
     from artgen.latents import load_latents
     from artgen.files import atomic_write_json
@@ -206,10 +222,12 @@ def train_predictor(ws: Workspace, encoder: str = "tiny", preset: str | Predicto
 
     if encoder not in ENCODERS:
         raise unknown_encoder(encoder)
+    kind = generator_kind(generator)
     if isinstance(preset, str):
-        if preset not in PRESETS:
-            raise ArtgenError(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
-        preset_name, p = preset, PRESETS[preset][encoder]
+        presets = presets_for(generator)
+        if preset not in presets:
+            raise ArtgenError(f"unknown preset {preset!r}: use one of {', '.join(presets)}")
+        preset_name, p = preset, presets[preset][encoder]
     else:
         preset_name, p = "custom", preset
     if finetune and not pretrained:
@@ -227,7 +245,8 @@ def train_predictor(ws: Workspace, encoder: str = "tiny", preset: str | Predicto
         raise ArtgenError(f"none of the {len(train_ids)} training paintings has {label_source} labels: "
                           "run `artgen annotate` or choose --annotations gt")
 
-    out_dir = ws.checkpoint(encoder)
+    name = model_name(encoder, generator)
+    out_dir = ws.checkpoint(name)
     from artgen.captions import make_captions
 
     torch.manual_seed(0)  # the model is built deterministically: a resumed run rebuilds the same one
@@ -239,32 +258,33 @@ def train_predictor(ws: Workspace, encoder: str = "tiny", preset: str | Predicto
         texts = [c for i, a in enumerate(train_labels) if a for c in make_captions(a, seed=i, n=2)]
         text_encoder = load_encoder(encoder, texts=texts, pretrained=pretrained, finetune=finetune, overrides=p.encoder)
     grid = train_codes.shape[1]
-    pcfg = PredictorConfig(**{**p.predictor, "grid": grid, "text_width": text_encoder.width})
+    pcfg = kind.config(**{**p.predictor, "grid": grid, "text_width": text_encoder.width})
     torch.manual_seed(0)
-    model = TextToCodes(text_encoder, IndexPredictor(pcfg))
+    model = TextToCodes(text_encoder, kind.build(pcfg))
 
     n_enc, n_pred = text_encoder.num_parameters(), model.predictor.num_parameters()
     summary = {
-        "encoder": encoder, "weights": text_encoder.describe_source(), "source": text_encoder.source,
+        "encoder": encoder, "generator": generator, "model": name, "test_ce": kind.test_ce,
+        "weights": text_encoder.describe_source(), "source": text_encoder.source,
         "tokenizer": text_encoder.tokenizer_kind, "preset": preset_name, "annotations": label_source,
         "encoder_parameters": n_enc, "predictor_parameters": n_pred, "vocabulary_hash": vocabulary_hash(),
         "vqvae_hash": checkpoint_hash(vq_dir),
     }
-    config = {"kind": CHECKPOINT_FORMAT, "summary": summary, "predictor": asdict(pcfg),
+    config = {"kind": CHECKPOINT_FORMAT, "generator": generator, "summary": summary, "predictor": asdict(pcfg),
               "encoder_spec": {k: v for k, v in text_encoder.spec().items()}, "frozen": text_encoder.frozen}
     config = json.loads(json.dumps(config))
     out_dir.mkdir(parents=True, exist_ok=True)
     text_encoder.save_description(out_dir)
-    console.print(f"train {encoder}: encoder {n_enc / 1e6:.2f}M ({text_encoder.describe_source()}), "
+    console.print(f"train {name} ({kind.description}): encoder {n_enc / 1e6:.2f}M ({text_encoder.describe_source()}), "
                   f"predictor {n_pred / 1e6:.2f}M, {len(train_ids)} train / {len(test_ids)} test grids of "
                   f"{grid}x{grid}, captions from {label_source} labels, preset {preset_name}")
 
     task = PredictorTask(model, train_codes, train_labels, test_codes, test_labels, config,
-                         out_dir / "metrics.json", eval_images=p.eval_images)
+                         out_dir / "metrics.json", eval_images=p.eval_images, kind=kind)
     if resume and (out_dir / "metrics.json").exists():
         task.evaluations = json.loads((out_dir / "metrics.json").read_text()).get("evaluations", [])
     result = train(task, tcfg, out_dir, resume=resume,
-                   description=f"train {encoder} ({text_encoder.describe_source()})")
+                   description=f"train {name} ({text_encoder.describe_source()})")
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
@@ -277,7 +297,7 @@ def train_predictor(ws: Workspace, encoder: str = "tiny", preset: str | Predicto
     atomic_write_json(out_dir / "metrics.json", final)
     m = result.metrics
     console.print(
-        f"{encoder} ({text_encoder.describe_source()}): test ce {m['ce']:.3f} with text vs {m['ce_no_text']:.3f} "
+        f"{name} ({text_encoder.describe_source()}): test ce {m['ce']:.3f} with text vs {m['ce_no_text']:.3f} "
         f"without; token_accuracy {m['token_accuracy']:.3f} vs most-frequent-code baseline "
         f"{m['baseline_accuracy']:.3f}; saved to {out_dir}"
     )

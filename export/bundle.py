@@ -27,9 +27,11 @@ from artgen import __version__
 from artgen.errors import ArtgenError
 from artgen.files import is_newer, replace_dir
 from artgen.generate import Generator
-from artgen.sampling import DEFAULT_GUIDANCE, DEFAULT_STEPS, DEFAULT_TEMPERATURE, GUIDED_SHARE, MAX_STEPS, ORDER_STREAM
+from artgen.sampling import (AR_DEFAULT_GUIDANCE, AR_DEFAULT_TEMPERATURE, AR_DEFAULT_TOP_K, AR_NOISE_STREAM,
+                             DEFAULT_GUIDANCE, DEFAULT_STEPS, DEFAULT_TEMPERATURE, GUIDED_SHARE, MAX_STEPS,
+                             ORDER_STREAM)
 from artgen.vocabulary import ADJECTIVES, MAX_PROMPT_CHARS, MAX_PROMPT_WORDS, vocabulary_hash
-from export.graphs import DecoderGraph, EncoderGraph, PredictorGraph
+from export.graphs import ARContextGraph, ARStepGraph, DecoderGraph, EncoderGraph, PredictorGraph
 from export.runtime import BUNDLE_FORMAT
 
 
@@ -108,29 +110,109 @@ def export_bundle(gen: Generator, out_dir: Path, cfg: ExportConfig | None = None
     return meta
 
 
+_T, _B = "tokens", "batch"
+
+
+def _masked_graphs(gen: Generator, out: Path, states, mask, cfg: ExportConfig) -> tuple[dict, dict]:
+    """predictor.onnx and the masked sampler's recipe: (graph specs, sampling)."""
+    pcfg = gen.predictor.cfg
+    N, K, d = pcfg.positions, pcfg.codebook_size, gen.encoder.width
+    codes = torch.full((2, N), pcfg.mask_id, dtype=torch.long)
+    _export(PredictorGraph(gen.predictor), (codes, states, mask), out / "predictor.onnx",
+            ["codes", "states", "attention_mask"], ["logits"],
+            {"codes": {0: _B}, "states": {0: _B, 1: _T}, "attention_mask": {0: _B, 1: _T}, "logits": {0: _B}}, cfg.opset)
+    graphs = {"predictor": {"file": "predictor.onnx",
+                            "inputs": [_tensor_spec("codes", ["batch", N], "int64"),
+                                       _tensor_spec("states", ["batch", "tokens", d], "float32"),
+                                       _tensor_spec("attention_mask", ["batch", "tokens"], "int64")],
+                            "outputs": [_tensor_spec("logits", ["batch", N, K], "float32")]}}
+    sampling = {"steps": DEFAULT_STEPS, "guidance": DEFAULT_GUIDANCE, "temperature": DEFAULT_TEMPERATURE,
+                "max_steps": MAX_STEPS, "order_stream": ORDER_STREAM,
+                "guided_share": GUIDED_SHARE,
+                "guided_steps": "the first ceil(S*guided_share) of S steps use uncond + guidance*(cond - uncond), "
+                                "uncond being the logits for an all-zero attention_mask; later steps use cond alone",
+                "order": "image i fixes positions in the order numpy.random.default_rng([seed + i, order_stream]).permutation(N)",
+                "schedule": "cosine: N - floor(N*cos(pi/2*(s+1)/S)) positions are known after step s (0-based) of S",
+                "noise": "Gumbel from numpy.random.default_rng([seed + i, step]).random((n, K)) for image i, row j for the j-th of the n positions the step fixes"}
+    return graphs, sampling
+
+
+def ar_step_names(layers: int) -> tuple[list[str], list[str], list[str]]:
+    """(ar_context outputs = the step's prompt inputs, the step's cache inputs, its outputs)."""
+    context = [f"cross_key_{i}" for i in range(layers)] + [f"cross_value_{i}" for i in range(layers)] + ["cross_bias"]
+    past = [f"past_key_{i}" for i in range(layers)] + [f"past_value_{i}" for i in range(layers)]
+    present = ["logits"] + [f"present_key_{i}" for i in range(layers)] + [f"present_value_{i}" for i in range(layers)]
+    return context, past, present
+
+
+def _ar_graphs(gen: Generator, out: Path, states, mask, cfg: ExportConfig) -> tuple[dict, dict]:
+    """ar_context.onnx (per prompt) and ar_step.onnx (per position, past keys/values in and
+    present ones out) and the autoregressive sampler's recipe: (graph specs, sampling)."""
+    pcfg = gen.predictor.cfg
+    L, h, hs, K, N, d = pcfg.layers, pcfg.heads, pcfg.head_width, pcfg.codebook_size, pcfg.positions, gen.encoder.width
+    context_names, past_names, present_names = ar_step_names(L)
+    context = ARContextGraph(gen.predictor)(states, mask)
+    _export(ARContextGraph(gen.predictor), (states, mask), out / "ar_context.onnx", ["states", "attention_mask"],
+            context_names, {"states": {0: _B, 1: _T}, "attention_mask": {0: _B, 1: _T},
+                            **{n: {0: _B, (3 if n.startswith("cross_key") or n == "cross_bias" else 2): "text_keys"}
+                               for n in context_names}}, cfg.opset)
+    past = [torch.randn(2, h, 3, hs) for _ in range(2 * L)]  # any length: the cache axis is dynamic
+    token = torch.full((2, 1), pcfg.start_id, dtype=torch.long)
+    dynamic = {"token": {0: _B}, "logits": {0: _B}, "cross_bias": {0: _B, 3: "text_keys"}}
+    dynamic.update({n: {0: _B, 2: "past"} for n in past_names})
+    dynamic.update({n: {0: _B, 2: "past_plus_1"} for n in present_names[1:]})
+    dynamic.update({n: {0: _B, (3 if n.startswith("cross_key") else 2): "text_keys"} for n in context_names[:-1]})
+    _export(ARStepGraph(gen.predictor), (token, *past, *context), out / "ar_step.onnx",
+            ["token", *past_names, *context_names], present_names, dynamic, cfg.opset)
+    key_t = lambda n: _tensor_spec(n, ["batch", h, hs, "text_keys"], "float32")  # noqa: E731
+    value = lambda n, axis: _tensor_spec(n, ["batch", h, axis, hs], "float32")  # noqa: E731
+    context_specs = ([key_t(n) for n in context_names[:L]] + [value(n, "text_keys") for n in context_names[L:2 * L]]
+                     + [_tensor_spec("cross_bias", ["batch", 1, 1, "text_keys"], "float32")])
+    graphs = {
+        "ar_context": {"file": "ar_context.onnx",
+                       "inputs": [_tensor_spec("states", ["batch", "tokens", d], "float32"),
+                                  _tensor_spec("attention_mask", ["batch", "tokens"], "int64")],
+                       "outputs": context_specs},
+        "ar_step": {"file": "ar_step.onnx",
+                    "inputs": [_tensor_spec("token", ["batch", 1], "int64")] + [value(n, "past") for n in past_names]
+                              + context_specs,
+                    "outputs": [_tensor_spec("logits", ["batch", K], "float32")]
+                               + [value(n, "past_plus_1") for n in present_names[1:]]},
+    }
+    sampling = {"steps": N, "guidance": AR_DEFAULT_GUIDANCE, "temperature": AR_DEFAULT_TEMPERATURE,
+                "top_k": AR_DEFAULT_TOP_K, "max_steps": N, "noise_stream": AR_NOISE_STREAM,
+                "start_id": pcfg.start_id, "layers": L, "heads": h, "head_width": hs,
+                "order": "raster: position t = row * grid + column, t = 0 .. N-1, one per ar_step call",
+                "cache": "past_key_i/past_value_i start empty (batch, heads, 0, head_width); feed each step's present_* back",
+                "guided_steps": "every step: uncond + guidance*(cond - uncond), the prompt rows then the same rows with "
+                                "an all-zero attention_mask in one batch (ar_context and ar_step); guidance 1 runs the prompt rows alone",
+                "top_k_rule": "keep the top_k largest guided logits (others -inf) before sampling; 0 keeps all",
+                "noise": "Gumbel from numpy.random.default_rng([seed + i, noise_stream]).random((N, K)) for image i, drawn whole; row t for position t"}
+    return graphs, sampling
+
+
 def _write_bundle(gen: Generator, out: Path, cfg: ExportConfig) -> dict:
     pcfg = gen.predictor.cfg
-    grid, N, K = pcfg.grid, pcfg.positions, pcfg.codebook_size
+    grid, K = pcfg.grid, pcfg.codebook_size
     d = gen.encoder.width
     summary = gen.config.get("summary", {})
     props = {"artgen_bundle_format": BUNDLE_FORMAT, "vocabulary_hash": vocabulary_hash(),
-             "encoder": gen.encoder.name, "weights": gen.encoder.describe_source(),
+             "encoder": gen.encoder.name, "generator": gen.kind, "weights": gen.encoder.describe_source(),
              "precision": "int8" if cfg.int8 else "fp32"}
 
     tokens = gen.encoder.tokenize(["warm, chaotic, vivid", "a calm painting"])
     ids, mask = tokens.ids, tokens.mask.long()
     states = gen.encoder(tokens.ids, tokens.mask).detach()
-    codes = torch.full((2, N), pcfg.mask_id, dtype=torch.long)
-    T, B = "tokens", "batch"
     _export(EncoderGraph(gen.encoder), (ids, mask), out / "text_encoder.onnx", ["input_ids", "attention_mask"],
-            ["states"], {"input_ids": {0: B, 1: T}, "attention_mask": {0: B, 1: T}, "states": {0: B, 1: T}}, cfg.opset)
-    _export(PredictorGraph(gen.predictor), (codes, states, mask), out / "predictor.onnx",
-            ["codes", "states", "attention_mask"], ["logits"],
-            {"codes": {0: B}, "states": {0: B, 1: T}, "attention_mask": {0: B, 1: T}, "logits": {0: B}}, cfg.opset)
-    _export(DecoderGraph(gen.vqvae), (codes[:, :].view(2, grid, grid).clamp(max=K - 1),), out / "decoder.onnx",
-            ["codes"], ["images"], {"codes": {0: B}, "images": {0: B}}, cfg.opset)
-    quantized = ["text_encoder", "predictor"] + (["decoder"] if cfg.quantize_decoder else [])
-    for name in ("text_encoder", "predictor", "decoder"):
+            ["states"], {"input_ids": {0: _B, 1: _T}, "attention_mask": {0: _B, 1: _T}, "states": {0: _B, 1: _T}},
+            cfg.opset)
+    codes = torch.zeros((2, grid, grid), dtype=torch.long)
+    _export(DecoderGraph(gen.vqvae), (codes,), out / "decoder.onnx",
+            ["codes"], ["images"], {"codes": {0: _B}, "images": {0: _B}}, cfg.opset)
+    generator_graphs, sampling = (_ar_graphs if gen.kind == "ar" else _masked_graphs)(gen, out, states, mask, cfg)
+    names = ["text_encoder", *generator_graphs, "decoder"]
+    quantized = [n for n in names if n != "decoder" or cfg.quantize_decoder]
+    for name in names:
         path = out / f"{name}.onnx"
         if cfg.int8 and name in quantized:
             _quantize(path)
@@ -141,23 +223,17 @@ def _write_bundle(gen: Generator, out: Path, cfg: ExportConfig) -> dict:
         "format": BUNDLE_FORMAT,
         "producer": f"artgen {__version__}",
         "encoder": gen.encoder.name,
+        "generator": gen.kind,
         "weights": gen.encoder.describe_source(),
         "precision": "int8" if cfg.int8 else "fp32",
         "int8_graphs": quantized if cfg.int8 else [],
         "opset": cfg.opset,
         "codebook_size": K,
         "grid": grid,
-        "mask_id": pcfg.mask_id,
+        **({"mask_id": pcfg.mask_id} if gen.kind == "masked" else {}),
         "image_size": image_size,
         "text_width": d,
-        "sampling": {"steps": DEFAULT_STEPS, "guidance": DEFAULT_GUIDANCE, "temperature": DEFAULT_TEMPERATURE,
-                     "max_steps": MAX_STEPS, "order_stream": ORDER_STREAM,
-                     "guided_share": GUIDED_SHARE,
-                     "guided_steps": "the first ceil(S*guided_share) of S steps use uncond + guidance*(cond - uncond), "
-                                     "uncond being the logits for an all-zero attention_mask; later steps use cond alone",
-                     "order": "image i fixes positions in the order numpy.random.default_rng([seed + i, order_stream]).permutation(N)",
-                     "schedule": "cosine: N - floor(N*cos(pi/2*(s+1)/S)) positions are known after step s (0-based) of S",
-                     "noise": "Gumbel from numpy.random.default_rng([seed + i, step]).random((n, K)) for image i, row j for the j-th of the n positions the step fixes"},
+        "sampling": sampling,
         "prompt_limits": {"max_chars": MAX_PROMPT_CHARS, "max_words": MAX_PROMPT_WORDS},
         "tokenizer": _tokenizer_spec(gen, out),
         "vocabulary": list(ADJECTIVES),
@@ -168,11 +244,7 @@ def _write_bundle(gen: Generator, out: Path, cfg: ExportConfig) -> dict:
                              "inputs": [_tensor_spec("input_ids", ["batch", "tokens"], "int64"),
                                         _tensor_spec("attention_mask", ["batch", "tokens"], "int64")],
                              "outputs": [_tensor_spec("states", ["batch", "tokens", d], "float32")]},
-            "predictor": {"file": "predictor.onnx",
-                          "inputs": [_tensor_spec("codes", ["batch", N], "int64"),
-                                     _tensor_spec("states", ["batch", "tokens", d], "float32"),
-                                     _tensor_spec("attention_mask", ["batch", "tokens"], "int64")],
-                          "outputs": [_tensor_spec("logits", ["batch", N, K], "float32")]},
+            **generator_graphs,
             "decoder": {"file": "decoder.onnx",
                         "inputs": [_tensor_spec("codes", ["batch", grid, grid], "int64")],
                         "outputs": [_tensor_spec("images", ["batch", image_size, image_size, 3], "uint8")]},
@@ -197,8 +269,11 @@ def bundle_is_current(bundle: Path, checkpoint: Path) -> bool:
     except (OSError, json.JSONDecodeError):
         return False
     sampling = meta.get("sampling", {})  # the runtime samples with these: they must be today's
-    return (meta.get("format") == BUNDLE_FORMAT and sampling.get("guided_share") == GUIDED_SHARE
-            and sampling.get("order_stream") == ORDER_STREAM)
+    if meta.get("format") != BUNDLE_FORMAT:
+        return False
+    if meta.get("generator") == "ar":
+        return sampling.get("noise_stream") == AR_NOISE_STREAM
+    return sampling.get("guided_share") == GUIDED_SHARE and sampling.get("order_stream") == ORDER_STREAM
 
 
 def bundle_size(path: Path) -> int:
@@ -212,7 +287,7 @@ def bundle_readme(meta: dict) -> str:
         return "\n".join(f"| `{s['name']}` | {s['shape']} | {s['dtype']} |" for s in specs)
 
     sections = []
-    for name in ("text_encoder", "predictor", "decoder"):
+    for name in g:
         sections.append(f"### {g[name]['file']}\n\n| tensor | shape | dtype |\n|---|---|---|\n"
                         f"{rows(g[name]['inputs'])}\n{rows(g[name]['outputs'])}\n")
     return f"""# artgen bundle: {meta['encoder']} ({meta['precision']})
@@ -234,20 +309,39 @@ or `python runtime.py . "warm, chaotic, vivid" -o out.png`. Needs `onnxruntime`,
    at most {meta['tokenizer']['max_tokens']} tokens), pad with id {meta['tokenizer']['pad_id']};
    attention_mask is 1 for real tokens.
 2. `text_encoder.onnx` turns ids into text states.
-3. Start from a grid of {meta['grid']}x{meta['grid']} codes all equal to mask_id = {meta['mask_id']}.
-   For each of `steps` steps, run `predictor.onnx` and fix the next positions of the
-   image's random reveal order to a code drawn by Gumbel-max at `temperature` (0 = argmax).
-   Order: {meta['sampling']['order']}, order_stream = {meta['sampling']['order_stream']}.
-   Schedule: {meta['sampling']['schedule']}; the last step fixes the rest, and steps = 1
-   predicts the whole grid in one shot. Noise: {meta['sampling']['noise']}, u clipped to
-   [1e-20, 1 - 1e-7], -log(-log(u)) cast to float32 and added to logits / temperature
-   (float32); the code is the argmax.
-   Classifier-free guidance: {meta['sampling']['guided_steps']}; guided_share =
-   {meta['sampling']['guided_share']} (run both as one batch:
-   the prompt rows, then the same rows with attention_mask all 0; `guidance` = 1 is the
-   plain conditional model).
+{_ar_recipe(meta) if meta.get('generator') == 'ar' else _masked_recipe(meta)}
 4. `decoder.onnx` turns the {meta['codebook_size']}-way code grid into uint8 RGB pixels.
 
-Defaults: steps {meta['sampling']['steps']}, guidance {meta['sampling']['guidance']}, temperature {meta['sampling']['temperature']}.
+Defaults: {', '.join(f'{k} {meta["sampling"][k]}' for k in ('steps', 'guidance', 'temperature', 'top_k') if k in meta['sampling'])}.
 
 {chr(10).join(sections)}"""
+
+
+def _masked_recipe(meta: dict) -> str:
+    d = meta["sampling"]
+    return f"""3. Start from a grid of {meta['grid']}x{meta['grid']} codes all equal to mask_id = {meta['mask_id']}.
+   For each of `steps` steps, run `predictor.onnx` and fix the next positions of the
+   image's random reveal order to a code drawn by Gumbel-max at `temperature` (0 = argmax).
+   Order: {d['order']}, order_stream = {d['order_stream']}.
+   Schedule: {d['schedule']}; the last step fixes the rest, and steps = 1
+   predicts the whole grid in one shot. Noise: {d['noise']}, u clipped to
+   [1e-20, 1 - 1e-7], -log(-log(u)) cast to float32 and added to logits / temperature
+   (float32); the code is the argmax.
+   Classifier-free guidance: {d['guided_steps']}; guided_share =
+   {d['guided_share']} (run both as one batch:
+   the prompt rows, then the same rows with attention_mask all 0; `guidance` = 1 is the
+   plain conditional model)."""
+
+
+def _ar_recipe(meta: dict) -> str:
+    d = meta["sampling"]
+    return f"""3. Autoregressive generation of the {meta['grid']}x{meta['grid']} code grid, one position per step in
+   raster order. Run `ar_context.onnx` once on the text states (the prompt rows, then for
+   guidance the same rows with attention_mask all 0) to get the cross-attention keys/values.
+   Then for t = 0 .. {d['steps'] - 1}: run `ar_step.onnx` on `token` (start_id = {d['start_id']} at t = 0,
+   then the code drawn at t-1), the cache ({d['cache']}) and the
+   context outputs; it returns the logits of position t and the grown cache.
+   Guidance: {d['guided_steps']}. Top-k: {d['top_k_rule']}.
+   Noise: {d['noise']}, noise_stream = {d['noise_stream']}, u clipped to [1e-20, 1 - 1e-7],
+   -log(-log(u)) as float32, added to logits / temperature (float32); the code is the argmax
+   (temperature 0: the argmax of the logits)."""

@@ -49,3 +49,41 @@ class DecoderGraph(nn.Module):
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
         images = self.vqvae.decode_indices(codes)  # (B, 3, H, W) in [0, 1]
         return (images * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)  # (B, H, W, 3)
+
+
+
+class ARContextGraph(nn.Module):
+    """The autoregressive generator's per-prompt work, computed once and read by every step.
+
+    states (B, T, d) float32, attention_mask (B, T) int64 -> per block i cross_key_i
+    (B, h, hs, 1+T) (transposed) and cross_value_i (B, h, 1+T, hs) float32, and cross_bias
+    (B, 1, 1, 1+T) float32: 0 for the null text token and the real tokens, -inf for padding."""
+
+    def __init__(self, predictor):
+        super().__init__()
+        self.predictor = predictor
+
+    def forward(self, states, attention_mask):
+        ks, vs, bias = self.predictor.context(states, attention_mask > 0)
+        return (*ks, *vs, bias)
+
+
+class ARStepGraph(nn.Module):
+    """One cached autoregressive step, the standard ONNX pattern for decoder LMs.
+
+    token (B, 1) int64 (start_id, then the last code drawn), past_key_i/past_value_i
+    (B, h, t, hs) per block (t = 0 at the first step), cross_key_i/cross_value_i/cross_bias
+    from ar_context -> logits (B, K) float32 of position t, present_key_i/present_value_i
+    (B, h, t+1, hs)."""
+
+    def __init__(self, predictor):
+        super().__init__()
+        self.predictor = predictor
+        self.layers = predictor.cfg.layers
+
+    def forward(self, token, *tensors):
+        L = self.layers
+        past_k, past_v = list(tensors[:L]), list(tensors[L:2 * L])
+        cross_k, cross_v, bias = list(tensors[2 * L:3 * L]), list(tensors[3 * L:4 * L]), tensors[4 * L]
+        logits, ks, vs = self.predictor.step(token, past_k, past_v, cross_k, cross_v, bias)
+        return (logits, *ks, *vs)

@@ -10,11 +10,15 @@ copied into every bundle, so an app needs nothing but the bundle folder:
 
 Command line: `python -m export.runtime BUNDLE "warm, vivid" -o out.png [--seed 0] [--steps 1]`.
 
-Sampling is the one `artgen generate` runs (parallel decoding in a random reveal order with
-MaskGIT's cosine schedule, classifier-free guidance, Gumbel-max sampling) with the very same
-random numbers: numpy PCG64 streams `default_rng([seed, step])` for the noise and
-`default_rng([seed, order_stream])` for the order, one per image, so the same seed gives the
-same picture here and in PyTorch.
+A bundle holds one of two generators (`bundle.json` "generator"), and the runtime runs
+both with the sampling `artgen generate` runs and the very same random numbers (numpy PCG64
+streams, one per image), so the same seed gives the same picture here and in PyTorch:
+- masked: parallel decoding in a random reveal order with MaskGIT's cosine schedule,
+  classifier-free guidance on the first steps, Gumbel-max sampling (`predictor.onnx`);
+  noise `default_rng([seed, step])`, order `default_rng([seed, order_stream])`.
+- ar: one position per step in raster order (`ar_step.onnx`, past keys/values in, present
+  ones out; the text's cross-attention keys/values from `ar_context.onnx` once), guidance
+  on every step, top-k, Gumbel-max; noise `default_rng([seed, noise_stream])` drawn whole.
 """
 
 from __future__ import annotations
@@ -28,8 +32,11 @@ from typing import Sequence
 
 import numpy as np
 
-BUNDLE_FORMAT = 2  # 2: random reveal order (format 1 bundles fixed the most confident codes first)
-GRAPHS = ("text_encoder", "predictor", "decoder")
+BUNDLE_FORMAT = 3  # 3: "generator" masked | ar; 2: masked only (random reveal order), still read
+READABLE_FORMATS = (2, 3)
+GRAPHS = {"masked": ("text_encoder", "predictor", "decoder"),
+          "ar": ("text_encoder", "ar_context", "ar_step", "decoder")}
+STEP_GRAPH = {"masked": "predictor", "ar": "ar_step"}  # the graph run once per sampling step
 
 
 class BundleError(Exception):
@@ -92,9 +99,34 @@ def check_prompt(prompt: str, limits: dict) -> None:
 
 def gumbel(seed: int, step: int, shape: tuple[int, ...]) -> np.ndarray:
     """Gumbel(0, 1) noise of one image at sampling step `step`, from the stream
-    default_rng([seed, step]): row j is for the j-th position that step fixes."""
+    default_rng([seed, step]): row j is for the j-th position that step fixes (masked); the
+    autoregressive sampler draws (N, K) from default_rng([seed, noise_stream]) at once."""
     u = np.clip(np.random.default_rng([int(seed), step]).random(shape), 1e-20, 1.0 - 1e-7)
     return -np.log(-np.log(u))
+
+
+def pick_codes(logits: np.ndarray, noise: np.ndarray, temperature: float, top_k: int) -> np.ndarray:
+    """(B,) codes from logits (B, K) float32: the top_k most likely (0: all), then Gumbel-max
+    at `temperature` with noise (B, K) float32, or the argmax at temperature 0."""
+    if top_k:
+        kth = np.partition(logits, -top_k, axis=-1)[:, -top_k:].min(axis=-1, keepdims=True)  # (B, 1)
+        logits = np.where(logits < kth, np.float32(-np.inf), logits)
+    if temperature > 0:
+        logits = logits / np.float32(temperature) + noise
+    return logits.argmax(-1)
+
+
+def check_float(name: str, value, low: float | None = None, high: float | None = None) -> float:
+    """A sampling setting as a finite float within [low, high], or a BundleError naming it."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise BundleError(f"{name} must be a number (got {value!r})") from None
+    if not math.isfinite(v) or (low is not None and v < low) or (high is not None and v > high):
+        bounds = f" between {low:g} and {high:g}" if low is not None and high is not None else (
+            f" >= {low:g}" if low is not None else "")
+        raise BundleError(f"{name} must be a finite number{bounds} (got {value!r})")
+    return v
 
 
 class Runtime:
@@ -118,14 +150,18 @@ class Runtime:
             meta = json.loads(meta_path.read_text())
         except json.JSONDecodeError as e:
             raise BundleError(f"{meta_path} is not valid JSON ({e.msg}): export the bundle again with `artgen export`") from None
-        if meta.get("format") != BUNDLE_FORMAT:
-            raise BundleError(f"{bundle} has bundle format {meta.get('format')!r}, this runtime reads format "
-                              f"{BUNDLE_FORMAT}: export it again with the matching artgen version")
+        if not isinstance(meta, dict) or meta.get("format") not in READABLE_FORMATS:
+            got = meta.get("format") if isinstance(meta, dict) else None
+            raise BundleError(f"{bundle} has bundle format {got!r}, this runtime reads formats "
+                              f"{', '.join(map(str, READABLE_FORMATS))}: export it again with the matching artgen version")
+        self.generator = meta.get("generator", "masked")
+        if self.generator not in GRAPHS:
+            raise BundleError(f"{bundle} holds an unknown generator {self.generator!r}: export it again with the matching artgen version")
         if spinning not in self.SPINNING:
             raise BundleError(f"spinning must be one of {', '.join(self.SPINNING)} (got {spinning!r})")
         self.meta = meta
         self.sessions = {}
-        for name in GRAPHS:
+        for name in GRAPHS[self.generator]:
             options = ort.SessionOptions()
             if threads:
                 options.intra_op_num_threads = threads
@@ -133,9 +169,11 @@ class Runtime:
             # The three sessions run one after another on few cores. A busy-waiting pool saves
             # the wake-up of its workers at every operator, which can pay off for the predictor's
             # back-to-back runs; pools that spin also steal the cores the caller's thread needs.
-            spin = spinning == "all" or (spinning == "predictor" and name == "predictor")
+            spin = spinning == "all" or (spinning == "predictor" and name == STEP_GRAPH[self.generator])
             options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
             options.log_severity_level = 3
+            if name not in meta.get("graphs", {}):
+                raise BundleError(f"{meta_path} names no {name} graph: export the bundle again with `artgen export`")
             path = bundle / meta["graphs"][name]["file"]
             if not path.is_file():
                 raise BundleError(f"the bundle {bundle} is incomplete: {path.name} is missing; export it again with `artgen export`")
@@ -170,21 +208,32 @@ class Runtime:
 
     def sample_codes(self, prompts: Sequence[str], seed: int = 0, steps: int | None = None,
                      guidance: float | None = None, temperature: float | None = None,
-                     seeds: Sequence[int] | None = None) -> np.ndarray:
-        """(B, h, w) int64 code grids, image i drawn with seed + i (or `seeds[i]`)."""
+                     seeds: Sequence[int] | None = None, top_k: int | None = None) -> np.ndarray:
+        """(B, h, w) int64 code grids, image i drawn with seed + i (or `seeds[i]`). None takes
+        the bundle's default of a setting; `top_k` is for the autoregressive generator only."""
         d = self.meta["sampling"]
-        steps = d["steps"] if steps is None else int(steps)
-        guidance = d["guidance"] if guidance is None else float(guidance)
-        temperature = d["temperature"] if temperature is None else float(temperature)
-        if not 1 <= steps <= d["max_steps"]:
-            raise BundleError(f"steps must be between 1 and {d['max_steps']} (got {steps})")
-        if temperature < 0:
-            raise BundleError(f"temperature must be >= 0 (got {temperature})")
+        guidance = check_float("guidance", d["guidance"] if guidance is None else guidance)
+        temperature = check_float("temperature", d["temperature"] if temperature is None else temperature, low=0.0)
+        if isinstance(prompts, str) or not all(isinstance(p, str) for p in prompts):
+            raise BundleError("prompts must be a list of strings, e.g. [\"warm, chaotic, vivid\"]")
         for p in prompts:
             check_prompt(p, self.meta["prompt_limits"])
-        seeds = list(seeds) if seeds is not None else [seed + i for i in range(len(prompts))]
+        seeds = list(seeds) if seeds is not None else [int(seed) + i for i in range(len(prompts))]
         if min(seeds, default=0) < 0:
             raise BundleError(f"seeds must be >= 0 (got {min(seeds)}): numpy's random streams take no negative seeds")
+        if self.generator == "ar":
+            if steps is not None and int(steps) != d["steps"]:
+                raise BundleError(f"steps {steps} does not apply to this autoregressive bundle: it draws the "
+                                  f"{d['steps']} positions one per step; leave steps out")
+            top_k = d.get("top_k", 0) if top_k is None else int(top_k)
+            if not 0 <= top_k <= self.meta["codebook_size"]:
+                raise BundleError(f"top_k must be between 0 (off) and {self.meta['codebook_size']} (got {top_k})")
+            return self._sample_ar(prompts, seeds, guidance, temperature, top_k)
+        if top_k:
+            raise BundleError("top_k is for autoregressive bundles; this bundle holds the masked generator")
+        steps = d["steps"] if steps is None else int(steps)
+        if not 1 <= steps <= d["max_steps"]:
+            raise BundleError(f"steps must be between 1 and {d['max_steps']} (got {steps})")
         grid, K, mask_id = self.meta["grid"], self.meta["codebook_size"], self.meta["mask_id"]
         B, N = len(prompts), grid * grid
 
@@ -206,16 +255,51 @@ class Runtime:
             known = upto
         return codes.reshape(B, grid, grid)
 
+    def _sample_ar(self, prompts: Sequence[str], seeds: list[int], guidance: float, temperature: float,
+                   top_k: int) -> np.ndarray:
+        """Raster-order sampling with the KV cache: ar_context once, then ar_step per position."""
+        d = self.meta["sampling"]
+        grid, K = self.meta["grid"], self.meta["codebook_size"]
+        B, N, L = len(prompts), grid * grid, d["layers"]
+        states, mask = self.encode(prompts)
+        guided = guidance != 1.0
+        if guided:  # the prompt rows, then the same rows with the text dropped, as one batch
+            states, mask = np.concatenate([states, states]), np.concatenate([mask, np.zeros_like(mask)])
+        context_names = [o.name for o in self.sessions["ar_context"].get_outputs()]
+        feed = dict(zip(context_names, self.sessions["ar_context"].run(None, {"states": states, "attention_mask": mask})))
+        past_names = [f"past_key_{i}" for i in range(L)] + [f"past_value_{i}" for i in range(L)]
+        empty = np.zeros((len(states), d["heads"], 0, d["head_width"]), dtype=np.float32)
+        feed.update({n: empty for n in past_names})
+        noise = np.stack([np.clip(np.random.default_rng([int(s), d["noise_stream"]]).random((N, K)), 1e-20, 1.0 - 1e-7)
+                          for s in seeds])
+        noise = (-np.log(-np.log(noise))).astype(np.float32)  # (B, N, K)
+        g = np.float32(guidance)
+        step = self.sessions["ar_step"]
+        codes = np.zeros((B, N), dtype=np.int64)
+        feed["token"] = np.full((len(states), 1), d["start_id"], dtype=np.int64)
+        for t in range(N):
+            out = step.run(None, feed)
+            logits = out[0]  # (B or 2B, K)
+            if guided:
+                logits = logits[B:] + g * (logits[:B] - logits[B:])
+            codes[:, t] = pick_codes(logits, noise[:, t], temperature, top_k)
+            feed.update(zip(past_names, out[1:]))
+            feed["token"] = np.concatenate([codes[:, t], codes[:, t]])[:, None] if guided else codes[:, t:t + 1]
+        return codes.reshape(B, grid, grid)
+
     def decode(self, codes: np.ndarray) -> np.ndarray:
         return self.sessions["decoder"].run(None, {"codes": codes.astype(np.int64)})[0]  # (B, H, W, 3) uint8
 
     def generate(self, prompt: str | Sequence[str], seed: int = 0, steps: int | None = None,
-                 guidance: float | None = None, temperature: float | None = None) -> np.ndarray:
+                 guidance: float | None = None, temperature: float | None = None,
+                 top_k: int | None = None) -> np.ndarray:
         """(B, H, W, 3) uint8 images, one per prompt; prompt i uses seed + i."""
+        if prompt is None:
+            raise BundleError("no prompt given: pass a prompt such as \"warm, chaotic, vivid\"")
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         if not prompts:
             raise BundleError("no prompt given: pass a prompt such as \"warm, chaotic, vivid\"")
-        return self.decode(self.sample_codes(prompts, seed, steps, guidance, temperature))
+        return self.decode(self.sample_codes(prompts, seed, steps, guidance, temperature, top_k=top_k))
 
 
 def save_png(images: np.ndarray, path: str | Path, scale: int = 1) -> None:

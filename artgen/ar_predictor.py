@@ -1,0 +1,221 @@
+"""The autoregressive generator: a decoder-only transformer over the latent grid's code
+indices in raster order, conditioned on the text by cross-attention.
+
+iGPT in VQ latent space, as in taming-transformers (Esser et al., 2021) and LlamaGen (Sun et
+al., 2024): position t sees a start token and the codes of positions 0..t-1 (causal
+self-attention), cross-attends to the text states, and predicts the code of position t. Each
+input carries a learned 2-D position (row + column embedding) of the position it predicts.
+Classifier-free guidance as in the direct predictor: the text is dropped for `text_drop` of
+the training samples, and a learned "null" text token, always among the keys, is all that
+is left to attend to, so an all-False text mask is the unconditional model.
+
+Sampling runs one position per step with a KV cache (`step`): the keys and values of the
+positions already drawn are kept, and the cross-attention keys and values of the text are
+computed once per prompt (`cross_kv`). `forward` is the teacher-forced pass over the whole
+grid that training uses; `step` after `step` gives the very same logits (tested).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from artgen.encoders import MLP
+
+
+@dataclass
+class ARConfig:
+    grid: int = 16  # latent grid side: grid*grid positions, generated in raster order
+    codebook_size: int = 512
+    text_width: int = 192  # width of the encoder's states (set from the encoder)
+    width: int = 128
+    layers: int = 4
+    heads: int = 4
+    mlp_ratio: int = 3
+    dropout: float = 0.0
+    text_drop: float = 0.1  # share of training samples whose text is dropped (for guidance)
+
+    @property
+    def positions(self) -> int:
+        return self.grid * self.grid
+
+    @property
+    def start_id(self) -> int:
+        return self.codebook_size  # the extra embedding row that starts every sequence
+
+    @property
+    def head_width(self) -> int:
+        return self.width // self.heads
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: ARConfig):
+        super().__init__()
+        self.heads, self.head_width = cfg.heads, cfg.head_width
+        self.qkv = nn.Linear(cfg.width, 3 * cfg.width)
+        self.out = nn.Linear(cfg.width, cfg.width)
+        self.dropout = cfg.dropout
+
+    def forward(self, x):
+        """The whole sequence at once, causally (training): x (B, T, C) -> (B, T, C)."""
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.heads, self.head_width).permute(2, 0, 3, 1, 4)  # 3 x (B, h, T, hs)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
+        return self.out(y.transpose(1, 2).reshape(B, T, C))
+
+    def step(self, x, past_k, past_v):
+        """One new position that sees every cached one: x (B, 1, C), past_k/past_v (B, h, t, hs)
+        -> (B, 1, C) and the keys/values (B, h, t+1, hs). Written with fixed reshapes (a
+        (B, 1, h, hs) tensor has the layout of (B, h, 1, hs)) so the ONNX step graph stays small."""
+        h, hs = self.heads, self.head_width
+        q, k, v = self.qkv(x).split(h * hs, dim=-1)  # 3 x (B, 1, C)
+        k = torch.cat([past_k, k.reshape(-1, h, 1, hs)], dim=2)  # (B, h, t+1, hs)
+        v = torch.cat([past_v, v.reshape(-1, h, 1, hs)], dim=2)
+        att = ((q.reshape(-1, h, 1, hs) * hs ** -0.5) @ k.transpose(2, 3)).softmax(dim=-1)  # (B, h, 1, t+1)
+        return self.out((att @ v).reshape(-1, 1, h * hs)), k, v
+
+
+class CrossAttention(nn.Module):
+    """Attention to the text. Its keys/values depend on the prompt only, so sampling computes
+    them once (`cache`) and every step reuses them."""
+
+    def __init__(self, cfg: ARConfig):
+        super().__init__()
+        self.heads, self.head_width = cfg.heads, cfg.head_width
+        self.q = nn.Linear(cfg.width, cfg.width)
+        self.kv = nn.Linear(cfg.width, 2 * cfg.width)
+        self.out = nn.Linear(cfg.width, cfg.width)
+
+    def _kv(self, text):
+        B, Tt, C = text.shape
+        k, v = self.kv(text).view(B, Tt, 2, self.heads, self.head_width).permute(2, 0, 3, 1, 4)
+        return k, v  # 2 x (B, h, Tt, hs)
+
+    def forward(self, x, text, key_mask):
+        """x (B, T, C), text (B, Tt, C), key_mask (B, Tt) bool -> (B, T, C)."""
+        B, T, C = x.shape
+        k, v = self._kv(text)
+        q = self.q(x).view(B, T, self.heads, self.head_width).transpose(1, 2)  # (B, h, T, hs)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask[:, None, None, :])
+        return self.out(y.transpose(1, 2).reshape(B, T, C))
+
+    def cache(self, text):
+        """(keys transposed (B, h, hs, Tt), values (B, h, Tt, hs)) for `step`."""
+        k, v = self._kv(text)
+        return k.transpose(2, 3), v
+
+    def step(self, x, k_t, v, bias):
+        """x (B, 1, C); bias (B, 1, 1, Tt) float, 0 for keys that may be attended, -inf else."""
+        h, hs = self.heads, self.head_width
+        att = ((self.q(x).reshape(-1, h, 1, hs) * hs ** -0.5) @ k_t + bias).softmax(dim=-1)  # (B, h, 1, Tt)
+        return self.out((att @ v).reshape(-1, 1, h * hs))
+
+
+class ARBlock(nn.Module):
+    def __init__(self, cfg: ARConfig):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(cfg.width)
+        self.self_attn = CausalSelfAttention(cfg)
+        self.ln2 = nn.LayerNorm(cfg.width)
+        self.cross_attn = CrossAttention(cfg)
+        self.ln3 = nn.LayerNorm(cfg.width)
+        self.mlp = MLP(cfg.width, cfg.mlp_ratio, cfg.dropout)
+
+    def forward(self, x, text, key_mask):
+        x = x + self.self_attn(self.ln1(x))
+        x = x + self.cross_attn(self.ln2(x), text, key_mask)
+        return x + self.mlp(self.ln3(x))
+
+    def step(self, x, past_k, past_v, cross_k_t, cross_v, bias):
+        h, k, v = self.self_attn.step(self.ln1(x), past_k, past_v)
+        x = x + h
+        x = x + self.cross_attn.step(self.ln2(x), cross_k_t, cross_v, bias)
+        return x + self.mlp(self.ln3(x)), k, v
+
+
+class ARPredictor(nn.Module):
+    def __init__(self, cfg: ARConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.tok_emb = nn.Embedding(cfg.codebook_size + 1, cfg.width)  # + the start token
+        self.row_emb = nn.Parameter(torch.randn(cfg.grid, cfg.width) * 0.02)
+        self.col_emb = nn.Parameter(torch.randn(cfg.grid, cfg.width) * 0.02)
+        self.text_proj = nn.Sequential(nn.LayerNorm(cfg.text_width), nn.Linear(cfg.text_width, cfg.width))
+        self.null_text = nn.Parameter(torch.randn(1, 1, cfg.width) * 0.02)
+        self.blocks = nn.ModuleList(ARBlock(cfg) for _ in range(cfg.layers))
+        self.ln_f = nn.LayerNorm(cfg.width)
+        self.head = nn.Linear(cfg.width, cfg.codebook_size)
+        nn.init.normal_(self.tok_emb.weight, std=0.02)
+
+    def positions(self) -> torch.Tensor:
+        """(N, d) learned 2-D position of every grid cell, raster order."""
+        g = self.cfg.grid
+        return (self.row_emb[:, None, :] + self.col_emb[None, :, :]).reshape(g * g, -1)
+
+    def text(self, states: torch.Tensor, text_mask: torch.Tensor):
+        """Text states (B, T, d_text) and text_mask (B, T) bool (all False: the text dropped) ->
+        the cross-attention memory (B, 1+T, d) and its key mask (B, 1+T) bool, the null token
+        first and always attendable."""
+        B = states.shape[0]
+        text = torch.cat([self.null_text.expand(B, -1, -1), self.text_proj(states)], dim=1)  # (B, 1+T, d)
+        return text, torch.cat([torch.ones_like(text_mask[:, :1]), text_mask], dim=1)
+
+    def forward(self, codes: torch.Tensor, states: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits (B, N, K): position t's from the start token and codes[:, :t].
+        codes (B, N) long; states (B, T, d_text); text_mask (B, T) bool."""
+        N = codes.shape[1]
+        start = torch.full_like(codes[:, :1], self.cfg.start_id)
+        x = self.tok_emb(torch.cat([start, codes[:, :-1]], dim=1)) + self.positions()[:N]  # (B, N, d)
+        text, keys = self.text(states, text_mask)
+        for block in self.blocks:
+            x = block(x, text, keys)
+        return self.head(self.ln_f(x))  # (B, N, K)
+
+    def context(self, states: torch.Tensor, text_mask: torch.Tensor):
+        """What every sampling step reads from the prompt, computed once: per block the
+        cross-attention keys (B, h, hs, 1+T) and values (B, h, 1+T, hs), and the key bias
+        (B, 1, 1, 1+T), 0 where a key may be attended and -inf where not."""
+        text, keys = self.text(states, text_mask)
+        cache = [block.cross_attn.cache(text) for block in self.blocks]
+        bias = torch.zeros(keys.shape, dtype=text.dtype).masked_fill(~keys, float("-inf"))[:, None, None, :]
+        return [k for k, _ in cache], [v for _, v in cache], bias
+
+    def step(self, token: torch.Tensor, past_k: list[torch.Tensor], past_v: list[torch.Tensor],
+             cross_k: list[torch.Tensor], cross_v: list[torch.Tensor], bias: torch.Tensor):
+        """One cached step. token (B, 1) long: the start token, then the last code drawn;
+        past_k/past_v per block (B, h, t, hs) for the t positions before it (t may be 0).
+        Returns the logits (B, K) of position t and per block the keys/values (B, h, t+1, hs)."""
+        t = past_k[0].shape[2]
+        x = self.tok_emb(token) + self.positions()[t]  # (B, 1, d)
+        new_k, new_v = [], []
+        for block, pk, pv, ck, cv in zip(self.blocks, past_k, past_v, cross_k, cross_v):
+            x, k, v = block.step(x, pk, pv, ck, cv, bias)
+            new_k.append(k)
+            new_v.append(v)
+        return self.head(self.ln_f(x)).reshape(-1, self.cfg.codebook_size), new_k, new_v  # (B, K)
+
+    def empty_cache(self, batch: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Keys and values of no position yet: per block (B, h, 0, hs)."""
+        c = self.cfg
+        return ([torch.zeros(batch, c.heads, 0, c.head_width) for _ in range(c.layers)],
+                [torch.zeros(batch, c.heads, 0, c.head_width) for _ in range(c.layers)])
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def training_inputs(codes: torch.Tensor, text_mask: torch.Tensor, cfg: ARConfig,
+                    generator: torch.Generator | None = None):
+    """Teacher forcing: the model reads the true codes and predicts every position; the text of
+    `text_drop` of the samples is dropped. Same contract as `predictor.training_inputs`:
+    codes (B, N) -> (inputs (B, N), predicted (B, N) bool, text_mask (B, T))."""
+    drop = torch.rand(codes.shape[0], generator=generator, device=codes.device) < cfg.text_drop
+    return codes, torch.ones_like(codes, dtype=torch.bool), text_mask & ~drop[:, None]
+
+
+def evaluation_inputs(codes: torch.Tensor, cfg: ARConfig) -> torch.Tensor:
+    """What the test CE reads: the whole true sequence (the full teacher-forced CE)."""
+    return codes

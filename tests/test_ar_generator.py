@@ -1,0 +1,174 @@
+"""The autoregressive generator: causality, KV cache = uncached forward, guidance 1 = the
+conditional model, training through the shared loop into checkpoints/<encoder>-ar, generation
+(seeded, deterministic) and the CLI."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_cli
+
+from artgen.ar_predictor import ARConfig, ARPredictor
+from artgen.errors import ArtgenError
+from artgen.train_predictor import PredictorPreset, train_predictor
+from artgen.workspace import Workspace
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+TINY_AR = PredictorPreset(
+    predictor=dict(width=32, layers=2, heads=2, mlp_ratio=2),
+    encoder=dict(width=32, layers=1, heads=2),
+    train=dict(steps=4, batch_size=8, lr=1e-3, warmup_steps=1, checkpoint_every=2, log_every=1),
+)
+
+
+def _model(grid=4, seed=0):
+    torch.manual_seed(seed)
+    return ARPredictor(ARConfig(grid=grid, text_width=24, width=32, layers=2, heads=4)).eval()
+
+
+def _inputs(B=3, N=16, T=5, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    codes = torch.randint(0, 512, (B, N), generator=g)
+    states = torch.randn(B, T, 24, generator=g)
+    mask = torch.ones(B, T, dtype=torch.bool)
+    mask[1, 3:] = False  # a shorter prompt
+    return codes, states, mask
+
+
+def test_a_position_does_not_see_later_codes():
+    model = _model()
+    codes, states, mask = _inputs()
+    before = model(codes, states, mask)
+    changed = codes.clone()
+    changed[:, 9:] = (changed[:, 9:] + 1) % 512
+    after = model(changed, states, mask)
+    # position t reads codes < t: changing codes 9.. leaves positions 0..9 as they were
+    assert torch.equal(before[:, :10], after[:, :10])
+    assert not torch.allclose(before[:, 10:], after[:, 10:])
+
+
+def test_kv_cached_steps_equal_the_uncached_forward():
+    model = _model()
+    codes, states, mask = _inputs()
+    full = model(codes, states, mask)  # (B, N, K)
+    cross_k, cross_v, bias = model.context(states, mask)
+    past_k, past_v = model.empty_cache(len(codes))
+    token = torch.full((len(codes), 1), model.cfg.start_id)
+    steps = []
+    for t in range(codes.shape[1]):
+        logits, past_k, past_v = model.step(token, past_k, past_v, cross_k, cross_v, bias)
+        steps.append(logits)
+        token = codes[:, t:t + 1]
+        assert past_k[0].shape[2] == t + 1  # the cache grows by one position per step
+    assert torch.allclose(torch.stack(steps, 1), full, atol=1e-5)
+
+
+def test_the_text_changes_the_prediction_and_dropping_it_is_the_null_token():
+    model = _model()
+    codes, states, mask = _inputs()
+    dropped = model(codes, states, torch.zeros_like(mask))
+    other_states = model(codes, torch.randn_like(states), torch.zeros_like(mask))
+    assert torch.allclose(dropped, other_states, atol=1e-6)  # without text, the states are not read
+    assert not torch.allclose(model(codes, states, mask), dropped)
+
+
+@pytest.fixture(scope="module")
+def trained_ar(small_corpus, tmp_path_factory):
+    from artgen.train_vqvae import train_vqvae
+
+    root = tmp_path_factory.mktemp("ar")
+    shutil.copytree(small_corpus / "data", root / "data")
+    ws = Workspace(root)
+    train_vqvae(ws, preset="quick", steps=2, batch_size=8, device="cpu", show_progress=False)
+    metrics = train_predictor(ws, "tiny", preset=TINY_AR, annotations="gt", device="cpu", show_progress=False,
+                              generator="ar")
+    return ws, metrics
+
+
+def test_ar_training_writes_its_own_checkpoint_with_teacher_forced_metrics(trained_ar):
+    ws, metrics = trained_ar
+    d = ws.checkpoint("tiny-ar")
+    config = json.loads((d / "config.json").read_text())
+    assert config["generator"] == "ar" and config["summary"]["model"] == "tiny-ar"
+    assert "teacher-forced" in config["summary"]["test_ce"]
+    assert not ws.checkpoint("tiny").exists()  # the masked model's folder is untouched
+    for key in ("ce", "ce_no_text", "token_accuracy", "baseline_ce"):
+        assert np.isfinite(metrics[key])
+    # a few steps from scratch: near the uniform CE over 512 codes, not yet below the unigram baseline
+    assert abs(metrics["ce"] - np.log(512)) < 1.0
+
+
+def test_ar_generation_is_seeded_and_guidance_one_is_the_conditional_model(trained_ar):
+    from artgen.generate import ARGenerator, load_generator
+
+    ws, _ = trained_ar
+    gen = load_generator(ws, "tiny-ar")
+    assert isinstance(gen, ARGenerator) and gen.default_steps == 64  # 32 px corpus: 8x8 grid
+    prompts = ["warm, chaotic, vivid", "cool, calm"]
+    a = gen.sample_codes(prompts, seed=3)
+    assert a.shape == (2, 8, 8) and a.dtype == torch.long and int(a.max()) < 512
+    assert torch.equal(a, gen.sample_codes(prompts, seed=3))
+    assert not torch.equal(a, gen.sample_codes(prompts, seed=4))
+    # image i depends on its own seed only, not on the batch it is in
+    assert torch.equal(a[1], gen.sample_codes([prompts[1]], seeds=[4])[0])
+    # guidance 1 runs the conditional model alone: at temperature 0 that is its greedy decoding
+    greedy = gen.sample_codes(prompts[:1], guidance=1.0, temperature=0.0)[0].flatten()
+    cond_logits = gen.predictor(greedy[None], *gen.encoder.encode(gen.encoder.tokenize(prompts[:1])))
+    assert torch.equal(cond_logits.argmax(-1)[0], greedy)
+    images = gen.generate(prompts, seed=0)
+    assert images.shape == (2, 32, 32, 3) and images.dtype == np.uint8
+
+
+def test_ar_sampler_refuses_bad_settings(trained_ar):
+    from artgen.generate import load_generator
+
+    gen = load_generator(trained_ar[0], "tiny-ar")
+    for kwargs, needle in ((dict(steps=8), "--steps"), (dict(top_k=600), "--top-k"),
+                           (dict(guidance=float("nan")), "--guidance"), (dict(temperature=float("inf")), "--temperature")):
+        with pytest.raises(ArtgenError, match=needle):
+            gen.sample_codes(["warm"], **kwargs)
+
+
+def test_top_k_one_is_the_argmax(trained_ar):
+    from artgen.generate import load_generator
+
+    gen = load_generator(trained_ar[0], "tiny-ar")
+    assert torch.equal(gen.sample_codes(["warm"], seed=1, top_k=1), gen.sample_codes(["warm"], seed=2, temperature=0.0))
+
+
+def test_cli_generate_with_the_ar_generator(trained_ar, tmp_path):
+    ws, _ = trained_ar
+    out = tmp_path / "ar.png"
+    r = run_cli("generate", "warm, vivid", "--generator", "ar", "-n", "2", "-o", str(out), workdir=ws.root)
+    assert r.returncode == 0, r.stderr
+    assert out.stat().st_size > 0
+    r = run_cli("generate", "warm", "--generator", "ar", "--encoder", "clip", "-o", str(out), workdir=ws.root)
+    assert r.returncode == 2 and "artgen train --encoder clip --generator ar" in r.stderr
+
+
+def test_ar_export_parity_and_the_torch_free_runtime(trained_ar):
+    from artgen.generate import load_generator
+    from export.bundle import ExportConfig, export_bundle
+    from export.parity import check_parity
+    from export.runtime import Runtime
+
+    ws, _ = trained_ar
+    gen = load_generator(ws, "tiny-ar")
+    meta = export_bundle(gen, ws.bundles / "tiny-ar")
+    assert meta["generator"] == "ar" and set(meta["graphs"]) == {"text_encoder", "ar_context", "ar_step", "decoder"}
+    report = check_parity(gen, ws.bundles / "tiny-ar", n_prompts=16)
+    assert report.generator == "ar" and report.passed, report
+    assert report.logits_max_abs_diff <= 1e-4 and report.code_agreement >= 0.99
+    assert report.sampled_agreement_all_steps >= 0.99  # same seed, same codes after every sampled step
+    rt = Runtime(ws.bundles / "tiny-ar")
+    for kwargs in (dict(), dict(guidance=1.0, temperature=0.7), dict(top_k=5)):
+        a = gen.sample_codes(["warm, vivid", "cool"], seed=5, **kwargs).numpy()
+        assert (a == rt.sample_codes(["warm, vivid", "cool"], seed=5, **kwargs)).mean() >= 0.99
+    int8 = export_bundle(gen, ws.bundles / "tiny-ar-int8", ExportConfig(int8=True))
+    assert int8["int8_graphs"] == ["text_encoder", "ar_context", "ar_step"]
+    report8 = check_parity(gen, ws.bundles / "tiny-ar-int8", n_prompts=16)
+    assert report8.precision == "int8" and report8.passed, report8
