@@ -39,6 +39,7 @@ class DemoConfig:
     image_size: int = 64
     vqvae_preset: str = "quick"
     encoder_preset: str = "quick"
+    generator: str = "masked"  # masked | ar: the tiny model's generator (artgen.generators)
     annotations: str = "heuristic"  # caption labels for the tiny model (gt: the corpus's ground truth)
     vqvae_steps: int | None = None  # overrides for tests on tiny corpora
     encoder_steps: int | None = None
@@ -141,15 +142,18 @@ class Demo:
                    lambda: train_vqvae(ws, preset=cfg.vqvae_preset, steps=cfg.vqvae_steps), vq_dir, vq_headline)
 
         from artgen.generate import generate_to_png, load_generator
-        from artgen.train_predictor import PRESETS, train_predictor
+        from artgen.train_predictor import presets_for, train_predictor
 
-        tiny_dir = ws.checkpoint("tiny")
+        from artgen.generators import model_name
+
+        model = model_name("tiny", cfg.generator)  # tiny or tiny-ar
+        tiny_dir = ws.checkpoint(model)
 
         def tiny_ok() -> bool:
             if not trained_with(tiny_dir / "metrics.json", "custom" if cfg.encoder_overrides else cfg.encoder_preset):
                 return False
             try:
-                load_generator(ws, "tiny")  # also checks it was trained on this VQ-VAE's codes
+                load_generator(ws, model)  # also checks it was trained on this VQ-VAE's codes
                 return True
             except ArtgenError:
                 return False
@@ -159,26 +163,27 @@ class Demo:
             if cfg.encoder_overrides:
                 from dataclasses import replace
 
-                preset = replace(PRESETS[cfg.encoder_preset]["tiny"], **cfg.encoder_overrides)
-            train_predictor(ws, "tiny", preset=preset, annotations=cfg.annotations, steps=cfg.encoder_steps)
+                preset = replace(presets_for(cfg.generator)[cfg.encoder_preset]["tiny"], **cfg.encoder_overrides)
+            train_predictor(ws, "tiny", preset=preset, annotations=cfg.annotations, steps=cfg.encoder_steps,
+                            generator=cfg.generator)
 
         def tiny_headline() -> str:
             m = json.loads((tiny_dir / "metrics.json").read_text())
             return (f"test CE {m['ce']:.2f} with text vs {m['ce_no_text']:.2f} without; token_accuracy "
                     f"{m['token_accuracy']:.3f} (most-frequent-code baseline {m['baseline_accuracy']:.3f})")
 
-        self.stage(f"tiny encoder + predictor ({cfg.encoder_preset})", tiny_ok, train_tiny, tiny_dir, tiny_headline)
+        self.stage(f"{model} encoder + generator ({cfg.encoder_preset})", tiny_ok, train_tiny, tiny_dir, tiny_headline)
 
         samples = ws.reports / "demo" / "samples.png"
         self.stage("sample grid", lambda: is_newer(samples, tiny_dir / "model.safetensors"),
-                   lambda: generate_to_png(ws, list(SAMPLE_PROMPTS), samples, encoder="tiny", n=4),
+                   lambda: generate_to_png(ws, list(SAMPLE_PROMPTS), samples, encoder=model, n=4),
                    samples, lambda: f"{len(SAMPLE_PROMPTS)} prompts x 4 seeds")
 
         from export.bundle import ExportConfig, bundle_is_current, export_bundle
 
-        bundle = ws.bundles / "tiny-int8"
+        bundle = ws.bundles / f"{model}-int8"
         self.stage("export int8 bundle", lambda: bundle_is_current(bundle, tiny_dir),
-                   lambda: export_bundle(load_generator(ws, "tiny"), bundle, ExportConfig(int8=True)),
+                   lambda: export_bundle(load_generator(ws, model), bundle, ExportConfig(int8=True)),
                    bundle, lambda: f"{json.loads((bundle / 'bundle.json').read_text())['size_bytes'] / 1e6:.2f} MB")
 
         from bench.run import BenchConfig, run_bench
@@ -187,14 +192,14 @@ class Demo:
 
         def bench_headline() -> str:
             report = json.loads(bench_json.read_text())
-            row = next((r for r in report.get("rows", []) if isinstance(r, dict) and r.get("name") == "tiny"), {})
+            row = next((r for r in report.get("rows", []) if isinstance(r, dict) and r.get("name") == model), {})
             parts = [f"{label} {row[key]:.3g}" for key, label in (("fid", "FID"), ("codebook_usage", "codebook usage"))
                      if isinstance(row.get(key), (int, float))]
             return ", ".join(parts) or "see report.md"
 
         # After the export, so the bench times the int8 bundle itself (bundles/tiny-int8).
         self.stage("bench --quick" if cfg.bench_quick else "bench", lambda: is_newer(bench_json, bundle / "bundle.json"),
-                   lambda: run_bench(ws, BenchConfig(encoders=("tiny",), quick=cfg.bench_quick, captions=cfg.bench_captions,
+                   lambda: run_bench(ws, BenchConfig(encoders=(model,), quick=cfg.bench_quick, captions=cfg.bench_captions,
                                                      latency_runs=cfg.bench_latency_runs, labels=cfg.annotations)),
                    bench_json, bench_headline)
 

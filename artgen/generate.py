@@ -214,6 +214,11 @@ class ARGenerator(Generator):
             token = codes[:, t:t + 1].repeat(2, 1) if guided else codes[:, t:t + 1]
         return codes.view(B, cfg.grid, cfg.grid)
 
+    def generate(self, prompts: Sequence[str], seed: int = 0, steps: int | None = None,
+                 guidance: float | None = None, temperature: float | None = None,
+                 seeds: Sequence[int] | None = None, top_k: int | None = None) -> np.ndarray:
+        return self.decode(self.sample_codes(prompts, seed, steps, guidance, temperature, seeds, top_k))
+
 
 def pick_codes(logits: torch.Tensor, noise: torch.Tensor, temperature: float, top_k: int) -> torch.Tensor:
     """(B,) codes from logits (B, K): keep the top_k most likely (0: all), then Gumbel-max at
@@ -286,7 +291,7 @@ def read_prompts(path: Path) -> list[str]:
 
 def generate_to_png(ws: Workspace, prompts: Sequence[str], out: Path, encoder: str = "tiny", n: int = 4,
                     seed: int = 0, steps: int | None = None, guidance: float | None = None,
-                    temperature: float | None = None, scale: int = 2) -> list[str]:
+                    temperature: float | None = None, scale: int = 2, top_k: int | None = None) -> list[str]:
     """`artgen generate`: a PNG grid, one row per prompt, `n` seeds (seed .. seed+n-1) per row.
     `encoder` is a model name (tiny, tiny-ar, ...); None settings take the model's defaults.
     Returns the one-line notes for the user (unseen words)."""
@@ -299,12 +304,15 @@ def generate_to_png(ws: Workspace, prompts: Sequence[str], out: Path, encoder: s
     for p in prompts:
         parse_prompt(p)
     gen = load_generator(ws, encoder)
+    if top_k is not None and gen.kind != "ar":
+        raise ArtgenError("--top-k is for the autoregressive generator: add --generator ar")
+    options = {"top_k": top_k} if gen.kind == "ar" else {}
     notes = [f"note: {', '.join(repr(w) for w in words)} never appear in training captions; "
              f"read as sub-words {gen.encoder.pieces(' '.join(words))}"
              for words in (unseen_words(p) for p in prompts) if words]
     rows = []
     for p in prompts:  # one prompt per row, the i-th column always uses seed + i
-        rows.append(gen.generate([p] * n, seed=seed, steps=steps, guidance=guidance, temperature=temperature))
+        rows.append(gen.generate([p] * n, seed=seed, steps=steps, guidance=guidance, temperature=temperature, **options))
     grid = image_grid(np.concatenate(rows), columns=n)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -18,21 +18,25 @@ from artgen.progress import console
 from artgen.workspace import SHIPPED_MODEL, Workspace
 
 SIZE_LIMIT_MB = 10.0
+SHIPPED_GENERATOR = "masked"  # the generator `release-model` trains and ships by default
 
 
 def release_model(ws: Workspace, preset: str = "default", out: Path = SHIPPED_MODEL, quick_bench: bool = False,
-                  annotations: str = "gt") -> dict:
+                  annotations: str = "gt", generator: str = SHIPPED_GENERATOR) -> dict:
     from artgen.demo import DemoConfig, run_demo
     from artgen.generate import load_generator
+    from artgen.generators import model_name
     from export.parity import check_parity
 
-    run_demo(ws, DemoConfig(vqvae_preset=preset, encoder_preset=preset, bench_quick=quick_bench, annotations=annotations))
-    bundle = ws.bundles / "tiny-int8"  # the demo's int8 export of the model just trained
+    model = model_name("tiny", generator)
+    run_demo(ws, DemoConfig(vqvae_preset=preset, encoder_preset=preset, bench_quick=quick_bench, annotations=annotations,
+                            generator=generator))
+    bundle = ws.bundles / f"{model}-int8"  # the demo's int8 export of the model just trained
     meta = json.loads((bundle / "bundle.json").read_text())
     if meta["size_bytes"] / 1e6 > SIZE_LIMIT_MB:
         raise ArtgenError(f"the int8 tiny bundle is {meta['size_bytes'] / 1e6:.1f} MB, over the {SIZE_LIMIT_MB:.0f} MB "
                           "a shipped model may take: shrink the tiny preset")
-    parity = check_parity(load_generator(ws, "tiny"), bundle)
+    parity = check_parity(load_generator(ws, model), bundle)
     if not parity.passed:
         raise ArtgenError(f"the int8 bundle fails parity ({parity.criteria}): not shipping it")
     (bundle / "parity.json").write_text(json.dumps(parity.to_dict(), indent=2))
@@ -50,7 +54,7 @@ def release_model(ws: Workspace, preset: str = "default", out: Path = SHIPPED_MO
     for name in ("report.json", "report.md"):
         shutil.copy(ws.reports / "bench" / name, report_dir / name)
     for name in ("metrics.json",):
-        shutil.copy(ws.checkpoint("tiny") / name, tmp / f"train_{name}")
+        shutil.copy(ws.checkpoint(model) / name, tmp / f"train_{name}")
         shutil.copy(ws.checkpoint("vqvae") / name, tmp / f"vqvae_{name}")
     replace_dir(tmp, out)
     console.print(f"shipped the int8 tiny model ({meta['size_bytes'] / 1e6:.2f} MB, parity {parity.code_agreement:.1%} "

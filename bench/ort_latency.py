@@ -6,9 +6,10 @@ the FID network and the PyTorch models, which slow ONNX Runtime down by 10-20 % 
         [--refine-steps 8] [--guidance 3] [--temperature 1] [--prompt "warm, chaotic, vivid"]
         [--spinning none|predictor|all]
 
-Prints one JSON object: {"one_shot": summary, "refine_<K>": summary}, each summary the
-p50 / p95 / mean / min milliseconds of `Runtime.generate` for one prompt (batch 1) with the
-runs, warm-up and threads it used.
+Prints one JSON object, for a masked bundle {"one_shot": summary, "refine_<K>": summary}, for
+an autoregressive one {"autoregressive": summary} (all N positions, the bundle's default
+sampler), each summary the p50 / p95 / mean / min milliseconds of `Runtime.generate` for one
+prompt (batch 1) with the runs, warm-up and threads it used; "generator" names the bundle's.
 """
 
 from __future__ import annotations
@@ -54,9 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     lat = LatencyConfig(runs=args.runs, warmup=args.warmup, threads=args.threads)
     try:
         rt = Runtime(args.bundle, threads=args.threads, spinning=args.spinning)
+        runs = ((("autoregressive", None),) if rt.generator == "ar"
+                else (("one_shot", 1), (f"refine_{args.refine_steps}", args.refine_steps)))
         out = {name: measure_latency(lambda: rt.generate(args.prompt, seed=0, steps=steps, guidance=args.guidance,
                                                          temperature=args.temperature), lat)
-               for name, steps in (("one_shot", 1), (f"refine_{args.refine_steps}", args.refine_steps))}
+               for name, steps in runs}
+        out["generator"] = rt.generator
         out["torch_loaded"] = "torch" in sys.modules  # the point of this process: must stay False
     except BundleError as e:
         print(f"error: {e}", file=sys.stderr)

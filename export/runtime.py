@@ -130,7 +130,8 @@ def check_float(name: str, value, low: float | None = None, high: float | None =
 
 
 class Runtime:
-    """Text to images with an exported bundle. `threads=None` lets ONNX Runtime choose.
+    """Text to images with an exported bundle. `threads=None` lets ONNX Runtime choose (the
+    autoregressive step graph always runs on one thread: faster for its tiny per-step work).
     `spinning` says which sessions' thread pools busy-wait for work between operators:
     "none" (the default), "predictor" (the graph run once per step: faster in most processes
     on the 2-core build machine, twice as slow in some) or "all" (ONNX Runtime's own default,
@@ -163,7 +164,12 @@ class Runtime:
         self.sessions = {}
         for name in GRAPHS[self.generator]:
             options = ort.SessionOptions()
-            if threads:
+            if name == "ar_step":
+                # Run 2 x 256 times per image on a batch of 2 rows: a second thread costs more in
+                # hand-offs than it saves (scripts/bench_ar_step.py: 53 vs 74 ms for 128x3 int8).
+                options.intra_op_num_threads = 1
+                options.inter_op_num_threads = 1
+            elif threads:
                 options.intra_op_num_threads = threads
                 options.inter_op_num_threads = 1
             # The three sessions run one after another on few cores. A busy-waiting pool saves
@@ -324,6 +330,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--steps", type=int, default=None, help="decoding steps (default: the bundle's; 1: one shot)")
     ap.add_argument("--guidance", type=float, default=None)
+    ap.add_argument("--temperature", type=float, default=None)
+    ap.add_argument("--top-k", type=int, default=None, help="autoregressive bundles: sample among the k most likely codes")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--scale", type=int, default=4, help="upscale factor of the saved PNG")
     args = ap.parse_args(argv)
@@ -331,7 +339,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.n < 1:
             raise BundleError(f"-n must be at least 1 (got {args.n})")
         rt = Runtime(args.bundle, threads=args.threads)
-        images = rt.generate([args.prompt] * args.n, seed=args.seed, steps=args.steps, guidance=args.guidance)
+        images = rt.generate([args.prompt] * args.n, seed=args.seed, steps=args.steps, guidance=args.guidance,
+                             temperature=args.temperature, top_k=args.top_k)
         save_png(images, args.out, scale=args.scale)
     except BundleError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -172,3 +172,55 @@ def test_ar_export_parity_and_the_torch_free_runtime(trained_ar):
     assert int8["int8_graphs"] == ["text_encoder", "ar_context", "ar_step"]
     report8 = check_parity(gen, ws.bundles / "tiny-ar-int8", n_prompts=16)
     assert report8.precision == "int8" and report8.passed, report8
+
+
+TORCH_FREE_AR = r"""
+import sys, json
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "artgen", "transformers"):
+            raise ImportError(f"{name} is not available in this app")
+sys.meta_path.insert(0, NoTorch())
+sys.path.insert(0, sys.argv[1])        # the bundle folder: its own copy of runtime.py
+from runtime import Runtime
+import numpy as np
+rt = Runtime(sys.argv[1], threads=1)
+np.save(sys.argv[2], rt.generate(["warm, chaotic, vivid", "cool, calm, minimal"], seed=5))
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "artgen", "transformers"))))
+"""
+
+
+def test_ar_bundle_runs_torch_free_and_draws_what_artgen_generate_draws(trained_ar, tmp_path):
+    import subprocess
+    import sys
+
+    from artgen.generate import load_generator
+    from export.bundle import export_bundle
+
+    ws, _ = trained_ar
+    bundle = ws.bundles / "tiny-ar-app"
+    export_bundle(load_generator(ws, "tiny-ar"), bundle)
+    out = tmp_path / "images.npy"
+    r = subprocess.run([sys.executable, "-c", TORCH_FREE_AR, str(bundle), str(out)], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == []  # nothing of torch was loaded
+    images = load_generator(ws, "tiny-ar").generate(["warm, chaotic, vivid", "cool, calm, minimal"], seed=5)
+    assert np.abs(np.load(out).astype(int) - images).max() <= 1
+
+
+def test_ar_runtime_refuses_masked_only_settings(trained_ar):
+    from artgen.generate import load_generator
+    from export.bundle import export_bundle
+    from export.runtime import BundleError, Runtime
+
+    ws, _ = trained_ar
+    bundle = ws.bundles / "tiny-ar-errors"
+    export_bundle(load_generator(ws, "tiny-ar"), bundle)
+    rt = Runtime(bundle)
+    for kwargs, needle in ((dict(steps=8), "steps"), (dict(top_k=-1), "top_k"), (dict(guidance=float("nan")), "guidance"),
+                           (dict(temperature="hot"), "temperature")):
+        with pytest.raises(BundleError, match=needle):
+            rt.generate("warm", **kwargs)
+    with pytest.raises(BundleError, match="no prompt"):
+        rt.generate(None)
