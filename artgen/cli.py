@@ -255,15 +255,21 @@ def bench_cmd(
     latency_runs: Optional[int] = typer.Option(None, min=1, help="Timed runs per latency figure (default 100; quick 20)."),
     threads: int = typer.Option(2, min=1, help="Threads for torch, ONNX Runtime and the FID network."),
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Report folder (default <workdir>/reports/bench)."),
+    bundle: Optional[Path] = typer.Option(
+        None, "--bundle", help="Bench this exported bundle by itself (e.g. artgen/assets/tiny) through the torch-free "
+                               "runtime, against the workspace's corpus, instead of the trained encoders."),
 ) -> None:
-    """Compare every trained encoder: size, latency, FID, codebook usage, attribute control."""
+    """Compare every trained encoder (or one exported bundle): size, latency, FID, precision/recall,
+    codebook usage, attribute control, style consistency."""
     from bench.run import BenchConfig, run_bench
 
     names = tuple(e.strip() for e in encoders.split(",") if e.strip()) if encoders else None
     if encoders is not None and not names:
         raise ArtgenError("--encoders is empty: give names such as --encoders tiny,clip")
+    if bundle is not None and names:
+        raise ArtgenError("--bundle benches one exported bundle: drop --encoders, or drop --bundle to bench trained encoders")
     cfg = BenchConfig(encoders=names, quick=quick, captions=captions, latency_runs=latency_runs, threads=threads)
-    report = run_bench(workspace(ctx), cfg, out_dir=out)
+    report = run_bench(workspace(ctx), cfg, out_dir=out, bundle=bundle)
     where = out or workspace(ctx).reports / "bench"
     for c in report["criteria"]:
         verdict = {True: "PASS", False: "FAIL", None: "not measured"}[c["pass"]]

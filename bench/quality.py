@@ -1,10 +1,16 @@
-"""Image quality against real paintings: FID and KID on the standard FID network's features.
+"""Image quality against real paintings: FID, KID, precision and recall on the standard FID
+network's features.
 
 FID and KID are torchmetrics' own `FrechetInceptionDistance` / `KernelInceptionDistance`.
 Their `feature` module here is `PrecomputedFeatures`, which passes 2,048-d features through:
 features of each image set are computed once by `bench.inception.InceptionFeatures` and
 cached on disk under a hash of the set's pixels (`FeatureStore`), so the real test images,
 which every row is compared with, are featurised once per workspace, not once per row.
+
+`PrecisionRecall` is the improved precision and recall of Kynkäänniemi et al. (2019) on the
+same features: FID mixes fidelity and variety into one number, precision ("how many generated
+images look real") and recall ("how much of the real variety is generated") tell a realistic
+but repetitive set from a varied but unrealistic one.
 
 Inception Score is not computed: see `bench.inception.class_logits_absent`.
 """
@@ -127,6 +133,55 @@ class FidKid:
 
     def reset(self) -> None:
         self._fid.reset()  # keeps the real features (reset_real_features=False)
+        self._fake = []
+
+
+def _kth_neighbour_radii(features: torch.Tensor, k: int, chunk: int) -> torch.Tensor:
+    """(N,) distance of each row to its k-th nearest other row (the row itself, at distance 0,
+    is the 0-th)."""
+    return torch.cat([torch.cdist(features[s:s + chunk], features).kthvalue(k + 1, dim=1).values
+                      for s in range(0, len(features), chunk)])
+
+
+def _inside_manifold(queries: torch.Tensor, support: torch.Tensor, radii: torch.Tensor, chunk: int) -> torch.Tensor:
+    """(Q,) bool: each query lies within radii[j] of some support row j."""
+    return torch.cat([(torch.cdist(queries[s:s + chunk], support) <= radii[None, :]).any(dim=1)
+                      for s in range(0, len(queries), chunk)])
+
+
+class PrecisionRecall:
+    """Improved precision and recall (Kynkäänniemi et al. 2019, "Improved Precision and Recall
+    Metric for Assessing Generative Models"), k = 3, of generated feature sets against one fixed
+    real set, torchmetrics-style: `update(fake_features)`, `compute()`, `reset()`.
+
+    Each set's manifold is the union of balls around its samples, each ball reaching the
+    sample's k-th nearest neighbour in the same set. `precision`: the share of generated
+    samples inside the real manifold; `recall`: the share of real samples inside the generated
+    manifold. Distances in float64, in chunks of `chunk` rows.
+    """
+
+    def __init__(self, real_features: np.ndarray, k: int = 3, chunk: int = 1024):
+        real = torch.as_tensor(np.asarray(real_features, dtype=np.float64))
+        if real.dim() != 2 or len(real) <= k:
+            raise ValueError(f"need more than k = {k} real feature rows, got shape {tuple(real.shape)}")
+        self.k, self.chunk = k, chunk
+        self._real = real
+        self._real_radii = _kth_neighbour_radii(real, k, chunk)  # (N_real,)
+        self._fake: list[torch.Tensor] = []
+
+    def update(self, fake_features: np.ndarray) -> None:
+        self._fake.append(torch.as_tensor(np.asarray(fake_features, dtype=np.float64)))
+
+    def compute(self) -> dict:
+        fake = torch.cat(self._fake) if self._fake else torch.zeros(0, self._real.shape[1], dtype=torch.float64)
+        if len(fake) <= self.k:
+            raise ValueError(f"precision and recall need more than k = {self.k} generated images, got {len(fake)}")
+        fake_radii = _kth_neighbour_radii(fake, self.k, self.chunk)  # (N_fake,)
+        precision = _inside_manifold(fake, self._real, self._real_radii, self.chunk).double().mean()
+        recall = _inside_manifold(self._real, fake, fake_radii, self.chunk).double().mean()
+        return {"precision": float(precision), "recall": float(recall), "pr_k": self.k}
+
+    def reset(self) -> None:
         self._fake = []
 
 

