@@ -174,6 +174,7 @@ def generate_cmd(
     steps: Optional[int] = typer.Option(None, min=1, max=MAX_STEPS, help=f"Parallel decoding steps of the masked generator (default {DEFAULT_STEPS}; 1: one-shot prediction of the whole grid)."),
     guidance: Optional[float] = typer.Option(None, help=f"Classifier-free guidance scale (default {DEFAULT_GUIDANCE}; 1: none)."),
     temperature: Optional[float] = typer.Option(None, min=0.0, help=f"Sampling temperature (default {DEFAULT_TEMPERATURE}; 0: most likely code)."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", min=0, help="Autoregressive generator only: sample among the k most likely codes (0: all)."),
     prompts: Optional[Path] = typer.Option(None, "--prompts", help="Text file with one prompt per line (one row each)."),
     out: Path = typer.Option(Path("generated.png"), "-o", "--out", help="PNG grid to write."),
 ) -> None:
@@ -189,7 +190,7 @@ def generate_cmd(
         _generate_with_shipped_model(ws, texts, out, n=n, seed=seed, steps=steps, guidance=guidance, temperature=temperature)
         return
     notes = generate_to_png(ws, texts, out, encoder=model, n=n, seed=seed, steps=steps,
-                            guidance=guidance, temperature=temperature)
+                            guidance=guidance, temperature=temperature, top_k=top_k)
     for note in notes:
         console.print(note)
     console.print(f"wrote {len(texts)} x {n} images to {out}")
@@ -231,11 +232,13 @@ def release_model_cmd(
     preset: str = typer.Option("default", help="Preset for the VQ-VAE and the tiny model (default: the shipped one)."),
     quick_bench: bool = typer.Option(False, "--quick-bench", help="Bench with --quick instead of the full run."),
     annotations: str = typer.Option("gt", help="Caption labels: gt (the synthetic corpus's ground truth), heuristic, openai, auto."),
+    generator: Optional[str] = typer.Option(None, "--generator", help="masked or ar (default: the shipped model's generator)."),
 ) -> None:
     """Train (default presets), bench, export int8 and copy the tiny model into artgen/assets/tiny."""
-    from artgen.release import release_model
+    from artgen.release import SHIPPED_GENERATOR, release_model
 
-    release_model(workspace(ctx), preset=preset, quick_bench=quick_bench, annotations=annotations)
+    release_model(workspace(ctx), preset=preset, quick_bench=quick_bench, annotations=annotations,
+                  generator=generator or SHIPPED_GENERATOR)
 
 
 @app.command("encoders")

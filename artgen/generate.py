@@ -193,10 +193,17 @@ class ARGenerator(Generator):
         if not 0 <= top_k <= K:
             raise ArtgenError(f"--top-k must be between 0 (off) and {K} (got {top_k})")
         seeds = check_sampling(prompts, seed, temperature, guidance, seeds)
-        B = len(prompts)
-
         tokens = self.encoder.tokenize(list(prompts))
         states, mask = self.encoder.encode(tokens)  # (B, T, d), (B, T)
+        return self.codes_from_states(states, mask, seeds, guidance, temperature, top_k)
+
+    @torch.no_grad()
+    def codes_from_states(self, states: torch.Tensor, mask: torch.Tensor, seeds: Sequence[int], guidance: float,
+                          temperature: float, top_k: int = 0) -> torch.Tensor:
+        """(B, h, w) code grids for text states (B, T, d) and their mask (B, T), image i
+        with seeds[i]: the sampling loop itself (`sample_codes` tokenizes and encodes first)."""
+        cfg = self.predictor.cfg
+        N, K, B = cfg.positions, cfg.codebook_size, len(states)
         guided = guidance != 1.0
         if guided:  # the prompt rows, then the same rows with the text dropped
             states, mask = torch.cat([states, states]), torch.cat([mask, torch.zeros_like(mask)])

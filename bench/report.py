@@ -20,6 +20,7 @@ from artgen.files import atomic_write_bytes
 # (column title, row key, format) of the main table; rows missing a key show "–".
 SUMMARY_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("encoder", "name", "{}"),
+    ("generator", "generator", "{}"),
     ("weights", "weights", "{}"),
     ("params (M)", "generation_parameters", "{:.2f}M"),
     ("fp32 MB", "generation_fp32_mb", "{:.1f}"),
@@ -29,6 +30,7 @@ SUMMARY_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("ORT fp32 p50 ms", "ort_fp32_ms_p50", "{:.1f}"),
     ("ORT int8 p50 ms", "ort_int8_ms_p50", "{:.1f}"),
     ("ORT int8 refine-8 p50 ms", "ort_int8_refine_8_ms_p50", "{:.1f}"),
+    ("ORT int8 autoregressive p50 ms", "ort_int8_autoregressive_ms_p50", "{:.1f}"),
     ("int8 bundle MB", "bundle_int8_mb", "{:.2f}"),
     ("batch-16 img/s", "batch16_images_per_s", "{:.0f}"),
     ("peak RSS MB", "peak_rss_mb", "{:.0f}"),

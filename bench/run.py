@@ -106,17 +106,22 @@ class BenchConfig:
 
 
 def trained_encoders(ws: Workspace, wanted: Sequence[str] | None = None) -> list[str]:
-    """Encoders with a finished checkpoint, in the registry's order; `wanted` must all exist."""
+    """Trained models (an encoder's name for the masked generator, `<encoder>-ar` for the
+    autoregressive one) with a finished checkpoint, in the registry's order; `wanted` must all exist."""
     from artgen.encoders import ENCODERS, unknown_encoder
+    from artgen.generators import model_name, split_model_name
 
-    names = list(dict.fromkeys([*ENCODER_ORDER, *ENCODERS]))
+    encoders = list(dict.fromkeys([*ENCODER_ORDER, *ENCODERS]))
+    names = [model_name(e, g) for e in encoders for g in ("masked", "ar")]
     have = [e for e in names if (ws.checkpoint(e) / "config.json").exists() and (ws.checkpoint(e) / "model.safetensors").exists()]
     if wanted:
         for e in wanted:
-            if e not in ENCODERS:
-                raise unknown_encoder(e)
+            encoder, generator = split_model_name(e)
+            if encoder not in ENCODERS:
+                raise unknown_encoder(encoder)
             if e not in have:
-                raise ArtgenError(f"no trained {e} model in {ws.checkpoint(e)}: run `artgen train --encoder {e}` first")
+                how = f"--encoder {encoder}" + (" --generator ar" if generator == "ar" else "")
+                raise ArtgenError(f"no trained {e} model in {ws.checkpoint(e)}: run `artgen train {how}` first")
         return list(wanted)
     if not have:
         raise ArtgenError(f"no trained encoder in {ws.root / 'checkpoints'}: run `artgen train --encoder tiny` first")
@@ -222,6 +227,8 @@ def _generate_set(gen, prompts: Sequence[str], cfg: BenchConfig, description: st
     images, codes = [], []
     g = cfg.guidance if guidance is None else guidance
     steps = cfg.steps if steps is None else steps
+    if getattr(gen, "kind", None) == "ar":  # one position per step: no step count to choose
+        steps = None
     with progress_bar(description, total=len(prompts), enabled=cfg.show_progress) as advance:
         for s in range(0, len(prompts), cfg.batch_size):
             batch = list(prompts[s:s + cfg.batch_size])
@@ -291,6 +298,11 @@ def _latency(gen, cfg: BenchConfig) -> dict:
     lat = LatencyConfig(runs=cfg.latency_runs, warmup=cfg.latency_warmup, threads=cfg.threads)
     tput = LatencyConfig(runs=max(3, cfg.latency_runs // 10), warmup=min(2, cfg.latency_warmup), threads=cfg.threads)
     g, t = cfg.guidance, cfg.temperature
+    if gen.kind == "ar":  # its one sampler: every position, one per step
+        batch = [LATENCY_PROMPT] * cfg.throughput_batch
+        return {"autoregressive": measure_latency(lambda: gen.generate([LATENCY_PROMPT], seed=0, guidance=g, temperature=t), lat),
+                "batch_throughput": measure_throughput(lambda: gen.generate(batch, seed=0, guidance=g, temperature=t),
+                                                       cfg.throughput_batch, tput)}
     one = measure_latency(lambda: gen.generate([LATENCY_PROMPT], seed=0, steps=1, guidance=g, temperature=t), lat)
     refine = measure_latency(
         lambda: gen.generate([LATENCY_PROMPT], seed=0, steps=cfg.refine_steps, guidance=g, temperature=t), lat)
@@ -332,7 +344,7 @@ def _onnx(ws: Workspace, encoder: str, gen, cfg: BenchConfig) -> dict:
                 "available": True, "bundle": source, "bundle_mb": bundle_size(bundle) / 1e6,
                 "onnx_mb": sum(f.stat().st_size for f in bundle.glob("*.onnx")) / 1e6,
                 "process": "separate, torch-free (python -m bench.ort_latency)", "torch_loaded": timed["torch_loaded"],
-                "one_shot": timed["one_shot"], f"refine_{cfg.refine_steps}": timed[f"refine_{cfg.refine_steps}"],
+                **{k: v for k, v in timed.items() if isinstance(v, dict)},  # one_shot and refine_K, or autoregressive
             }
         except Exception as e:  # the bench reports a broken export instead of dying on it
             out[precision] = {"available": False, "reason": f"{type(e).__name__}: {' '.join(str(e).split())[:200]}"}
@@ -398,11 +410,13 @@ def _run_bench(ws: Workspace, cfg: BenchConfig | None, out_dir: Path | None, com
     references, not_measured = _reference_rows(ctx, lambda codes: _vqvae_decode(vqvae, codes, cfg.batch_size),
                                                vqvae.cfg.grid, K, vqvae)
     rows, details, samples = [], {}, {}
-    for n, enc in enumerate(encoders):
+    dropped = set()
+    for enc in encoders:
         console.print(f"bench {enc}: {len(ctx.captions)} test captions")
         gen = load_generator(ws, enc)
-        if n == 0:  # the unconditional reference: the first encoder's predictor, text dropped
+        if gen.kind not in dropped:  # the unconditional reference: each generator's first model, text dropped
             references.append(_text_dropped_row(ctx, enc, gen, K))
+            dropped.add(gen.kind)
         row, details[enc], samples[enc] = _bench_encoder(ctx, enc, gen, K)
         rows.append(row)
     report = _assemble_report(ctx, t_start, command, feature_net, rows, references, details, not_measured)
@@ -603,12 +617,10 @@ def _retrieval_row(ctx: _Context) -> dict:
 
 
 def _text_dropped_row(ctx: _Context, enc: str, gen, K: int) -> dict:
-    from artgen.generate import Generator
-
-    uncond = Generator(_TextDropped(gen.encoder), gen.predictor, gen.vqvae, gen.config)
+    uncond = type(gen)(_TextDropped(gen.encoder), gen.predictor, gen.vqvae, gen.config)
     # guidance 1: with the text dropped, cond and uncond are the same pass, so guiding is a no-op
     images, codes = _generate_set(uncond, ctx.captions, ctx.cfg, f"generate {enc} (text dropped)", guidance=1.0)
-    return _score(ctx, f"{enc} predictor, text dropped (unconditional)", images, codes, ctx.requested, K)
+    return _score(ctx, f"{enc} generator, text dropped (unconditional)", images, codes, ctx.requested, K)
 
 
 def _control_columns(ctx: _Context, gen, name: str, row: dict, detail: dict) -> None:
@@ -631,7 +643,9 @@ def _trained_columns(row: dict, metrics_path: Path) -> None:
 
 
 def _bench_encoder(ctx: _Context, enc: str, gen, K: int) -> tuple[dict, dict, np.ndarray]:
-    """(row, detail, sample images) of one trained encoder + predictor."""
+    """(row, detail, sample images) of one trained model (encoder + masked or autoregressive generator)."""
+    from artgen.generators import split_model_name
+
     cfg, ws, timings = ctx.cfg, ctx.ws, ctx.timings
     detail = {"weights": gen.source, "sizes": _sizes(ws, enc, gen)}
     start = time.perf_counter()
@@ -643,7 +657,7 @@ def _bench_encoder(ctx: _Context, enc: str, gen, K: int) -> tuple[dict, dict, np
     _trained_columns(row, ws.checkpoint(enc) / "metrics.json")
     ratios = []
     for a, b in INTERPOLATION_PAIRS[:cfg.interpolation_pairs]:
-        walk = interpolation_images(gen, a, b, steps=8, guidance=cfg.guidance)
+        walk = interpolation_images(gen, a, b, steps=8, guidance=cfg.guidance if cfg.guidance is not None else 3.0)
         ratios.append(smoothness(ctx.store.net.features(walk, show_progress=False))["ratio"])
     # A walk whose 9 images are all the same has no ratio (0 / 0): counted, not averaged.
     defined = [r for r in ratios if np.isfinite(r)]
@@ -658,21 +672,26 @@ def _bench_encoder(ctx: _Context, enc: str, gen, K: int) -> tuple[dict, dict, np
         if o.get("available"):
             detail["sizes"][f"bundle_{precision}_mb"] = o["bundle_mb"]
     timings[f"latency {enc}"] = round(time.perf_counter() - start, 1)
-    row["latency_ms_p50"] = detail["latency_torch"]["one_shot"]["p50_ms"]
-    row["latency_ms_p95"] = detail["latency_torch"]["one_shot"]["p95_ms"]
-    row[f"refine_{cfg.refine_steps}_ms_p50"] = detail["latency_torch"][f"refine_{cfg.refine_steps}"]["p50_ms"]
+    row["generator"] = gen.kind
+    first = "autoregressive" if gen.kind == "ar" else "one_shot"  # latency_ms_*: the AR sampler, else one-shot
+    row["latency_ms_p50"] = detail["latency_torch"][first]["p50_ms"]
+    row["latency_ms_p95"] = detail["latency_torch"][first]["p95_ms"]
+    if gen.kind == "ar":
+        row["autoregressive_ms_p50"] = row["latency_ms_p50"]
+    else:
+        row[f"refine_{cfg.refine_steps}_ms_p50"] = detail["latency_torch"][f"refine_{cfg.refine_steps}"]["p50_ms"]
     row["batch16_images_per_s"] = detail["latency_torch"]["batch_throughput"]["images_per_s"]
     _ort_columns(row, detail["onnx"])
     if cfg.peak_rss:
         with tempfile.TemporaryDirectory() as tmp:
             detail["peak_rss"] = peak_rss_mb(
                 [sys.executable, "-m", "artgen.cli", "--workdir", str(ws.root), "generate", LATENCY_PROMPT,
-                 "--encoder", enc, "-n", "1", "-o", str(Path(tmp) / "one.png")],
+                 "--encoder", split_model_name(enc)[0], "--generator", gen.kind, "-n", "1", "-o", str(Path(tmp) / "one.png")],
                 env={"OMP_NUM_THREADS": str(cfg.threads)})
         row["peak_rss_mb"] = detail["peak_rss"]["peak_rss_mb"] if detail["peak_rss"]["returncode"] == 0 else None
     row.update({k: detail["sizes"][k] for k in ("generation_parameters", "generation_fp32_mb", "checkpoint_mb")})
-    samples = gen.generate(list(SAMPLE_PROMPTS), seed=cfg.seed, steps=cfg.steps, guidance=cfg.guidance,
-                           temperature=cfg.temperature)
+    samples = gen.generate(list(SAMPLE_PROMPTS), seed=cfg.seed, steps=None if gen.kind == "ar" else cfg.steps,
+                           guidance=cfg.guidance, temperature=cfg.temperature)
     return row, detail, samples
 
 
@@ -791,7 +810,9 @@ def _assemble_report(ctx: _Context, t_start: float, command: str | None, feature
 def success_criteria(report: dict) -> list[dict]:
     """The design targets, each with its measured value and pass / fail (None: not measured)."""
     rows = {r["name"]: r for r in report["rows"]}
-    tiny = rows.get("tiny")
+    # the tiny model: the masked one where it was benched, else the autoregressive one
+    primary = next((n for n in ("tiny", "tiny-ar") if n in rows), None)
+    tiny = rows.get(primary)
     out = []
 
     def add(target, value, passed, note):
@@ -800,12 +821,19 @@ def success_criteria(report: dict) -> list[dict]:
     if tiny is None:
         add("tiny encoder benchmarked", None, None, "no trained tiny encoder in this run")
         return out
-    sizes = report["encoders"]["tiny"]["sizes"]
-    onnx = report["encoders"]["tiny"].get("onnx", {})
+    sizes = report["encoders"][primary]["sizes"]
+    onnx = report["encoders"][primary].get("onnx", {})
     # the sampler the quality sets used: timed one-shot and at refine_steps; any other count is not timed
     steps, refine = report["meta"]["config"].get("steps", 1), report["meta"]["config"]["refine_steps"]
-    target = "inference < 100 ms (tiny, text -> image, batch 1, p50)"
-    if steps is None:  # a bundle's bench: the bundle's own sampler, as bench.ort_latency timed it
+    target = f"inference < 100 ms ({primary}, text -> image, batch 1, p50)"
+    if tiny.get("generator") == "ar":  # its one sampler: every position, one cached step each
+        best_ms, where = tiny["autoregressive_ms_p50"], "PyTorch eager"
+        for precision, o in onnx.items():
+            if o.get("available") and o.get("autoregressive", {}).get("p50_ms", float("inf")) < best_ms:
+                best_ms, where = o["autoregressive"]["p50_ms"], f"ONNX Runtime {precision}"
+        add(target, f"{best_ms:.1f} ms ({where})", best_ms < 100,
+            f"{report['meta']['threads']} threads, autoregressive: all positions, the sampler of the quality sets")
+    elif steps is None:  # a bundle's bench: the bundle's own sampler, as bench.ort_latency timed it
         timed = [(p, o["default_sampler"]) for p, o in onnx.items() if o.get("available") and o.get(o.get("default_sampler"))]
         if timed:
             precision, key = timed[0]
@@ -864,9 +892,10 @@ def _quality_targets(report: dict, tiny: dict, add) -> None:
     """Issue 14's targets for the tiny model: FID near the VQ-VAE ceiling, style consistency
     near retrieval's, every style drawn and none dominating, seen-adjective control."""
     refs = report["references"]
+    tiny_name = tiny["name"]
     recon = next((r for r in refs if "ceiling" in r["name"] and r.get("fid") is not None), None)
     retrieval = next((r for r in refs if r["name"].startswith("retrieval")), None)
-    target = "FID / VQ-VAE reconstruction FID <= 1.5 (tiny)"
+    target = f"FID / VQ-VAE reconstruction FID <= 1.5 ({tiny_name})"
     if recon is None:
         add(target, None, None, "no VQ-VAE reconstruction row (see not_measured)")
     else:
@@ -874,19 +903,19 @@ def _quality_targets(report: dict, tiny: dict, add) -> None:
         add(target, f"{ratio:.2f}", ratio <= 1.5, f"FID {tiny['fid']:.2f} vs reconstructions {recon['fid']:.2f}")
     if tiny.get("style_consistency") is None:
         why = report.get("style_judge", {}).get("reason", "no style judge in this report")
-        add("style_consistency / retrieval >= 0.8 (tiny)", None, None, why)
-        add("styles covered: all, top style share <= 0.25 (tiny)", None, None, why)
+        add(f"style_consistency / retrieval >= 0.8 ({tiny_name})", None, None, why)
+        add(f"styles covered: all, top style share <= 0.25 ({tiny_name})", None, None, why)
     else:
         ref = retrieval.get("style_consistency") if retrieval else None
         if ref:
             ratio = tiny["style_consistency"] / ref
-            add("style_consistency / retrieval >= 0.8 (tiny)", f"{ratio:.2f}", ratio >= 0.8,
+            add(f"style_consistency / retrieval >= 0.8 ({tiny_name})", f"{ratio:.2f}", ratio >= 0.8,
                 f"{tiny['style_consistency']:.3f} vs retrieval {ref:.3f}")
         else:
-            add("style_consistency / retrieval >= 0.8 (tiny)", None, None, "no retrieval reference with styles")
+            add(f"style_consistency / retrieval >= 0.8 ({tiny_name})", None, None, "no retrieval reference with styles")
         covered, total, top = tiny["styles_covered"], tiny["styles_total"], tiny["top_style_share"]
-        add("styles covered: all, top style share <= 0.25 (tiny)", f"{covered} of {total}, top {top:.2f}",
+        add(f"styles covered: all, top style share <= 0.25 ({tiny_name})", f"{covered} of {total}, top {top:.2f}",
             covered == total and top <= 0.25, f"top style: {tiny.get('top_style')}")
     seen = tiny.get("attribute_accuracy")
-    add("attribute accuracy, seen adjectives >= 0.65 (tiny)", None if seen is None else f"{seen:.3f}",
+    add(f"attribute accuracy, seen adjectives >= 0.65 ({tiny_name})", None if seen is None else f"{seen:.3f}",
         None if seen is None else seen >= 0.65, "")

@@ -224,3 +224,27 @@ def test_ar_runtime_refuses_masked_only_settings(trained_ar):
             rt.generate("warm", **kwargs)
     with pytest.raises(BundleError, match="no prompt"):
         rt.generate(None)
+
+
+def test_bench_compares_the_masked_and_the_autoregressive_generator(trained_ar):
+    """Both generators of the tiny encoder in one bench: a row each, the AR one timed as what it
+    runs (all positions, PyTorch and the int8 bundle), and the criteria judge the masked one."""
+    from test_bench_run import SMALL, TINY, PixelFeatures
+
+    from bench.run import BenchConfig, run_bench, success_criteria, trained_encoders
+
+    ws, _ = trained_ar
+    if not (ws.checkpoint("tiny") / "model.safetensors").exists():
+        train_predictor(ws, "tiny", preset=TINY, annotations="gt", device="cpu", show_progress=False)
+    assert trained_encoders(ws) == ["tiny", "tiny-ar"]
+    report = run_bench(ws, BenchConfig(**SMALL), command="test", feature_net=PixelFeatures(), out_dir=ws.root / "ar-bench")
+    rows = {r["name"]: r for r in report["rows"]}
+    assert rows["tiny"]["generator"] == "masked" and rows["tiny-ar"]["generator"] == "ar"
+    ar = rows["tiny-ar"]
+    assert ar["autoregressive_ms_p50"] > 0 and ar["ort_int8_autoregressive_ms_p50"] > 0 and "refine_8_ms_p50" not in ar
+    assert sum(ar["code_counts"]) == 8 * 8 * 8 and np.isfinite(ar["fid"])
+    assert "unconditional" in " ".join(r["name"] for r in report["references"] if "tiny-ar" in r["name"])
+    criteria = success_criteria(report)
+    assert any("(tiny," in c["target"] for c in criteria)
+    md = (ws.root / "ar-bench" / "report.md").read_text()
+    assert "tiny-ar" in md and "autoregressive" in md

@@ -92,7 +92,7 @@ def test_report_files_hold_every_row_and_the_machine(trained, report):
     assert 0 < row["bundle_int8_mb"] < row["bundle_fp32_mb"] and row["ort_int8_ms_p50"] > 0
     assert saved["attribute_judge"]["n_test"] == 12 and saved["attribute_judge"]["adjectives"] >= 1
     md = (out / "report.md").read_text()
-    assert "| tiny | trained from scratch |" in md and "Success criteria" in md
+    assert "| tiny | masked | trained from scratch |" in md and "Success criteria" in md
     html = (out / "report.html").read_text()
     srcs = re.findall(r'<img alt="[^"]*" src="([^"]*)"', html)
     assert len(srcs) == 4 and all(s.startswith("data:image/png;base64,") and len(s) > 2000 for s in srcs)
