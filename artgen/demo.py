@@ -214,7 +214,43 @@ class Demo:
 
         self.stage("generate via torch-free runtime", lambda: is_newer(runtime_png, bundle / "bundle.json"),
                    run_runtime, runtime_png, lambda: f"{RUNTIME_PROMPT!r}, 4 seeds")
+
+        from artgen.workspace import SHIPPED_MODEL
+
+        beside = ws.reports / "demo" / "shipped_vs_quick.png"
+        if (SHIPPED_MODEL / "bundle.json").exists() and SHIPPED_MODEL.resolve() != bundle.resolve():
+            self.stage("the shipped model beside the one just trained", lambda: is_newer(beside, bundle / "bundle.json"),
+                       lambda: shipped_beside_trained(ws, model, SHIPPED_MODEL, beside), beside,
+                       lambda: f"{len(SAMPLE_PROMPTS)} prompts x 4 seeds; left: {SHIPPED_MODEL.name} (shipped), right: {model}")
         return self.results
+
+
+def shipped_beside_trained(ws: Workspace, model: str, shipped: Path, out: Path, n: int = 4) -> None:
+    """One row per sample prompt: `n` paintings of the shipped bundle (through the torch-free
+    runtime), a gap, then `n` of the model just trained, with the same seeds."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from artgen.generate import image_grid, load_generator
+    from export.runtime import Runtime
+
+    rt, gen = Runtime(shipped, threads=2), load_generator(ws, model)
+    rows = []
+    for prompt in SAMPLE_PROMPTS:
+        left = image_grid(rt.generate([prompt] * n, seed=0), columns=n)
+        right = image_grid(gen.generate([prompt] * n, seed=0), columns=n)
+        if right.shape[0] != left.shape[0]:  # another image size: scale the trained model's row to the shipped one's
+            right = np.asarray(Image.fromarray(right).resize((left.shape[0] * right.shape[1] // right.shape[0], left.shape[0]),
+                                                             Image.NEAREST))
+        rows.append(np.concatenate([left, np.full((left.shape[0], 12, 3), 255, np.uint8), right], axis=1))
+    body = np.concatenate(rows)
+    canvas = Image.new("RGB", (body.shape[1], body.shape[0] + 14), "white")
+    canvas.paste(Image.fromarray(body), (0, 14))
+    draw = ImageDraw.Draw(canvas)
+    draw.text((2, 1), f"shipped ({shipped.name})", fill="black")
+    draw.text((left.shape[1] + 14, 1), f"just trained ({model})", fill="black")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    canvas.resize((canvas.width * 2, canvas.height * 2), Image.NEAREST).save(out)
 
 
 def summary_table(results: list[StageResult]) -> Table:
