@@ -20,7 +20,7 @@ TINY_DEMO = DemoConfig(
 def test_demo_runs_every_stage_then_skips_them(tmp_path):
     ws = Workspace(tmp_path / "ws")
     first = run_demo(ws, TINY_DEMO)
-    assert [r.status for r in first] == ["ran"] * 8
+    assert [r.status for r in first] == ["ran"] * 9
     assert (ws.data / "dataset_dict.json").exists()
     assert sum(1 for _ in (ws.annotations / "heuristic.jsonl").open()) == 160
     assert (ws.checkpoint("vqvae") / "model.safetensors").exists()
@@ -34,7 +34,9 @@ def test_demo_runs_every_stage_then_skips_them(tmp_path):
     assert report["encoders"]["tiny"]["onnx"]["int8"]["bundle"] == str(ws.bundles / "tiny-int8")  # timed, not re-exported
     runtime = np.asarray(Image.open(ws.reports / "demo" / "runtime.png"))
     assert runtime.ndim == 3 and runtime.std() > 0
+    beside = np.asarray(Image.open(ws.reports / "demo" / "shipped_vs_quick.png"))  # the shipped model, then this one
+    assert beside.shape[0] > 8 * 64 and beside.std() > 0
 
     second = run_demo(ws, TINY_DEMO)
-    assert [r.status for r in second] == ["skipped"] * 8
+    assert [r.status for r in second] == ["skipped"] * 9
     assert [r.headline for r in second] == [r.headline for r in first]
