@@ -284,31 +284,38 @@ def bench_cmd(
 def export_cmd(
     ctx: typer.Context,
     encoder: str = typer.Option("tiny", help="Trained encoder to export: tiny, clip or distilbert."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Bundle folder (default <workdir>/bundles/<encoder>[-int8])."),
+    generator: str = typer.Option("masked", "--generator", help="masked (checkpoints/<encoder>) or ar (checkpoints/<encoder>-ar)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Bundle folder (default <workdir>/bundles/<model>[-int8])."),
     int8: bool = typer.Option(False, "--int8", help="Quantise the transformer graphs to int8 (onnxruntime dynamic quantisation)."),
     opset: int = typer.Option(17, help="ONNX opset."),
     check: bool = typer.Option(False, "--check", help="Compare the bundle with PyTorch on 64 prompts (parity.json)."),
+    force: bool = typer.Option(False, "--force", help="Replace --out even when it holds something other than a bundle."),
 ) -> None:
     """Write an ONNX bundle (graphs, tokenizer, bundle.json, runtime.py) that runs without torch."""
     import json
 
     from artgen.generate import load_generator
-    from export.bundle import ExportConfig, bundle_size, export_bundle
+    from artgen.generators import model_name
+    from export.bundle import ExportConfig, bundle_size, check_bundle_target, export_bundle
     from export.parity import check_parity
 
     ws = workspace(ctx)
-    gen = load_generator(ws, encoder)
-    out = out or ws.bundles / (encoder + ("-int8" if int8 else ""))
+    model = model_name(encoder, generator)
+    out = out or ws.bundles / (model + ("-int8" if int8 else ""))
+    check_bundle_target(out, force=force)  # before any work: never replace a folder of other files
+    gen = load_generator(ws, model)
     meta = export_bundle(gen, out, ExportConfig(opset=opset, int8=int8))
-    console.print(f"wrote the {meta['precision']} {encoder} bundle ({gen.source}) to {out}: "
+    console.print(f"wrote the {meta['precision']} {model} bundle ({gen.source}) to {out}: "
                   f"{meta['size_bytes'] / 1e6:.2f} MB")
     if check:
         report = check_parity(gen, out)
         (out / "parity.json").write_text(json.dumps(report.to_dict(), indent=2))
+        sampled = (f"{report.sampled_agreement_all_steps:.2%} (all positions)" if report.generator == "ar" else
+                   f"{report.sampled_agreement_1_step:.2%} (1 step) / {report.sampled_agreement_8_steps:.2%} (8 steps)")
         console.print(
             f"parity ({report.precision}, {report.prompts} prompts): logits max abs diff {report.logits_max_abs_diff:.2e}, "
             f"argmax agreement {report.code_agreement:.2%}, mean abs pixel diff {report.pixel_mean_abs_diff:.2f}, "
-            f"sampled codes agree {report.sampled_agreement_1_step:.2%} (1 step) / {report.sampled_agreement_8_steps:.2%} (8 steps)")
+            f"sampled codes agree {sampled}")
         if not report.passed:
             raise ArtgenError(f"the {report.precision} bundle at {out} fails parity ({report.criteria}): see {out / 'parity.json'}")
         console.print(f"parity passed: {report.criteria}; bundle now {bundle_size(out) / 1e6:.2f} MB")

@@ -94,6 +94,21 @@ def _tokenizer_spec(gen: Generator, out: Path) -> dict:
             "lowercase": True, "max_tokens": MAX_TOKENS, "special_tokens_added": True}
 
 
+def check_bundle_target(out_dir: Path, force: bool = False) -> None:
+    """`out_dir` may become a bundle: it does not exist, is empty, or holds a bundle (replaced
+    atomically). A file, or a folder of anything else, is refused unless `force`: exporting
+    replaces the whole folder."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ArtgenError(f"--out {out_dir} is a file, not a folder: choose a folder for the bundle")
+    if force or not out_dir.is_dir() or (out_dir / "bundle.json").is_file() or not any(out_dir.iterdir()):
+        return
+    others = sorted(p.name for p in out_dir.iterdir())
+    shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+    raise ArtgenError(f"--out {out_dir} holds files that are not an artgen bundle ({shown}): exporting would replace "
+                      "them; choose an empty or new folder, or pass --force to replace it")
+
+
 def export_bundle(gen: Generator, out_dir: Path, cfg: ExportConfig | None = None) -> dict:
     """Write `gen` as a bundle at `out_dir` (replaced atomically); returns bundle.json."""
     cfg = cfg or ExportConfig()

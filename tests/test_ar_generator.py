@@ -248,3 +248,22 @@ def test_bench_compares_the_masked_and_the_autoregressive_generator(trained_ar):
     assert any("(tiny," in c["target"] for c in criteria)
     md = (ws.root / "ar-bench" / "report.md").read_text()
     assert "tiny-ar" in md and "autoregressive" in md
+
+
+def test_cli_export_of_the_ar_model_and_an_out_folder_that_is_not_a_bundle(trained_ar, tmp_path):
+    ws, _ = trained_ar
+    out = tmp_path / "b"
+    r = run_cli("export", "--encoder", "tiny", "--generator", "ar", "--out", str(out), "--check", workdir=ws.root)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "bundle.json").read_text())["generator"] == "ar"
+    parity = json.loads((out / "parity.json").read_text())
+    assert parity["generator"] == "ar" and parity["passed"] and parity["sampled_agreement_all_steps"] >= 0.99
+    r = run_cli("export", "--generator", "ar", "--out", str(out), workdir=ws.root)  # a bundle is replaced
+    assert r.returncode == 0, r.stderr
+    precious = tmp_path / "photos"
+    precious.mkdir()
+    (precious / "holiday.jpg").write_bytes(b"not a bundle")
+    r = run_cli("export", "--generator", "ar", "--out", str(precious), workdir=ws.root)
+    assert r.returncode == 2 and "not an artgen bundle" in r.stderr and "--force" in r.stderr
+    assert (precious / "holiday.jpg").read_bytes() == b"not a bundle"  # nothing lost
+    assert len(r.stderr.strip().splitlines()) == 1
