@@ -170,7 +170,7 @@ def generate_cmd(
     encoder: str = typer.Option("tiny", "--encoder", help="Which trained encoder to use: tiny, clip or distilbert."),
     n: int = typer.Option(4, "-n", min=1, max=64, help="Images per prompt (seeds seed .. seed+n-1)."),
     seed: int = typer.Option(0, min=0, help="Seed of the first image: the same seed gives the same bytes."),
-    generator: str = typer.Option("masked", "--generator", help="masked (checkpoints/<encoder>) or ar (the autoregressive model, checkpoints/<encoder>-ar)."),
+    generator: Optional[str] = typer.Option(None, "--generator", help="masked (checkpoints/<encoder>, the default) or ar (the autoregressive model, checkpoints/<encoder>-ar)."),
     steps: Optional[int] = typer.Option(None, min=1, max=MAX_STEPS, help=f"Parallel decoding steps of the masked generator (default {DEFAULT_STEPS}; 1: one-shot prediction of the whole grid)."),
     guidance: Optional[float] = typer.Option(None, help=f"Classifier-free guidance scale (default {DEFAULT_GUIDANCE}; 1: none)."),
     temperature: Optional[float] = typer.Option(None, min=0.0, help=f"Sampling temperature (default {DEFAULT_TEMPERATURE}; 0: most likely code)."),
@@ -185,9 +185,14 @@ def generate_cmd(
     ws = workspace(ctx)
     from artgen.generators import model_name
 
-    model = model_name(encoder, generator)
-    if model == "tiny" and not (ws.checkpoint("tiny") / "config.json").exists() and (SHIPPED_MODEL / "bundle.json").exists():
-        _generate_with_shipped_model(ws, texts, out, n=n, seed=seed, steps=steps, guidance=guidance, temperature=temperature)
+    model = model_name(encoder, generator or "masked")
+    from artgen.release import shipped_generator
+
+    # Before any training, the model shipped in the package stands in, unless another generator was asked for.
+    if (encoder == "tiny" and not (ws.checkpoint(model) / "config.json").exists() and (SHIPPED_MODEL / "bundle.json").exists()
+            and generator in (None, shipped_generator())):
+        _generate_with_shipped_model(ws, texts, out, n=n, seed=seed, steps=steps, guidance=guidance, temperature=temperature,
+                                     top_k=top_k)
         return
     notes = generate_to_png(ws, texts, out, encoder=model, n=n, seed=seed, steps=steps,
                             guidance=guidance, temperature=temperature, top_k=top_k)
@@ -196,8 +201,8 @@ def generate_cmd(
     console.print(f"wrote {len(texts)} x {n} images to {out}")
 
 
-def _generate_with_shipped_model(ws: Workspace, texts: list[str], out: Path, n: int, seed: int, steps: int,
-                                 guidance: float, temperature: float) -> None:
+def _generate_with_shipped_model(ws: Workspace, texts: list[str], out: Path, n: int, seed: int, steps: int | None,
+                                 guidance: float | None, temperature: float | None, top_k: int | None = None) -> None:
     """`artgen generate` before any training: the int8 tiny bundle shipped in the package,
     through the torch-free runtime, laid out like `generate_to_png` (a row per prompt)."""
     import numpy as np
@@ -213,11 +218,12 @@ def _generate_with_shipped_model(ws: Workspace, texts: list[str], out: Path, n: 
         parsed = parse_prompt(t)
         if parsed.unknown:
             console.print(f"note: {', '.join(repr(w) for w in parsed.unknown)} are not in the vocabulary; read as sub-words")
-    console.print(f"no trained tiny model in {ws.checkpoint('tiny')}: using the shipped int8 model at {SHIPPED_MODEL} "
+    console.print(f"no trained tiny model in {ws.root / 'checkpoints'}: using the shipped int8 model at {SHIPPED_MODEL} "
                   "(train your own with `artgen train --encoder tiny`)")
     try:
         rt = Runtime(SHIPPED_MODEL)
-        rows = [rt.generate([t] * n, seed=seed, steps=steps, guidance=guidance, temperature=temperature) for t in texts]
+        rows = [rt.generate([t] * n, seed=seed, steps=steps, guidance=guidance, temperature=temperature, top_k=top_k)
+                for t in texts]
     except BundleError as e:
         raise ArtgenError(str(e)) from None
     grid = Image.fromarray(image_grid(np.concatenate(rows), columns=n))
@@ -235,10 +241,9 @@ def release_model_cmd(
     generator: Optional[str] = typer.Option(None, "--generator", help="masked or ar (default: the shipped model's generator)."),
 ) -> None:
     """Train (default presets), bench, export int8 and copy the tiny model into artgen/assets/tiny."""
-    from artgen.release import SHIPPED_GENERATOR, release_model
+    from artgen.release import release_model
 
-    release_model(workspace(ctx), preset=preset, quick_bench=quick_bench, annotations=annotations,
-                  generator=generator or SHIPPED_GENERATOR)
+    release_model(workspace(ctx), preset=preset, quick_bench=quick_bench, annotations=annotations, generator=generator)
 
 
 @app.command("encoders")

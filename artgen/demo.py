@@ -174,7 +174,8 @@ class Demo:
 
         self.stage(f"{model} encoder + generator ({cfg.encoder_preset})", tiny_ok, train_tiny, tiny_dir, tiny_headline)
 
-        samples = ws.reports / "demo" / "samples.png"
+        suffix = "" if model == "tiny" else f"-{model}"  # a second generator's demo keeps the first one's pictures
+        samples = ws.reports / "demo" / f"samples{suffix}.png"
         self.stage("sample grid", lambda: is_newer(samples, tiny_dir / "model.safetensors"),
                    lambda: generate_to_png(ws, list(SAMPLE_PROMPTS), samples, encoder=model, n=4),
                    samples, lambda: f"{len(SAMPLE_PROMPTS)} prompts x 4 seeds")
@@ -188,7 +189,7 @@ class Demo:
 
         from bench.run import BenchConfig, run_bench
 
-        bench_json = ws.reports / "bench" / "report.json"
+        bench_json = demo_bench_dir(ws, model) / "report.json"
 
         def bench_headline() -> str:
             report = json.loads(bench_json.read_text())
@@ -198,12 +199,19 @@ class Demo:
             return ", ".join(parts) or "see report.md"
 
         # After the export, so the bench times the int8 bundle itself (bundles/tiny-int8).
-        self.stage("bench --quick" if cfg.bench_quick else "bench", lambda: is_newer(bench_json, bundle / "bundle.json"),
+        def bench_done() -> bool:  # this model's bench, as quick or full as asked, newer than its bundle
+            if not is_newer(bench_json, bundle / "bundle.json"):
+                return False
+            config = json.loads(bench_json.read_text()).get("meta", {}).get("config", {})
+            return config.get("encoders") == [model] and config.get("quick") == cfg.bench_quick
+
+        self.stage("bench --quick" if cfg.bench_quick else "bench", bench_done,
                    lambda: run_bench(ws, BenchConfig(encoders=(model,), quick=cfg.bench_quick, captions=cfg.bench_captions,
-                                                     latency_runs=cfg.bench_latency_runs, labels=cfg.annotations)),
+                                                     latency_runs=cfg.bench_latency_runs, labels=cfg.annotations),
+                                     out_dir=bench_json.parent),
                    bench_json, bench_headline)
 
-        runtime_png = ws.reports / "demo" / "runtime.png"
+        runtime_png = ws.reports / "demo" / f"runtime{suffix}.png"
 
         def run_runtime() -> None:  # a separate process: the bundle runs without torch
             r = subprocess.run([sys.executable, "-m", "export.runtime", str(bundle), RUNTIME_PROMPT, "-o",
@@ -217,12 +225,17 @@ class Demo:
 
         from artgen.workspace import SHIPPED_MODEL
 
-        beside = ws.reports / "demo" / "shipped_vs_quick.png"
+        beside = ws.reports / "demo" / f"shipped_vs_quick{suffix}.png"
         if (SHIPPED_MODEL / "bundle.json").exists() and SHIPPED_MODEL.resolve() != bundle.resolve():
             self.stage("the shipped model beside the one just trained", lambda: is_newer(beside, bundle / "bundle.json"),
                        lambda: shipped_beside_trained(ws, model, SHIPPED_MODEL, beside), beside,
                        lambda: f"{len(SAMPLE_PROMPTS)} prompts x 4 seeds; left: {SHIPPED_MODEL.name} (shipped), right: {model}")
         return self.results
+
+
+def demo_bench_dir(ws: Workspace, model: str) -> Path:
+    """Where the demo writes the bench of `model` (`release-model` ships the report from there)."""
+    return ws.reports / "bench" if model == "tiny" else ws.reports / f"bench-{model}"
 
 
 def shipped_beside_trained(ws: Workspace, model: str, shipped: Path, out: Path, n: int = 4) -> None:

@@ -78,6 +78,8 @@ def check_sampling(prompts: Sequence[str], seed: int, temperature: float, guidan
     for p in prompts:
         parse_prompt(p)  # empty or over-long prompts are a one-line error
     seeds = list(seeds) if seeds is not None else [seed + i for i in range(len(prompts))]
+    if len(seeds) != len(prompts):
+        raise ArtgenError(f"{len(seeds)} seeds for {len(prompts)} prompts: give one seed per prompt")
     if min(seeds, default=0) < 0:
         raise ArtgenError(f"seeds must be >= 0 (got {min(seeds)}): numpy's random streams take no negative seeds")
     return seeds
@@ -249,8 +251,8 @@ def load_generator(ws: Workspace, encoder: str = "tiny", checkpoint: str | Path 
     if checkpoint is None and enc_name not in ENCODERS:
         raise unknown_encoder(enc_name)
     directory = Path(checkpoint) if checkpoint else ws.checkpoint(encoder)
+    how = f"--encoder {enc_name}" + (f" --generator {gen_name}" if gen_name != "masked" else "")
     if not (directory / "config.json").exists() or not (directory / "model.safetensors").exists():
-        how = f"--encoder {enc_name}" + (f" --generator {gen_name}" if gen_name != "masked" else "")
         raise ArtgenError(f"no trained {encoder} model at {directory}: run `artgen train {how}` first")
     try:
         config = json.loads((directory / "config.json").read_text())
@@ -264,12 +266,12 @@ def load_generator(ws: Workspace, encoder: str = "tiny", checkpoint: str | Path 
         raise
     except Exception as e:
         raise ArtgenError(f"the checkpoint at {directory} is damaged ({type(e).__name__}): "
-                          f"train it again with `artgen train --encoder {encoder}`") from e
+                          f"train it again with `artgen train {how}`") from e
     vq_dir = ws.checkpoint("vqvae")
     vqvae = VQVAE.from_pretrained(vq_dir)
     if checkpoint_hash(vq_dir) != config["summary"]["vqvae_hash"]:
         raise ArtgenError(f"{directory} was trained on the codes of another VQ-VAE than {vq_dir}: "
-                          f"retrain it with `artgen train --encoder {encoder}`")
+                          f"retrain it with `artgen train {how}`")
     cls = ARGenerator if kind.name == "ar" else Generator
     return cls(text_encoder.eval(), predictor.eval(), vqvae.eval(), config)
 

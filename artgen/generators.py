@@ -27,7 +27,7 @@ class GeneratorKind:
     build: Callable  # config -> nn.Module
     training_inputs: Callable  # (codes, text_mask, cfg, generator) -> (inputs, predicted, text_mask)
     evaluation_inputs: Callable  # (codes, cfg) -> what the test CE reads
-    test_ce: str  # what the checkpoint's test CE measures
+    test_ce_kind: str  # what the checkpoint's test CE measures: "one-shot" or "teacher-forced"
 
 
 def _masked() -> GeneratorKind:
@@ -35,7 +35,7 @@ def _masked() -> GeneratorKind:
 
     return GeneratorKind("masked", "direct index predictor (one shot or parallel refinement)", PredictorConfig,
                          IndexPredictor, training_inputs, evaluation_inputs,
-                         "one-shot CE: every position predicted from a fully masked grid")
+                         "one-shot")  # every position predicted from a fully masked grid
 
 
 def _ar() -> GeneratorKind:
@@ -43,7 +43,7 @@ def _ar() -> GeneratorKind:
 
     return GeneratorKind("ar", "autoregressive transformer (raster order, KV cache)", ARConfig, ARPredictor,
                          training_inputs, evaluation_inputs,
-                         "teacher-forced CE: every position predicted from the true codes before it")
+                         "teacher-forced")  # every position predicted from the true codes before it
 
 
 GENERATORS: dict[str, Callable[[], GeneratorKind]] = {"masked": _masked, "ar": _ar}

@@ -18,16 +18,24 @@ from artgen.progress import console
 from artgen.workspace import SHIPPED_MODEL, Workspace
 
 SIZE_LIMIT_MB = 10.0
-SHIPPED_GENERATOR = "masked"  # the generator `release-model` trains and ships by default
+
+
+def shipped_generator() -> str:
+    """The generator of the model shipped in the package (what `release-model` rebuilds by default)."""
+    try:
+        return json.loads((SHIPPED_MODEL / "bundle.json").read_text()).get("generator", "masked")
+    except (OSError, ValueError, AttributeError):
+        return "masked"
 
 
 def release_model(ws: Workspace, preset: str = "default", out: Path = SHIPPED_MODEL, quick_bench: bool = False,
-                  annotations: str = "gt", generator: str = SHIPPED_GENERATOR) -> dict:
-    from artgen.demo import DemoConfig, run_demo
+                  annotations: str = "gt", generator: str | None = None) -> dict:
+    from artgen.demo import DemoConfig, demo_bench_dir, run_demo
     from artgen.generate import load_generator
     from artgen.generators import model_name
     from export.parity import check_parity
 
+    generator = generator or shipped_generator()
     model = model_name("tiny", generator)
     run_demo(ws, DemoConfig(vqvae_preset=preset, encoder_preset=preset, bench_quick=quick_bench, annotations=annotations,
                             generator=generator))
@@ -52,7 +60,7 @@ def release_model(ws: Workspace, preset: str = "default", out: Path = SHIPPED_MO
     report_dir = tmp / "bench"
     report_dir.mkdir()
     for name in ("report.json", "report.md"):
-        shutil.copy(ws.reports / "bench" / name, report_dir / name)
+        shutil.copy(demo_bench_dir(ws, model) / name, report_dir / name)
     for name in ("metrics.json",):
         shutil.copy(ws.checkpoint(model) / name, tmp / f"train_{name}")
         shutil.copy(ws.checkpoint("vqvae") / name, tmp / f"vqvae_{name}")

@@ -267,7 +267,7 @@ def train_predictor(ws: Workspace, encoder: str = "tiny", preset: str | Predicto
 
     n_enc, n_pred = text_encoder.num_parameters(), model.predictor.num_parameters()
     summary = {
-        "encoder": encoder, "generator": generator, "model": name, "test_ce": kind.test_ce,
+        "encoder": encoder, "generator": generator, "model": name, "test_ce_kind": kind.test_ce_kind,
         "weights": text_encoder.describe_source(), "source": text_encoder.source,
         "tokenizer": text_encoder.tokenizer_kind, "preset": preset_name, "annotations": label_source,
         "encoder_parameters": n_enc, "predictor_parameters": n_pred, "vocabulary_hash": vocabulary_hash(),

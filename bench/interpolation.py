@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from artgen.sampling import DEFAULT_GUIDANCE
+from artgen.sampling import AR_DEFAULT_GUIDANCE, DEFAULT_GUIDANCE
 
 
 def smoothness(features: np.ndarray) -> dict:
@@ -28,7 +28,7 @@ def smoothness(features: np.ndarray) -> dict:
 
 
 @torch.no_grad()
-def interpolation_images(gen, prompt_a: str, prompt_b: str, steps: int = 8, guidance: float = DEFAULT_GUIDANCE) -> np.ndarray:
+def interpolation_images(gen, prompt_a: str, prompt_b: str, steps: int = 8, guidance: float | None = None) -> np.ndarray:
     """(steps + 1, H, W, 3) uint8 images from `prompt_a` to `prompt_b` for an
     `artgen.generate.Generator` (masked: the one-shot argmax; autoregressive: greedy decoding). Text positions that are padding in one prompt are
     attended to all along the walk (the union of both masks)."""
@@ -40,9 +40,10 @@ def interpolation_images(gen, prompt_a: str, prompt_b: str, steps: int = 8, guid
         torch.maximum(mask[0], mask[1]).expand(steps + 1, -1)
     cfg = gen.predictor.cfg
     if getattr(gen, "kind", "masked") == "ar":  # its greedy (temperature 0) drawing from each text state
+        guidance = AR_DEFAULT_GUIDANCE if guidance is None else guidance
         grids = gen.codes_from_states(walk, walk_mask.contiguous(), [0] * (steps + 1), guidance, temperature=0.0)
         return gen.decode(grids)
     codes = torch.full((steps + 1, cfg.positions), cfg.mask_id, dtype=torch.long)  # (S+1, N) all unknown
-    logits = gen.logits(codes, walk, walk_mask.contiguous(), guidance)  # (S+1, N, K)
+    logits = gen.logits(codes, walk, walk_mask.contiguous(), DEFAULT_GUIDANCE if guidance is None else guidance)  # (S+1, N, K)
     grids = logits.argmax(-1).view(steps + 1, cfg.grid, cfg.grid)  # (S+1, h, w)
     return gen.decode(grids)

@@ -44,6 +44,7 @@ SUMMARY_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("usage", "codebook_usage", "{:.3f}"),
     ("perplexity", "perplexity", "{:.0f}"),
     ("test CE", "test_ce", "{:.3f}"),
+    ("CE kind", "test_ce_kind", "{}"),
     ("CE no text", "ce_no_text", "{:.3f}"),
     ("token acc", "token_accuracy", "{:.3f}"),
     ("attr acc", "attribute_accuracy", "{:.3f}"),
@@ -117,7 +118,12 @@ def _sampler(report: dict) -> str:
         return "the bundle's own sampler (" + ", ".join(f"{k} {v}" for k, v in shown.items()) + ")"
     steps = c.get("steps", 1)
     how = "one-shot" if steps == 1 else f"{steps} steps"
-    return f"{how}, guidance {c.get('guidance')}, temperature {c.get('temperature')}"
+    own = lambda k: "each generator's default" if c.get(k) is None else c.get(k)  # noqa: E731
+    text = f"{how}, guidance {own('guidance')}, temperature {own('temperature')}"
+    if any(r.get("generator") == "ar" for r in report.get("rows", [])):
+        text = (f"masked generators: {text}; autoregressive ones: all positions one per step, guidance "
+                f"{own('guidance')}, temperature {own('temperature')}")
+    return text
 
 
 def _meta_lines(report: dict) -> list[str]:
@@ -165,7 +171,8 @@ def _precision_recall_line(pr: dict | None) -> str:
 def _bundle_line(bundle: dict | None) -> str:
     if not bundle:
         return ""
-    return (f"Bundle bench: {bundle['path']} ({bundle.get('encoder')}, {bundle.get('precision')}, "
+    return (f"Bundle bench: {bundle['path']} ({bundle.get('encoder')}, {bundle.get('generator', 'masked')} generator, "
+            f"{bundle.get('precision')}, "
             f"{bundle.get('producer')}), every generated set through {bundle['runtime']}.")
 
 
@@ -205,7 +212,8 @@ def plot_latency_vs_fid(report: dict) -> bytes:
     torch_latency = any(r.get("latency_ms_p50") is not None for r in report["rows"])
     for r in report["rows"]:
         ms = r.get("latency_ms_p50") if torch_latency else next(
-            (r[k] for k in ("ort_int8_ms_p50", "ort_fp32_ms_p50") if r.get(k) is not None), None)
+            (r[k] for k in ("ort_int8_ms_p50", "ort_fp32_ms_p50", "ort_int8_autoregressive_ms_p50",
+                            "ort_fp32_autoregressive_ms_p50") if r.get(k) is not None), None)
         if ms is None or r.get("fid") is None:
             continue
         ax.scatter(ms, r["fid"], s=60)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from artgen.errors import ArtgenError
 from artgen.generate import Generator
 from artgen.sampling import DEFAULT_GUIDANCE
 from artgen.vocabulary import ADJECTIVES
@@ -62,6 +63,9 @@ class ParityReport:
 def check_parity(gen: Generator, bundle_dir: Path, n_prompts: int = 64, guidance: float = DEFAULT_GUIDANCE,
                  threads: int | None = None) -> ParityReport:
     rt = Runtime(bundle_dir, threads=threads)
+    if rt.generator != gen.kind:
+        raise ArtgenError(f"{bundle_dir} holds the {rt.generator} generator but the model is {gen.kind}: "
+                          "check a bundle against the model it was exported from")
     prompts = parity_prompts(n_prompts)
     if gen.kind == "ar":
         return _ar_parity(gen, rt, prompts, guidance)

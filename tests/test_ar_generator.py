@@ -94,7 +94,7 @@ def test_ar_training_writes_its_own_checkpoint_with_teacher_forced_metrics(train
     d = ws.checkpoint("tiny-ar")
     config = json.loads((d / "config.json").read_text())
     assert config["generator"] == "ar" and config["summary"]["model"] == "tiny-ar"
-    assert "teacher-forced" in config["summary"]["test_ce"]
+    assert config["summary"]["test_ce_kind"] == "teacher-forced" and metrics["test_ce_kind"] == "teacher-forced"
     assert not ws.checkpoint("tiny").exists()  # the masked model's folder is untouched
     for key in ("ce", "ce_no_text", "token_accuracy", "baseline_ce"):
         assert np.isfinite(metrics[key])
@@ -267,3 +267,45 @@ def test_cli_export_of_the_ar_model_and_an_out_folder_that_is_not_a_bundle(train
     assert r.returncode == 2 and "not an artgen bundle" in r.stderr and "--force" in r.stderr
     assert (precious / "holiday.jpg").read_bytes() == b"not a bundle"  # nothing lost
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_bench_of_the_ar_model_alone_judges_it_as_the_tiny_model(trained_ar):
+    from test_bench_run import SMALL, PixelFeatures
+
+    from bench.run import BenchConfig, run_bench
+
+    ws, _ = trained_ar
+    report = run_bench(ws, BenchConfig(**SMALL, encoders=("tiny-ar",)), command="test", feature_net=PixelFeatures(),
+                       out_dir=ws.root / "ar-only")
+    assert [r["name"] for r in report["rows"]] == ["tiny-ar"] and report["rows"][0]["test_ce_kind"] == "teacher-forced"
+    latency = next(c for c in report["criteria"] if c["target"].startswith("inference"))
+    assert "(tiny-ar," in latency["target"] and "autoregressive" in latency["note"] and latency["pass"] is not None
+    assert "autoregressive ones: all positions" in (ws.root / "ar-only" / "report.md").read_text()
+
+
+def test_bench_of_an_ar_bundle_names_its_generator(trained_ar):
+    from test_bench_run import SMALL, PixelFeatures
+
+    from artgen.generate import load_generator
+    from bench.run import BenchConfig, run_bench
+    from export.bundle import ExportConfig, export_bundle
+
+    ws, _ = trained_ar
+    bundle = ws.bundles / "tiny-ar-bench"
+    export_bundle(load_generator(ws, "tiny-ar"), bundle, ExportConfig(int8=True))
+    report = run_bench(ws, BenchConfig(**SMALL), command="test", feature_net=PixelFeatures(), bundle=bundle,
+                       out_dir=ws.root / "ar-bundle-bench")
+    row = report["rows"][0]
+    assert row["name"] == "tiny-ar" and row["generator"] == "ar" and row["ort_int8_autoregressive_ms_p50"] > 0
+    assert report["bundle"]["generator"] == "ar"
+
+
+def test_generate_asking_for_an_untrained_generator_names_the_training_command(small_corpus, tmp_path):
+    from artgen.release import shipped_generator
+
+    other = "masked" if shipped_generator() == "ar" else "ar"
+    r = run_cli("generate", "warm", "--generator", other, "-o", str(tmp_path / "x.png"), workdir=tmp_path / "fresh")
+    assert r.returncode == 2 and "artgen train --encoder tiny" in r.stderr  # not the shipped model of the other kind
+    r = run_cli("generate", "warm", "--generator", shipped_generator(), "-n", "1", "-o", str(tmp_path / "y.png"),
+                workdir=tmp_path / "fresh")
+    assert r.returncode == 0 and "shipped" in (r.stdout + r.stderr)

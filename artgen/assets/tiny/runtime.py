@@ -116,6 +116,19 @@ def pick_codes(logits: np.ndarray, noise: np.ndarray, temperature: float, top_k:
     return logits.argmax(-1)
 
 
+def check_int(name: str, value, low: int, high: int) -> int:
+    """A setting as a whole number within [low, high], or a BundleError naming it."""
+    try:
+        v = int(value)
+        if v != value:
+            raise ValueError
+    except (TypeError, ValueError, OverflowError):
+        raise BundleError(f"{name} must be a whole number between {low} and {high} (got {value!r})") from None
+    if not low <= v <= high:
+        raise BundleError(f"{name} must be between {low} and {high} (got {value!r})")
+    return v
+
+
 def check_float(name: str, value, low: float | None = None, high: float | None = None) -> float:
     """A sampling setting as a finite float within [low, high], or a BundleError naming it."""
     try:
@@ -225,21 +238,19 @@ class Runtime:
         for p in prompts:
             check_prompt(p, self.meta["prompt_limits"])
         seeds = list(seeds) if seeds is not None else [int(seed) + i for i in range(len(prompts))]
+        if len(seeds) != len(prompts):
+            raise BundleError(f"{len(seeds)} seeds for {len(prompts)} prompts: give one seed per prompt")
         if min(seeds, default=0) < 0:
             raise BundleError(f"seeds must be >= 0 (got {min(seeds)}): numpy's random streams take no negative seeds")
         if self.generator == "ar":
-            if steps is not None and int(steps) != d["steps"]:
+            if steps is not None and steps != d["steps"]:
                 raise BundleError(f"steps {steps} does not apply to this autoregressive bundle: it draws the "
                                   f"{d['steps']} positions one per step; leave steps out")
-            top_k = d.get("top_k", 0) if top_k is None else int(top_k)
-            if not 0 <= top_k <= self.meta["codebook_size"]:
-                raise BundleError(f"top_k must be between 0 (off) and {self.meta['codebook_size']} (got {top_k})")
+            top_k = check_int("top_k", d.get("top_k", 0) if top_k is None else top_k, 0, self.meta["codebook_size"])
             return self._sample_ar(prompts, seeds, guidance, temperature, top_k)
         if top_k:
             raise BundleError("top_k is for autoregressive bundles; this bundle holds the masked generator")
-        steps = d["steps"] if steps is None else int(steps)
-        if not 1 <= steps <= d["max_steps"]:
-            raise BundleError(f"steps must be between 1 and {d['max_steps']} (got {steps})")
+        steps = check_int("steps", d["steps"] if steps is None else steps, 1, d["max_steps"])
         grid, K, mask_id = self.meta["grid"], self.meta["codebook_size"], self.meta["mask_id"]
         B, N = len(prompts), grid * grid
 
