@@ -640,8 +640,8 @@ def _trained_columns(row: dict, metrics_path: Path) -> None:
     trained = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
     for key in ("ce", "ce_no_text", "token_accuracy", "baseline_accuracy", "preset", "test_ce_kind"):
         row[key if key != "ce" else "test_ce"] = trained.get(key)
-    if row["test_ce"] is not None and row["test_ce_kind"] is None:  # checkpoints from before the AR generator
-        row["test_ce_kind"] = "one-shot"
+    if row["test_ce"] is not None and row["test_ce_kind"] is None:  # checkpoints from before the key existed
+        row["test_ce_kind"] = "teacher-forced" if trained.get("generator") == "ar" else "one-shot"
 
 
 def _bench_encoder(ctx: _Context, enc: str, gen, K: int) -> tuple[dict, dict, np.ndarray]:
