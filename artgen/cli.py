@@ -60,11 +60,13 @@ def data_synth(
     size: int = typer.Option(64, min=16, max=1024, help="Image side in pixels."),
     seed: int = typer.Option(0, help="Corpus seed: the same seed gives the same images."),
     workers: int = typer.Option(0, min=0, help="Worker processes (0: one per CPU core)."),
+    force: bool = typer.Option(False, "--force", help="Replace a corpus that is already there."),
 ) -> None:
     """Draw the procedural abstract-painting corpus into <workdir>/data."""
-    from artgen.corpus import SynthConfig, synthesize
+    from artgen.corpus import SynthConfig, check_corpus_target, synthesize
 
     ws = workspace(ctx)
+    check_corpus_target(ws.data, force=force)
     counts = synthesize(ws.data, SynthConfig(count=count, size=size, seed=seed, workers=workers))
     console.print(f"wrote {counts['train']} train + {counts['test']} test paintings to {ws.data}")
 
@@ -74,11 +76,14 @@ def data_import(
     ctx: typer.Context,
     source: str = typer.Argument(..., help="Image folder, a dataset saved with save_to_disk, or a Hugging Face hub id."),
     size: int = typer.Option(64, min=16, max=1024, help="Image side in pixels after centre crop."),
+    force: bool = typer.Option(False, "--force", help="Replace a corpus that is already there."),
 ) -> None:
     """Import real paintings (RGB, centre-cropped, resized; content-hash split)."""
+    from artgen.corpus import check_corpus_target
     from artgen.importer import import_paintings
 
     ws = workspace(ctx)
+    check_corpus_target(ws.data, force=force)
     report = import_paintings(source, ws.data, ws.root / "logs" / "import.log", size=size)
     console.print(
         f"imported {report.train} train + {report.test} test paintings to {ws.data}; "

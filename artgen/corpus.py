@@ -87,6 +87,24 @@ def _paint_chunk(args: tuple[int, int, list[int]]) -> list[dict]:
     return rows
 
 
+def check_corpus_target(data_dir: Path, force: bool = False) -> None:
+    """`data_dir` may receive a new corpus: its workspace is a folder, and it holds no corpus
+    yet — or `force` says to replace it. The refusal names what was made from the old one."""
+    data_dir = Path(data_dir)
+    for parent in [data_dir, *data_dir.parents]:
+        if parent.exists() and not parent.is_dir():
+            raise ArtgenError(f"{parent} is a file, not a folder: choose another --workdir")
+    if force or not (data_dir / "dataset_dict.json").exists():
+        return
+    root = data_dir.parent
+    made = sorted(p.name for p in (root / "checkpoints").glob("*") if (p / "config.json").exists())
+    made += ["latents"] if (root / "latents").exists() else []
+    made += ["annotations"] if any((root / "annotations").glob("*.jsonl")) else []
+    uses = f" (made from it: {', '.join(made)})" if made else ""
+    raise ArtgenError(f"{data_dir} already holds a corpus{uses}: pass --force to replace it (what was made from it "
+                      "will need to be made again), or choose another --workdir")
+
+
 def synthesize(out_dir: Path, cfg: SynthConfig, show_progress: bool = True) -> dict[str, int]:
     """Draw `cfg.count` paintings and save them as a DatasetDict at `out_dir`."""
     if cfg.count < 2:

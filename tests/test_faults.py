@@ -1,0 +1,34 @@
+"""Bad inputs and damaged artefacts end in one line naming the fix, and never lose finished
+work (issue 16; more cases live beside the code they guard)."""
+
+from conftest import run_cli
+
+
+def _one_line_error(r, *needles):
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_data_synth_does_not_replace_a_corpus_without_force(tmp_path):
+    ws = tmp_path / "ws"
+    assert run_cli("data", "synth", "--count", "6", "--size", "16", "--workers", "1", workdir=ws).returncode == 0
+    (ws / "checkpoints" / "vqvae").mkdir(parents=True)
+    (ws / "checkpoints" / "vqvae" / "config.json").write_text("{}")
+    before = sorted(p.name for p in (ws / "data").rglob("*"))
+    r = run_cli("data", "synth", "--count", "4", "--size", "16", "--workers", "1", workdir=ws)
+    _one_line_error(r, "already holds a corpus", "vqvae", "--force")
+    assert sorted(p.name for p in (ws / "data").rglob("*")) == before
+    r = run_cli("data", "import", str(tmp_path / "nowhere"), workdir=ws)
+    _one_line_error(r, "already holds a corpus", "--force")
+    r = run_cli("data", "synth", "--count", "4", "--size", "16", "--workers", "1", "--force", workdir=ws)
+    assert r.returncode == 0, r.stderr
+
+
+def test_a_workdir_that_is_a_file_is_named(tmp_path):
+    f = tmp_path / "notes.txt"
+    f.write_text("mine")
+    _one_line_error(run_cli("data", "synth", "--count", "4", "--size", "16", workdir=f), "is a file")
+    assert f.read_text() == "mine"
