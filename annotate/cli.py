@@ -43,8 +43,14 @@ def annotate(
     from annotate.pipeline import AnnotateConfig, run_annotation
     from artgen.progress import console
 
-    if timeout <= 0 or max_retries < 0 or retry_delay < 0 or workers < 0:
+    import math
+
+    if not math.isfinite(timeout) or timeout <= 0 or max_retries < 0 or not math.isfinite(retry_delay) or retry_delay < 0 \
+            or workers < 0:
         raise ArtgenError("--timeout must be positive and --max-retries, --retry-delay, --workers 0 or more: fix the option")
+    for flag, price in (("--price-in", price_in), ("--price-out", price_out)):
+        if price is not None and (not math.isfinite(price) or price < 0):
+            raise ArtgenError(f"{flag} must be a finite number of USD >= 0 (got {price}): fix the option")
     ws = ctx.find_root().obj
     summary = run_annotation(ws, AnnotateConfig(
         backend=backend, mode=mode, base_url=base_url, model=model, concurrency=concurrency, limit=limit,
@@ -56,6 +62,9 @@ def annotate(
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     if summary.interrupted:
         raise Interrupted("interrupted by Ctrl-C: rerun the same command to resume")
+    if summary.failed and not summary.done:
+        raise ArtgenError(f"no painting was labelled: all {summary.failed} requests failed (see the lines above): "
+                          "check --base-url, --model and the API key, then rerun (finished labels are kept)")
 
 
 class Interrupted(ArtgenError):

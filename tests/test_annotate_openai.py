@@ -177,3 +177,11 @@ def test_ctrl_c_stops_cleanly_with_a_summary_and_the_rerun_finishes(ws):
         _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0 and f"{120 - first} done, {first} skipped" in err
     assert len({r["id"] for r in records(out)}) == len(records(out)) == 120
+
+
+def test_a_run_in_which_every_request_failed_exits_non_zero(ws):
+    with LocalChatServer(plan=lambda n, body: "500") as server:
+        r = run_cli("annotate", "--backend", "openai", "--mode", "stats", "--base-url", server.base_url, "--limit", "2",
+                    "--concurrency", "1", "--max-retries", "1", "--retry-delay", "0.001", "--split", "test",
+                    workdir=ws.root, env={"OPENAI_API_KEY": KEY})
+    assert r.returncode == 2 and "no painting was labelled" in r.stderr and "Traceback" not in r.stderr

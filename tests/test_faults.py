@@ -32,3 +32,9 @@ def test_a_workdir_that_is_a_file_is_named(tmp_path):
     f.write_text("mine")
     _one_line_error(run_cli("data", "synth", "--count", "4", "--size", "16", workdir=f), "is a file")
     assert f.read_text() == "mine"
+
+
+def test_annotate_prices_must_be_finite(tmp_path):
+    for value in ("nan", "inf", "-1"):
+        r = run_cli("annotate", "--backend", "openai", "--price-in", value, workdir=tmp_path)
+        _one_line_error(r, "--price-in")
