@@ -66,17 +66,36 @@ def _set_metadata(path: Path, props: dict) -> None:
     onnx.checker.check_model(str(path), full_check=True)
 
 
-def _quantize(path: Path) -> None:
+def _quantize(path: Path, keep_fp32: tuple[str, ...] = ()) -> None:
+    """Dynamic int8 quantisation of the graph's MatMul/Gemm weights, except the nodes that
+    produce the outputs named in `keep_fp32` (e.g. the logits head)."""
     import logging
 
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     logging.getLogger().setLevel(logging.ERROR)  # its "consider pre-processing" notice, once per graph
 
+    exclude = _producers(onnx.load(str(path)).graph, keep_fp32) if keep_fp32 else []
     tmp = path.with_suffix(".int8.onnx")
     quantize_dynamic(str(path), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-                     op_types_to_quantize=["MatMul", "Gemm"], extra_options={"MatMulConstBOnly": True})
+                     op_types_to_quantize=["MatMul", "Gemm"], nodes_to_exclude=exclude,
+                     extra_options={"MatMulConstBOnly": True})
     tmp.replace(path)
+
+
+def _producers(graph, outputs: tuple[str, ...]) -> list[str]:
+    """Names of the MatMul/Gemm nodes within a few hops upstream of `outputs` (through Add,
+    Reshape, ...): the projection that makes them."""
+    by_output = {o: n for n in graph.node for o in n.output}
+    found, frontier = [], list(outputs)
+    for _ in range(4):
+        nodes = [by_output[o] for o in frontier if o in by_output]
+        found += [n.name for n in nodes if n.op_type in ("MatMul", "Gemm")]
+        if found:
+            return found
+        frontier = [i for n in nodes for i in n.input]
+    return found
 
 
 def _tokenizer_spec(gen: Generator, out: Path) -> dict:
@@ -226,11 +245,15 @@ def _write_bundle(gen: Generator, out: Path, cfg: ExportConfig) -> dict:
             ["codes"], ["images"], {"codes": {0: _B}, "images": {0: _B}}, cfg.opset)
     generator_graphs, sampling = (_ar_graphs if gen.kind == "ar" else _masked_graphs)(gen, out, states, mask, cfg)
     names = ["text_encoder", *generator_graphs, "decoder"]
-    quantized = [n for n in names if n != "decoder" or cfg.quantize_decoder]
+    # the decoder is a conv net (int8 measured slower); ar_context runs once per prompt and feeds
+    # every step, so it stays fp32 too (int8 there moved the step's argmax on more positions)
+    quantized = [n for n in names if n not in ("decoder", "ar_context") or (n == "decoder" and cfg.quantize_decoder)]
     for name in names:
         path = out / f"{name}.onnx"
         if cfg.int8 and name in quantized:
-            _quantize(path)
+            # the AR step's logits head stays fp32: each position's code is drawn from those logits
+            # directly, and int8 there flipped the most likely code on >5 % of positions
+            _quantize(path, keep_fp32=("logits",) if name == "ar_step" else ())
         _set_metadata(path, props)
 
     image_size = gen.vqvae.cfg.image_size

@@ -169,7 +169,7 @@ def test_ar_export_parity_and_the_torch_free_runtime(trained_ar):
         a = gen.sample_codes(["warm, vivid", "cool"], seed=5, **kwargs).numpy()
         assert (a == rt.sample_codes(["warm, vivid", "cool"], seed=5, **kwargs)).mean() >= 0.99
     int8 = export_bundle(gen, ws.bundles / "tiny-ar-int8", ExportConfig(int8=True))
-    assert int8["int8_graphs"] == ["text_encoder", "ar_context", "ar_step"]
+    assert int8["int8_graphs"] == ["text_encoder", "ar_step"]  # ar_context and the logits head stay fp32
     report8 = check_parity(gen, ws.bundles / "tiny-ar-int8", n_prompts=16)
     assert report8.precision == "int8" and report8.passed, report8
 
