@@ -268,6 +268,7 @@ def bench_cmd(
     latency_runs: Optional[int] = typer.Option(None, min=1, help="Timed runs per latency figure (default 100; quick 20)."),
     threads: int = typer.Option(2, min=1, help="Threads for torch, ONNX Runtime and the FID network."),
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Report folder (default <workdir>/reports/bench)."),
+    labels: str = typer.Option("auto", help="Caption labels: auto (openai, else heuristic, else gt), heuristic, openai or gt (use the ones the models were trained on)."),
     bundle: Optional[Path] = typer.Option(
         None, "--bundle", help="Bench this exported bundle by itself (e.g. artgen/assets/tiny) through the torch-free "
                                "runtime, against the workspace's corpus, instead of the trained encoders."),
@@ -281,7 +282,8 @@ def bench_cmd(
         raise ArtgenError("--encoders is empty: give names such as --encoders tiny,clip")
     if bundle is not None and names:
         raise ArtgenError("--bundle benches one exported bundle: drop --encoders, or drop --bundle to bench trained encoders")
-    cfg = BenchConfig(encoders=names, quick=quick, captions=captions, latency_runs=latency_runs, threads=threads)
+    cfg = BenchConfig(encoders=names, quick=quick, captions=captions, latency_runs=latency_runs, threads=threads,
+                      labels=labels)
     report = run_bench(workspace(ctx), cfg, out_dir=out, bundle=bundle)
     where = out or workspace(ctx).reports / "bench"
     for c in report["criteria"]:
