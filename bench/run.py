@@ -40,7 +40,7 @@ import torch
 
 from artgen.errors import ArtgenError
 from artgen.progress import console, progress_bar
-from artgen.sampling import DEFAULT_GUIDANCE, DEFAULT_STEPS, DEFAULT_TEMPERATURE
+from artgen.sampling import DEFAULT_STEPS
 from artgen.workspace import Workspace
 from bench.attributes import (AttributeAccuracy, AttributeClassifier, AttributeConfig, image_features,
                               requested_adjectives, unseen_pairs, unseen_prompts)
