@@ -159,13 +159,6 @@ class Generator:
         return self.decode(self.sample_codes(prompts, seed, steps, guidance, temperature, seeds))
 
 
-def ar_gumbel(seed: int, shape: tuple[int, int]) -> np.ndarray:
-    """Gumbel(0, 1) noise of one image for the autoregressive sampler, (N, K) float32 from the
-    stream default_rng([seed, AR_NOISE_STREAM]): row t for position t."""
-    u = np.clip(np.random.default_rng([int(seed), AR_NOISE_STREAM]).random(shape), 1e-20, 1.0 - 1e-7)
-    return (-np.log(-np.log(u))).astype(np.float32)
-
-
 @dataclass
 class ARGenerator(Generator):
     """The autoregressive generator: one position per step in raster order (start token, then
@@ -211,7 +204,8 @@ class ARGenerator(Generator):
             states, mask = torch.cat([states, states]), torch.cat([mask, torch.zeros_like(mask)])
         cross_k, cross_v, bias = self.predictor.context(states, mask)
         past_k, past_v = self.predictor.empty_cache(len(states))
-        noise = torch.from_numpy(np.stack([ar_gumbel(s, (N, K)) for s in seeds]))  # (B, N, K)
+        # one stream per image, drawn whole: row t for position t
+        noise = torch.from_numpy(np.stack([gumbel(s, AR_NOISE_STREAM, (N, K)) for s in seeds]).astype(np.float32))
         token = torch.full((len(states), 1), cfg.start_id, dtype=torch.long)
         codes = torch.empty((B, N), dtype=torch.long)
         for t in range(N):

@@ -23,6 +23,7 @@ from artgen.errors import ArtgenError
 from artgen.generate import Generator
 from artgen.sampling import DEFAULT_GUIDANCE
 from artgen.vocabulary import ADJECTIVES
+from export.bundle import ar_step_names
 from export.runtime import Runtime
 
 FP32_MAX_ABS = 1e-4
@@ -123,7 +124,7 @@ def _ar_parity(gen: Generator, rt: Runtime, prompts: list[str], guidance: float)
     context = rt.sessions["ar_context"]
     feed = dict(zip([o.name for o in context.get_outputs()],
                     context.run(None, {"states": ort_states, "attention_mask": ort_mask})))
-    past = [f"past_key_{i}" for i in range(L)] + [f"past_value_{i}" for i in range(L)]
+    past = ar_step_names(L)[1]
     feed.update({n: np.zeros((2 * B, cfg.heads, 0, cfg.head_width), np.float32) for n in past})
     tokens = np.concatenate([np.full((B, 1), cfg.start_id), flat[:, :-1].numpy()], axis=1)  # (B, N)
     ort_logits = np.empty_like(torch_logits)

@@ -287,9 +287,7 @@ class Runtime:
         past_names = [f"past_key_{i}" for i in range(L)] + [f"past_value_{i}" for i in range(L)]
         empty = np.zeros((len(states), d["heads"], 0, d["head_width"]), dtype=np.float32)
         feed.update({n: empty for n in past_names})
-        noise = np.stack([np.clip(np.random.default_rng([int(s), d["noise_stream"]]).random((N, K)), 1e-20, 1.0 - 1e-7)
-                          for s in seeds])
-        noise = (-np.log(-np.log(noise))).astype(np.float32)  # (B, N, K)
+        noise = np.stack([gumbel(s, d["noise_stream"], (N, K)) for s in seeds]).astype(np.float32)  # (B, N, K)
         g = np.float32(guidance)
         step = self.sessions["ar_step"]
         codes = np.zeros((B, N), dtype=np.int64)

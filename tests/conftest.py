@@ -17,6 +17,15 @@ def run_cli(*args: str, workdir: Path | None = None, env: dict | None = None, ti
     return subprocess.run(cmd + list(args), capture_output=True, text=True, env=full_env, timeout=timeout, cwd=ROOT)
 
 
+def assert_one_line_error(result, *needles):
+    """A CLI run that failed as the README promises: exit 2, one line on stderr naming each needle."""
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
 @pytest.fixture(scope="session")
 def small_corpus(tmp_path_factory):
     """A 120-painting synthetic corpus at 32 px, built once per test session."""

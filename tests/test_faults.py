@@ -1,15 +1,7 @@
 """Bad inputs and damaged artefacts end in one line naming the fix, and never lose finished
 work (issue 16; more cases live beside the code they guard)."""
 
-from conftest import run_cli
-
-
-def _one_line_error(r, *needles):
-    assert r.returncode == 2, r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
+from conftest import assert_one_line_error as _one_line_error, run_cli
 
 
 def test_data_synth_does_not_replace_a_corpus_without_force(tmp_path):

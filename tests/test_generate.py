@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import run_cli
+from conftest import assert_one_line_error as _assert_one_line_error, run_cli
 
 from artgen.errors import ArtgenError
 from artgen.train_predictor import PredictorPreset, train_predictor
@@ -32,14 +32,6 @@ def trained(small_corpus, tmp_path_factory):
     train_vqvae(ws, preset="quick", steps=2, batch_size=8, device="cpu", show_progress=False)
     metrics = train_predictor(ws, "tiny", preset=TINY, annotations="gt", device="cpu", show_progress=False)
     return ws, metrics
-
-
-def _assert_one_line_error(result, *needles):
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
 
 
 def test_checkpoint_describes_itself_and_metrics_are_written(trained):
