@@ -3,7 +3,9 @@
     bundles/tiny/
       text_encoder.onnx  predictor.onnx  decoder.onnx   the graphs (export/graphs.py)
       tokenizer/...                                     spm.model, or tokenizer.json
-      bundle.json                                       the whole contract, for apps
+      bundle.json                                       the whole contract, for apps; its "files"
+                                                        records each graph's and the tokenizer's
+                                                        size and sha256, which the runtime checks
       runtime.py                                        the torch-free runtime (a copy)
       README.md                                         the contract in prose
 
@@ -32,7 +34,7 @@ from artgen.sampling import (AR_DEFAULT_GUIDANCE, AR_DEFAULT_TEMPERATURE, AR_DEF
                              ORDER_STREAM)
 from artgen.vocabulary import ADJECTIVES, MAX_PROMPT_CHARS, MAX_PROMPT_WORDS, vocabulary_hash
 from export.graphs import ARContextGraph, ARStepGraph, DecoderGraph, EncoderGraph, PredictorGraph
-from export.runtime import BUNDLE_FORMAT
+from export.runtime import BUNDLE_FORMAT, bundle_files, file_record
 
 
 @dataclass
@@ -291,9 +293,18 @@ def _write_bundle(gen: Generator, out: Path, cfg: ExportConfig) -> dict:
     (out / "bundle.json").write_text(json.dumps(meta, indent=2))
     shutil.copy(Path(__file__).with_name("runtime.py"), out / "runtime.py")
     (out / "README.md").write_text(bundle_readme(meta))
+    meta["files"] = manifest(out, meta)
     meta["size_bytes"] = bundle_size(out)
     (out / "bundle.json").write_text(json.dumps(meta, indent=2))
     return meta
+
+
+def manifest(bundle_dir: Path, meta: dict | None = None) -> dict:
+    """bundle.json's "files": {path in the bundle: {"bytes", "sha256"}} of every file the runtime
+    loads (the graphs and the tokenizer) as `meta` (default: the folder's bundle.json) names them."""
+    bundle_dir = Path(bundle_dir)
+    meta = meta if meta is not None else json.loads((bundle_dir / "bundle.json").read_text())
+    return {name: file_record(bundle_dir / name) for name in bundle_files(meta)}
 
 
 def bundle_is_current(bundle: Path, checkpoint: Path) -> bool:
@@ -307,7 +318,7 @@ def bundle_is_current(bundle: Path, checkpoint: Path) -> bool:
     except (OSError, json.JSONDecodeError):
         return False
     sampling = meta.get("sampling", {})  # the runtime samples with these: they must be today's
-    if meta.get("format") != BUNDLE_FORMAT:
+    if meta.get("format") != BUNDLE_FORMAT or "files" not in meta:  # older bundles record no sizes and hashes
         return False
     if meta.get("generator") == "ar":
         return sampling.get("noise_stream") == AR_NOISE_STREAM

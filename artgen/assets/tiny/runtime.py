@@ -10,6 +10,13 @@ copied into every bundle, so an app needs nothing but the bundle folder:
 
 Command line: `python -m export.runtime BUNDLE "warm, vivid" -o out.png [--seed 0] [--steps 1]`.
 
+The runtime does not trust the folder it is given: bundle.json must be a known format with
+every setting it reads present and consistent (mask_id = codebook_size, the AR steps = grid^2),
+each file it names must stay inside the folder and match the size and sha256 that export
+recorded under "files", and each graph must take and give the tensors (names, dtypes, static
+shapes) that bundle.json's numbers imply. Anything else is a one-line BundleError naming the
+file and the fix; a bundle exported before "files" existed loads with a one-line warning.
+
 A bundle holds one of two generators (`bundle.json` "generator"), and the runtime runs
 both with the sampling `artgen generate` runs and the very same random numbers (numpy PCG64
 streams, one per image), so the same seed gives the same picture here and in PyTorch:
@@ -23,8 +30,11 @@ streams, one per image), so the same seed gives the same picture here and in PyT
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -37,6 +47,15 @@ READABLE_FORMATS = (2, 3)
 GRAPHS = {"masked": ("text_encoder", "predictor", "decoder"),
           "ar": ("text_encoder", "ar_context", "ar_step", "decoder")}
 STEP_GRAPH = {"masked": "predictor", "ar": "ar_step"}  # the graph run once per sampling step
+MAX_IMAGES = 64  # images per call (`-n`, prompts per generate or sample_codes): the bench's batch
+MAX_SCALE = 16  # upscale factor of the saved PNG: 64 px images become 1024 px
+# "hash" checks the size and sha256 of every file (the default), "size" the sizes only. Hashing the
+# shipped 4.8 MB bundle took 5.4 ms (median of 50, warm cache; sizes only 0.3 ms) of a 38 ms load
+# on the 2-core build machine: `python scripts/bench_bundle_verify.py --runs 50`.
+VERIFY = ("hash", "size")
+TOKENIZER_KINDS = ("sentencepiece", "tokenizers")
+ORT_TYPES = {"int64": "tensor(int64)", "float32": "tensor(float)", "uint8": "tensor(uint8)"}
+FIX = "export the bundle again with `artgen export`"
 
 
 class BundleError(Exception):
@@ -51,25 +70,42 @@ def _default_bundle() -> Path:
 class _Tokenizer:
     """Prompt -> token ids, exactly as the training-time tokenizer does (lower-cased)."""
 
-    def __init__(self, bundle: Path, spec: dict):
+    def __init__(self, path: Path, spec: dict, name: str):
         self.spec = spec
-        path = bundle / spec["file"]
-        if not path.is_file():
-            raise BundleError(f"the bundle {bundle} lacks its tokenizer file {spec['file']}: export it again with `artgen export`")
+        data = path.read_bytes()
+        if not data:
+            raise BundleError(f"{name} is empty (0 bytes): {FIX}")
+        looks_json = data.lstrip()[:1] == b"{"  # tokenizers writes JSON; a sentencepiece model is protobuf
         if spec["kind"] == "sentencepiece":
             import sentencepiece as spm
 
-            self.sp = spm.SentencePieceProcessor(model_file=str(path))
+            if looks_json:
+                raise BundleError(f"{name} is a tokenizers JSON file, not the sentencepiece model bundle.json's "
+                                  f"tokenizer kind says: {FIX}")
+            try:
+                self.sp = spm.SentencePieceProcessor(model_proto=data)
+            except Exception:  # its message is a C++ source line, not news to a user
+                raise BundleError(f"{name} is not a sentencepiece model (it does not parse as one): {FIX}") from None
             self._encode = lambda text: [spec["bos_id"], *self.sp.encode(text), spec["eos_id"]]
-        elif spec["kind"] == "tokenizers":
+            vocab, ids = self.sp.get_piece_size(), ("bos_id", "eos_id", "pad_id")
+        else:
             from tokenizers import Tokenizer
 
-            tok = Tokenizer.from_file(str(path))
+            try:
+                if not looks_json:
+                    raise ValueError("it does not start with '{'")
+                tok = Tokenizer.from_str(data.decode("utf-8"))
+            except Exception as e:
+                raise BundleError(f"{name} is not a tokenizers JSON file ({_first_line(e)}), the kind bundle.json's "
+                                  f"tokenizer says: {FIX}") from None
             tok.no_padding()
             tok.no_truncation()
             self._encode = lambda text: tok.encode(text, add_special_tokens=True).ids
-        else:
-            raise BundleError(f"unknown tokenizer kind {spec['kind']!r} in {bundle}/bundle.json: export it again with a current artgen")
+            vocab, ids = tok.get_vocab_size(), ("pad_id",)
+        for key in ids:
+            if not 0 <= spec[key] < vocab:
+                raise BundleError(f"bundle.json's tokenizer {key} {spec[key]} is not a token of {name} "
+                                  f"(ids 0..{vocab - 1}, {vocab} in all): {FIX}")
 
     def __call__(self, prompts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         rows = [self._encode(p.lower()) for p in prompts]
@@ -116,6 +152,28 @@ def pick_codes(logits: np.ndarray, noise: np.ndarray, temperature: float, top_k:
     return logits.argmax(-1)
 
 
+def check_prompts(prompts) -> list[str]:
+    """`prompts` as a list of 1 to MAX_IMAGES strings (each checked later by check_prompt)."""
+    if prompts is None or (isinstance(prompts, (list, tuple)) and not prompts):
+        raise BundleError("no prompt given: pass a prompt such as \"warm, chaotic, vivid\"")
+    if not isinstance(prompts, (list, tuple)) or not all(isinstance(p, str) for p in prompts):
+        kind = type(prompts).__name__ if not isinstance(prompts, (list, tuple)) else "a list holding other things"
+        raise BundleError(f"the prompt must be a string or a list of strings, e.g. \"warm, chaotic, vivid\" (got {kind})")
+    if len(prompts) > MAX_IMAGES:
+        raise BundleError(f"{len(prompts)} images asked for in one call (limit {MAX_IMAGES}): "
+                          f"generate them in batches of at most {MAX_IMAGES}")
+    return list(prompts)
+
+
+def check_seed(value) -> int:
+    """A seed as a whole number >= 0: numpy's random streams take no other."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise BundleError(f"seeds must be whole numbers >= 0 (got {_short(value)})")
+    if value < 0:
+        raise BundleError(f"seeds must be >= 0 (got {value}): numpy's random streams take no negative seeds")
+    return int(value)
+
+
 def check_int(name: str, value, low: int, high: int) -> int:
     """A setting as a whole number within [low, high], or a BundleError naming it."""
     try:
@@ -142,38 +200,258 @@ def check_float(name: str, value, low: float | None = None, high: float | None =
     return v
 
 
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:160] if text else type(e).__name__
+
+
+def _short(value, limit: int = 40) -> str:
+    text = json.dumps(value) if isinstance(value, (dict, list, str, bool, type(None))) else repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+# The settings of bundle.json the runtime reads: dotted path -> (kind, lowest value).
+_FIELDS = {"grid": ("int", 1), "codebook_size": ("int", 2), "image_size": ("int", 1), "text_width": ("int", 1),
+           "sampling.steps": ("int", 1), "sampling.guidance": ("number", None), "sampling.temperature": ("number", 0),
+           "prompt_limits.max_chars": ("int", 1), "prompt_limits.max_words": ("int", 1),
+           "tokenizer.kind": ("str", None), "tokenizer.file": ("str", None), "tokenizer.pad_id": ("int", 0),
+           "tokenizer.max_tokens": ("int", 1)}
+_GENERATOR_FIELDS = {
+    "masked": {"mask_id": ("int", None), "sampling.max_steps": ("int", 1), "sampling.order_stream": ("int", 0),
+               "sampling.guided_share": ("number", 0)},
+    "ar": {"sampling.layers": ("int", 1), "sampling.heads": ("int", 1), "sampling.head_width": ("int", 1),
+           "sampling.start_id": ("int", 0), "sampling.noise_stream": ("int", 0)}}
+_TOKENIZER_FIELDS = {"sentencepiece": {"tokenizer.bos_id": ("int", 0), "tokenizer.eos_id": ("int", 0)}, "tokenizers": {}}
+
+
+def _field(meta: dict, path: str, where: str, kind: str, low: float | None = None):
+    """bundle.json's value at the dotted `path`, present and of `kind` ("int", "number" (finite)
+    or "str" (not empty)) and >= `low`, else a BundleError naming it."""
+    value = meta
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise BundleError(f"{where} lacks {path}: {FIX}")
+        value = value[part]
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = {"int": number and isinstance(value, int), "number": number and math.isfinite(value),
+          "str": isinstance(value, str) and value != ""}[kind]
+    if ok and low is not None and value < low:
+        ok = False
+    if not ok:
+        want = {"int": "a whole number", "number": "a finite number", "str": "a non-empty string"}[kind]
+        bound = f" >= {low:g}" if low is not None else ""
+        raise BundleError(f"{where} has {path} = {_short(value)}, not {want}{bound}: {FIX}")
+    return value
+
+
+def load_meta(bundle: Path) -> dict:
+    """bundle.json of `bundle`, checked: an object of a format this runtime reads, every setting
+    it uses present and of the right type, and the ones tied together agreeing."""
+    meta_path = bundle / "bundle.json"
+    if not meta_path.is_file():
+        raise BundleError(f"{bundle} is not an artgen bundle (no bundle.json): create one with `artgen export`")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BundleError(f"{meta_path} is not valid JSON ({getattr(e, 'msg', None) or _first_line(e)}): {FIX}") from None
+    if not isinstance(meta, dict):
+        kind = {list: "a list", str: "a string", type(None): "null"}.get(type(meta), type(meta).__name__)
+        raise BundleError(f"{meta_path} holds {kind}, not the object of settings a bundle has: {FIX}")
+    fmt = meta.get("format")
+    if type(fmt) is not int or fmt not in READABLE_FORMATS:
+        raise BundleError(f"{bundle} has bundle format {_short(fmt)}, this runtime reads formats "
+                          f"{', '.join(map(str, READABLE_FORMATS))}: export it again with the matching artgen version")
+    generator = meta.get("generator", "masked")
+    if generator not in GRAPHS:
+        raise BundleError(f"{bundle} holds an unknown generator {_short(generator)}: export it again with the "
+                          "matching artgen version")
+    where = str(meta_path)
+    kind = _field(meta, "tokenizer.kind", where, "str")
+    if kind not in TOKENIZER_KINDS:
+        raise BundleError(f"{where} has tokenizer.kind = {_short(kind)}, not one of {', '.join(TOKENIZER_KINDS)}: {FIX}")
+    fields = {**_FIELDS, **_GENERATOR_FIELDS[generator], **_TOKENIZER_FIELDS[kind],
+              **{f"graphs.{name}.file": ("str", None) for name in GRAPHS[generator]}}
+    for path, (want, low) in fields.items():
+        _field(meta, path, where, want, low)
+    grid, K, d = meta["grid"], meta["codebook_size"], meta["sampling"]
+    if generator == "masked":
+        if meta["mask_id"] != K:  # the masked predictor's "unknown here" is the id after the real codes
+            raise BundleError(f"{where} has mask_id {meta['mask_id']}, but the mask id of a masked bundle is "
+                              f"codebook_size {K} (codes 0..{K - 1} are real codes): {FIX}")
+        if d["steps"] > d["max_steps"] or d["guided_share"] > 1:
+            raise BundleError(f"{where} has sampling steps {d['steps']} over max_steps {d['max_steps']} or guided_share "
+                              f"{d['guided_share']} over 1: {FIX}")
+    else:
+        if d["start_id"] != K:  # the autoregressive start token is the id after the real codes
+            raise BundleError(f"{where} has sampling.start_id {d['start_id']}, but the start token of an "
+                              f"autoregressive bundle is codebook_size {K}: {FIX}")
+        if d["steps"] != grid * grid:
+            raise BundleError(f"{where} has sampling.steps {d['steps']}, but grid {grid} has {grid * grid} positions, "
+                              f"one per step: {FIX}")
+        if "top_k" in d:
+            _field(meta, "sampling.top_k", where, "int", 0)
+    return meta
+
+
+def inside(bundle: Path, name, what: str) -> Path:
+    """The bundle file `name` (a path relative to the bundle folder, as bundle.json writes it),
+    refused when it, or a link on the way, leads out of the folder."""
+    root = bundle.resolve()
+    try:
+        path = (bundle / name).resolve() if isinstance(name, str) and not Path(name).is_absolute() else root
+    except (OSError, ValueError, RuntimeError):  # a link loop, a NUL byte: no file of the bundle either
+        path = root
+    if root not in path.parents:
+        raise BundleError(f"{bundle}/bundle.json points {what} at {_short(name, 160)}, outside the bundle folder: "
+                          f"a bundle holds all its files; {FIX}")
+    return path
+
+
+def file_record(path: Path) -> dict:
+    """{"bytes": size, "sha256": hex digest} of one file, as bundle.json's "files" records it."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    return {"bytes": size, "sha256": digest.hexdigest()}
+
+
+def bundle_files(meta: dict) -> list[str]:
+    """The files the runtime loads, as bundle.json names them: each graph and the tokenizer."""
+    return [g["file"] for g in meta["graphs"].values()] + [meta["tokenizer"]["file"]]
+
+
+def verify_files(bundle: Path, meta: dict, verify: str = "hash") -> bool:
+    """Check the files the runtime loads against bundle.json's "files": each must be listed and
+    have its recorded size, and its recorded sha256 when `verify` is "hash". False when the
+    bundle records none (exported before artgen wrote them): nothing could be checked."""
+    if "files" not in meta:
+        return False
+    where, files = bundle / "bundle.json", meta["files"]
+    if not isinstance(files, dict):
+        raise BundleError(f"{where} has files = {_short(files)}, not an object of sizes and hashes: {FIX}")
+    for name in bundle_files(meta):
+        if name not in files:
+            raise BundleError(f"{where} lists no size or sha256 for {name}, which the bundle loads: {FIX}")
+    for name, want in files.items():
+        path = inside(bundle, name, "a listed file")
+        if not (isinstance(want, dict) and type(want.get("bytes")) is int and isinstance(want.get("sha256"), str)):
+            raise BundleError(f"{where} records {_short(want)} for {name}, not its bytes and sha256: {FIX}")
+        if not path.is_file():
+            raise BundleError(f"the bundle {bundle} is incomplete: {name} is missing; {FIX}")
+        size = path.stat().st_size
+        if size != want["bytes"]:
+            raise BundleError(f"{name} in {bundle} is {size} bytes where bundle.json records {want['bytes']} (truncated "
+                              f"or replaced): re-copy the bundle, or {FIX}")
+        if verify == "hash":
+            got = file_record(path)["sha256"]
+            if got != want["sha256"]:
+                raise BundleError(f"{name} in {bundle} has sha256 {got[:12]}... where bundle.json records "
+                                  f"{want['sha256'][:12]}... (changed since export): re-copy the bundle, or {FIX}")
+    return True
+
+
+def graph_io(meta: dict) -> dict[str, tuple[list, list, tuple[str, ...]]]:
+    """What each graph must take and give, from bundle.json's numbers: {graph: (inputs, outputs,
+    the settings they follow from)}, a tensor being (name, shape, dtype) with strings for the
+    dynamic axes, in the order export writes them."""
+    grid, K, d, size = meta["grid"], meta["codebook_size"], meta["text_width"], meta["image_size"]
+    states = ("states", ["batch", "tokens", d], "float32")
+    mask = ("attention_mask", ["batch", "tokens"], "int64")
+    io = {"text_encoder": ([("input_ids", ["batch", "tokens"], "int64"), mask], [states], ("text_width",)),
+          "decoder": ([("codes", ["batch", grid, grid], "int64")], [("images", ["batch", size, size, 3], "uint8")],
+                      ("grid", "image_size"))}
+    if meta.get("generator", "masked") == "masked":
+        N = grid * grid
+        io["predictor"] = ([("codes", ["batch", N], "int64"), states, mask], [("logits", ["batch", N, K], "float32")],
+                           ("grid", "codebook_size", "text_width"))
+        return io
+    s = meta["sampling"]
+    L, h, hs = s["layers"], s["heads"], s["head_width"]
+    kv = lambda name, axis: (name, ["batch", h, axis, hs], "float32")  # noqa: E731
+    context = ([(f"cross_key_{i}", ["batch", h, hs, "text_keys"], "float32") for i in range(L)]
+               + [kv(f"cross_value_{i}", "text_keys") for i in range(L)]
+               + [("cross_bias", ["batch", 1, 1, "text_keys"], "float32")])
+    past = [kv(f"past_{kind}_{i}", "past") for kind in ("key", "value") for i in range(L)]
+    present = [kv(f"present_{kind}_{i}", "past_plus_1") for kind in ("key", "value") for i in range(L)]
+    heads = ("sampling.layers", "sampling.heads", "sampling.head_width")
+    io["ar_context"] = ([states, mask], context, ("text_width", *heads))
+    io["ar_step"] = ([("token", ["batch", 1], "int64"), *past, *context], [("logits", ["batch", K], "float32"), *present],
+                     ("codebook_size", *heads))
+    return io
+
+
+def _setting(meta: dict, path: str):
+    for part in path.split("."):
+        meta = meta[part]
+    return meta
+
+
+def _shape(dims) -> str:
+    return "[" + ", ".join(str(x) if x is not None else "?" for x in dims) + "]"
+
+
+def _names(tensors: list[str]) -> str:
+    return ", ".join(tensors[:3]) + (f" and {len(tensors) - 3} more" if len(tensors) > 3 else "")
+
+
+def check_graph_io(session, graph: str, file: str, meta: dict) -> None:
+    """The ONNX Runtime `session` loaded from `file` (named so in errors) takes and gives what
+    bundle.json says the `graph` does (names in order, dtypes, every static axis), else a
+    BundleError naming it."""
+    inputs, outputs, basis = graph_io(meta)[graph]
+    values = ", ".join(f"{k.split('.')[-1]} {_setting(meta, k)}" for k in basis)
+    for side, actual, wanted in (("input", session.get_inputs(), inputs), ("output", session.get_outputs(), outputs)):
+        names, wanted_names = [a.name for a in actual], [w[0] for w in wanted]
+        if names != wanted_names:
+            raise BundleError(f"{file} is not the {graph} graph bundle.json ({values}) describes: its {side}s are "
+                              f"{_names(names)}, not {_names(wanted_names)} (graph files mixed up?); {FIX}")
+        for a, (name, shape, dtype) in zip(actual, wanted):
+            fits = len(a.shape) == len(shape) and all(
+                not isinstance(got, int) if isinstance(want, str) else got == want for got, want in zip(a.shape, shape))
+            if a.type != ORT_TYPES[dtype] or not fits:
+                got = {v: k for k, v in ORT_TYPES.items()}.get(a.type, a.type)
+                raise BundleError(f"{file} does not fit bundle.json ({values}): its {side} {name} is {_shape(a.shape)} "
+                                  f"{got}, where bundle.json implies {_shape(shape)} {dtype}; {FIX}")
+
+
 class Runtime:
     """Text to images with an exported bundle. `threads=None` lets ONNX Runtime choose (the
     autoregressive step graph always runs on one thread: faster for its tiny per-step work).
     `spinning` says which sessions' thread pools busy-wait for work between operators:
     "none" (the default), "predictor" (the graph run once per step: faster in most processes
     on the 2-core build machine, twice as slow in some) or "all" (ONNX Runtime's own default,
-    much slower here); scripts/bench_runtime_spin.py measures the three."""
+    much slower here); scripts/bench_runtime_spin.py measures the three. `verify`: "hash" (the
+    default) checks each file's size and sha256 against bundle.json's "files", "size" the sizes
+    only (the cost of each is noted at VERIFY)."""
 
     SPINNING = ("none", "predictor", "all")
 
-    def __init__(self, bundle_dir: str | Path | None = None, threads: int | None = None, spinning: str = "none"):
+    def __init__(self, bundle_dir: str | Path | None = None, threads: int | None = None, spinning: str = "none",
+                 verify: str = "hash"):
         import onnxruntime as ort
 
-        bundle = Path(bundle_dir) if bundle_dir is not None else _default_bundle()
-        self.bundle = bundle
-        meta_path = bundle / "bundle.json"
-        if not meta_path.is_file():
-            raise BundleError(f"{bundle} is not an artgen bundle (no bundle.json): create one with `artgen export`")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as e:
-            raise BundleError(f"{meta_path} is not valid JSON ({e.msg}): export the bundle again with `artgen export`") from None
-        if not isinstance(meta, dict) or meta.get("format") not in READABLE_FORMATS:
-            got = meta.get("format") if isinstance(meta, dict) else None
-            raise BundleError(f"{bundle} has bundle format {got!r}, this runtime reads formats "
-                              f"{', '.join(map(str, READABLE_FORMATS))}: export it again with the matching artgen version")
-        self.generator = meta.get("generator", "masked")
-        if self.generator not in GRAPHS:
-            raise BundleError(f"{bundle} holds an unknown generator {self.generator!r}: export it again with the matching artgen version")
         if spinning not in self.SPINNING:
             raise BundleError(f"spinning must be one of {', '.join(self.SPINNING)} (got {spinning!r})")
+        if verify not in VERIFY:
+            raise BundleError(f"verify must be one of {', '.join(VERIFY)} (got {verify!r})")
+        if threads is not None:
+            check_int("threads", threads, 0, 1024)  # 0: ONNX Runtime's choice, as None
+        bundle = Path(bundle_dir) if bundle_dir is not None else _default_bundle()
+        self.bundle = bundle
+        meta = load_meta(bundle)
+        self.generator = meta.get("generator", "masked")
         self.meta = meta
+        paths = {name: inside(bundle, meta["graphs"][name]["file"], f"the {name} graph") for name in GRAPHS[self.generator]}
+        paths["tokenizer"] = inside(bundle, meta["tokenizer"]["file"], "the tokenizer")
+        for path in paths.values():
+            if not path.is_file():
+                raise BundleError(f"the bundle {bundle} is incomplete: {path.name} is missing; {FIX}")
+        if not verify_files(bundle, meta, verify):
+            print(f"warning: {bundle} was exported before bundles recorded their files' sizes and sha256, so its files "
+                  f"are not verified; {FIX}", file=sys.stderr)
+        self.tokenizer = _Tokenizer(paths["tokenizer"], meta["tokenizer"], f"{meta['tokenizer']['file']} in {bundle}")
         self.sessions = {}
         for name in GRAPHS[self.generator]:
             options = ort.SessionOptions()
@@ -191,17 +469,12 @@ class Runtime:
             spin = spinning == "all" or (spinning == "predictor" and name == STEP_GRAPH[self.generator])
             options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
             options.log_severity_level = 3
-            if name not in meta.get("graphs", {}):
-                raise BundleError(f"{meta_path} names no {name} graph: export the bundle again with `artgen export`")
-            path = bundle / meta["graphs"][name]["file"]
-            if not path.is_file():
-                raise BundleError(f"the bundle {bundle} is incomplete: {path.name} is missing; export it again with `artgen export`")
+            file = meta["graphs"][name]["file"]
             try:
-                self.sessions[name] = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+                self.sessions[name] = ort.InferenceSession(str(paths[name]), options, providers=["CPUExecutionProvider"])
             except Exception as e:  # a damaged graph: one line, not an ORT stack trace
-                first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-                raise BundleError(f"{path.name} in {bundle} cannot be loaded ({first}): export the bundle again") from None
-        self.tokenizer = _Tokenizer(bundle, meta["tokenizer"])
+                raise BundleError(f"{file} in {bundle} cannot be loaded ({_first_line(e)}): {FIX}") from None
+            check_graph_io(self.sessions[name], name, f"{file} in {bundle}", meta)
 
     @property
     def image_size(self) -> int:
@@ -231,17 +504,14 @@ class Runtime:
         """(B, h, w) int64 code grids, image i drawn with seed + i (or `seeds[i]`). None takes
         the bundle's default of a setting; `top_k` is for the autoregressive generator only."""
         d = self.meta["sampling"]
+        prompts = check_prompts(prompts)
         guidance = check_float("guidance", d["guidance"] if guidance is None else guidance)
         temperature = check_float("temperature", d["temperature"] if temperature is None else temperature, low=0.0)
-        if isinstance(prompts, str) or not all(isinstance(p, str) for p in prompts):
-            raise BundleError("prompts must be a list of strings, e.g. [\"warm, chaotic, vivid\"]")
         for p in prompts:
             check_prompt(p, self.meta["prompt_limits"])
-        seeds = list(seeds) if seeds is not None else [int(seed) + i for i in range(len(prompts))]
+        seeds = [check_seed(s) for s in seeds] if seeds is not None else [check_seed(seed) + i for i in range(len(prompts))]
         if len(seeds) != len(prompts):
             raise BundleError(f"{len(seeds)} seeds for {len(prompts)} prompts: give one seed per prompt")
-        if min(seeds, default=0) < 0:
-            raise BundleError(f"seeds must be >= 0 (got {min(seeds)}): numpy's random streams take no negative seeds")
         if self.generator == "ar":
             if steps is not None and steps != d["steps"]:
                 raise BundleError(f"steps {steps} does not apply to this autoregressive bundle: it draws the "
@@ -308,24 +578,66 @@ class Runtime:
     def generate(self, prompt: str | Sequence[str], seed: int = 0, steps: int | None = None,
                  guidance: float | None = None, temperature: float | None = None,
                  top_k: int | None = None) -> np.ndarray:
-        """(B, H, W, 3) uint8 images, one per prompt; prompt i uses seed + i."""
-        if prompt is None:
-            raise BundleError("no prompt given: pass a prompt such as \"warm, chaotic, vivid\"")
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        if not prompts:
-            raise BundleError("no prompt given: pass a prompt such as \"warm, chaotic, vivid\"")
+        """(B, H, W, 3) uint8 images, one per prompt (at most MAX_IMAGES); prompt i uses seed + i."""
+        prompts = [prompt] if isinstance(prompt, str) else prompt
         return self.decode(self.sample_codes(prompts, seed, steps, guidance, temperature, top_k=top_k))
 
 
+def check_output(path: str | Path, flag: str = "-o") -> Path:
+    """Refuse, before any work is done, a PNG path that cannot be written: a folder, a path under
+    a regular file, a name not ending in .png, a place that takes no new file. A device such as
+    /dev/null or /dev/full is written as it is (a failed write is reported by save_png)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise BundleError(f"{flag} {path} is a folder: give a file name such as {path / 'out.png'}")
+    if path.exists() and not path.is_file():
+        return path
+    if path.suffix.lower() != ".png":
+        raise BundleError(f"{flag} {path} does not end in .png: name the file like out.png")
+    folder = path.parent
+    for p in [folder, *folder.parents]:
+        if p.exists():
+            if not p.is_dir():
+                raise BundleError(f"{flag} {path}: {p} is a file, not a folder: choose another path")
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".artgen-write-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise BundleError(f"{flag} {path}: cannot write in {folder} ({e.strerror or e}): "
+                          "choose a writable folder") from None
+    return path
+
+
 def save_png(images: np.ndarray, path: str | Path, scale: int = 1) -> None:
-    """Save (B, H, W, 3) images side by side as one PNG."""
+    """Save (B, H, W, 3) images side by side as one PNG, whole or not at all: a file is written
+    beside `path` and renamed into place, so a full disk leaves no half PNG behind."""
     from PIL import Image
 
+    scale = check_int("scale", scale, 1, MAX_SCALE)
+    path = check_output(path, "the output")
     strip = np.concatenate(list(images), axis=1)
     img = Image.fromarray(strip)
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    img.save(path)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    try:
+        if path.exists() and not path.is_file():  # a device: written in place (never renamed over)
+            with open(path, "wb") as f:
+                f.write(buf.getvalue())
+            return
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            tmp.write_bytes(buf.getvalue())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    except OSError as e:
+        raise BundleError(f"could not write {path} ({e.strerror or e}): free some space or choose another output") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -334,27 +646,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m export.runtime", description="Generate abstract art from an artgen ONNX bundle.")
     ap.add_argument("bundle", help="bundle folder written by `artgen export`")
     ap.add_argument("prompt", help='a few adjectives, e.g. "warm, chaotic, vivid"')
-    ap.add_argument("-o", "--out", default="out.png", help="PNG to write")
-    ap.add_argument("-n", type=int, default=1, help="images (seeds seed .. seed+n-1)")
+    ap.add_argument("-o", "--out", default="out.png",
+                    help="PNG to write (a .png path; a device such as /dev/null is written as it is)")
+    ap.add_argument("-n", type=int, default=1, help=f"images (seeds seed .. seed+n-1), 1 to {MAX_IMAGES}")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--steps", type=int, default=None, help="decoding steps (default: the bundle's; 1: one shot)")
     ap.add_argument("--guidance", type=float, default=None)
     ap.add_argument("--temperature", type=float, default=None)
     ap.add_argument("--top-k", type=int, default=None, help="autoregressive bundles: sample among the k most likely codes")
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--scale", type=int, default=4, help="upscale factor of the saved PNG")
+    ap.add_argument("--scale", type=int, default=4, help=f"upscale factor of the saved PNG, 1 to {MAX_SCALE}")
+    ap.add_argument("--verify", choices=VERIFY, default="hash",
+                    help="check the bundle's files by size and sha256 (default) or by size only")
     args = ap.parse_args(argv)
-    try:
-        if args.n < 1:
-            raise BundleError(f"-n must be at least 1 (got {args.n})")
-        rt = Runtime(args.bundle, threads=args.threads)
-        images = rt.generate([args.prompt] * args.n, seed=args.seed, steps=args.steps, guidance=args.guidance,
+    try:  # the cheap checks first: a bad -n, --scale or -o costs no bundle load and no generation
+        n = check_int("-n", args.n, 1, MAX_IMAGES)
+        scale = check_int("--scale", args.scale, 1, MAX_SCALE)
+        out = check_output(args.out, "-o")
+        rt = Runtime(args.bundle, threads=args.threads, verify=args.verify)
+        images = rt.generate([args.prompt] * n, seed=args.seed, steps=args.steps, guidance=args.guidance,
                              temperature=args.temperature, top_k=args.top_k)
-        save_png(images, args.out, scale=args.scale)
+        save_png(images, out, scale=scale)
     except BundleError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {len(images)} image(s) for {args.prompt!r} to {args.out}")
+    print(f"wrote {len(images)} image(s) for {args.prompt!r} to {out}")
     return 0
 
 
