@@ -19,6 +19,7 @@ from pathlib import Path
 
 from annotate.writer import JsonlWriter
 from artgen.errors import ArtgenError
+from artgen.locks import stage_lock
 from artgen.progress import console, progress_bar
 from artgen.workspace import Workspace
 
@@ -166,7 +167,9 @@ def run_annotation(ws: Workspace, cfg: AnnotateConfig) -> Summary:
         _dry_run(cfg, summary, pending)
         return summary
 
-    with JsonlWriter(out_path) as writer, JsonlWriter(failures_path) as failures:
+    # one writer per annotation file: a second run would label (and bill) every painting twice
+    with stage_lock(ws, f"annotations-{cfg.backend}", f"{out_path.name}"), \
+            JsonlWriter(out_path) as writer, JsonlWriter(failures_path) as failures:
         summary.repaired_bytes = writer.repaired_bytes
         pending = []  # (dataset, row index)
         for _, ds in parts:

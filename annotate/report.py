@@ -16,15 +16,11 @@ from artgen.workspace import Workspace
 
 
 def _read_file(path: Path) -> dict[str, list[str]]:
-    from artgen.captions import read_records
+    from artgen.captions import read_labels
 
     if not path.exists():
         raise ArtgenError(f"no annotation file at {path}: give an existing JSONL file written by `artgen annotate`")
-    labels: dict[str, list[str]] = {}
-    for rec in read_records(path):
-        if "id" in rec and isinstance(rec.get("adjectives"), list):
-            labels.setdefault(str(rec["id"]), [a for a in rec["adjectives"] if a in BY_WORD])
-    return labels
+    return read_labels(path)
 
 
 def _labels(ws: Workspace, source: str) -> tuple[dict[str, list[str]], str]:

@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from artgen.errors import ArtgenError
+from artgen.progress import console
 from artgen.vocabulary import BY_WORD
 from artgen.workspace import Workspace
 
@@ -61,11 +62,15 @@ def annotation_path(ws: Workspace, backend: str) -> Path:
     return ws.annotations / f"{backend}.jsonl"
 
 
+MIN_AUTO_COVERAGE = 0.5  # `auto` refuses a labelling that covers fewer of the corpus's paintings
+
+
 def load_labels(ws: Workspace, source: str = "auto") -> tuple[dict[str, list[str]], str]:
     """{image id: vocabulary adjectives} and the source they came from.
 
-    source: "auto" (annotations/openai.jsonl if present, else annotations/heuristic.jsonl),
-    "heuristic", "openai" (that annotation file) or "gt" (the corpus ground truth).
+    source: "auto" (the most complete of annotations/openai.jsonl and heuristic.jsonl, openai
+    on a tie), "heuristic", "openai" (that annotation file) or "gt" (the corpus ground truth).
+    The coverage (labelled paintings of the corpus) is printed; `auto` refuses one under half.
     """
     if source not in LABEL_SOURCES:
         raise ArtgenError(f"unknown label source {source!r}: use one of {', '.join(LABEL_SOURCES)}")
@@ -81,18 +86,70 @@ def load_labels(ws: Workspace, source: str = "auto") -> tuple[dict[str, list[str
             raise ArtgenError(f"the corpus at {ws.data} has no ground-truth adjectives (imported paintings): "
                               "label it with `artgen annotate --backend heuristic`")
         return labels, "gt"
+    corpus_ids = _corpus_ids(ws)
     if source == "auto":
-        source = "openai" if annotation_path(ws, "openai").exists() else "heuristic"
-    path = annotation_path(ws, source)
-    if not path.exists():
-        raise ArtgenError(f"no annotations at {path}: run `artgen annotate --backend {source}` first")
-    labels = {}
-    for rec in read_records(path):
-        if "id" in rec and rec.get("adjectives"):
-            labels.setdefault(str(rec["id"]), [a for a in rec["adjectives"] if a in BY_WORD])
+        found = {name: read_labels(annotation_path(ws, name)) for name in ("openai", "heuristic")
+                 if annotation_path(ws, name).exists()}
+        if not found:
+            raise ArtgenError(f"no annotations in {ws.annotations}: run `artgen annotate --backend heuristic` first")
+        covered = {name: _covered(labels, corpus_ids) for name, labels in found.items()}
+        source = max(found, key=lambda name: (covered[name], name == "openai"))
+        labels = found[source]
+        share = covered[source] / len(corpus_ids) if corpus_ids else 1.0
+        if share < MIN_AUTO_COVERAGE:
+            raise ArtgenError(f"the most complete annotations ({source}) label only {covered[source]:,} of "
+                              f"{len(corpus_ids):,} paintings ({share:.0%}): finish them with `artgen annotate "
+                              f"--backend {source}` (it resumes), or choose --annotations heuristic|openai|gt")
+    else:
+        path = annotation_path(ws, source)
+        if not path.exists():
+            raise ArtgenError(f"no annotations at {path}: run `artgen annotate --backend {source}` first")
+        labels = read_labels(path)
     if not labels:
-        raise ArtgenError(f"{path} holds no annotations: rerun `artgen annotate --backend {source}`")
+        raise ArtgenError(f"{annotation_path(ws, source)} holds no annotations: rerun `artgen annotate --backend {source}`")
+    if corpus_ids:
+        n = _covered(labels, corpus_ids)
+        console.print(f"captions from {source} labels: {n:,} of {len(corpus_ids):,} paintings ({n / len(corpus_ids):.1%})")
     return labels, source
+
+
+def read_labels(path: Path) -> dict[str, list[str]]:
+    """{id: vocabulary adjectives} of one annotation file. The first record of an id wins (a
+    file written by two runs at once holds duplicates: how many were dropped is printed);
+    records whose adjectives are not a list of words are skipped and counted."""
+    labels: dict[str, list[str]] = {}
+    duplicates = malformed = 0
+    for rec in read_records(path):
+        adjectives = rec.get("adjectives")
+        if "id" not in rec or not adjectives:
+            continue
+        if not isinstance(adjectives, list) or not all(isinstance(a, str) for a in adjectives):
+            malformed += 1
+            continue
+        key = str(rec["id"])
+        if key in labels:
+            duplicates += 1
+            continue
+        labels[key] = [a for a in adjectives if a in BY_WORD]
+    if duplicates:
+        console.print(f"note: {path} labels {duplicates:,} paintings more than once: kept the first label of each")
+    if malformed:
+        console.print(f"note: skipped {malformed:,} records of {path} whose adjectives are not a list of words")
+    return labels
+
+
+def _corpus_ids(ws: Workspace) -> list[str]:
+    """The ids of every painting in the workspace's corpus ([] when there is none yet)."""
+    from artgen.corpus import load_corpus
+
+    if not (ws.data / "dataset_dict.json").exists():
+        return []
+    dd = load_corpus(ws.data)
+    return [i for split in dd for i in dd[split]["id"]]
+
+
+def _covered(labels: dict[str, list[str]], corpus_ids: list[str]) -> int:
+    return sum(1 for i in corpus_ids if labels.get(i)) if corpus_ids else sum(1 for v in labels.values() if v)
 
 
 def _vocabulary_words(adjectives: Sequence[str]) -> list[str]:

@@ -13,6 +13,8 @@ import click
 import typer
 
 from artgen.errors import ArtgenError
+from artgen.files import check_output_file, check_writable_folder, png_bytes, write_output
+from artgen.locks import path_lock_name, stage_lock
 from artgen.progress import console
 from artgen.sampling import DEFAULT_GUIDANCE, DEFAULT_STEPS, DEFAULT_TEMPERATURE, MAX_STEPS
 from artgen.workspace import SHIPPED_MODEL, Workspace
@@ -67,7 +69,8 @@ def data_synth(
 
     ws = workspace(ctx)
     check_corpus_target(ws.data, force=force)
-    counts = synthesize(ws.data, SynthConfig(count=count, size=size, seed=seed, workers=workers))
+    with stage_lock(ws, "data", "the corpus"):
+        counts = synthesize(ws.data, SynthConfig(count=count, size=size, seed=seed, workers=workers))
     console.print(f"wrote {counts['train']} train + {counts['test']} test paintings to {ws.data}")
 
 
@@ -84,7 +87,8 @@ def data_import(
 
     ws = workspace(ctx)
     check_corpus_target(ws.data, force=force)
-    report = import_paintings(source, ws.data, ws.root / "logs" / "import.log", size=size)
+    with stage_lock(ws, "data", "the corpus"):
+        report = import_paintings(source, ws.data, ws.root / "logs" / "import.log", size=size)
     console.print(
         f"imported {report.train} train + {report.test} test paintings to {ws.data}; "
         f"{report.duplicates} duplicates dropped, {len(report.skipped)} skipped (listed in {report.log_path})"
@@ -106,11 +110,11 @@ def data_show(
     ws = workspace(ctx)
     if split not in ("train", "test"):
         raise ArtgenError(f"unknown split {split!r}: use --split train or --split test")
+    out = check_output_file(out or ws.reports / "contact_sheet.png")
     ds = load_corpus(ws.data)[split]
     rows = ds.select(range(min(n, len(ds))))
     images = [decode_image(im) for im in rows["image"]]
     labels = [", ".join(adj) if adj else style for adj, style in zip(rows["gt_adjectives"], rows["style"])]
-    out = out or ws.reports / "contact_sheet.png"
     contact_sheet(images, labels, columns=columns, out=out)
     console.print(f"wrote a contact sheet of {len(images)} {split} paintings to {out}")
 
@@ -156,6 +160,7 @@ def train_encoder_cmd(
     device: str = typer.Option("auto", help="auto (CUDA when available), cpu or cuda."),
     steps: Optional[int] = typer.Option(None, min=1, help="Override the preset's number of optimiser steps."),
     generator: str = typer.Option("masked", "--generator", help="masked (the direct index predictor, checkpoints/<encoder>) or ar (autoregressive, checkpoints/<encoder>-ar)."),
+    flipped: Optional[bool] = typer.Option(None, "--flipped/--no-flipped", help="Also train on the mirror images of the train paintings (default: the preset's)."),
 ) -> None:
     """Train an encoder + a generator (`--encoder`), or the VQ-VAE (`artgen train vqvae`)."""
     if ctx.invoked_subcommand is not None:
@@ -165,7 +170,7 @@ def train_encoder_cmd(
     from artgen.train_predictor import train_predictor
 
     train_predictor(workspace(ctx), encoder=encoder, preset=preset, annotations=annotations, pretrained=pretrained,
-                    finetune=finetune, resume=resume, device=device, steps=steps, generator=generator)
+                    finetune=finetune, resume=resume, device=device, steps=steps, generator=generator, flipped=flipped)
 
 
 @app.command("generate")
@@ -187,6 +192,7 @@ def generate_cmd(
     from artgen.generate import generate_to_png, read_prompts
 
     texts = ([prompt] if prompt is not None else []) + (read_prompts(prompts) if prompts else [])
+    out = check_output_file(out)  # before any work
     ws = workspace(ctx)
     from artgen.generators import model_name
 
@@ -232,8 +238,7 @@ def _generate_with_shipped_model(ws: Workspace, texts: list[str], out: Path, n: 
     except BundleError as e:
         raise ArtgenError(str(e)) from None
     grid = Image.fromarray(image_grid(np.concatenate(rows), columns=n))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    grid.resize((grid.width * 2, grid.height * 2), Image.NEAREST).save(out, format="PNG")
+    write_output(out, png_bytes(grid.resize((grid.width * 2, grid.height * 2), Image.NEAREST)))
     console.print(f"wrote {len(texts)} x {n} images to {out}")
 
 
@@ -304,17 +309,25 @@ def export_cmd(
     force: bool = typer.Option(False, "--force", help="Replace --out even when it holds something other than a bundle."),
 ) -> None:
     """Write an ONNX bundle (graphs, tokenizer, bundle.json, runtime.py) that runs without torch."""
-    import json
-
-    from artgen.generate import load_generator
     from artgen.generators import model_name
-    from export.bundle import ExportConfig, bundle_size, check_bundle_target, export_bundle
-    from export.parity import check_parity
+    from export.bundle import check_bundle_target
 
     ws = workspace(ctx)
     model = model_name(encoder, generator)
     out = out or ws.bundles / (model + ("-int8" if int8 else ""))
     check_bundle_target(out, force=force)  # before any work: never replace a folder of other files
+    check_writable_folder(out.parent, f"--out {out}")
+    with stage_lock(ws, path_lock_name("bundle", out), f"the bundle {out}"):
+        _export(ws, model, out, int8, opset, check)
+
+
+def _export(ws: Workspace, model: str, out: Path, int8: bool, opset: int, check: bool) -> None:
+    import json
+
+    from artgen.generate import load_generator
+    from export.bundle import ExportConfig, bundle_size, export_bundle
+    from export.parity import check_parity
+
     gen = load_generator(ws, model)
     meta = export_bundle(gen, out, ExportConfig(opset=opset, int8=int8))
     console.print(f"wrote the {meta['precision']} {model} bundle ({gen.source}) to {out}: "

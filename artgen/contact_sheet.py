@@ -47,6 +47,7 @@ def contact_sheet(images: Sequence[np.ndarray], labels: Sequence[str] | None, co
             for i, line in enumerate(_wrap(labels[k], cell, draw, font)):
                 draw.text((x, y + cell + 2 + i * 13), line, fill=(30, 30, 30), font=font)
     if out is not None:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        sheet.save(out)
+        from artgen.files import png_bytes, write_output
+
+        write_output(Path(out), png_bytes(sheet))
     return sheet

@@ -47,3 +47,57 @@ def replace_dir(tmp: Path, final: Path) -> None:
         final.rename(old)
     tmp.rename(final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def check_output_file(path: Path, flag: str = "-o", suffixes: tuple[str, ...] = (".png",)) -> Path:
+    """Refuse, before any work is done, an output file that cannot be written: a folder, a
+    device, a path under a regular file, an unwritable place, a name without the extension."""
+    from artgen.errors import ArtgenError
+
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise ArtgenError(f"{flag} {path} is a folder: give a file name such as {path / ('out' + suffixes[0])}")
+    if path.suffix.lower() not in suffixes:
+        raise ArtgenError(f"{flag} {path} does not end in {' or '.join(suffixes)}: name the file like out{suffixes[0]}")
+    if path.exists() and not path.is_file():
+        raise ArtgenError(f"{flag} {path} is not a regular file (a device or a pipe): choose a file path")
+    check_writable_folder(path.parent, f"{flag} {path}")
+    return path
+
+
+def check_writable_folder(folder: Path, what: str) -> None:
+    """`folder` exists (or can be made) and accepts a new file; else one line naming why."""
+    from artgen.errors import ArtgenError
+
+    folder = Path(folder)
+    for p in [folder, *folder.parents]:
+        if p.exists():
+            if not p.is_dir():
+                raise ArtgenError(f"{what}: {p} is a file, not a folder: choose another path")
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".artgen-write-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise ArtgenError(f"{what}: cannot write in {folder} ({e.strerror or e}): choose a writable folder") from None
+
+
+def png_bytes(image) -> bytes:
+    """A PIL image as PNG bytes (to hand to `write_output`)."""
+    import io
+
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_output(path: Path, data: bytes, flag: str = "-o") -> None:
+    """Write a finished output atomically; a full disk or a vanished folder is one line."""
+    from artgen.errors import ArtgenError
+
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as e:
+        raise ArtgenError(f"could not write {path} ({e.strerror or e}): free some space or choose another {flag}") from None

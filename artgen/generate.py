@@ -37,6 +37,7 @@ import torch
 
 from artgen.encoders import ENCODERS, TextEncoder, encoder_from_directory, unknown_encoder
 from artgen.errors import ArtgenError
+from artgen.files import check_output_file, png_bytes, write_output
 from artgen.generators import generator_kind, split_model_name
 from artgen.sampling import (AR_DEFAULT_GUIDANCE, AR_DEFAULT_TEMPERATURE, AR_DEFAULT_TOP_K, AR_NOISE_STREAM,
                              DEFAULT_GUIDANCE, DEFAULT_STEPS, DEFAULT_TEMPERATURE, MAX_STEPS, ORDER_STREAM,
@@ -258,6 +259,13 @@ def load_generator(ws: Workspace, encoder: str = "tiny", checkpoint: str | Path 
         predictor.load_state_dict({k[10:]: v for k, v in state.items() if k.startswith("predictor.")})
     except ArtgenError:
         raise
+    except RuntimeError as e:
+        if "size mismatch" in str(e) or "Missing key" in str(e) or "Unexpected key" in str(e):
+            raise ArtgenError(f"the files of {directory} disagree: model.safetensors does not fit config.json, "
+                              f"encoder.json and tokenizer/ (they come from different runs): train it again with "
+                              f"`artgen train {how}` (or restore the folder from a backup)") from e
+        raise ArtgenError(f"the checkpoint at {directory} is damaged ({type(e).__name__}): "
+                          f"train it again with `artgen train {how}`") from e
     except Exception as e:
         raise ArtgenError(f"the checkpoint at {directory} is damaged ({type(e).__name__}): "
                           f"train it again with `artgen train {how}`") from e
@@ -306,6 +314,7 @@ def generate_to_png(ws: Workspace, prompts: Sequence[str], out: Path, encoder: s
         raise ArtgenError(f"-n must be at least 1 (got {n})")
     for p in prompts:
         parse_prompt(p)
+    out = check_output_file(out)  # before any work: a path that cannot be written is named first
     gen = load_generator(ws, encoder)
     if top_k is not None and gen.kind != "ar":
         raise ArtgenError("--top-k is for the autoregressive generator: add --generator ar")
@@ -317,10 +326,8 @@ def generate_to_png(ws: Workspace, prompts: Sequence[str], out: Path, encoder: s
     for p in prompts:  # one prompt per row, the i-th column always uses seed + i
         rows.append(gen.generate([p] * n, seed=seed, steps=steps, guidance=guidance, temperature=temperature, **options))
     grid = image_grid(np.concatenate(rows), columns=n)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     img = Image.fromarray(grid)
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    img.save(out, format="PNG")
+    write_output(out, png_bytes(img))
     return notes

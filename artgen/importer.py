@@ -95,20 +95,38 @@ def _open_source(source: str) -> tuple[int | None, Iterator[tuple[str, bytes | N
         raise ArtgenError(f"{path} is a file, not a folder: give an image folder, a saved dataset or a hub id")
     if source.startswith((".", "/", "~")) or "/" not in source:
         raise ArtgenError(f"{source} does not exist: give an image folder, a dataset saved with save_to_disk, or a hub id like user/name")
-    return None, _hub_items(source)
+    return _hub_items(source)
 
 
-def _hub_items(hub_id: str) -> Iterator[tuple[str, bytes | None]]:
+OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+
+
+def offline_variable() -> str | None:
+    """The standard Hugging Face offline variable that is set (to 1/true/yes/on), if any."""
+    import os
+
+    return next((v for v in OFFLINE_VARIABLES if os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")), None)
+
+
+def _hub_items(hub_id: str) -> tuple[int, Iterator[tuple[str, bytes | None]]]:
+    """Load (download, or read from the cache) before any progress is shown: errors come first."""
     import datasets
 
+    offline = offline_variable()
+    if offline:  # the local cache only: never a network lookup
+        datasets.config.HF_HUB_OFFLINE = True
     try:
         ds = datasets.load_dataset(hub_id)
     except Exception as e:
+        if offline:
+            raise ArtgenError(f"{hub_id!r} is not in the local Hugging Face cache and {offline}=1 forbids downloading it: "
+                              f"unset {offline}, or import a local folder") from None
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ArtgenError(
             f"cannot load {hub_id!r} from the Hugging Face hub ({msg[:160]}): check the id and the network, or download it and import the folder"
         ) from e
-    yield from _dataset_items(ds)
+    total = sum(len(s) for s in ds.values()) if isinstance(ds, datasets.DatasetDict) else len(ds)
+    return total, _dataset_items(ds)
 
 
 def import_paintings(source: str, out_dir: Path, log_path: Path, size: int = 64, show_progress: bool = True) -> ImportReport:
@@ -132,7 +150,10 @@ def import_paintings(source: str, out_dir: Path, log_path: Path, size: int = 64,
                 with Image.open(io.BytesIO(data)) as img:
                     img.load()  # forces a full decode: truncated files fail here
                     pixels = centre_square(img, size)
-            except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+            except Image.DecompressionBombError as e:  # a pixel count beyond PIL's safety limit
+                report.skipped.append((name, f"too large to decode safely ({str(e)[:80]})"))
+                continue
+            except (UnidentifiedImageError, OSError, ValueError, SyntaxError, MemoryError) as e:
                 report.skipped.append((name, f"unreadable image ({type(e).__name__}: {str(e)[:80]})"))
                 continue
             seen.add(digest)

@@ -20,10 +20,22 @@ import numpy as np
 import torch
 
 from artgen.errors import ArtgenError
+from artgen.locks import stage_lock
 from artgen.progress import progress_bar
 from artgen.workspace import Workspace
 
 SPLITS = ("train", "test")
+# Augmented caches, encoded from a corpus split's flipped paintings: every adjective of the
+# vocabulary survives a mirror (bands stay horizontal or vertical, a diagonal stays diagonal),
+# while a 90-degree rotation would swap orientation words, so it is not used. Ids are
+# "<painting id>#<flip>"; `painting_id` strips the suffix to find the painting's labels.
+FLIPS: dict[str, tuple[int, ...]] = {"hflip": (-1,), "vflip": (-2,), "hvflip": (-2, -1)}
+FLIPPED = "train-flipped"
+_SOURCE = {"train": "train", "test": "test", FLIPPED: "train"}
+
+
+def painting_id(latent_id: str) -> str:
+    return latent_id.split("#", 1)[0]
 
 
 def corpus_fingerprint(data_dir: Path, split: str) -> str:
@@ -55,24 +67,34 @@ def is_fresh(ws: Workspace, split: str, tags: dict | None = None) -> bool:
         return False
     tags = tags or _expected_tags(ws)
     return (meta.get("checkpoint_hash") == tags["checkpoint_hash"]
-            and meta.get("corpus_fingerprint") == corpus_fingerprint(ws.data, split)
+            and meta.get("corpus_fingerprint") == corpus_fingerprint(ws.data, _SOURCE[split])
             and (d / "codes.npy").exists() and (d / "ids.json").exists())
 
 
-def ensure_latents(ws: Workspace, batch_size: int = 256, show_progress: bool = True) -> None:
-    """Encode both splits with the workspace's VQ-VAE unless an up-to-date cache exists."""
+def ensure_latents(ws: Workspace, batch_size: int = 256, show_progress: bool = True, flipped: bool = False) -> None:
+    """Encode both splits with the workspace's VQ-VAE unless an up-to-date cache exists;
+    `flipped` also caches the three mirror images of every train painting (`train-flipped`)."""
     from artgen.corpus import load_corpus
-    from artgen.train_vqvae import load_images, to_float
-    from artgen.vqvae import VQVAE
 
     load_corpus(ws.data)  # a missing corpus is a one-line error naming the fix
     tags = _expected_tags(ws)
-    stale = [s for s in SPLITS if not is_fresh(ws, s, tags)]
+    stale = [s for s in SPLITS + ((FLIPPED,) if flipped else ()) if not is_fresh(ws, s, tags)]
     if not stale:
         return
+    with stage_lock(ws, "latents", "the latents cache"):
+        _encode_splits(ws, stale, tags, batch_size, show_progress)
+
+
+def _encode_splits(ws: Workspace, stale: list[str], tags: dict, batch_size: int, show_progress: bool) -> None:
+    from artgen.train_vqvae import load_images, to_float
+    from artgen.vqvae import VQVAE
+
     model = VQVAE.from_pretrained(ws.checkpoint("vqvae"))
     for split in stale:
-        ids, pixels = load_images(ws.data, split)
+        ids, pixels = load_images(ws.data, _SOURCE[split])
+        if split == FLIPPED:
+            ids = [f"{i}#{name}" for name in FLIPS for i in ids]
+            pixels = torch.cat([pixels.flip(dims) for dims in FLIPS.values()])
         if pixels.shape[-1] != model.cfg.image_size:
             raise ArtgenError(f"the corpus has {pixels.shape[-1]} px images but the VQ-VAE expects "
                               f"{model.cfg.image_size} px: retrain it with `artgen train vqvae`")
@@ -83,7 +105,7 @@ def ensure_latents(ws: Workspace, batch_size: int = 256, show_progress: bool = T
                 chunks.append(codes.to(torch.int32).numpy().astype(np.uint16))
                 advance(len(codes))
         codes = np.concatenate(chunks)                                               # (N, h, w) uint16
-        meta = {**tags, "corpus_fingerprint": corpus_fingerprint(ws.data, split), "split": split,
+        meta = {**tags, "corpus_fingerprint": corpus_fingerprint(ws.data, _SOURCE[split]), "split": split,
                 "shape": list(codes.shape), "codebook_size": model.cfg.quantizer.codebook_size}
         _write_split(ws.latents / split, ids, codes, meta)
 
@@ -103,7 +125,7 @@ def _write_split(final: Path, ids: list[str], codes: np.ndarray, meta: dict) -> 
 
 def load_latents(ws: Workspace, split: str) -> tuple[list[str], np.ndarray]:
     """(ids, codes (N, h, w) uint16) of a split; the cache must exist (see `ensure_latents`)."""
-    if split not in SPLITS:
+    if split not in _SOURCE:
         raise ArtgenError(f"unknown split {split!r}: use train or test")
     d = ws.latents / split
     if not (d / "meta.json").exists():

@@ -30,12 +30,18 @@ def shipped_generator() -> str:
 
 def release_model(ws: Workspace, preset: str = "default", out: Path = SHIPPED_MODEL, quick_bench: bool = False,
                   annotations: str = "gt", generator: str | None = None) -> dict:
+    from artgen.locks import stage_lock
+
+    with stage_lock(ws, "release", f"a release into {out}"):
+        return _release(ws, preset, out, quick_bench, annotations, generator or shipped_generator())
+
+
+def _release(ws: Workspace, preset: str, out: Path, quick_bench: bool, annotations: str, generator: str) -> dict:
     from artgen.demo import DemoConfig, demo_bench_dir, run_demo
     from artgen.generate import load_generator
     from artgen.generators import model_name
     from export.parity import check_parity
 
-    generator = generator or shipped_generator()
     model = model_name("tiny", generator)
     run_demo(ws, DemoConfig(vqvae_preset=preset, encoder_preset=preset, bench_quick=quick_bench, annotations=annotations,
                             generator=generator))

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from artgen.encoders import ENCODERS, TextEncoder, Tokens, encoder_from_directory, load_encoder, unknown_encoder
 from artgen.errors import ArtgenError
 from artgen.generators import GeneratorKind, generator_kind, model_name
+from artgen.latents import FLIPPED, painting_id
 from artgen.progress import console
 from artgen.workspace import Workspace
 
@@ -42,6 +43,7 @@ class PredictorPreset:
     encoder: dict = field(default_factory=dict)  # encoder config overrides (small test configs)
     train: dict = field(default_factory=dict)  # TrainConfig fields
     eval_images: int = 0  # test paintings evaluated (0: the whole test split)
+    flipped: bool = False  # also train on the mirror images of the train paintings (4x the grids)
 
 
 _QUICK_TRAIN = dict(batch_size=32, lr=1e-3, warmup_steps=30, weight_decay=0.01, checkpoint_every=100, log_every=10)
@@ -192,10 +194,10 @@ class PredictorTask:
 
 
 def _labels_for(ids: list[str], labels: dict[str, list[str]]) -> list[list[str]]:
-    return [labels.get(i, []) for i in ids]
+    return [labels.get(painting_id(i), []) for i in ids]
 
 
-def _ensure_vqvae(ws: Workspace, device: str, show_progress: bool) -> Path:
+def _ensure_vqvae(ws: Workspace, device: str, show_progress: bool, flipped: bool = False) -> Path:
     from artgen.latents import ensure_latents
 
     ckpt = ws.checkpoint("vqvae")
@@ -206,25 +208,40 @@ def _ensure_vqvae(ws: Workspace, device: str, show_progress: bool) -> Path:
         load_corpus(ws.data)  # a missing corpus is named before any training starts
         console.print(f"no VQ-VAE at {ckpt}: training one first (`artgen train vqvae --preset quick`)")
         train_vqvae(ws, preset="quick", device=device, show_progress=show_progress)
-    ensure_latents(ws, show_progress=show_progress)
+    ensure_latents(ws, show_progress=show_progress, flipped=flipped)
     return ckpt
 
 
 def train_predictor(ws: Workspace, encoder: str = "tiny", preset: str | PredictorPreset = "quick",
                     annotations: str = "auto", pretrained: str | None = None, finetune: bool = False,
                     resume: bool = False, device: str = "auto", steps: int | None = None,
-                    show_progress: bool = True, generator: str = "masked") -> dict:
+                    show_progress: bool = True, generator: str = "masked", flipped: bool | None = None) -> dict:
     """Train `encoder` + a generator (`masked`: the direct index predictor, `ar`: the
-    autoregressive one) into `checkpoints/<model>/` (tiny, tiny-ar, ...); returns the final metrics."""
-    from artgen.captions import load_labels
-    from artgen.latents import load_latents
-    from artgen.files import atomic_write_json
-    from artgen.trainer import TrainConfig, train
-    from artgen.vocabulary import vocabulary_hash
-    from artgen.vqvae import checkpoint_hash
+    autoregressive one) into `checkpoints/<model>/` (tiny, tiny-ar, ...); returns the final metrics.
+    `flipped` (default: the preset's) adds the mirror images of the train paintings.
+
+    One process at a time per model (a workspace lock), and a new run trains in a staging
+    folder that replaces the finished model only when it is complete."""
+    from artgen.locks import stage_lock
 
     if encoder not in ENCODERS:
         raise unknown_encoder(encoder)
+    name = model_name(encoder, generator)
+    with stage_lock(ws, f"checkpoint-{name}", f"the {name} model"):
+        return _train_predictor(ws, encoder, preset, annotations, pretrained, finetune, resume, device, steps,
+                                show_progress, generator, flipped)
+
+
+def _train_predictor(ws: Workspace, encoder: str, preset: str | PredictorPreset, annotations: str,
+                     pretrained: str | None, finetune: bool, resume: bool, device: str, steps: int | None,
+                     show_progress: bool, generator: str, flipped: bool | None) -> dict:
+    from artgen.captions import load_labels
+    from artgen.latents import load_latents
+    from artgen.files import atomic_write_json
+    from artgen.trainer import TrainConfig, publish_run, run_dir, train
+    from artgen.vocabulary import vocabulary_hash
+    from artgen.vqvae import checkpoint_hash
+
     kind = generator_kind(generator)
     if isinstance(preset, str):
         presets = presets_for(generator)
@@ -239,9 +256,15 @@ def train_predictor(ws: Workspace, encoder: str = "tiny", preset: str | Predicto
     if steps is not None:
         tcfg = replace(tcfg, steps=steps, warmup_steps=min(tcfg.warmup_steps, max(1, steps // 10)))
 
+    if flipped is not None:
+        p = replace(p, flipped=flipped)
     labels, label_source = load_labels(ws, annotations)  # a missing annotation file is named early
-    vq_dir = _ensure_vqvae(ws, device, show_progress)
+    vq_dir = _ensure_vqvae(ws, device, show_progress, flipped=p.flipped)
     train_ids, train_codes = load_latents(ws, "train")
+    n_paintings = len(train_ids)  # before the mirror images: the tokenizer learns from each painting once
+    if p.flipped:
+        flip_ids, flip_codes = load_latents(ws, FLIPPED)
+        train_ids, train_codes = train_ids + flip_ids, np.concatenate([train_codes, flip_codes])
     test_ids, test_codes = load_latents(ws, "test")
     train_labels, test_labels = _labels_for(train_ids, labels), _labels_for(test_ids, labels)
     if not any(train_labels):
@@ -252,13 +275,14 @@ def train_predictor(ws: Workspace, encoder: str = "tiny", preset: str | Predicto
     out_dir = ws.checkpoint(name)
     from artgen.captions import make_captions
 
+    work = run_dir(out_dir, resume)  # a new run never touches the finished model until it is done
     torch.manual_seed(0)  # the model is built deterministically: a resumed run rebuilds the same one
-    if resume and (out_dir / "encoder.json").exists():
-        text_encoder = encoder_from_directory(out_dir, load_weights=False)  # the same tokenizer as before
+    if resume and (work / "encoder.json").exists():
+        text_encoder = encoder_from_directory(work, load_weights=False)  # the same tokenizer as before
     else:
         if resume:
-            raise ArtgenError(f"nothing to resume: no encoder description in {out_dir}: run again without --resume")
-        texts = [c for i, a in enumerate(train_labels) if a for c in make_captions(a, seed=i, n=2)]
+            raise ArtgenError(f"nothing to resume: no encoder description in {work}: run again without --resume")
+        texts = [c for i, a in enumerate(train_labels[:n_paintings]) if a for c in make_captions(a, seed=i, n=2)]
         text_encoder = load_encoder(encoder, texts=texts, pretrained=pretrained, finetune=finetune, overrides=p.encoder)
     grid = train_codes.shape[1]
     pcfg = kind.config(**{**p.predictor, "grid": grid, "text_width": text_encoder.width})
@@ -270,34 +294,37 @@ def train_predictor(ws: Workspace, encoder: str = "tiny", preset: str | Predicto
         "encoder": encoder, "generator": generator, "model": name, "test_ce_kind": kind.test_ce_kind,
         "weights": text_encoder.describe_source(), "source": text_encoder.source,
         "tokenizer": text_encoder.tokenizer_kind, "preset": preset_name, "annotations": label_source,
+        "flipped_paintings": p.flipped,
         "encoder_parameters": n_enc, "predictor_parameters": n_pred, "vocabulary_hash": vocabulary_hash(),
         "vqvae_hash": checkpoint_hash(vq_dir),
     }
     config = {"kind": CHECKPOINT_FORMAT, "generator": generator, "summary": summary, "predictor": asdict(pcfg),
               "encoder_spec": {k: v for k, v in text_encoder.spec().items()}, "frozen": text_encoder.frozen}
     config = json.loads(json.dumps(config))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    text_encoder.save_description(out_dir)
+    text_encoder.save_description(work)
+    if work != out_dir and (out_dir / "config.json").exists():
+        console.print(f"training in {work}: the finished {name} model in {out_dir} stays until this run completes")
     console.print(f"train {name} ({kind.description}): encoder {n_enc / 1e6:.2f}M ({text_encoder.describe_source()}), "
                   f"predictor {n_pred / 1e6:.2f}M, {len(train_ids)} train / {len(test_ids)} test grids of "
                   f"{grid}x{grid}, captions from {label_source} labels, preset {preset_name}")
 
     task = PredictorTask(model, train_codes, train_labels, test_codes, test_labels, config,
-                         out_dir / "metrics.json", eval_images=p.eval_images, kind=kind)
-    if resume and (out_dir / "metrics.json").exists():
-        task.evaluations = json.loads((out_dir / "metrics.json").read_text()).get("evaluations", [])
-    result = train(task, tcfg, out_dir, resume=resume,
+                         work / "metrics.json", eval_images=p.eval_images, kind=kind)
+    if resume and (work / "metrics.json").exists():
+        task.evaluations = json.loads((work / "metrics.json").read_text()).get("evaluations", [])
+    result = train(task, tcfg, work, resume=resume,
                    description=f"train {name} ({text_encoder.describe_source()})")
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
         return result.metrics
-    save_text_to_codes(result.model, out_dir, {**config, "train": asdict(tcfg)})
+    save_text_to_codes(result.model, work, {**config, "train": asdict(tcfg)})
     final = {**summary, "evaluations": task.evaluations, **result.metrics,
              "steps": tcfg.steps, "batch_size": tcfg.batch_size, "train_seconds_this_run": round(result.seconds, 1),
              "train_samples_per_s": round(result.images_per_s, 2), "threads": torch.get_num_threads(),
              "date": datetime.now(timezone.utc).strftime("%Y-%m-%d")}
-    atomic_write_json(out_dir / "metrics.json", final)
+    atomic_write_json(work / "metrics.json", final)
+    publish_run(work, out_dir)
     m = result.metrics
     console.print(
         f"{name} ({text_encoder.describe_source()}): test ce {m['ce']:.3f} with text vs {m['ce_no_text']:.3f} "

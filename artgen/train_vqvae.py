@@ -24,7 +24,8 @@ from artgen.codebook_metrics import perplexity_of, usage_of
 from artgen.errors import ArtgenError
 from artgen.progress import console
 from artgen.files import atomic_write_bytes, atomic_write_json
-from artgen.trainer import TrainConfig, train
+from artgen.locks import stage_lock
+from artgen.trainer import TrainConfig, publish_run, run_dir, train
 from artgen.vqvae import VQVAE, VQVAEConfig
 from artgen.workspace import Workspace
 
@@ -143,9 +144,9 @@ def train_vqvae(ws: Workspace, preset: str = "quick", resume: bool = False, devi
                 threads: int = 0, steps: int | None = None, batch_size: int | None = None, variant: str | None = None,
                 model_overrides: dict | None = None, out_dir: Path | None = None,
                 show_progress: bool = True, build_latents: bool = True) -> dict:
-    """Train the VQ-VAE, save it to `checkpoints/vqvae`, write metrics and pictures; returns metrics."""
-    import torch.distributed as dist
-
+    """Train the VQ-VAE, save it to `checkpoints/vqvae`, write metrics and pictures; returns metrics
+    (None on the non-zero ranks of a data-parallel run). A new run trains in a staging folder that
+    replaces the finished VQ-VAE only when complete; one process at a time (a workspace lock)."""
     if preset not in PRESETS:
         raise ArtgenError(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
     p = PRESETS[preset]
@@ -156,17 +157,31 @@ def train_vqvae(ws: Workspace, preset: str = "quick", resume: bool = False, devi
     if batch_size is not None:
         tcfg = replace(tcfg, batch_size=batch_size)
     out_dir = Path(out_dir or ws.checkpoint(STAGE))
+    with stage_lock(ws, f"checkpoint-{out_dir.name}", f"the VQ-VAE at {out_dir}"):
+        metrics = _train_vqvae(ws, p, preset, tcfg, out_dir, resume, variant, model_overrides, show_progress)
+    if build_latents and metrics is not None:
+        from artgen.latents import ensure_latents
 
+        ensure_latents(ws, show_progress=show_progress)
+    return metrics
+
+
+def _train_vqvae(ws: Workspace, p: VQVAEPreset, preset: str, tcfg: TrainConfig, out_dir: Path, resume: bool,
+                 variant: str | None, model_overrides: dict | None, show_progress: bool) -> dict | None:
+    """Train in a staging folder and swap it over `out_dir` when done; None on non-zero ranks."""
+    import torch.distributed as dist
+
+    work = run_dir(out_dir, resume)
     _, train_pixels = load_images(ws.data, "train")
     _, test_pixels = load_images(ws.data, "test")
     cfg = build_config(p, train_pixels.shape[-1], variant, model_overrides)
     task = VQVAETask(cfg, train_pixels, test_pixels)
-    result = train(task, tcfg, out_dir, resume=resume, description=f"train vqvae ({preset})")
+    result = train(task, tcfg, work, resume=resume, description=f"train vqvae ({preset})")
 
     if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
-        return result.metrics
+        return None
     model = result.model.cpu().eval()
-    model.save_pretrained(out_dir)
+    model.save_pretrained(work)
     world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
     counts = result.metrics.pop("code_counts")
     metrics = {
@@ -178,19 +193,16 @@ def train_vqvae(ws: Workspace, preset: str = "quick", resume: bool = False, devi
         "machine": machine_description(), "threads": torch.get_num_threads(), "test_images": len(test_pixels), "train_images": len(train_pixels),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "resumed": resume,
     }
-    atomic_write_json(out_dir / "metrics.json", metrics)
-    save_reconstructions(model, test_pixels[:32], out_dir / "reconstructions.png")
-    save_code_histogram(torch.tensor(counts), out_dir / "code_histogram.png", metrics)
+    atomic_write_json(work / "metrics.json", metrics)
+    save_reconstructions(model, test_pixels[:32], work / "reconstructions.png")
+    save_code_histogram(torch.tensor(counts), work / "code_histogram.png", metrics)
+    publish_run(work, out_dir)
     if show_progress:
         console.print(
             f"vqvae: recon_mse {metrics['recon_mse']:.5f} (PSNR {metrics['psnr']:.2f} dB), "
             f"codebook_usage {metrics['codebook_usage']:.3f}, perplexity {metrics['perplexity']:.1f} "
             f"on {len(test_pixels)} test images; saved to {out_dir}"
         )
-    if build_latents:
-        from artgen.latents import ensure_latents
-
-        ensure_latents(ws, show_progress=show_progress)
     return metrics
 
 

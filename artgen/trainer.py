@@ -36,7 +36,8 @@ Checkpoints go to `out_dir/train_state/` every `checkpoint_every` steps and at t
 pure function of the step, so no scheduler state is needed. Each checkpoint is written to a
 temporary directory and renamed into place: a crash mid-save leaves the previous one intact.
 `resume=True` loads it and continues exactly; a damaged checkpoint is an `ArtgenError`, never
-a silent fresh start.
+a silent fresh start. The stage trainers run in `run_dir(final, resume)` — a `.NAME.partial`
+folder for a new run — and `publish_run` swaps it over the finished model only at the end.
 
 Under `torchrun --nproc_per_node N` the same code runs data-parallel (gloo on CPU, nccl on
 CUDA); each rank draws its own batch, only rank 0 writes files and shows progress. Model
@@ -143,6 +144,35 @@ def find_checkpoint(out_dir: Path) -> Path | None:
         if (cand / "config.json").exists():
             return cand
     return None
+
+
+def staging_dir(final: Path) -> Path:
+    """Where a new training run writes until it has a complete replacement for `final`:
+    `.NAME.partial` beside it (the finished model in `final` is untouched meanwhile)."""
+    final = Path(final)
+    return final.with_name(f".{final.name}.partial")
+
+
+def run_dir(final: Path, resume: bool) -> Path:
+    """The folder a training run works in. A new run starts an empty staging folder, so a
+    kill -9 leaves the finished model in `final` as it was; `--resume` continues the staged
+    run if there is one, else the run whose state is in `final` itself."""
+    final, stage = Path(final), staging_dir(final)
+    if resume:
+        for cand in (stage, final):
+            if find_checkpoint(cand) is not None:
+                return cand
+        raise ArtgenError(f"nothing to resume: no checkpoint in {stage / STATE_DIR} or {final / STATE_DIR}: "
+                          "run again without --resume")
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    return stage
+
+
+def publish_run(work: Path, final: Path) -> None:
+    """Swap a finished run's folder into place (nothing to do when it ran in `final` itself)."""
+    if Path(work) != Path(final):
+        replace_dir(work, final)
 
 
 # ---------------------------------------------------------------- checkpoint (de)serialisation

@@ -385,11 +385,15 @@ def run_bench(ws: Workspace, cfg: BenchConfig | None = None, out_dir: Path | Non
     sets through the torch-free runtime, with the bundle's own sampler). `feature_net` replaces
     the FID network (tests use a small stand-in with the same `features`, `num_features` and
     `identity`); the report then names it as a stand-in."""
+    from artgen.locks import path_lock_name, stage_lock
+
     previous = torch.get_num_threads()
+    target = Path(out_dir) if out_dir is not None else ws.reports / "bench"
     try:
-        if bundle is not None:
-            return _run_bundle_bench(ws, cfg, Path(bundle), out_dir, command, feature_net)
-        return _run_bench(ws, cfg, out_dir, command, feature_net)
+        with stage_lock(ws, path_lock_name("bench", target), f"the bench report {target}"):
+            if bundle is not None:
+                return _run_bundle_bench(ws, cfg, Path(bundle), out_dir, command, feature_net)
+            return _run_bench(ws, cfg, out_dir, command, feature_net)
     finally:
         torch.set_num_threads(previous)  # the bench sets its own thread count; callers keep theirs
 

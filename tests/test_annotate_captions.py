@@ -36,7 +36,7 @@ def test_captions_use_all_words_when_fewer_than_three():
         make_caption(["fiery"], np.random.default_rng(0))
 
 
-def test_load_labels_prefers_openai_tolerates_a_torn_line_and_names_the_fix(tmp_path):
+def test_load_labels_prefers_the_most_complete_tolerates_a_torn_line_and_names_the_fix(tmp_path):
     ws = Workspace(tmp_path)
     with pytest.raises(ArtgenError, match="artgen annotate --backend heuristic"):
         load_labels(ws)
@@ -47,7 +47,9 @@ def test_load_labels_prefers_openai_tolerates_a_torn_line_and_names_the_fix(tmp_
     labels, source = load_labels(ws)
     assert source == "heuristic" and labels == {"a": ["warm", "vivid", "dense"], "b": ["cool", "calm"]}
     (ws.annotations / "openai.jsonl").write_text(lines[0] + "\n")
-    assert load_labels(ws) == ({"a": ["warm", "vivid", "dense"]}, "openai")
+    assert load_labels(ws)[1] == "heuristic"  # the more complete labelling wins ...
+    (ws.annotations / "openai.jsonl").write_text(lines[0] + "\n" + lines[1] + "\n")
+    assert load_labels(ws) == ({"a": ["warm", "vivid", "dense"], "b": ["cool", "calm"]}, "openai")  # ... a tie: openai
     (ws.annotations / "openai.jsonl").write_text("garbage\n" + lines[0] + "\n")
     with pytest.raises(ArtgenError, match="line 1"):
         read_records(ws.annotations / "openai.jsonl")

@@ -185,3 +185,19 @@ def test_a_run_in_which_every_request_failed_exits_non_zero(ws):
                     "--concurrency", "1", "--max-retries", "1", "--retry-delay", "0.001", "--split", "test",
                     workdir=ws.root, env={"OPENAI_API_KEY": KEY})
     assert r.returncode == 2 and "no painting was labelled" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_two_annotate_runs_at_once_label_and_bill_every_painting_once(ws):
+    out = ws.annotations / "openai.jsonl"
+    with LocalChatServer(latency=0.03) as server:
+        first = _popen(ws.root, server.base_url)
+        _wait_for_lines(out, 3, first)  # the first run holds the lock and is writing
+        second = _popen(ws.root, server.base_url)
+        _, err2 = second.communicate(timeout=120)
+        _, err1 = first.communicate(timeout=120)
+        requests = server.requests
+    assert first.returncode == 0, err1
+    assert second.returncode == 2 and len(err2.strip().splitlines()) == 1, err2
+    assert f"pid {first.pid}" in err2 and "annotate" in err2 and "Traceback" not in err2
+    ids = [r["id"] for r in records(out)]
+    assert len(ids) == len(set(ids)) == 120 and requests == 120  # labelled once, billed once

@@ -30,3 +30,167 @@ def test_annotate_prices_must_be_finite(tmp_path):
     for value in ("nan", "inf", "-1"):
         r = run_cli("annotate", "--backend", "openai", "--price-in", value, workdir=tmp_path)
         _one_line_error(r, "--price-in")
+
+
+# ---------------------------------------------------------------- one writer per stage
+
+def test_a_held_stage_lock_refuses_a_second_writer_with_the_holders_pid(small_corpus, tmp_path):
+    import os
+
+    from artgen.locks import stage_lock
+    from artgen.workspace import Workspace
+
+    (tmp_path / "data").symlink_to(small_corpus / "data")
+    ws = Workspace(tmp_path)
+    with stage_lock(ws, "annotations-heuristic"):
+        with stage_lock(ws, "annotations-heuristic"):  # re-entrant inside one process
+            pass
+        r = run_cli("annotate", "--backend", "heuristic", "--workers", "1", workdir=tmp_path)
+        _one_line_error(r, f"pid {os.getpid()}", "heuristic.jsonl", "wait for it")
+        assert not (tmp_path / "annotations" / "heuristic.jsonl").exists()
+        r = run_cli("data", "synth", "--count", "4", "--size", "16", "--force", workdir=tmp_path)
+        assert r.returncode == 0 or "being written" not in r.stderr  # another stage's lock is free
+    assert run_cli("annotate", "--backend", "heuristic", "--workers", "1", workdir=tmp_path).returncode == 0
+
+
+def test_the_lock_of_a_killed_process_is_free_again(tmp_path):
+    import subprocess
+    import sys
+
+    from artgen.locks import holder, stage_lock
+    from artgen.workspace import Workspace
+
+    code = ("import os; from artgen.locks import stage_lock; from artgen.workspace import Workspace\n"
+            f"with stage_lock(Workspace.resolve({str(tmp_path)!r}), 'latents'):\n    os.kill(os.getpid(), 9)\n")
+    proc = subprocess.run([sys.executable, "-c", code])
+    assert proc.returncode == -9
+    import os
+
+    ws = Workspace(tmp_path)
+    dead = holder(ws, "latents")["pid"]
+    assert dead != os.getpid()
+    with stage_lock(ws, "latents"):  # no stale lock survives its holder
+        assert holder(ws, "latents")["pid"] == os.getpid()
+
+
+# ---------------------------------------------------------------- annotations: coverage, duplicates, types
+
+def _labels_ws(small_corpus, tmp_path):
+    import json
+
+    from artgen.workspace import Workspace
+
+    (tmp_path / "data").symlink_to(small_corpus / "data")
+    ws = Workspace(tmp_path)
+    ws.annotations.mkdir()
+    return ws, json
+
+
+def test_auto_labels_pick_the_most_complete_file_and_refuse_a_thin_one(small_corpus, tmp_path, capsys):
+    import pytest
+
+    from artgen.captions import load_labels
+    from artgen.corpus import load_corpus
+    from artgen.errors import ArtgenError
+
+    ws, json = _labels_ws(small_corpus, tmp_path)
+    dd = load_corpus(ws.data)
+    ids = [i for s in dd for i in dd[s]["id"]]
+    line = lambda i: json.dumps({"id": i, "adjectives": ["warm", "vivid", "dense"]}) + "\n"  # noqa: E731
+    (ws.annotations / "openai.jsonl").write_text("".join(line(i) for i in ids[:3]))
+    with pytest.raises(ArtgenError, match=f"only 3 of {len(ids)} paintings"):
+        load_labels(ws)
+    (ws.annotations / "heuristic.jsonl").write_text("".join(line(i) for i in ids))
+    labels, source = load_labels(ws)
+    assert source == "heuristic" and len(labels) == len(ids)
+    assert f"{len(ids)} of {len(ids)} paintings (100.0%)" in capsys.readouterr().err
+    (ws.annotations / "openai.jsonl").write_text("".join(line(i) for i in ids))
+    assert load_labels(ws)[1] == "openai"  # a tie goes to the LLM labels
+    labels, source = load_labels(ws, "openai")  # asked for by name: used, with its coverage shown
+    assert source == "openai"
+
+
+def test_duplicate_ids_keep_the_first_and_bad_adjectives_are_skipped(small_corpus, tmp_path, capsys):
+    from artgen.captions import read_labels
+
+    ws, json = _labels_ws(small_corpus, tmp_path)
+    rows = [{"id": "a", "adjectives": ["warm", "vivid", "dense"]}, {"id": "a", "adjectives": ["cool", "calm", "dark"]},
+            {"id": "b", "adjectives": 5}, {"id": "c", "adjectives": ["cool", 7]}, {"id": "d", "adjectives": ["dark"]}]
+    path = ws.annotations / "openai.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert read_labels(path) == {"a": ["warm", "vivid", "dense"], "d": ["dark"]}
+    out = capsys.readouterr().err
+    assert "1 paintings more than once" in out and "skipped 2 records" in out
+
+
+# ---------------------------------------------------------------- output paths, checked before the work
+
+def test_unwritable_output_paths_are_named_before_any_work(tmp_path):
+    a_file = tmp_path / "a_file.txt"
+    a_file.write_text("mine")
+    cases = [(tmp_path, "is a folder"), (a_file / "x.png", "is a file, not a folder"),
+             (tmp_path / "grid", "does not end in .png"), ("/proc/artgen-test.png", "cannot write in /proc"),
+             ("/dev/full", "does not end in .png")]
+    for out, needle in cases:
+        r = run_cli("generate", "warm, vivid", "-n", "1", "-o", str(out), workdir=tmp_path / "ws")
+        _one_line_error(r, needle)
+        r = run_cli("data", "show", "-o", str(out), workdir=tmp_path / "ws")
+        _one_line_error(r, needle)
+    assert a_file.read_text() == "mine"
+    r = run_cli("export", "--out", str(a_file / "bundle"), workdir=tmp_path / "ws")
+    _one_line_error(r, "is a file, not a folder")
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_previous_file(tmp_path, monkeypatch):
+    import errno
+    from pathlib import Path
+
+    import pytest
+
+    from artgen.errors import ArtgenError
+    from artgen.files import check_output_file, write_output
+
+    full = tmp_path / "full.png"
+    full.symlink_to("/dev/full")
+    with pytest.raises(ArtgenError, match="not a regular file"):
+        check_output_file(full)
+    out = tmp_path / "grid.png"
+    out.write_bytes(b"previous")
+
+    def no_space(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", no_space)
+    with pytest.raises(ArtgenError, match="could not write .*No space left on device"):
+        write_output(out, b"new")
+    monkeypatch.undo()
+    assert out.read_bytes() == b"previous" and sorted(p.name for p in tmp_path.iterdir()) == ["full.png", "grid.png"]
+
+
+# ---------------------------------------------------------------- data import
+
+def test_an_oversized_image_is_skipped_like_any_unreadable_file(small_corpus, tmp_path):
+    import shutil
+
+    from PIL import Image
+
+    from artgen.corpus import decode_image, load_corpus
+
+    folder = tmp_path / "paintings"
+    folder.mkdir()
+    dd = load_corpus(small_corpus / "data")
+    for k, cell in enumerate(dd["train"]["image"][:40]):
+        Image.fromarray(decode_image(cell)).save(folder / f"p{k}.png")
+    # a 20000 x 20000 PNG (400 M pixels, past PIL's safety limit) that is tiny on disk
+    big = Image.new("1", (20000, 20000))
+    big.save(folder / "huge.png", optimize=True)
+    r = run_cli("data", "import", str(folder), "--size", "16", workdir=tmp_path / "ws")
+    assert r.returncode == 0, r.stderr
+    log = (tmp_path / "ws" / "logs" / "import.log").read_text()
+    assert "huge.png\ttoo large to decode safely" in log
+    shutil.rmtree(folder)
+
+
+def test_a_hub_id_with_the_offline_variable_set_never_goes_online(tmp_path):
+    r = run_cli("data", "import", "someone/paintings", workdir=tmp_path, env={"HF_HUB_OFFLINE": "1"})
+    _one_line_error(r, "HF_HUB_OFFLINE=1", "local folder")
