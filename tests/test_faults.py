@@ -194,3 +194,50 @@ def test_an_oversized_image_is_skipped_like_any_unreadable_file(small_corpus, tm
 def test_a_hub_id_with_the_offline_variable_set_never_goes_online(tmp_path):
     r = run_cli("data", "import", "someone/paintings", workdir=tmp_path, env={"HF_HUB_OFFLINE": "1"})
     _one_line_error(r, "HF_HUB_OFFLINE=1", "local folder")
+
+
+# ---------------------------------------------------------------- a new training run over a finished model
+
+def test_kill_9_of_a_new_training_run_leaves_the_finished_model_usable(small_corpus, tmp_path):
+    import hashlib
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from artgen.generate import load_generator
+    from artgen.train_predictor import PredictorPreset, train_predictor
+    from artgen.train_vqvae import train_vqvae
+    from artgen.workspace import Workspace
+    from conftest import ROOT
+
+    shutil.copytree(small_corpus / "data", tmp_path / "data")
+    ws = Workspace(tmp_path)
+    train_vqvae(ws, preset="quick", steps=2, batch_size=8, device="cpu", show_progress=False)
+    tiny = PredictorPreset(predictor=dict(width=32, layers=1, heads=2, mlp_ratio=2), encoder=dict(width=32, layers=1, heads=2),
+                           train=dict(steps=4, batch_size=8, lr=1e-3, warmup_steps=1, checkpoint_every=2, log_every=1))
+    train_predictor(ws, "tiny", preset=tiny, annotations="gt", device="cpu", show_progress=False)
+    finished = ws.checkpoint("tiny")
+
+    def digest() -> dict:
+        return {p.relative_to(finished).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(finished.rglob("*")) if p.is_file()}
+
+    before = digest()
+    # a new run of another size (the quick preset: a wider encoder, its own tokenizer), killed mid-training
+    proc = subprocess.Popen([sys.executable, "-m", "artgen.cli", "--workdir", str(tmp_path), "train", "--encoder", "tiny",
+                             "--annotations", "gt", "--steps", "5000"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    log = tmp_path / "checkpoints" / ".tiny.partial" / "train_log.jsonl"
+    end = time.monotonic() + 240
+    while time.monotonic() < end and proc.poll() is None and not (log.exists() and log.stat().st_size > 0):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert log.exists(), "the new run never started training"
+    assert digest() == before  # not one byte of the finished model changed
+    gen = load_generator(ws, "tiny")
+    assert gen.generate(["warm, vivid"], seed=0).shape[0] == 1
+    r = run_cli("train", "--encoder", "tiny", "--resume", "--steps", "1", workdir=tmp_path)
+    assert "Traceback" not in r.stderr  # the staged run is what --resume continues (or names why not)
