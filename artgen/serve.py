@@ -1,0 +1,521 @@
+"""`artgen serve`: the torch-free runtime behind a small HTTP API (FastAPI + uvicorn).
+
+    POST /v1/images  {"prompt": "warm, chaotic, vivid", "n": 4, "seed": 0}  -> image/png grid
+                     {..., "format": "json"}  -> base64 PNGs, the seeds and the sampling used
+    GET  /v1/model   the bundle's public description (from bundle.json) and the serving limits
+    GET  /healthz    liveness and queue depth
+    GET  /openapi.json, /docs   the request schema, from FastAPI
+
+Requests wait in a bounded queue (full: 503 with Retry-After) and one worker thread runs
+every ONNX Runtime call. After taking the first waiting request the worker waits up to
+`batch_window_ms` for more with the same sampling settings, up to `max_batch` images, and
+runs them as one `Runtime.sample_codes` call in which every image keeps the seed it gets
+alone (request seed + i), then splits the images back per request.
+
+Merging requests is exact only where the bundle's graphs are batch-invariant. An int8 graph
+quantises its activations with one scale per tensor, taken over every row of the batch, so
+a row's numbers depend on its batch-mates (and an autoregressive sampler's codes, from the
+first flipped code on). With `batching="exact"` (the default) requests are merged only for
+fp32 bundles, whose rows do not interact; an int8 bundle, the shipped one included, runs each
+request as its own call, so every response is byte-identical to `Runtime.generate` of that
+request. `batching="merge"` merges regardless: more images per second, but an image may then
+differ from the same request served alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import logging
+import secrets
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from artgen.errors import ArtgenError
+from export.runtime import BundleError, Runtime, check_int, check_prompt
+
+log = logging.getLogger("artgen.serve")
+
+MAX_IMAGES = 16  # per request
+MAX_BATCH = 64  # per merged runtime call: the most export.runtime generates in one call
+MAX_SEED = 2**32 - 1
+GRID_PAD, GRID_SCALE = 2, 2  # the PNG grid of `artgen generate`: 2 px white gaps, upscaled 2x
+BATCHING = ("exact", "merge")
+EXAMPLE = '{"prompt": "warm, chaotic, vivid", "n": 4}'
+
+
+@dataclass
+class ServeConfig:
+    """The knobs of `artgen serve` (its flags carry the same names)."""
+
+    max_batch: int = 16  # images per merged runtime call; a request of n images always runs whole
+    batch_window_ms: float = 5.0  # how long the worker waits for more requests after taking one
+    queue: int = 64  # requests waiting for the worker; one more is answered 503 + Retry-After
+    timeout_s: float = 30.0  # queue wait + generation of one request; beyond it 504
+    max_body_bytes: int = 16 * 1024  # a larger request body is answered 413
+    threads: int | None = None  # ONNX Runtime threads, when create_app loads the bundle itself
+    batching: str = "exact"  # "exact": merge requests only where that cannot change an image; "merge": always
+
+    def __post_init__(self) -> None:
+        for name in ("max_batch", "queue", "max_body_bytes"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ArtgenError(f"{name} must be a whole number >= 1 (got {getattr(self, name)!r})")
+        if self.max_batch > MAX_BATCH:
+            raise ArtgenError(f"max_batch must be at most {MAX_BATCH} (got {self.max_batch}): the images of one runtime call")
+        if not self.batch_window_ms >= 0 or not self.timeout_s > 0:
+            raise ArtgenError(f"batch_window_ms must be >= 0 and timeout_s > 0 (got {self.batch_window_ms!r}, {self.timeout_s!r})")
+        if self.batching not in BATCHING:
+            raise ArtgenError(f"batching must be one of {', '.join(BATCHING)} (got {self.batching!r})")
+
+
+class ImageRequest(BaseModel):
+    """The body of POST /v1/images. Unset sampling settings take the bundle's defaults
+    (GET /v1/model lists them); image i of n is drawn with seed + i."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    prompt: str = Field(description="A few adjectives, e.g. \"warm, chaotic, vivid\" (limits: GET /v1/model).",
+                        examples=["warm, chaotic, vivid"])
+    n: int = Field(1, ge=1, le=MAX_IMAGES, description="Images to draw, with seeds seed .. seed + n - 1.")
+    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="The first image's seed (default: a random one, returned).")
+    steps: int | None = Field(None, ge=1, description="Masked bundles: decoding steps (1: one shot). "
+                              "Autoregressive bundles draw one position per step: leave it out.")
+    guidance: float | None = Field(None, ge=0.0, le=20.0, allow_inf_nan=False,
+                                   description="Classifier-free guidance scale (1: none).")
+    temperature: float | None = Field(None, ge=0.0, le=10.0, allow_inf_nan=False,
+                                      description="Sampling temperature (0: the most likely code).")
+    top_k: int | None = Field(None, ge=0, description="Autoregressive bundles: sample among the k most likely codes (0: all).")
+    format: Literal["png", "json"] = Field("png", description="png: one grid image; json: base64 PNGs, seeds and settings.")
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """The settings of one runtime call, the bundle's defaults filled in: requests merge only when equal."""
+
+    steps: int | None  # None: the autoregressive generator (one position per step)
+    guidance: float
+    temperature: float
+    top_k: int | None  # None: the masked generator
+
+    def to_dict(self, rt: Runtime) -> dict:
+        steps = rt.meta["sampling"]["steps"] if self.steps is None else self.steps
+        return {"generator": rt.generator, "steps": steps, "guidance": self.guidance, "temperature": self.temperature,
+                "top_k": self.top_k}
+
+
+def resolve_sampling(rt: Runtime, req: ImageRequest) -> Sampling:
+    """The request's settings with the bundle's defaults, checked as `Runtime.sample_codes` checks
+    them (BundleError, one line), so that a bad request fails alone rather than its whole batch."""
+    meta, d = rt.meta, rt.meta["sampling"]
+    check_prompt(req.prompt, meta["prompt_limits"])
+    rt.tokenizer([req.prompt])  # raises when the prompt has more tokens than the encoder reads
+    guidance = float(d["guidance"] if req.guidance is None else req.guidance)
+    temperature = float(d["temperature"] if req.temperature is None else req.temperature)
+    if rt.generator == "ar":
+        if req.steps is not None and req.steps != d["steps"]:
+            raise BundleError(f"steps {req.steps} does not apply to this autoregressive bundle: it draws the "
+                              f"{d['steps']} positions one per step; leave steps out")
+        top_k = check_int("top_k", d.get("top_k", 0) if req.top_k is None else req.top_k, 0, meta["codebook_size"])
+        return Sampling(None, guidance, temperature, top_k)
+    if req.top_k:
+        raise BundleError("top_k is for autoregressive bundles; this bundle holds the masked generator: leave top_k out")
+    steps = check_int("steps", d["steps"] if req.steps is None else req.steps, 1, d["max_steps"])
+    return Sampling(steps, guidance, temperature, None)
+
+
+def batch_invariant(rt: Runtime) -> bool:
+    """Whether an image is the same whatever else shares its runtime call: fp32 graphs, whose
+    batch rows never mix (checked on the fp32 tiny bundles of both generators, prompts of
+    different token lengths included); int8 graphs quantise activations per tensor, over all rows."""
+    meta = rt.meta
+    return not meta.get("int8_graphs") and meta.get("precision", "fp32") != "int8"
+
+
+class QueueFull(Exception):
+    """The waiting queue holds `ServeConfig.queue` requests already."""
+
+
+@dataclass(eq=False)
+class _Job:
+    prompt: str
+    seeds: list[int]
+    sampling: Sampling
+    future: asyncio.Future
+
+
+class Batcher:
+    """Gathers waiting requests into runtime calls, run one at a time on one worker thread."""
+
+    def __init__(self, rt: Runtime, config: ServeConfig):
+        self.rt, self.config = rt, config
+        self.merge = config.batching == "merge" or batch_invariant(rt)
+        self.calls: deque[tuple[int, int]] = deque(maxlen=1000)  # (requests, images) per runtime call, newest last
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="artgen-ort")
+        self.waiting: deque[_Job] = deque()
+        self.runtime_calls = self.images = 0  # totals since start, for GET /healthz
+        self._loop = self._task = self._arrived = None
+
+    def start(self) -> None:
+        """Start the worker in the running event loop (again if an earlier loop has gone)."""
+        loop = asyncio.get_running_loop()
+        if self._loop is loop and self._task is not None and not self._task.done():
+            return
+        self._loop, self._arrived = loop, asyncio.Event()
+        self._task = loop.create_task(self._work(), name="artgen-batcher")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        for job in self.waiting:
+            if not job.future.done():
+                job.future.set_exception(QueueFull())
+        self.waiting.clear()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def submit(self, prompt: str, seeds: list[int], sampling: Sampling) -> np.ndarray:
+        """(n, H, W, 3) uint8 images of one request; QueueFull at once when the queue is full,
+        TimeoutError after `timeout_s` (the request then leaves the queue)."""
+        self.start()
+        if len(self.waiting) >= self.config.queue:
+            raise QueueFull()
+        job = _Job(prompt, seeds, sampling, self._loop.create_future())
+        self.waiting.append(job)
+        self._arrived.set()
+        try:
+            return await asyncio.wait_for(job.future, self.config.timeout_s)
+        finally:
+            if job in self.waiting:
+                self.waiting.remove(job)
+
+    def _take(self, jobs: list[_Job]) -> None:
+        """Move waiting jobs with the first job's settings into `jobs` while they fit in max_batch."""
+        count = sum(len(j.seeds) for j in jobs)
+        for job in list(self.waiting):
+            if job.future.done():
+                self.waiting.remove(job)
+            elif job.sampling == jobs[0].sampling and count + len(job.seeds) <= self.config.max_batch:
+                self.waiting.remove(job)
+                jobs.append(job)
+                count += len(job.seeds)
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            while not self.waiting:
+                self._arrived.clear()
+                await self._arrived.wait()
+            job = self.waiting.popleft()
+            if job.future.done():  # timed out while waiting
+                continue
+            jobs = [job]
+            if self.merge:
+                deadline = loop.time() + self.config.batch_window_ms / 1000
+                self._take(jobs)
+                while sum(len(j.seeds) for j in jobs) < self.config.max_batch and loop.time() < deadline:
+                    self._arrived.clear()
+                    try:
+                        await asyncio.wait_for(self._arrived.wait(), deadline - loop.time())
+                    except asyncio.TimeoutError:
+                        pass
+                    self._take(jobs)
+            try:
+                await self._run(jobs)
+            except Exception:  # keep serving; the jobs already carry the error
+                log.exception("the batch worker failed")
+
+    async def _run(self, jobs: list[_Job]) -> None:
+        loop = asyncio.get_running_loop()
+        jobs = [j for j in jobs if not j.future.done()]  # drop those that timed out meanwhile
+        if not jobs:
+            return
+        prompts = [j.prompt for j in jobs for _ in j.seeds]
+        seeds = [s for j in jobs for s in j.seeds]
+        try:
+            images = await loop.run_in_executor(self.executor, self._generate, prompts, seeds, jobs[0].sampling)
+        except BundleError as e:
+            if len(jobs) > 1:  # a request the checks let through: run each alone, so that it fails alone
+                for j in jobs:
+                    await self._run([j])
+                return
+            _settle(jobs[0].future, error=e)
+            return
+        except Exception as e:
+            for j in jobs:
+                _settle(j.future, error=e)
+            return
+        self.calls.append((len(jobs), len(seeds)))
+        self.runtime_calls, self.images = self.runtime_calls + 1, self.images + len(seeds)
+        start = 0
+        for j in jobs:  # (B, H, W, 3) -> each request's rows, in order
+            _settle(j.future, images[start:start + len(j.seeds)])
+            start += len(j.seeds)
+
+    def _generate(self, prompts: list[str], seeds: list[int], s: Sampling) -> np.ndarray:
+        codes = self.rt.sample_codes(prompts, seeds=seeds, steps=s.steps, guidance=s.guidance,
+                                     temperature=s.temperature, top_k=s.top_k)  # (B, h, w)
+        return self.rt.decode(codes)  # (B, H, W, 3) uint8
+
+
+def _settle(future: asyncio.Future, result=None, error: BaseException | None = None) -> None:
+    if future.done():  # the request timed out meanwhile
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+def image_png(image: np.ndarray, scale: int = 1) -> bytes:
+    """One (H, W, 3) uint8 image as PNG bytes, as `export.runtime.save_png` writes it."""
+    from PIL import Image
+
+    img = Image.fromarray(image)
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def grid_png(images: np.ndarray) -> bytes:
+    """(n, H, W, 3) images in one row on white, 2 px apart, upscaled 2x: the PNG `artgen generate
+    -n n` writes for one prompt (the layout of artgen.generate.image_grid, which imports torch)."""
+    B, H, W, _ = images.shape
+    pad = GRID_PAD
+    grid = np.full((H + 2 * pad, B * (W + pad) + pad, 3), 255, dtype=np.uint8)  # (H + 2p, B(W + p) + p, 3)
+    for i, im in enumerate(images):
+        grid[pad:pad + H, pad + i * (W + pad): pad + i * (W + pad) + W] = im
+    return image_png(grid, scale=GRID_SCALE)
+
+
+def model_card(rt: Runtime, config: ServeConfig, merges: bool) -> dict:
+    """The bundle's public description: what bundle.json says a user may rely on (no paths)."""
+    meta, d = rt.meta, rt.meta["sampling"]
+    sampling = {k: d[k] for k in ("steps", "max_steps", "guidance", "temperature", "top_k") if k in d}
+    if rt.generator == "ar":
+        sampling.pop("max_steps", None)
+    keys = ("encoder", "generator", "weights", "precision", "int8_graphs", "producer", "format", "image_size",
+            "grid", "codebook_size", "text_width", "size_bytes", "vocabulary_hash")
+    return {**{k: meta[k] for k in keys if k in meta},
+            "sampling": sampling,
+            "prompt_limits": {**meta["prompt_limits"], "max_tokens": meta["tokenizer"]["max_tokens"]},
+            "vocabulary": meta.get("vocabulary", []),
+            "serving": {"max_images": MAX_IMAGES, "max_seed": MAX_SEED, "max_batch": config.max_batch,
+                        "batch_window_ms": config.batch_window_ms, "queue": config.queue,
+                        "timeout_s": config.timeout_s, "max_body_bytes": config.max_body_bytes,
+                        "batching": config.batching, "merges_requests": merges,
+                        "png_grid": {"pad": GRID_PAD, "scale": GRID_SCALE}}}
+
+
+def error_response(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    """Every error body: {"error": "<one line naming the fix>"}."""
+    return JSONResponse({"error": " ".join(str(message).split())}, status_code=status, headers=headers)
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def validation_message(err: dict) -> tuple[int, str]:
+    """(status, one line) for pydantic's first complaint about a request body: 400 for a body
+    that is no JSON object, 422 for a field that breaks the schema."""
+    where = [str(x) for x in err.get("loc", ()) if x != "body"]
+    kind, got = err.get("type", ""), err.get("input")
+    if kind == "json_invalid":
+        reason = (err.get("ctx") or {}).get("error", "JSON decode error")
+        return 400, f"the body is not valid JSON ({reason}): send a JSON object such as {EXAMPLE}"
+    if not where or kind in ("model_attributes_type", "model_type", "dict_type"):
+        return 400, f"the body must be a JSON object (content-type application/json) such as {EXAMPLE}"
+    name = where[0]
+    if kind == "extra_forbidden":
+        return 422, f"unknown field {name!r}: the fields are {', '.join(ImageRequest.model_fields)}"
+    if kind == "missing":
+        return 422, f"{name} is missing: send e.g. {EXAMPLE}"
+    if kind == "finite_number":
+        return 422, f"{name} must be a finite number (got {_short(got)})"
+    msg = err.get("msg", "is invalid")
+    return 422, f"{name}: {msg[:1].lower() + msg[1:]} (got {_short(got)})"
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over `limit` bytes gets 413, whether it declares its
+    Content-Length or streams chunks."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers", [])).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            return await self.too_big()(scope, receive, send)
+        seen, started, answered = 0, False, False
+
+        async def counted():
+            nonlocal seen, answered
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    if not started and not answered:  # answer here: the app may turn the error below into a 400
+                        answered = True
+                        await self.too_big()(scope, receive, send)
+                    raise _BodyTooBig()
+            return message
+
+        async def watched(message):
+            nonlocal started
+            if answered:  # the 413 went out already
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watched)
+        except _BodyTooBig:
+            pass
+
+    def too_big(self) -> JSONResponse:
+        return error_response(413, f"the request body is over {self.limit} bytes: send one prompt of a few adjectives")
+
+
+class _BodyTooBig(Exception):
+    pass
+
+
+def load_runtime(bundle: str | Path, threads: int | None = None) -> Runtime:
+    try:
+        return Runtime(bundle, threads=threads)
+    except BundleError as e:
+        raise ArtgenError(str(e)) from None
+
+
+def create_app(runtime_or_bundle: Runtime | str | Path | None = None, config: ServeConfig | None = None,
+               static_dir: Path | None = None) -> FastAPI:
+    """The ASGI app serving one bundle (a loaded Runtime, or a bundle folder; None: the shipped
+    tiny model). `static_dir`, when given, is served at / (index.html for a folder)."""
+    from artgen.workspace import SHIPPED_MODEL
+
+    config = config or ServeConfig()
+    if static_dir is not None and not Path(static_dir).is_dir():
+        raise ArtgenError(f"the web folder {static_dir} does not exist: build it with `artgen web` or leave --web out")
+    if runtime_or_bundle is None or isinstance(runtime_or_bundle, (str, Path)):
+        rt = load_runtime(SHIPPED_MODEL if runtime_or_bundle is None else runtime_or_bundle, config.threads)
+    else:  # a Runtime, or anything with its meta, generator, tokenizer, sample_codes and decode
+        rt = runtime_or_bundle
+    batcher = Batcher(rt, config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        batcher.start()
+        yield
+        await batcher.close()
+
+    app = FastAPI(title="artgen", version=rt.meta.get("producer", "artgen").split()[-1], lifespan=lifespan,
+                  description="Abstract art from a few adjectives: the artgen ONNX runtime over HTTP.")
+    app.state.runtime, app.state.batcher, app.state.config = rt, batcher, config
+    app.add_middleware(BodyLimit, limit=config.max_body_bytes)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        status, message = validation_message(exc.errors()[0])
+        return error_response(status, message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 404:
+            return error_response(404, f"no such page {request.url.path[:80]!r}: the API is POST /v1/images, GET /v1/model, "
+                                       "GET /healthz (schema at /openapi.json)")
+        if exc.status_code == 405:
+            return error_response(405, f"{request.method} is not allowed on {request.url.path[:80]}: see /openapi.json",
+                                  headers=getattr(exc, "headers", None))
+        return error_response(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception):
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return error_response(500, "internal error (logged on the server): try again, and report it if it persists")
+
+    error_docs = {s: {"description": d, "content": {"application/json": {"example": {"error": "..."}}}}
+                  for s, d in ((400, "body is not a JSON object"), (413, "body too large"),
+                               (422, "a field breaks the schema or the bundle's limits"),
+                               (503, "queue full: retry after Retry-After seconds"), (504, "timed out"))}
+
+    @app.post("/v1/images", summary="Generate images from a prompt",
+              responses={200: {"content": {"image/png": {}, "application/json": {}},
+                               "description": "a PNG grid of n images, or JSON with base64 PNGs"}, **error_docs})
+    async def images(req: ImageRequest):
+        try:
+            sampling = resolve_sampling(rt, req)
+        except BundleError as e:
+            return error_response(422, str(e))
+        seed = req.seed if req.seed is not None else secrets.randbelow(MAX_SEED + 1)
+        seeds = [seed + i for i in range(req.n)]
+        try:
+            out = await batcher.submit(req.prompt, seeds, sampling)
+        except QueueFull:
+            return error_response(503, f"the server is busy ({config.queue} requests waiting): retry in a second",
+                                  headers={"Retry-After": "1"})
+        except asyncio.TimeoutError:
+            return error_response(504, f"no image within {config.timeout_s:g} s (the server is busy): retry later or ask for fewer images")
+        except BundleError as e:
+            return error_response(422, str(e))
+        except Exception:
+            log.exception("generation failed for a request of %d image(s)", len(seeds))
+            return error_response(500, "internal error while generating (logged on the server): try again, and report it if it persists")
+        seed_header = {"X-Seeds": ",".join(map(str, seeds))}
+        if req.format == "png":
+            return Response(await asyncio.to_thread(grid_png, out), media_type="image/png", headers=seed_header)
+        pngs = await asyncio.to_thread(lambda: [base64.b64encode(image_png(im)).decode("ascii") for im in out])
+        return JSONResponse({"prompt": req.prompt, "seeds": seeds, "sampling": sampling.to_dict(rt),
+                             "width": int(out.shape[2]), "height": int(out.shape[1]), "images": pngs},
+                            headers=seed_header)
+
+    @app.get("/v1/model", summary="The served bundle's public description")
+    async def model():
+        return model_card(rt, config, batcher.merge)
+
+    @app.get("/healthz", summary="Liveness and queue depth")
+    async def healthz():
+        return {"status": "ok", "generator": rt.generator, "waiting": len(batcher.waiting), "queue": config.queue,
+                "runtime_calls": batcher.runtime_calls, "images": batcher.images}
+
+    if static_dir is not None:
+        from starlette.staticfiles import StaticFiles
+
+        app.mount("/", StaticFiles(directory=str(static_dir), html=True), name="web")
+    return app
+
+
+def serve(bundle: str | Path | None, config: ServeConfig, host: str = "127.0.0.1", port: int = 8000,
+          static_dir: Path | None = None, log_level: str = "info") -> None:
+    """Load the bundle and serve it with uvicorn until interrupted."""
+    import socket
+
+    import uvicorn
+
+    app = create_app(bundle, config, static_dir=static_dir)
+    try:  # a taken port as one line, not uvicorn's log and exit status 1
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+    except OSError as e:
+        raise ArtgenError(f"cannot listen on {host}:{port} ({e.strerror}): pick another --port or --host") from None
+    rt = app.state.runtime
+    print(f"serving the {rt.meta.get('precision', 'fp32')} {rt.meta.get('encoder', '?')} {rt.generator} bundle "
+          f"{rt.bundle} at http://{host}:{port} (POST /v1/images, docs at /docs)", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)

@@ -1,0 +1,360 @@
+"""`artgen serve`: the HTTP API over the shipped tiny bundle, every status it answers, and
+request merging that never changes an image."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from artgen.serve import ServeConfig, batch_invariant, create_app, grid_png, image_png
+from artgen.workspace import SHIPPED_MODEL
+from export.runtime import Runtime, save_png
+from conftest import ROOT, assert_one_line_error, run_cli
+
+PROMPT = "warm, chaotic, vivid"
+
+
+@pytest.fixture(scope="module")
+def rt():
+    return Runtime(SHIPPED_MODEL, threads=1)
+
+
+@pytest.fixture(scope="module")
+def client(rt):
+    with TestClient(create_app(rt, ServeConfig())) as c:
+        yield c
+
+
+class Gated:
+    """The real runtime, except that each call first waits for `gate`: requests pile up in the
+    queue meanwhile, so a test decides what the worker finds there."""
+
+    def __init__(self, rt):
+        self.rt, self.gate, self.entered, self.calls = rt, threading.Event(), threading.Event(), []
+
+    def __getattr__(self, name):
+        return getattr(self.rt, name)
+
+    def sample_codes(self, prompts, **kw):
+        self.entered.set()
+        assert self.gate.wait(60)
+        self.calls.append(list(zip(prompts, kw["seeds"])))
+        return self.rt.sample_codes(prompts, **kw)
+
+
+class FakeRuntime(Gated):
+    """A batch-invariant stand-in (as an fp32 bundle is): image i is one grey level from its
+    prompt and seed, 4x4 px. `fail` makes every call raise it."""
+
+    generator = "masked"
+    bundle = Path("/private/bundles/fake")
+
+    def __init__(self, fail: Exception | None = None):
+        super().__init__(None)
+        self.gate.set()
+        self.fail = fail
+        self.meta = {"encoder": "fake", "precision": "fp32", "int8_graphs": [], "image_size": 4, "grid": 1,
+                     "codebook_size": 512, "tokenizer": {"max_tokens": 48},
+                     "sampling": {"steps": 8, "max_steps": 16, "guidance": 3.0, "temperature": 1.0},
+                     "prompt_limits": {"max_chars": 200, "max_words": 16}}
+
+    def __getattr__(self, name):
+        raise AttributeError(name)
+
+    def tokenizer(self, prompts):
+        return None
+
+    def sample_codes(self, prompts, **kw):
+        self.entered.set()
+        assert self.gate.wait(60)
+        if self.fail is not None:
+            raise self.fail
+        self.calls.append(list(zip(prompts, kw["seeds"])))
+        return np.array([[[(7 * s + len(p)) % 256]] for p, s in zip(prompts, kw["seeds"])])  # (B, 1, 1)
+
+    def decode(self, codes):
+        return np.broadcast_to(codes.reshape(-1, 1, 1, 1).astype(np.uint8), (len(codes), 4, 4, 3)).copy()  # (B, 4, 4, 3)
+
+
+def post(c, **body):
+    return c.post("/v1/images", json={"prompt": PROMPT, **body})
+
+
+def wait_until(condition, timeout=30.0):
+    end = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.005)
+
+
+def test_png_is_the_grid_of_the_runtimes_images(client, rt, tmp_path):
+    from PIL import Image
+
+    from artgen.generate import image_grid
+
+    r = post(client, n=3, seed=5)
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert r.headers["x-seeds"] == "5,6,7"
+    images = rt.generate([PROMPT] * 3, seed=5)
+    # the layout of `artgen generate -n 3 --seed 5` with the shipped model
+    grid = Image.fromarray(image_grid(images, columns=3))
+    grid.resize((grid.width * 2, grid.height * 2), Image.NEAREST).save(tmp_path / "cli.png", format="PNG")
+    assert r.content == (tmp_path / "cli.png").read_bytes() == grid_png(images)
+
+
+def test_json_holds_each_image_as_save_png_writes_it(client, rt, tmp_path):
+    r = post(client, n=2, seed=11, format="json", guidance=2.0, temperature=0.5, top_k=20)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["seeds"] == [11, 12] and body["prompt"] == PROMPT
+    assert body["sampling"] == {"generator": "ar", "steps": 256, "guidance": 2.0, "temperature": 0.5, "top_k": 20}
+    images = rt.generate([PROMPT] * 2, seed=11, guidance=2.0, temperature=0.5, top_k=20)
+    for i, b64 in enumerate(body["images"]):
+        save_png(images[i:i + 1], tmp_path / f"{i}.png")
+        assert base64.b64decode(b64) == (tmp_path / f"{i}.png").read_bytes()
+
+
+def test_an_unseeded_request_says_which_seed_it_drew(client):
+    body = post(client, format="json").json()
+    again = post(client, format="json", seed=body["seeds"][0]).json()
+    assert again["images"] == body["images"]
+
+
+@pytest.mark.parametrize("body, status, needle", [
+    ({"prompt": ""}, 422, "the prompt is empty"),
+    ({"prompt": "   "}, 422, "the prompt is empty"),
+    ({"prompt": "warm " * 41}, 422, "limit 200"),
+    ({"prompt": PROMPT, "n": 0}, 422, "n: input should be greater than or equal to 1"),
+    ({"prompt": PROMPT, "n": 17}, 422, "n: input should be less than or equal to 16"),
+    ({"prompt": PROMPT, "n": "2"}, 422, "n: input should be a valid integer"),
+    ({"prompt": PROMPT, "n": 2.5}, 422, "n: input should be a valid integer"),
+    ({"prompt": 3}, 422, "prompt: input should be a valid string"),
+    ({"prompt": PROMPT, "seed": -1}, 422, "seed: input should be greater than or equal to 0"),
+    ({"prompt": PROMPT, "style": "cubist"}, 422, "unknown field 'style'"),
+    ({"prompt": PROMPT, "format": "gif"}, 422, "'png' or 'json'"),
+    ({"prompt": PROMPT, "steps": 8}, 422, "leave steps out"),
+    ({"prompt": PROMPT, "top_k": 513}, 422, "top_k must be between 0 and 512"),
+    ({"n": 2}, 422, "prompt is missing"),
+])
+def test_bad_fields_are_one_line_naming_the_fix(client, body, status, needle):
+    r = client.post("/v1/images", json=body)
+    assert r.status_code == status
+    assert list(r.json()) == ["error"] and needle in r.json()["error"], r.text
+    assert "\n" not in r.json()["error"] and "Traceback" not in r.text
+
+
+@pytest.mark.parametrize("raw, status, needle", [
+    (b'{"prompt": "warm", "guidance": NaN}', 422, "guidance must be a finite number (got nan)"),
+    (b'{"prompt": "warm", "temperature": -Infinity}', 422, "temperature must be a finite number"),
+    (b'{"prompt": "warm", ', 400, "not valid JSON"),
+    (b'["warm"]', 400, "must be a JSON object"),
+    (b"", 400, "must be a JSON object"),
+])
+def test_bodies_that_are_not_a_request(client, raw, status, needle):
+    r = client.post("/v1/images", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == status and list(r.json()) == ["error"] and needle in r.json()["error"], r.text
+
+
+def test_a_big_body_is_413_and_unknown_pages_404(client):
+    r = client.post("/v1/images", content=json.dumps({"prompt": "a" * 20000}), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "16384 bytes" in r.json()["error"]
+    chunks = iter([b'{"prompt": "', b"a" * 10000, b"a" * 10000, b'"}'])  # no Content-Length: counted as it streams
+    r = client.post("/v1/images", content=chunks, headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    r = client.get("/v2/images")
+    assert r.status_code == 404 and "POST /v1/images" in r.json()["error"]
+    assert client.get("/v1/images").status_code == 405
+
+
+def test_model_health_and_schema(client):
+    meta = json.loads((SHIPPED_MODEL / "bundle.json").read_text())
+    r = client.get("/v1/model")
+    card = r.json()
+    assert {k: card[k] for k in ("encoder", "generator", "weights", "precision", "image_size", "grid", "codebook_size")} == \
+        {k: meta[k] for k in ("encoder", "generator", "weights", "precision", "image_size", "grid", "codebook_size")}
+    assert card["vocabulary"] == meta["vocabulary"]
+    assert card["prompt_limits"] == {**meta["prompt_limits"], "max_tokens": meta["tokenizer"]["max_tokens"]}
+    assert card["sampling"]["guidance"] == meta["sampling"]["guidance"]
+    assert card["serving"]["max_images"] == 16 and card["serving"]["merges_requests"] is False  # int8: see below
+    assert str(SHIPPED_MODEL) not in r.text and "/" + "work" not in r.text
+    assert client.get("/healthz").json()["status"] == "ok"
+    schema = client.get("/openapi.json").json()
+    request = schema["components"]["schemas"]["ImageRequest"]
+    assert request["additionalProperties"] is False and request["required"] == ["prompt"]
+
+
+def test_requests_waiting_together_get_the_images_they_get_alone(rt):
+    """The shipped bundle is int8: merged rows would share activation scales, so the default
+    "exact" batching runs each request as its own call; the responses equal the runtime's."""
+    gated = Gated(rt)
+    assert not batch_invariant(rt)
+    with TestClient(create_app(gated, ServeConfig(batch_window_ms=200))) as c, ThreadPoolExecutor(3) as pool:
+        first = pool.submit(post, c, seed=1, format="json")
+        assert gated.entered.wait(30)
+        waiting = [pool.submit(post, c, seed=s, n=2, format="json") for s in (20, 30)]
+        wait_until(lambda: len(c.app.state.batcher.waiting) == 2)
+        gated.gate.set()
+        bodies = [f.result().json() for f in [first, *waiting]]
+        assert [len(call) for call in gated.calls] == [1, 2, 2]
+        for body in bodies:
+            alone = post(c, seed=body["seeds"][0], n=len(body["seeds"]), format="json").json()
+            assert alone["images"] == body["images"]
+    images = rt.generate([PROMPT] * 2, seed=20)
+    assert [base64.b64decode(b) for b in bodies[1]["images"]] == [image_png(im) for im in images]
+
+
+def test_merged_requests_are_split_back_exactly():
+    """A batch-invariant runtime (as an fp32 bundle is) gets the waiting requests with equal
+    settings as one call, up to --max-batch images; each response equals the request alone."""
+    fake = FakeRuntime()
+    fake.gate.clear()
+    with TestClient(create_app(fake, ServeConfig(max_batch=5))) as c, ThreadPoolExecutor(6) as pool:
+        first = pool.submit(post, c, seed=0, format="json")
+        assert fake.entered.wait(30)
+        waiting = []
+        for kw in ({"seed": 10, "n": 2}, {"seed": 20, "n": 3, "temperature": 0.5}, {"seed": 30, "n": 3},
+                   {"seed": 40, "n": 1}):  # one after another: the queue keeps this order
+            waiting.append(pool.submit(post, c, **kw, format="json"))
+            wait_until(lambda: len(c.app.state.batcher.waiting) == len(waiting))
+        fake.gate.set()
+        bodies = [f.result().json() for f in [first, *waiting]]
+        # seeds 10-11 and 30-32 share settings and fit in 5; the temperature-0.5 request runs apart;
+        # 40 no longer fits beside them
+        assert [[s for _, s in call] for call in fake.calls] == [[0], [10, 11, 30, 31, 32], [20, 21, 22], [40]]
+        assert c.app.state.batcher.calls[1] == (2, 5)
+        for body in bodies:
+            alone = post(c, seed=body["seeds"][0], n=len(body["seeds"]), format="json",
+                         temperature=body["sampling"]["temperature"]).json()
+            assert alone["images"] == body["images"]
+
+
+def test_merging_an_int8_bundle_is_asked_for_and_split_back_exactly(rt):
+    """--batching merge runs waiting requests as one call even on the int8 bundle; each request
+    gets its own rows of that call (which may differ from the request alone)."""
+    gated = Gated(rt)
+    with TestClient(create_app(gated, ServeConfig(batching="merge"))) as c, ThreadPoolExecutor(3) as pool:
+        first = pool.submit(post, c, seed=1)
+        assert gated.entered.wait(30)
+        waiting = []
+        for p, s in (("cool, calm", 5), ("dark, dense, geometric", 9)):
+            waiting.append(pool.submit(post, c, prompt=p, seed=s, format="json"))
+            wait_until(lambda: len(c.app.state.batcher.waiting) == len(waiting))
+        gated.gate.set()
+        assert first.result().status_code == 200
+        bodies = [f.result().json() for f in waiting]
+    assert gated.calls[1] == [("cool, calm", 5), ("dark, dense, geometric", 9)]
+    merged = rt.decode(rt.sample_codes(["cool, calm", "dark, dense, geometric"], seeds=[5, 9]))
+    assert [base64.b64decode(b["images"][0]) for b in bodies] == [image_png(im) for im in merged]
+
+
+def test_a_full_queue_is_503_with_retry_after():
+    fake = FakeRuntime()
+    fake.gate.clear()
+    with TestClient(create_app(fake, ServeConfig(queue=1))) as c, ThreadPoolExecutor(2) as pool:
+        running = pool.submit(post, c, seed=0)
+        assert fake.entered.wait(30)
+        queued = pool.submit(post, c, seed=1)
+        wait_until(lambda: len(c.app.state.batcher.waiting) == 1)
+        r = post(c, seed=2)
+        assert r.status_code == 503 and r.headers["retry-after"] == "1" and "busy" in r.json()["error"]
+        fake.gate.set()
+        assert running.result().status_code == queued.result().status_code == 200
+        assert post(c, seed=2).status_code == 200
+
+
+def test_a_slow_request_is_504_and_leaves_the_queue():
+    fake = FakeRuntime()
+    fake.gate.clear()
+    with TestClient(create_app(fake, ServeConfig(timeout_s=0.2))) as c:
+        r = post(c)
+        assert r.status_code == 504 and list(r.json()) == ["error"] and "0.2 s" in r.json()["error"]
+        r = post(c)  # waits behind the stuck call, times out in the queue
+        assert r.status_code == 504 and not c.app.state.batcher.waiting
+        fake.gate.set()
+        wait_until(lambda: len(fake.calls) == 1)  # the queued one was dropped, not run
+        time.sleep(0.05)
+        assert len(fake.calls) == 1
+
+
+def test_a_crash_is_500_without_internals(caplog):
+    fake = FakeRuntime(fail=RuntimeError("onnxruntime failed in /private/bundles/fake/ar_step.onnx"))
+    with TestClient(create_app(fake, ServeConfig()), raise_server_exceptions=False) as c:
+        r = post(c)
+        assert r.status_code == 500 and list(r.json()) == ["error"]
+        assert "private" not in r.text and "onnx" not in r.text and "Traceback" not in r.text
+        assert "/private/bundles/fake/ar_step.onnx" in caplog.text  # the detail is in the server log
+        fake.fail = None
+        assert post(c).status_code == 200  # the worker keeps serving
+
+
+def test_masked_bundles_take_steps_and_refuse_top_k():
+    with TestClient(create_app(FakeRuntime())) as c:
+        assert post(c, steps=1, format="json").json()["sampling"]["steps"] == 1
+        assert post(c, format="json").json()["sampling"] == {"generator": "masked", "steps": 8, "guidance": 3.0,
+                                                              "temperature": 1.0, "top_k": None}
+        assert "steps must be between 1 and 16" in post(c, steps=17).json()["error"]
+        assert "top_k is for autoregressive bundles" in post(c, top_k=5).json()["error"]
+
+
+def test_a_web_folder_is_served_at_the_root(rt, tmp_path):
+    (tmp_path / "index.html").write_text("<h1>artgen</h1>")
+    with TestClient(create_app(rt, ServeConfig(), static_dir=tmp_path)) as c:
+        assert c.get("/").text == "<h1>artgen</h1>"
+        assert c.get("/healthz").json()["status"] == "ok"
+        assert c.get("/missing.js").status_code == 404
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--batching", "fast"], "batching must be one of exact, merge"),
+    (["--web", "no-such-folder"], "build it with `artgen web`"),
+    (["--bundle", "tests"], "not an artgen bundle"),
+])
+def test_serve_reports_bad_options_in_one_line(args, needle):
+    assert_one_line_error(run_cli("serve", *args, timeout=60), needle)  # each fails before it listens
+
+
+def test_serve_reports_a_taken_port_in_one_line():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        assert_one_line_error(run_cli("serve", "--port", str(s.getsockname()[1]), timeout=60), "pick another --port")
+
+
+@pytest.mark.slow
+def test_artgen_serve_answers_over_http(tmp_path):
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "artgen.cli", "serve", "--port", str(port), "--threads", "1"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        url = f"http://127.0.0.1:{port}"
+        end = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < end, proc.stdout.read() if proc.poll() is not None else "no answer"
+                time.sleep(0.2)
+        r = httpx.post(f"{url}/v1/images", json={"prompt": PROMPT, "n": 2, "seed": 3}, timeout=60)
+        assert r.status_code == 200 and r.content[:8] == b"\x89PNG\r\n\x1a\n" and r.headers["x-seeds"] == "3,4"
+        assert r.content == grid_png(Runtime(SHIPPED_MODEL).generate([PROMPT] * 2, seed=3))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
