@@ -23,8 +23,10 @@ annotate_app = typer.Typer(
 def annotate(
     ctx: typer.Context,
     backend: str = typer.Option("heuristic", help="heuristic (offline, image statistics) or openai (any OpenAI-compatible server)."),
-    mode: str = typer.Option("vision", help="openai: vision (the image is sent) or stats (measured statistics as text, for text-only models)."),
-    base_url: Optional[str] = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (default: OpenAI). Key from OPENAI_API_KEY."),
+    mode: str = typer.Option("vision", help="openai: vision (the image is sent) or stats (measured statistics as text, for text-only "
+                                            "models)."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 "
+                                                                    "(default: OpenAI). Key from OPENAI_API_KEY."),
     model: Optional[str] = typer.Option(None, help="Model name on the server (default gpt-4o-mini)."),
     concurrency: int = typer.Option(8, help="Requests in flight (openai)."),
     limit: Optional[int] = typer.Option(None, help="Annotate at most N new images."),
@@ -33,17 +35,18 @@ def annotate(
     price_out: Optional[float] = typer.Option(None, "--price-out", help="USD per million completion tokens."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the exact prompt for one image and its token estimate; send nothing."),
     timeout: float = typer.Option(60.0, help="Seconds per request before it is retried."),
-    max_retries: int = typer.Option(5, "--max-retries", help="Retries per request (429, 5xx, timeouts, dropped connections, malformed replies)."),
+    max_retries: int = typer.Option(5, "--max-retries", help="Retries per request (429, 5xx, timeouts, dropped connections, malformed "
+                                                             "replies)."),
     retry_delay: float = typer.Option(1.0, "--retry-delay", help="Base of the exponential backoff, seconds."),
     workers: int = typer.Option(0, help="heuristic: worker processes (0: one per CPU core)."),
 ) -> None:
     """Label every painting of the corpus with 3-5 adjectives; resumable (a rerun skips finished images)."""
     if ctx.invoked_subcommand is not None:
         return
+    import math
+
     from annotate.pipeline import AnnotateConfig, run_annotation
     from artgen.progress import console
-
-    import math
 
     if not math.isfinite(timeout) or timeout <= 0 or max_retries < 0 or not math.isfinite(retry_delay) or retry_delay < 0 \
             or workers < 0:
@@ -77,7 +80,8 @@ class Interrupted(ArtgenError):
 def report(
     ctx: typer.Context,
     against: str = typer.Option("gt", help="gt (the corpus ground truth) or an annotation JSONL file to compare with."),
-    labels: str = typer.Option("auto", help="Labels to measure: auto (openai if present, else heuristic), heuristic, openai, or a JSONL path."),
+    labels: str = typer.Option("auto", help="Labels to measure: auto (openai if present, else heuristic), heuristic, openai, or a "
+                                            "JSONL path."),
     split: str = typer.Option("test", help="train, test or all."),
 ) -> None:
     """Per-adjective precision/recall/F1, micro/macro F1, Cohen's kappa per facet -> reports/annotation/."""

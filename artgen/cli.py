@@ -151,7 +151,8 @@ def demo(ctx: typer.Context) -> None:
 @train_app.callback()
 def train_encoder_cmd(
     ctx: typer.Context,
-    encoder: Optional[str] = typer.Option(None, "--encoder", help="Text encoder to train with the index predictor: tiny, clip or distilbert."),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help="Text encoder to train with the index predictor: tiny, clip or "
+                                                                  "distilbert."),
     preset: str = typer.Option("quick", help="quick (<= 10 min per encoder on 2 CPU cores) or default."),
     annotations: str = typer.Option("auto", help="Caption labels: auto (openai file if present, else heuristic), heuristic, openai or gt."),
     pretrained: Optional[str] = typer.Option(None, help="Folder or hub id with real clip/distilbert weights (frozen unless --finetune)."),
@@ -159,8 +160,10 @@ def train_encoder_cmd(
     resume: bool = typer.Option(False, "--resume", help="Continue exactly from <workdir>/checkpoints/<encoder>/train_state."),
     device: str = typer.Option("auto", help="auto (CUDA when available), cpu or cuda."),
     steps: Optional[int] = typer.Option(None, min=1, help="Override the preset's number of optimiser steps."),
-    generator: str = typer.Option("masked", "--generator", help="masked (the direct index predictor, checkpoints/<encoder>) or ar (autoregressive, checkpoints/<encoder>-ar)."),
-    flipped: Optional[bool] = typer.Option(None, "--flipped/--no-flipped", help="Also train on the mirror images of the train paintings (default: the preset's)."),
+    generator: str = typer.Option("masked", "--generator", help="masked (the direct index predictor, checkpoints/<encoder>) or ar "
+                                                                "(autoregressive, checkpoints/<encoder>-ar)."),
+    flipped: Optional[bool] = typer.Option(None, "--flipped/--no-flipped", help="Also train on the mirror images of the train "
+                                                                                "paintings (default: the preset's)."),
 ) -> None:
     """Train an encoder + a generator (`--encoder`), or the VQ-VAE (`artgen train vqvae`)."""
     if ctx.invoked_subcommand is not None:
@@ -180,11 +183,15 @@ def generate_cmd(
     encoder: str = typer.Option("tiny", "--encoder", help="Which trained encoder to use: tiny, clip or distilbert."),
     n: int = typer.Option(4, "-n", min=1, max=64, help="Images per prompt (seeds seed .. seed+n-1)."),
     seed: int = typer.Option(0, min=0, help="Seed of the first image: the same seed gives the same bytes."),
-    generator: Optional[str] = typer.Option(None, "--generator", help="masked (checkpoints/<encoder>, the default) or ar (the autoregressive model, checkpoints/<encoder>-ar)."),
-    steps: Optional[int] = typer.Option(None, min=1, max=MAX_STEPS, help=f"Parallel decoding steps of the masked generator (default {DEFAULT_STEPS}; 1: one-shot prediction of the whole grid)."),
+    generator: Optional[str] = typer.Option(None, "--generator", help="masked (checkpoints/<encoder>, the default) or ar (the "
+                                                                      "autoregressive model, checkpoints/<encoder>-ar)."),
+    steps: Optional[int] = typer.Option(None, min=1, max=MAX_STEPS, help="Parallel decoding steps of the masked generator (default "
+                                                                         f"{DEFAULT_STEPS}; 1: one-shot prediction of the whole grid)."),
     guidance: Optional[float] = typer.Option(None, help=f"Classifier-free guidance scale (default {DEFAULT_GUIDANCE}; 1: none)."),
-    temperature: Optional[float] = typer.Option(None, min=0.0, help=f"Sampling temperature (default {DEFAULT_TEMPERATURE}; 0: most likely code)."),
-    top_k: Optional[int] = typer.Option(None, "--top-k", min=0, help="Autoregressive generator only: sample among the k most likely codes (0: all)."),
+    temperature: Optional[float] = typer.Option(None, min=0.0, help=f"Sampling temperature (default {DEFAULT_TEMPERATURE}; 0: most "
+                                                                    "likely code)."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", min=0, help="Autoregressive generator only: sample among the k most likely "
+                                                                     "codes (0: all)."),
     prompts: Optional[Path] = typer.Option(None, "--prompts", help="Text file with one prompt per line (one row each)."),
     out: Path = typer.Option(Path("generated.png"), "-o", "--out", help="PNG grid to write."),
 ) -> None:
@@ -268,12 +275,14 @@ def encoders_cmd(ctx: typer.Context) -> None:
 def bench_cmd(
     ctx: typer.Context,
     quick: bool = typer.Option(False, "--quick", help="150 test captions and 20 latency runs (tests, the demo)."),
-    encoders: Optional[str] = typer.Option(None, "--encoders", help="Comma-separated encoders, e.g. tiny,clip (default: every trained one)."),
+    encoders: Optional[str] = typer.Option(None, "--encoders", help="Comma-separated encoders, e.g. tiny,clip (default: every trained "
+                                                                    "one)."),
     captions: Optional[int] = typer.Option(None, min=2, help="Test captions, one generated image each (default 1000; quick 150)."),
     latency_runs: Optional[int] = typer.Option(None, min=1, help="Timed runs per latency figure (default 100; quick 20)."),
     threads: int = typer.Option(2, min=1, help="Threads for torch, ONNX Runtime and the FID network."),
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Report folder (default <workdir>/reports/bench)."),
-    labels: str = typer.Option("auto", help="Caption labels: auto (openai, else heuristic, else gt), heuristic, openai or gt (use the ones the models were trained on)."),
+    labels: str = typer.Option("auto", help="Caption labels: auto (openai, else heuristic, else gt), heuristic, openai or gt (use the "
+                                            "ones the models were trained on)."),
     bundle: Optional[Path] = typer.Option(
         None, "--bundle", help="Bench this exported bundle by itself (e.g. artgen/assets/tiny) through the torch-free "
                                "runtime, against the workspace's corpus, instead of the trained encoders."),
@@ -371,7 +380,8 @@ def serve_cmd(
 def web_cmd(
     ctx: typer.Context,
     bundle: Optional[Path] = typer.Option(None, "--bundle", help="Exported bundle folder (default: the shipped tiny model)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Folder to write (default <workdir>/web); a page built there before is replaced."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder to write (default <workdir>/web); a page built there before is "
+                                                           "replaced."),
 ) -> None:
     """Write a static page that generates in the browser on onnxruntime-web (needs `make web` once)."""
     from artgen.web import build_web

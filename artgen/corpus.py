@@ -168,8 +168,10 @@ def load_corpus(data_dir: Path):
     try:
         dd = datasets.load_from_disk(str(data_dir))
     except Exception as e:  # a damaged arrow file must not surface as a traceback
-        raise ArtgenError(f"the corpus at {data_dir} cannot be read ({type(e).__name__}): rebuild it with `artgen data synth` or `artgen data import`") from e
+        raise ArtgenError(f"the corpus at {data_dir} cannot be read ({type(e).__name__}): rebuild it with `artgen data synth` or "
+                          "`artgen data import`") from e
     for split in ("train", "test"):
         if split not in dd or len(dd[split]) == 0:
-            raise ArtgenError(f"the corpus at {data_dir} has no {split!r} images: rebuild it with `artgen data synth` or `artgen data import`")
+            raise ArtgenError(f"the corpus at {data_dir} has no {split!r} images: rebuild it with `artgen data synth` or `artgen data "
+                              "import`")
     return dd

@@ -142,9 +142,8 @@ class Demo:
                    lambda: train_vqvae(ws, preset=cfg.vqvae_preset, steps=cfg.vqvae_steps), vq_dir, vq_headline)
 
         from artgen.generate import generate_to_png, load_generator
-        from artgen.train_predictor import presets_for, train_predictor
-
         from artgen.generators import model_name
+        from artgen.train_predictor import presets_for, train_predictor
 
         model = model_name("tiny", cfg.generator)  # tiny or tiny-ar
         tiny_dir = ws.checkpoint(model)

@@ -452,7 +452,8 @@ def encoder_from_directory(directory: Path, load_weights: bool = True) -> TextEn
     try:
         spec = json.loads((directory / ENCODER_CONFIG).read_text())
     except (OSError, json.JSONDecodeError) as e:
-        raise ArtgenError(f"{directory / ENCODER_CONFIG} cannot be read ({type(e).__name__}): retrain with `artgen train --encoder ...`") from e
+        raise ArtgenError(f"{directory / ENCODER_CONFIG} cannot be read ({type(e).__name__}): retrain with `artgen train --encoder "
+                          "...`") from e
     kind = spec.get("name")
     if kind == "tiny":
         cfg = TinyEncoderConfig(**spec["config"])

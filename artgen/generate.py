@@ -13,7 +13,7 @@ the next ones of the image's random reveal order, each with a code drawn by Gumb
 `temperature` (0 takes the argmax); how many are known after each step follows MaskGIT's
 cosine schedule, and the last step fixes the rest. `steps=1` is the direct, one-shot
 prediction. MaskGIT fixes the most confident positions first instead; here that collapses
-every grid to a flat field of the commonest codes (README, "Sampling settings").
+every grid to a flat field of the commonest codes (docs/generation.md, "Sampling settings").
 Guidance (Ho & Salimans 2022): logits = uncond + g * (cond - uncond), where uncond is the
 same network with the text dropped; g = 1 is the plain conditional model. Only the first
 half of the steps is guided (`sampling.guided_steps`): once much of the grid is known the
@@ -39,9 +39,18 @@ from artgen.encoders import ENCODERS, TextEncoder, encoder_from_directory, unkno
 from artgen.errors import ArtgenError
 from artgen.files import check_output_file, png_bytes, write_output
 from artgen.generators import generator_kind, split_model_name
-from artgen.sampling import (AR_DEFAULT_GUIDANCE, AR_DEFAULT_TEMPERATURE, AR_DEFAULT_TOP_K, AR_NOISE_STREAM,
-                             DEFAULT_GUIDANCE, DEFAULT_STEPS, DEFAULT_TEMPERATURE, MAX_STEPS, ORDER_STREAM,
-                             guided_steps)
+from artgen.sampling import (
+    AR_DEFAULT_GUIDANCE,
+    AR_DEFAULT_TEMPERATURE,
+    AR_DEFAULT_TOP_K,
+    AR_NOISE_STREAM,
+    DEFAULT_GUIDANCE,
+    DEFAULT_STEPS,
+    DEFAULT_TEMPERATURE,
+    MAX_STEPS,
+    ORDER_STREAM,
+    guided_steps,
+)
 from artgen.vocabulary import ADJECTIVES, STOPWORDS, parse_prompt
 from artgen.workspace import Workspace
 

@@ -123,7 +123,8 @@ def _hub_items(hub_id: str) -> tuple[int, Iterator[tuple[str, bytes | None]]]:
                               f"unset {offline}, or import a local folder") from None
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ArtgenError(
-            f"cannot load {hub_id!r} from the Hugging Face hub ({msg[:160]}): check the id and the network, or download it and import the folder"
+            f"cannot load {hub_id!r} from the Hugging Face hub ({msg[:160]}): check the id and the network, or download it and import "
+            "the folder"
         ) from e
     total = sum(len(s) for s in ds.values()) if isinstance(ds, datasets.DatasetDict) else len(ds)
     return total, _dataset_items(ds)

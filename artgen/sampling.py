@@ -5,7 +5,7 @@
 import math
 
 MAX_STEPS = 64  # refine steps allowed
-DEFAULT_STEPS = 8  # parallel decoding in 8 steps (1: the direct, one-shot prediction); README "Sampling settings"
+DEFAULT_STEPS = 8  # parallel decoding in 8 steps (1: the direct, one-shot prediction); docs/generation.md "Sampling settings"
 DEFAULT_GUIDANCE = 3.0  # classifier-free guidance scale (1: none)
 GUIDED_SHARE = 0.5  # guidance on the first ceil(steps * share) steps; later steps: the plain conditional model
 DEFAULT_TEMPERATURE = 1.0  # Gumbel-max sampling temperature (0: the most likely code)
@@ -22,6 +22,6 @@ def guided_steps(steps: int) -> int:
 # its step count is the grid's size; every step is guided. Image i's Gumbel noise is
 # default_rng([seed + i, AR_NOISE_STREAM]).random((N, K)), row t for position t, drawn whole.
 AR_DEFAULT_GUIDANCE = 3.0
-AR_DEFAULT_TEMPERATURE = 0.8  # scripts/ar_sampling_sweep.py: all 14 styles, the best FID at guidance 3 (README)
+AR_DEFAULT_TEMPERATURE = 0.8  # scripts/ar_sampling_sweep.py: all 14 styles, the best FID at guidance 3 (docs/generation.md)
 AR_DEFAULT_TOP_K = 0  # sample among the k most likely codes (0: all of them)
 AR_NOISE_STREAM = 2000

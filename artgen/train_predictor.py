@@ -236,8 +236,8 @@ def _train_predictor(ws: Workspace, encoder: str, preset: str | PredictorPreset,
                      pretrained: str | None, finetune: bool, resume: bool, device: str, steps: int | None,
                      show_progress: bool, generator: str, flipped: bool | None) -> dict:
     from artgen.captions import load_labels
-    from artgen.latents import load_latents
     from artgen.files import atomic_write_json
+    from artgen.latents import load_latents
     from artgen.trainer import TrainConfig, publish_run, run_dir, train
     from artgen.vocabulary import vocabulary_hash
     from artgen.vqvae import checkpoint_hash

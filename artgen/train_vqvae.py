@@ -22,9 +22,9 @@ import torch
 
 from artgen.codebook_metrics import perplexity_of, usage_of
 from artgen.errors import ArtgenError
-from artgen.progress import console
 from artgen.files import atomic_write_bytes, atomic_write_json
 from artgen.locks import stage_lock
+from artgen.progress import console
 from artgen.trainer import TrainConfig, publish_run, run_dir, train
 from artgen.vqvae import VQVAE, VQVAEConfig
 from artgen.workspace import Workspace
@@ -190,7 +190,8 @@ def _train_vqvae(ws: Workspace, p: VQVAEPreset, preset: str, tcfg: TrainConfig, 
         "world_size": world, "images_seen": tcfg.steps * tcfg.batch_size * world,
         "train_seconds_this_run": round(result.seconds, 1), "train_images_per_s": round(result.images_per_s, 2),
         "parameters": model.num_parameters(), "device": str(next(iter(result.model.parameters())).device),
-        "machine": machine_description(), "threads": torch.get_num_threads(), "test_images": len(test_pixels), "train_images": len(train_pixels),
+        "machine": machine_description(), "threads": torch.get_num_threads(),
+        "test_images": len(test_pixels), "train_images": len(train_pixels),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "resumed": resume,
     }
     atomic_write_json(work / "metrics.json", metrics)

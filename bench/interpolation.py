@@ -30,7 +30,8 @@ def smoothness(features: np.ndarray) -> dict:
 @torch.no_grad()
 def interpolation_images(gen, prompt_a: str, prompt_b: str, steps: int = 8, guidance: float | None = None) -> np.ndarray:
     """(steps + 1, H, W, 3) uint8 images from `prompt_a` to `prompt_b` for an
-    `artgen.generate.Generator` (masked: the one-shot argmax; autoregressive: greedy decoding). Text positions that are padding in one prompt are
+    `artgen.generate.Generator` (masked: the one-shot argmax; autoregressive: greedy decoding).
+    Text positions that are padding in one prompt are
     attended to all along the walk (the union of both masks)."""
     tokens = gen.encoder.tokenize([prompt_a, prompt_b])  # both padded to one length T
     states, mask = gen.encoder.encode(tokens)  # (2, T, d) text states, (2, T)

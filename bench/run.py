@@ -42,8 +42,15 @@ from artgen.errors import ArtgenError
 from artgen.progress import console, progress_bar
 from artgen.sampling import DEFAULT_STEPS
 from artgen.workspace import Workspace
-from bench.attributes import (AttributeAccuracy, AttributeClassifier, AttributeConfig, image_features,
-                              requested_adjectives, unseen_pairs, unseen_prompts)
+from bench.attributes import (
+    AttributeAccuracy,
+    AttributeClassifier,
+    AttributeConfig,
+    image_features,
+    requested_adjectives,
+    unseen_pairs,
+    unseen_prompts,
+)
 from bench.inception import InceptionConfig, InceptionFeatures, class_logits_absent
 from bench.interpolation import interpolation_images, smoothness
 from bench.quality import FeatureStore, FidKid, PrecisionRecall, image_set_hash

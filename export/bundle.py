@@ -11,7 +11,7 @@
 
 With `int8=True` the transformer graphs (encoder, predictor) are quantised dynamically with
 `onnxruntime.quantization` (int8 weights, activations quantised on the fly); the decoder
-is a small conv net and stays fp32, which measured faster and exact (see README).
+is a small conv net and stays fp32, which measured faster and exact (see docs/export.md).
 """
 
 from __future__ import annotations
@@ -29,9 +29,18 @@ from artgen import __version__
 from artgen.errors import ArtgenError
 from artgen.files import is_newer, replace_dir
 from artgen.generate import Generator
-from artgen.sampling import (AR_DEFAULT_GUIDANCE, AR_DEFAULT_TEMPERATURE, AR_DEFAULT_TOP_K, AR_NOISE_STREAM,
-                             DEFAULT_GUIDANCE, DEFAULT_STEPS, DEFAULT_TEMPERATURE, GUIDED_SHARE, MAX_STEPS,
-                             ORDER_STREAM)
+from artgen.sampling import (
+    AR_DEFAULT_GUIDANCE,
+    AR_DEFAULT_TEMPERATURE,
+    AR_DEFAULT_TOP_K,
+    AR_NOISE_STREAM,
+    DEFAULT_GUIDANCE,
+    DEFAULT_STEPS,
+    DEFAULT_TEMPERATURE,
+    GUIDED_SHARE,
+    MAX_STEPS,
+    ORDER_STREAM,
+)
 from artgen.vocabulary import ADJECTIVES, MAX_PROMPT_CHARS, MAX_PROMPT_WORDS, vocabulary_hash
 from export.graphs import ARContextGraph, ARStepGraph, DecoderGraph, EncoderGraph, PredictorGraph
 from export.runtime import BUNDLE_FORMAT, bundle_files, file_record
@@ -169,7 +178,8 @@ def _masked_graphs(gen: Generator, out: Path, states, mask, cfg: ExportConfig) -
                                 "uncond being the logits for an all-zero attention_mask; later steps use cond alone",
                 "order": "image i fixes positions in the order numpy.random.default_rng([seed + i, order_stream]).permutation(N)",
                 "schedule": "cosine: N - floor(N*cos(pi/2*(s+1)/S)) positions are known after step s (0-based) of S",
-                "noise": "Gumbel from numpy.random.default_rng([seed + i, step]).random((n, K)) for image i, row j for the j-th of the n positions the step fixes"}
+                "noise": "Gumbel from numpy.random.default_rng([seed + i, step]).random((n, K)) for image i, row j for the j-th of "
+                         "the n positions the step fixes"}
     return graphs, sampling
 
 
@@ -223,7 +233,8 @@ def _ar_graphs(gen: Generator, out: Path, states, mask, cfg: ExportConfig) -> tu
                 "guided_steps": "every step: uncond + guidance*(cond - uncond), the prompt rows then the same rows with "
                                 "an all-zero attention_mask in one batch (ar_context and ar_step); guidance 1 runs the prompt rows alone",
                 "top_k_rule": "keep the top_k largest guided logits (others -inf) before sampling; 0 keeps all",
-                "noise": "Gumbel from numpy.random.default_rng([seed + i, noise_stream]).random((N, K)) for image i, drawn whole; row t for position t"}
+                "noise": "Gumbel from numpy.random.default_rng([seed + i, noise_stream]).random((N, K)) for image i, drawn whole; row "
+                         "t for position t"}
     return graphs, sampling
 
 

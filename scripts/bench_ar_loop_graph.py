@@ -5,7 +5,7 @@ sampler as ONNX operators), checks it draws the same codes, and times both.
     python scripts/bench_ar_loop_graph.py [--size 128x4] [--runs 5]
 
 Random weights (the cost does not depend on what the network learned), one guided image.
-Measured 2026-11-28 on the quiet 2-core machine (README, "The autoregressive generator"):
+Measured 2026-11-28 on the quiet 2-core machine (docs/generation.md, "The autoregressive generator"):
 same codes, and no faster, so bundles keep the standard per-step graph.
 """
 
@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from bench_ar_step import export_step  # scripts/ is on the path when run as a script
 
 from artgen.ar_predictor import ARConfig
 from export.bundle import _quantize, ar_step_names
 from export.runtime import pick_codes
-from bench_ar_step import export_step  # scripts/ is on the path when run as a script
 
 
 def build_loop_graph(step_path: Path, out_path: Path, layers: int, positions: int) -> None:

@@ -40,7 +40,8 @@ def main() -> None:
     labels = test["gt_adjectives"]
     print(f"encoder {args.encoder} ({gen.source}), {args.n} images per prompt, steps {args.steps}, "
           f"guidance {args.guidance}, temperature {args.temperature}")
-    print("| pair | statistic | generated: first | generated: second | gap, as share of the real gap | real test: first | real test: second |")
+    print("| pair | statistic | generated: first | generated: second | gap, as share of the real gap | real test: first | real test: "
+          "second |")
     print("|---|---|---|---|---|---|---|")
     for a, b, stat in PAIRS:
         col = STAT_NAMES.index(stat)

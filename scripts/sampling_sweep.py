@@ -23,11 +23,11 @@ import time
 
 import numpy as np
 
+from artgen import sampling
 from artgen.captions import make_caption
 from artgen.corpus import decode_image, load_corpus
 from artgen.generate import load_generator
 from artgen.image_stats import STAT_NAMES, statistics_matrix
-from artgen import sampling
 from artgen.sampling import DEFAULT_GUIDANCE
 from artgen.workspace import Workspace
 from bench.inception import InceptionConfig, InceptionFeatures

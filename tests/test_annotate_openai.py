@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, run_cli
 
 import annotate.openai_backend as backend
 from annotate.local_server import LocalChatServer
@@ -17,7 +18,6 @@ from annotate.pipeline import AnnotateConfig, run_annotation
 from artgen.errors import ArtgenError
 from artgen.vocabulary import ADJECTIVES
 from artgen.workspace import Workspace
-from conftest import ROOT, run_cli
 
 KEY = "sk-test-a1b2c3d4e5f6-never-print-me"
 

@@ -5,8 +5,15 @@ import numpy as np
 import pytest
 
 from artgen.vocabulary import HELD_OUT_SYNONYMS, parse_prompt
-from bench.attributes import (AttributeAccuracy, AttributeClassifier, AttributeConfig, image_features,
-                              requested_adjectives, unseen_pairs, unseen_prompts)
+from bench.attributes import (
+    AttributeAccuracy,
+    AttributeClassifier,
+    AttributeConfig,
+    image_features,
+    requested_adjectives,
+    unseen_pairs,
+    unseen_prompts,
+)
 from bench.interpolation import smoothness
 
 

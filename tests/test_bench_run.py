@@ -11,7 +11,6 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from conftest import ROOT, run_cli
 
 from artgen.errors import ArtgenError
@@ -119,7 +118,8 @@ def test_success_criteria_judge_the_measured_values(report):
     assert fake["meta"]["config"]["steps"] == 8 and fake["meta"]["config"]["refine_steps"] == 8
     for o in fake["encoders"]["tiny"]["onnx"].values():
         o["one_shot"]["p50_ms"], o["refine_8"]["p50_ms"] = 1.0, 200.0
-    tiny.update(latency_ms_p50=1.0, refine_8_ms_p50=50.0, fid=10.0, unseen_attribute_accuracy=0.6, unseen_base_rate=0.3, attribute_accuracy=0.7)
+    tiny.update(latency_ms_p50=1.0, refine_8_ms_p50=50.0, fid=10.0, unseen_attribute_accuracy=0.6, unseen_base_rate=0.3,
+                attribute_accuracy=0.7)
     fake["rows"].append({**tiny, "name": "clip", "fid": 9.5})
     verdicts = {c["target"].split(" (")[0].split(":")[0]: c["pass"] for c in success_criteria(fake)}
     assert verdicts["inference < 100 ms"] is True

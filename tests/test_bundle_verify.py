@@ -13,7 +13,6 @@ from pathlib import Path
 
 import onnx
 import pytest
-
 from conftest import ROOT, assert_one_line_error
 
 from artgen.workspace import SHIPPED_MODEL

@@ -1,8 +1,7 @@
 import pytest
 import torch
 
-from artgen.encoders import (FROM_SCRATCH, ENCODERS, TinyEncoder, encoder_from_directory, list_encoders,
-                             load_encoder, tokenizer_texts)
+from artgen.encoders import ENCODERS, FROM_SCRATCH, TinyEncoder, encoder_from_directory, list_encoders, load_encoder, tokenizer_texts
 from artgen.errors import ArtgenError
 from artgen.predictor import IndexPredictor, PredictorConfig
 from artgen.vocabulary import HELD_OUT_SYNONYMS

@@ -9,7 +9,6 @@ import sys
 import numpy as np
 import onnx
 import pytest
-
 from conftest import ROOT, run_cli
 
 from artgen.train_predictor import PredictorPreset, train_predictor

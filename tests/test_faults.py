@@ -1,7 +1,8 @@
 """Bad inputs and damaged artefacts end in one line naming the fix, and never lose finished
 work (issue 16; more cases live beside the code they guard)."""
 
-from conftest import assert_one_line_error as _one_line_error, run_cli
+from conftest import assert_one_line_error as _one_line_error
+from conftest import run_cli
 
 
 def test_data_synth_does_not_replace_a_corpus_without_force(tmp_path):
@@ -206,11 +207,12 @@ def test_kill_9_of_a_new_training_run_leaves_the_finished_model_usable(small_cor
     import sys
     import time
 
+    from conftest import ROOT
+
     from artgen.generate import load_generator
     from artgen.train_predictor import PredictorPreset, train_predictor
     from artgen.train_vqvae import train_vqvae
     from artgen.workspace import Workspace
-    from conftest import ROOT
 
     shutil.copytree(small_corpus / "data", tmp_path / "data")
     ws = Workspace(tmp_path)

@@ -8,9 +8,8 @@ import sys
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import ROOT, run_cli
+from PIL import Image
 
 from artgen.workspace import SHIPPED_MODEL
 

@@ -9,7 +9,6 @@ from torch import nn
 from artgen.errors import ArtgenError
 from artgen.trainer import STATE_DIR, TrainConfig, find_checkpoint, lr_at, train
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

@@ -12,7 +12,6 @@ from artgen.errors import ArtgenError
 from artgen.quantizer import QUANTIZER_VARIANTS, QuantizerConfig, VectorQuantizer, nearest_code
 from artgen.vqvae import VQVAE, VQVAEConfig
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

@@ -8,13 +8,13 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT, run_cli
 
 from artgen.corpus import split_sizes
 from artgen.errors import ArtgenError
 from artgen.latents import ensure_latents, is_fresh, load_latents
 from artgen.vqvae import VQVAE, checkpoint_hash
 from artgen.workspace import Workspace
-from conftest import ROOT, run_cli
 
 N_TRAIN, N_TEST = split_sizes(120)  # the small_corpus fixture
 TINY = ["--steps", "4", "--batch-size", "4", "--device", "cpu", "--threads", "1"]
