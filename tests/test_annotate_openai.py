@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli
+from helpers import ROOT, run_cli
 
 import annotate.openai_backend as backend
 from annotate.local_server import LocalChatServer

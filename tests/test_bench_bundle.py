@@ -6,7 +6,7 @@ import types
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 from test_bench_run import SMALL, PixelFeatures, trained  # noqa: F401  (`trained`: the tiny workspace fixture)
 
 from artgen.errors import ArtgenError

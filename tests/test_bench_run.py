@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, run_cli
+from helpers import ROOT, run_cli
 
 from artgen.errors import ArtgenError
 from artgen.train_predictor import PredictorPreset, train_predictor

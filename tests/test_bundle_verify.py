@@ -13,7 +13,7 @@ from pathlib import Path
 
 import onnx
 import pytest
-from conftest import ROOT, assert_one_line_error
+from helpers import ROOT, assert_one_line_error
 
 from artgen.workspace import SHIPPED_MODEL
 from export.runtime import MAX_IMAGES, MAX_SCALE, BundleError, Runtime, main

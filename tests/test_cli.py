@@ -1,5 +1,5 @@
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 
 
 def _assert_one_line_error(result, *needles):

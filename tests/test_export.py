@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import onnx
 import pytest
-from conftest import ROOT, run_cli
+from helpers import ROOT, run_cli
 
 from artgen.train_predictor import PredictorPreset, train_predictor
 from artgen.workspace import Workspace

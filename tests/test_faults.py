@@ -1,8 +1,8 @@
 """Bad inputs and damaged artefacts end in one line naming the fix, and never lose finished
 work (issue 16; more cases live beside the code they guard)."""
 
-from conftest import assert_one_line_error as _one_line_error
-from conftest import run_cli
+from helpers import assert_one_line_error as _one_line_error
+from helpers import run_cli
 
 
 def test_data_synth_does_not_replace_a_corpus_without_force(tmp_path):
@@ -207,7 +207,7 @@ def test_kill_9_of_a_new_training_run_leaves_the_finished_model_usable(small_cor
     import sys
     import time
 
-    from conftest import ROOT
+    from helpers import ROOT
 
     from artgen.generate import load_generator
     from artgen.train_predictor import PredictorPreset, train_predictor

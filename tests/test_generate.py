@@ -7,8 +7,8 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import assert_one_line_error as _assert_one_line_error
-from conftest import run_cli
+from helpers import assert_one_line_error as _assert_one_line_error
+from helpers import run_cli
 
 from artgen.errors import ArtgenError
 from artgen.train_predictor import PredictorPreset, train_predictor

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, assert_one_line_error, run_cli
 from fastapi.testclient import TestClient
+from helpers import ROOT, assert_one_line_error, run_cli
 
 from artgen.serve import ServeConfig, batch_invariant, create_app, grid_png, image_png
 from artgen.workspace import SHIPPED_MODEL

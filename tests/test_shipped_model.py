@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, run_cli
+from helpers import ROOT, run_cli
 from PIL import Image
 
 from artgen.workspace import SHIPPED_MODEL

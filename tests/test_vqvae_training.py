@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, run_cli
+from helpers import ROOT, run_cli
 
 from artgen.corpus import split_sizes
 from artgen.errors import ArtgenError

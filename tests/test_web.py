@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, assert_one_line_error, run_cli
+from helpers import ROOT, assert_one_line_error, run_cli
 
 from artgen import browser
 from artgen.web import MARKER, ORT_FILES, ORT_PACKAGE, ORT_VERSION, build_web, sentencepiece_json, words_json
