@@ -48,6 +48,20 @@ class DemoConfig:
     bench_latency_runs: int | None = None
     encoder_overrides: dict = field(default_factory=dict)  # small predictor/encoder configs for tests
 
+    def __post_init__(self) -> None:
+        """Bad settings are named before any stage runs (not after minutes of training)."""
+        from artgen.captions import LABEL_SOURCES
+        from artgen.generators import generator_kind
+        from artgen.train_predictor import PRESETS
+        from artgen.train_vqvae import PRESETS as VQVAE_PRESETS
+
+        generator_kind(self.generator)
+        if self.annotations not in LABEL_SOURCES:
+            raise ArtgenError(f"unknown label source {self.annotations!r}: use one of {', '.join(LABEL_SOURCES)}")
+        for flag, value, known in (("--preset", self.vqvae_preset, VQVAE_PRESETS), ("--preset", self.encoder_preset, PRESETS)):
+            if value not in known:
+                raise ArtgenError(f"unknown preset {value!r}: use {flag} {' or '.join(known)}")
+
 
 @dataclass
 class StageResult:

@@ -243,3 +243,11 @@ def test_kill_9_of_a_new_training_run_leaves_the_finished_model_usable(small_cor
     assert gen.generate(["warm, vivid"], seed=0).shape[0] == 1
     r = run_cli("train", "--encoder", "tiny", "--resume", "--steps", "1", workdir=tmp_path)
     assert "Traceback" not in r.stderr  # the staged run is what --resume continues (or names why not)
+
+
+def test_release_and_demo_settings_are_checked_before_any_stage_runs(tmp_path):
+    for args, needle in ((("--annotations", "bogus"), "unknown label source 'bogus'"),
+                         (("--generator", "x"), "unknown generator 'x'"), (("--preset", "huge"), "unknown preset 'huge'")):
+        r = run_cli("release-model", "--quick-bench", *args, workdir=tmp_path)
+        _one_line_error(r, needle)
+    assert not (tmp_path / "data").exists()  # nothing was drawn or trained
