@@ -53,6 +53,8 @@ def _root(
     ),
 ) -> None:
     ctx.obj = Workspace.resolve(workdir)
+    if ctx.obj.root.exists() and not ctx.obj.root.is_dir():
+        raise ArtgenError(f"--workdir {ctx.obj.root} is a file, not a folder: choose another --workdir")
 
 
 @data_app.command("synth")
@@ -154,7 +156,8 @@ def train_encoder_cmd(
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Text encoder to train with the index predictor: tiny, clip or "
                                                                   "distilbert."),
     preset: str = typer.Option("quick", help="quick (<= 10 min per encoder on 2 CPU cores) or default."),
-    annotations: str = typer.Option("auto", help="Caption labels: auto (openai file if present, else heuristic), heuristic, openai or gt."),
+    annotations: str = typer.Option("auto", help="Caption labels: auto (the most complete of the openai and heuristic files), "
+                                                 "heuristic, openai or gt."),
     pretrained: Optional[str] = typer.Option(None, help="Folder or hub id with real clip/distilbert weights (frozen unless --finetune)."),
     finetune: bool = typer.Option(False, "--finetune", help="Train the pretrained encoder's weights too."),
     resume: bool = typer.Option(False, "--resume", help="Continue exactly from <workdir>/checkpoints/<encoder>/train_state."),

@@ -51,6 +51,8 @@ log = logging.getLogger("artgen.serve")
 MAX_IMAGES = 16  # per request
 MAX_BATCH = 64  # per merged runtime call: the most export.runtime generates in one call
 MAX_SEED = 2**32 - 1
+MAX_WINDOW_MS = 1000.0  # a merge window longer than a second only adds latency
+MAX_TIMEOUT_S = 3600.0
 GRID_PAD, GRID_SCALE = 2, 2  # the PNG grid of `artgen generate`: 2 px white gaps, upscaled 2x
 BATCHING = ("exact", "merge")
 EXAMPLE = '{"prompt": "warm, chaotic, vivid", "n": 4}'
@@ -74,8 +76,9 @@ class ServeConfig:
                 raise ArtgenError(f"{name} must be a whole number >= 1 (got {getattr(self, name)!r})")
         if self.max_batch > MAX_BATCH:
             raise ArtgenError(f"max_batch must be at most {MAX_BATCH} (got {self.max_batch}): the images of one runtime call")
-        if not self.batch_window_ms >= 0 or not self.timeout_s > 0:
-            raise ArtgenError(f"batch_window_ms must be >= 0 and timeout_s > 0 (got {self.batch_window_ms!r}, {self.timeout_s!r})")
+        if not 0 <= self.batch_window_ms <= MAX_WINDOW_MS or not 0 < self.timeout_s <= MAX_TIMEOUT_S:
+            raise ArtgenError(f"batch_window_ms must be 0-{MAX_WINDOW_MS} and timeout_s in (0, {MAX_TIMEOUT_S}] "
+                              f"(got {self.batch_window_ms!r}, {self.timeout_s!r}): fix --batch-window-ms / --timeout-s")
         if self.batching not in BATCHING:
             raise ArtgenError(f"batching must be one of {', '.join(BATCHING)} (got {self.batching!r})")
 

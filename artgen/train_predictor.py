@@ -223,9 +223,11 @@ def train_predictor(ws: Workspace, encoder: str = "tiny", preset: str | Predicto
     One process at a time per model (a workspace lock), and a new run trains in a staging
     folder that replaces the finished model only when it is complete."""
     from artgen.locks import stage_lock
+    from artgen.trainer import resolve_device
 
     if encoder not in ENCODERS:
         raise unknown_encoder(encoder)
+    resolve_device(device)  # an unknown device is named before anything is built
     name = model_name(encoder, generator)
     with stage_lock(ws, f"checkpoint-{name}", f"the {name} model"):
         return _train_predictor(ws, encoder, preset, annotations, pretrained, finetune, resume, device, steps,
@@ -236,9 +238,10 @@ def _train_predictor(ws: Workspace, encoder: str, preset: str | PredictorPreset,
                      pretrained: str | None, finetune: bool, resume: bool, device: str, steps: int | None,
                      show_progress: bool, generator: str, flipped: bool | None) -> dict:
     from artgen.captions import load_labels
+    from artgen.corpus import load_corpus
     from artgen.files import atomic_write_json
     from artgen.latents import load_latents
-    from artgen.trainer import TrainConfig, publish_run, run_dir, train
+    from artgen.trainer import TrainConfig, find_checkpoint, publish_run, run_dir, staging_dir, train
     from artgen.vocabulary import vocabulary_hash
     from artgen.vqvae import checkpoint_hash
 
@@ -252,6 +255,10 @@ def _train_predictor(ws: Workspace, encoder: str, preset: str | PredictorPreset,
         preset_name, p = "custom", preset
     if finetune and not pretrained:
         raise ArtgenError("--finetune needs --pretrained DIR_OR_HUB_ID: without weights the encoder is trained from scratch anyway")
+    load_corpus(ws.data)  # a missing corpus is named before missing annotations
+    name, out_dir = model_name(encoder, generator), ws.checkpoint(model_name(encoder, generator))
+    if resume and find_checkpoint(staging_dir(out_dir)) is None and find_checkpoint(out_dir) is None:
+        raise ArtgenError(f"nothing to resume: no checkpoint of {name} in {out_dir.parent}: run again without --resume")
     tcfg = TrainConfig(**{**p.train, "device": device, "show_progress": show_progress})
     if steps is not None:
         tcfg = replace(tcfg, steps=steps, warmup_steps=min(tcfg.warmup_steps, max(1, steps // 10)))
@@ -271,8 +278,6 @@ def _train_predictor(ws: Workspace, encoder: str, preset: str | PredictorPreset,
         raise ArtgenError(f"none of the {len(train_ids)} training paintings has {label_source} labels: "
                           "run `artgen annotate` or choose --annotations gt")
 
-    name = model_name(encoder, generator)
-    out_dir = ws.checkpoint(name)
     from artgen.captions import make_captions
 
     work = run_dir(out_dir, resume)  # a new run never touches the finished model until it is done

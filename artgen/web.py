@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from artgen.errors import ArtgenError
-from artgen.files import replace_dir
+from artgen.files import check_writable_folder, replace_dir
 from artgen.workspace import SHIPPED_MODEL
 
 ASSETS = Path(__file__).resolve().parent / "web_assets"
@@ -51,9 +51,17 @@ def ort_dist(package: Path | None = None) -> Path:
 
 
 def _read_bundle(bundle: Path) -> dict:
+    """bundle.json of a bundle that passes every check the runtime makes on load (sizes and
+    hashes of its files, paths, settings, graph signatures, tokenizer)."""
+    from export.runtime import BundleError, Runtime
+
     meta_path = bundle / "bundle.json"
     if not meta_path.is_file():
         raise ArtgenError(f"{bundle} is not an artgen bundle (no bundle.json): create one with `artgen export`")
+    try:
+        Runtime(bundle, threads=1)
+    except BundleError as e:
+        raise ArtgenError(str(e)) from None
     try:
         meta = json.loads(meta_path.read_text())
     except json.JSONDecodeError as e:
@@ -108,6 +116,7 @@ def check_web_target(out: Path) -> None:
     """`out` may become the page: new, empty, or a folder `artgen web` wrote before (replaced)."""
     if out.exists() and not out.is_dir():
         raise ArtgenError(f"--out {out} is a file, not a folder: choose a folder for the page")
+    check_writable_folder(out.parent, f"--out {out}")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
         raise ArtgenError(f"--out {out} holds files that `artgen web` did not write: building would replace them; "
                           "choose an empty or new folder")

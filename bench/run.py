@@ -392,10 +392,14 @@ def run_bench(ws: Workspace, cfg: BenchConfig | None = None, out_dir: Path | Non
     sets through the torch-free runtime, with the bundle's own sampler). `feature_net` replaces
     the FID network (tests use a small stand-in with the same `features`, `num_features` and
     `identity`); the report then names it as a stand-in."""
+    from artgen.files import check_writable_folder
     from artgen.locks import path_lock_name, stage_lock
 
     previous = torch.get_num_threads()
     target = Path(out_dir) if out_dir is not None else ws.reports / "bench"
+    if target.exists() and not target.is_dir():
+        raise ArtgenError(f"-o {target} is a file, not a folder: choose a folder for the report")
+    check_writable_folder(target, f"-o {target}")  # before the bench, not after it
     try:
         with stage_lock(ws, path_lock_name("bench", target), f"the bench report {target}"):
             if bundle is not None:

@@ -251,3 +251,23 @@ def test_release_and_demo_settings_are_checked_before_any_stage_runs(tmp_path):
         r = run_cli("release-model", "--quick-bench", *args, workdir=tmp_path)
         _one_line_error(r, needle)
     assert not (tmp_path / "data").exists()  # nothing was drawn or trained
+
+
+def test_probe_findings_are_refused_up_front(tmp_path):
+    """Cases scripts/probe_inputs.py found: each refused before any work, in one line."""
+    from artgen.errors import ArtgenError
+    from artgen.serve import ServeConfig
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine")
+    _one_line_error(run_cli("generate", "warm", "-n", "1", "-o", str(tmp_path / "x.png"), workdir=a_file), "is a file")
+    _one_line_error(run_cli("web", workdir=a_file), "is a file")
+    _one_line_error(run_cli("bench", "--quick", "-o", str(a_file), workdir=tmp_path / "ws"), "is a file, not a folder")
+    _one_line_error(run_cli("train", "--encoder", "tiny", "--device", "bogus", workdir=tmp_path / "ws"), "unknown device")
+    for kw in (dict(batch_window_ms=float("inf")), dict(timeout_s=float("nan"))):
+        try:
+            ServeConfig(**kw)
+            raise AssertionError(f"{kw} accepted")
+        except ArtgenError as e:
+            assert "--batch-window-ms" in str(e)
+    assert a_file.read_text() == "mine" and not (tmp_path / "ws").exists()
