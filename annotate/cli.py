@@ -1,6 +1,6 @@
 """`artgen annotate` (label the corpus) and `artgen annotate report` (measure the labels).
 
-Wired into the `artgen` CLI by artgen/cli.py. Imports stay light here: each command
+Wired into the `artgen` CLI by artgen/app/cli.py. Imports stay light here: each command
 imports its library module when it runs.
 """
 

@@ -24,9 +24,9 @@ from typing import Sequence
 
 import numpy as np
 
+from artgen.data.image_stats import STAT_INDEX, STAT_NAMES, statistics_matrix
+from artgen.data.vocabulary import ADJECTIVES
 from artgen.errors import ArtgenError
-from artgen.image_stats import STAT_INDEX, STAT_NAMES, statistics_matrix
-from artgen.vocabulary import ADJECTIVES
 
 MODEL_PATH = Path(__file__).with_name("heuristic_model.json")
 

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from artgen.vocabulary import canonical
+from artgen.data.vocabulary import canonical
 
 _PUNCT = re.compile(r"[^\w\s-]")
 _SPACE = re.compile(r"\s+")

@@ -104,7 +104,7 @@ def _select_rows(ws: Workspace, split: str):
     """[(split, dataset)] of the chosen split(s), images left as PNG bytes."""
     import datasets
 
-    from artgen.corpus import load_corpus
+    from artgen.data.corpus import load_corpus
 
     if split not in SPLITS:
         raise ArtgenError(f"unknown split {split!r}: use --split train, test or all")
@@ -156,7 +156,7 @@ def run_annotation(ws: Workspace, cfg: AnnotateConfig) -> Summary:
     if cfg.dry_run:
         done_ids = set()
         if out_path.exists():
-            from artgen.captions import read_records
+            from artgen.data.captions import read_records
 
             done_ids = {str(r.get("id")) for r in read_records(out_path)}
         pending = [(ds, i) for _, ds in parts for i, id_ in enumerate(ds["id"]) if id_ not in done_ids]
@@ -203,7 +203,7 @@ def run_annotation(ws: Workspace, cfg: AnnotateConfig) -> Summary:
 
 def _heuristic_chunk(chunk: list[tuple[str, bytes]]) -> list[tuple[str, list[str]]]:
     from annotate.heuristic import annotate_images
-    from artgen.corpus import decode_image
+    from artgen.data.corpus import decode_image
 
     images = [decode_image({"bytes": png}) for _, png in chunk]
     return list(zip([i for i, _ in chunk], annotate_images(images)))
@@ -255,8 +255,8 @@ def _messages_for(cfg: AnnotateConfig, batch: list) -> list[tuple[str, list[dict
     import numpy as np
 
     from annotate.prompt import build_messages
-    from artgen.corpus import decode_image
-    from artgen.image_stats import STAT_NAMES, statistics_matrix
+    from artgen.data.corpus import decode_image
+    from artgen.data.image_stats import STAT_NAMES, statistics_matrix
 
     rows = [ds[i] for ds, i in batch]
     pngs = [_png_bytes(row["image"]) for row in rows]
@@ -361,8 +361,8 @@ def _dry_run(cfg: AnnotateConfig, summary: Summary, pending: list) -> None:
     ds, i = pending[0]
     if cfg.backend == "heuristic":
         from annotate.heuristic import annotate_images
-        from artgen.corpus import decode_image
-        from artgen.image_stats import image_statistics
+        from artgen.data.corpus import decode_image
+        from artgen.data.image_stats import image_statistics
 
         pixels = decode_image({"bytes": _png_bytes(ds[i]["image"])})
         stats = image_statistics(pixels)

@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 
-from artgen.vocabulary import FACETS, VOCABULARY
+from artgen.data.vocabulary import FACETS, VOCABULARY
 
 MODES = ("vision", "stats")
 

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
+from artgen.data.vocabulary import ADJECTIVES, BY_WORD, FACETS
 from artgen.errors import ArtgenError
-from artgen.vocabulary import ADJECTIVES, BY_WORD, FACETS
 from artgen.workspace import Workspace
 
 
 def _read_file(path: Path) -> dict[str, list[str]]:
-    from artgen.captions import read_labels
+    from artgen.data.captions import read_labels
 
     if not path.exists():
         raise ArtgenError(f"no annotation file at {path}: give an existing JSONL file written by `artgen annotate`")
@@ -24,7 +24,7 @@ def _read_file(path: Path) -> dict[str, list[str]]:
 
 
 def _labels(ws: Workspace, source: str) -> tuple[dict[str, list[str]], str]:
-    from artgen.captions import load_labels
+    from artgen.data.captions import load_labels
 
     if source in ("auto", "heuristic", "openai", "gt"):
         return load_labels(ws, source)
@@ -33,7 +33,7 @@ def _labels(ws: Workspace, source: str) -> tuple[dict[str, list[str]], str]:
 
 def _split_ids(ws: Workspace, split: str) -> set[str] | None:
     """Ids of the split, or None (no filter) for `all`."""
-    from artgen.corpus import load_corpus
+    from artgen.data.corpus import load_corpus
 
     if split not in ("train", "test", "all"):
         raise ArtgenError(f"unknown split {split!r}: use --split train, test or all")

@@ -47,7 +47,7 @@ class JsonlWriter:
         self.repaired_bytes = repair_tail(self.path)
         self.done_ids: set[str] = set()
         if self.path.exists():
-            from artgen.captions import read_records
+            from artgen.data.captions import read_records
 
             self.done_ids = {str(r["id"]) for r in read_records(self.path) if "id" in r}
         self._f = open(self.path, "ab", buffering=0)  # one write(2) per record

@@ -38,7 +38,7 @@ def replace_dir(tmp: Path, final: Path) -> None:
     """Move the finished directory `tmp` to `final`, replacing what was there.
 
     The old directory is renamed aside first, so at every instant one complete version
-    exists under `final` or `final.old`; `artgen.trainer.find_checkpoint` looks at both,
+    exists under `final` or `final.old`; `artgen.training.trainer.find_checkpoint` looks at both,
     other readers only at `final` (after a crash there, rename `final.old` back)."""
     tmp, final = Path(tmp), Path(final)
     old = final.with_name(final.name + ".old")

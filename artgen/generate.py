@@ -35,10 +35,11 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from artgen.encoders import ENCODERS, TextEncoder, encoder_from_directory, unknown_encoder
+from artgen.data.vocabulary import ADJECTIVES, STOPWORDS, parse_prompt
 from artgen.errors import ArtgenError
 from artgen.files import check_output_file, png_bytes, write_output
-from artgen.generators import generator_kind, split_model_name
+from artgen.models.encoders import ENCODERS, TextEncoder, encoder_from_directory, unknown_encoder
+from artgen.models.generators import generator_kind, split_model_name
 from artgen.sampling import (
     AR_DEFAULT_GUIDANCE,
     AR_DEFAULT_TEMPERATURE,
@@ -51,7 +52,6 @@ from artgen.sampling import (
     ORDER_STREAM,
     guided_steps,
 )
-from artgen.vocabulary import ADJECTIVES, STOPWORDS, parse_prompt
 from artgen.workspace import Workspace
 
 
@@ -249,7 +249,7 @@ def load_generator(ws: Workspace, encoder: str = "tiny", checkpoint: str | Path 
     the workspace's VQ-VAE; the checkpoint says which generator it holds."""
     from safetensors.torch import load_file
 
-    from artgen.vqvae import VQVAE, checkpoint_hash
+    from artgen.models.vqvae import VQVAE, checkpoint_hash
 
     enc_name, gen_name = split_model_name(encoder)
     if checkpoint is None and enc_name not in ENCODERS:

@@ -1,7 +1,7 @@
 """Attribute control: does a generated image show the adjectives its prompt asked for?
 
 The judge is `AttributeClassifier`: one logistic regression per adjective on the measured
-image statistics of `artgen.image_stats` (colour, value, contrast, edges, symmetry,
+image statistics of `artgen.data.image_stats` (colour, value, contrast, edges, symmetry,
 texture, rhythm), trained on real annotated train paintings and validated on real test
 paintings — its own accuracy, F1 and balanced accuracy are part of the report, so a reader
 knows how far to trust it. An adjective counts as found when its probability is >= 0.5.
@@ -27,7 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
-from artgen.vocabulary import BY_WORD, HELD_OUT_SYNONYMS, parse_prompt
+from artgen.data.vocabulary import BY_WORD, HELD_OUT_SYNONYMS, parse_prompt
 
 
 @dataclass
@@ -40,7 +40,7 @@ class AttributeConfig:
 
 def image_features(images: Sequence[np.ndarray]) -> np.ndarray:
     """(N, F) measured statistics the classifier reads, for (H, W, 3) uint8 images."""
-    from artgen.image_stats import statistics_matrix
+    from artgen.data.image_stats import statistics_matrix
 
     return statistics_matrix(images)
 

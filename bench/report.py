@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from artgen.files import atomic_write_bytes
+from bench.prompts import SAMPLE_PROMPTS
 
 # (column title, row key, format) of the main table; rows missing a key show "–".
 SUMMARY_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -336,8 +337,6 @@ def _finite(o):
 
 def write_reports(report: dict, samples: dict[str, np.ndarray], out_dir: Path) -> dict[str, Path]:
     """report.json, report.md, report.html and samples_<encoder>.png into `out_dir`."""
-    from bench.run import SAMPLE_PROMPTS
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     grids = {enc: sample_grid_png(images, SAMPLE_PROMPTS, enc) for enc, images in samples.items()}

@@ -53,23 +53,12 @@ from bench.attributes import (
 )
 from bench.inception import InceptionConfig, InceptionFeatures, class_logits_absent
 from bench.interpolation import interpolation_images, smoothness
+from bench.prompts import INTERPOLATION_PAIRS, LATENCY_PROMPT, SAMPLE_PROMPTS
 from bench.quality import FeatureStore, FidKid, PrecisionRecall, image_set_hash
+from bench.report import write_reports
 from bench.style import StyleConsistency, StyleJudge, StyleJudgeConfig
 from bench.timing import LatencyConfig, measure_latency, measure_throughput, peak_rss_mb
 
-# The same 8 prompts for every encoder's sample grid (the last uses held-out synonyms only).
-SAMPLE_PROMPTS: tuple[str, ...] = (
-    "warm, chaotic, vivid", "cool, calm, minimal", "dark, dramatic, textured", "bright, soft, gradient",
-    "geometric, blocky, contrasting", "organic, fluid, curved", "circular, symmetric, rhythmic",
-    "fiery, turbulent, gritty",
-)
-INTERPOLATION_PAIRS: tuple[tuple[str, str], ...] = (
-    ("warm, calm, smooth", "cool, chaotic, textured"),
-    ("bright, minimal, geometric", "dark, dense, organic"),
-    ("vivid, circular", "muted, linear"),
-    ("symmetric, calm", "splattered, energetic"),
-)
-LATENCY_PROMPT = "warm, chaotic, vivid"
 ENCODER_ORDER = ("tiny", "clip", "distilbert")
 
 
@@ -92,7 +81,7 @@ class BenchConfig:
     unseen: int | None = None  # held-out-synonym prompts (None: 256; quick 64)
     pairs: int | None = None  # never-seen-together pair prompts (None: 64; quick 24)
     classifier_train: int | None = None  # train paintings for the attribute judge (None: all; quick 2000)
-    labels: str = "auto"  # label source for captions and the judge (artgen.captions.load_labels; gt fallback)
+    labels: str = "auto"  # label source for captions and the judge (artgen.data.captions.load_labels; gt fallback)
     kid_subsets: int = 20
     interpolation_pairs: int = len(INTERPOLATION_PAIRS)  # prompt pairs walked for interpolation smoothness
     style: StyleJudgeConfig = field(default_factory=StyleJudgeConfig)  # the style judge (cached per corpus)
@@ -115,8 +104,8 @@ class BenchConfig:
 def trained_encoders(ws: Workspace, wanted: Sequence[str] | None = None) -> list[str]:
     """Trained models (an encoder's name for the masked generator, `<encoder>-ar` for the
     autoregressive one) with a finished checkpoint, in the registry's order; `wanted` must all exist."""
-    from artgen.encoders import ENCODERS, unknown_encoder
-    from artgen.generators import model_name, split_model_name
+    from artgen.models.encoders import ENCODERS, unknown_encoder
+    from artgen.models.generators import model_name, split_model_name
 
     encoders = list(dict.fromkeys([*ENCODER_ORDER, *ENCODERS]))
     names = [model_name(e, g) for e in encoders for g in ("masked", "ar")]
@@ -138,14 +127,14 @@ def trained_encoders(ws: Workspace, wanted: Sequence[str] | None = None) -> list
 # ---------------------------------------------------------------------------- small pieces
 
 def _decode_split(ds, indices: Sequence[int]) -> list[np.ndarray]:
-    from artgen.corpus import decode_image
+    from artgen.data.corpus import decode_image
 
     return [decode_image(im) for im in ds.select(list(indices))["image"]]
 
 
 def _cached_stats(ws: Workspace, images: Sequence[np.ndarray]) -> np.ndarray:
     """Image statistics of a set, cached under <workspace>/cache/stats by content hash."""
-    from artgen.image_stats import STAT_NAMES
+    from artgen.data.image_stats import STAT_NAMES
 
     path = ws.root / "cache" / "stats" / f"{image_set_hash(images, 'stats:' + ','.join(STAT_NAMES))}.npy"
     if path.is_file():
@@ -262,7 +251,7 @@ def _score(ctx: _Context, name: str, images: np.ndarray, codes: np.ndarray | Non
            style: bool = True) -> dict:
     """FID/KID and precision/recall vs the real test paintings (`fid`), codebook statistics,
     attribute accuracy, style columns (`style`: one image per test caption, in order)."""
-    from artgen.codebook_metrics import CodebookPerplexity, CodebookUsage
+    from artgen.training.codebook_metrics import CodebookPerplexity, CodebookUsage
 
     start = time.perf_counter()
     row = {"name": name}
@@ -412,8 +401,7 @@ def run_bench(ws: Workspace, cfg: BenchConfig | None = None, out_dir: Path | Non
 def _run_bench(ws: Workspace, cfg: BenchConfig | None, out_dir: Path | None, command: str | None,
                feature_net: torch.nn.Module | None) -> dict:
     from artgen.generate import load_generator
-    from artgen.vqvae import VQVAE
-    from bench.report import write_reports
+    from artgen.models.vqvae import VQVAE
 
     cfg = (cfg or BenchConfig()).resolved()
     t_start = time.perf_counter()
@@ -444,9 +432,8 @@ def _run_bundle_bench(ws: Workspace, cfg: BenchConfig | None, bundle: Path, out_
                       command: str | None, feature_net: torch.nn.Module | None) -> dict:
     """The bench of one exported bundle: the same captions, judges and reference rows, the
     generated sets drawn through the torch-free runtime with the bundle's own sampler."""
-    from artgen.corpus import decode_image, load_corpus
+    from artgen.data.corpus import decode_image, load_corpus
     from bench.bundle_generator import BundleGenerator
-    from bench.report import write_reports
 
     base = cfg or BenchConfig()
     gen = BundleGenerator.open(bundle, threads=base.threads)
@@ -487,8 +474,8 @@ def _run_bundle_bench(ws: Workspace, cfg: BenchConfig | None, bundle: Path, out_
 def _prepare(ws: Workspace, cfg: BenchConfig, feature_net: torch.nn.Module | None) -> _Context:
     """The test captions (one per sampled labelled test painting), the real paintings, the
     attribute judge, the style judge and the FID features of the real test paintings."""
-    from artgen.captions import load_labels, make_caption
-    from artgen.corpus import load_corpus
+    from artgen.data.captions import load_labels, make_caption
+    from artgen.data.corpus import load_corpus
 
     dd = load_corpus(ws.data)
     timings: dict = {}
@@ -661,7 +648,7 @@ def _trained_columns(row: dict, metrics_path: Path) -> None:
 
 def _bench_encoder(ctx: _Context, enc: str, gen, K: int) -> tuple[dict, dict, np.ndarray]:
     """(row, detail, sample images) of one trained model (encoder + masked or autoregressive generator)."""
-    from artgen.generators import split_model_name
+    from artgen.models.generators import split_model_name
 
     cfg, ws, timings = ctx.cfg, ctx.ws, ctx.timings
     detail = {"weights": gen.source, "sizes": _sizes(ws, enc, gen)}
@@ -702,7 +689,7 @@ def _bench_encoder(ctx: _Context, enc: str, gen, K: int) -> tuple[dict, dict, np
     if cfg.peak_rss:
         with tempfile.TemporaryDirectory() as tmp:
             detail["peak_rss"] = peak_rss_mb(
-                [sys.executable, "-m", "artgen.cli", "--workdir", str(ws.root), "generate", LATENCY_PROMPT,
+                [sys.executable, "-m", "artgen", "--workdir", str(ws.root), "generate", LATENCY_PROMPT,
                  "--encoder", split_model_name(enc)[0], "--generator", gen.kind, "-n", "1", "-o", str(Path(tmp) / "one.png")],
                 env={"OMP_NUM_THREADS": str(cfg.threads)})
         row["peak_rss_mb"] = detail["peak_rss"]["peak_rss_mb"] if detail["peak_rss"]["returncode"] == 0 else None
@@ -726,7 +713,7 @@ def _ort_columns(row: dict, onnx: dict) -> None:
 def _bundle_vqvae(ws: Workspace, gen):
     """(the workspace's VQ-VAE if it is the one the bundle's decoder was exported from, else
     None, and why not): a bundle holds no VQ-VAE encoder to reconstruct paintings with."""
-    from artgen.vqvae import VQVAE, checkpoint_hash
+    from artgen.models.vqvae import VQVAE, checkpoint_hash
 
     vq_dir = ws.checkpoint("vqvae")
     if not (vq_dir / "model.safetensors").is_file() or not (vq_dir / "config.json").is_file():
@@ -765,7 +752,7 @@ def _bundle_onnx(gen, cfg: BenchConfig) -> dict:
 def _bench_bundle(ctx: _Context, gen) -> tuple[str, dict, dict, np.ndarray]:
     """(name, row, detail, sample images) of an exported bundle, generated through the runtime."""
     cfg, timings = ctx.cfg, ctx.timings
-    from artgen.generators import model_name
+    from artgen.models.generators import model_name
 
     generator = gen.meta.get("generator", "masked")
     name = model_name(str(gen.meta.get("encoder") or gen.bundle.name), generator)  # tiny, tiny-ar, ...
@@ -815,7 +802,7 @@ def _assemble_report(ctx: _Context, t_start: float, command: str | None, feature
         },
         "precision_recall": {"method": "Kynkäänniemi et al. 2019 (improved precision and recall)", "k": cfg.pr_k,
                              "features": "the FID features", "real": f"{len(ctx.real_idx)} real test paintings"},
-        "attribute_judge": {"features": "artgen.image_stats statistics", "model": "logistic regression per adjective",
+        "attribute_judge": {"features": "artgen.data.image_stats statistics", "model": "logistic regression per adjective",
                             "trained_on": f"{ctx.judge_trained_on} real train paintings ({ctx.label_source} labels)",
                             **ctx.judge.validation},
         "style_judge": ctx.style_report,

@@ -213,7 +213,7 @@ def style_judge(cache_root: Path | None, train_ds, cfg: StyleJudgeConfig | None 
                 show_progress: bool = False) -> tuple[StyleJudge | None, str]:
     """(the judge of a corpus's styles, or None and why not), trained on `train_ds` (a split
     with `image` and `style` columns) or loaded from `<cache_root>/<key>/` when it was before."""
-    from artgen.corpus import decode_image
+    from artgen.data.corpus import decode_image
 
     cfg = cfg or StyleJudgeConfig()
     styles, why = corpus_styles(train_ds)

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from artgen import __version__
+from artgen.data.vocabulary import ADJECTIVES, MAX_PROMPT_CHARS, MAX_PROMPT_WORDS, vocabulary_hash
 from artgen.errors import ArtgenError
 from artgen.files import is_newer, replace_dir
 from artgen.generate import Generator
@@ -41,7 +42,6 @@ from artgen.sampling import (
     MAX_STEPS,
     ORDER_STREAM,
 )
-from artgen.vocabulary import ADJECTIVES, MAX_PROMPT_CHARS, MAX_PROMPT_WORDS, vocabulary_hash
 from export.graphs import ARContextGraph, ARStepGraph, DecoderGraph, EncoderGraph, PredictorGraph
 from export.runtime import BUNDLE_FORMAT, bundle_files, file_record
 
@@ -110,7 +110,7 @@ def _producers(graph, outputs: tuple[str, ...]) -> list[str]:
 
 
 def _tokenizer_spec(gen: Generator, out: Path) -> dict:
-    from artgen.encoders import MAX_TOKENS
+    from artgen.models.encoders import MAX_TOKENS
 
     enc = gen.encoder
     tok_dir = out / "tokenizer"

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from artgen.data.vocabulary import ADJECTIVES
 from artgen.errors import ArtgenError
 from artgen.generate import Generator
 from artgen.sampling import DEFAULT_GUIDANCE
-from artgen.vocabulary import ADJECTIVES
 from export.bundle import ar_step_names
 from export.runtime import Runtime
 

@@ -14,8 +14,8 @@ import sys
 
 from artgen.errors import ArtgenError
 from artgen.files import atomic_write_bytes, atomic_write_json
-from artgen.quantizer import QUANTIZER_VARIANTS
-from artgen.train_vqvae import train_vqvae
+from artgen.models.quantizer import QUANTIZER_VARIANTS
+from artgen.training.vqvae import train_vqvae
 from artgen.workspace import Workspace
 
 TECHNIQUE = {

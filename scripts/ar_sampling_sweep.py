@@ -21,8 +21,8 @@ import time
 import numpy as np
 import torch
 
-from artgen.captions import make_caption
-from artgen.corpus import decode_image, load_corpus
+from artgen.data.captions import make_caption
+from artgen.data.corpus import decode_image, load_corpus
 from artgen.generate import load_generator
 from artgen.workspace import Workspace
 from bench.inception import InceptionConfig, InceptionFeatures

@@ -33,7 +33,7 @@ def main() -> None:
     from artgen.workspace import Workspace
 
     ws = Workspace.resolve(args.workdir)
-    cli = [sys.executable, "-m", "artgen.cli"]
+    cli = [sys.executable, "-m", "artgen"]
     if not (ws.data / "dataset_dict.json").exists():
         subprocess.run([*cli, "--workdir", str(ws.root), "data", "synth"], check=True)
     scratch = Path(tempfile.mkdtemp(prefix="artgen-bench-heuristic-"))

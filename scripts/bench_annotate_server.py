@@ -51,7 +51,7 @@ def main() -> None:
 
     ws = Workspace.resolve(args.workdir)
     if not (ws.data / "dataset_dict.json").exists():
-        subprocess.run([sys.executable, "-m", "artgen.cli", "--workdir", str(ws.root), "data", "synth"], check=True)
+        subprocess.run([sys.executable, "-m", "artgen", "--workdir", str(ws.root), "data", "synth"], check=True)
     q = mp.Queue()
     server = mp.Process(target=_serve, args=(args.latency, q), daemon=True)
     server.start()
@@ -65,7 +65,7 @@ def main() -> None:
             for run in range(args.runs):
                 scratch = Path(tempfile.mkdtemp(prefix="artgen-bench-annotate-"))
                 (scratch / "data").symlink_to(ws.data)
-                r = subprocess.run([sys.executable, "-m", "artgen.cli", "--workdir", str(scratch), "annotate",
+                r = subprocess.run([sys.executable, "-m", "artgen", "--workdir", str(scratch), "annotate",
                                     "--backend", "openai", "--mode", mode, "--base-url", base_url, "--model", "local",
                                     "--concurrency", str(args.concurrency), "--limit", str(args.images)],
                                    env=env, capture_output=True, text=True, cwd=ROOT)

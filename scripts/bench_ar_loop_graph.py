@@ -21,7 +21,7 @@ import numpy as np
 import onnxruntime as ort
 from bench_ar_step import export_step  # scripts/ is on the path when run as a script
 
-from artgen.ar_predictor import ARConfig
+from artgen.models.ar_predictor import ARConfig
 from export.bundle import _quantize, ar_step_names
 from export.runtime import pick_codes
 

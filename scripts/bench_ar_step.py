@@ -22,7 +22,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from artgen.ar_predictor import ARConfig, ARPredictor
+from artgen.models.ar_predictor import ARConfig, ARPredictor
 from export.bundle import _export, _quantize, ar_step_names
 from export.graphs import ARStepGraph
 from export.runtime import pick_codes

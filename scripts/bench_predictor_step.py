@@ -4,7 +4,7 @@
 
 One AdamW step (forward, masked-token cross-entropy, backward) on a batch of random code
 grids with 8 random text states, the median of 5 timed steps after one warm-up step. This
-is how the default predictor width was chosen (train_predictor.PRESETS).
+is how the default predictor width was chosen (artgen.training.predictor.PRESETS).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from artgen.machine import cpu_name
-from artgen.predictor import IndexPredictor, PredictorConfig, training_inputs
+from artgen.models.predictor import IndexPredictor, PredictorConfig, training_inputs
 
 SIZES = (dict(width=192, layers=4, heads=6), dict(width=160, layers=4, heads=5), dict(width=128, layers=4, heads=4),
          dict(width=128, layers=3, heads=4))

@@ -39,7 +39,7 @@ PROMPTS = ["warm, chaotic, vivid", "cool, calm, minimal", "dark, dense, geometri
 
 
 def _serve(bundle: str | None, port: int, config: dict, threads: int | None) -> None:
-    from artgen.serve import ServeConfig, serve
+    from artgen.app.serve import ServeConfig, serve
     from artgen.workspace import SHIPPED_MODEL
 
     serve(bundle or SHIPPED_MODEL, ServeConfig(threads=threads, **config), port=port, log_level="warning")

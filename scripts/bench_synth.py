@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from artgen.corpus import SynthConfig, synthesize
+from artgen.data.corpus import SynthConfig, synthesize
 
 
 def main() -> None:

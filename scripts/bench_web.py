@@ -1,7 +1,7 @@
 """In-browser latency of the `artgen web` page beside the Python runtime's, same bundle and prompt.
 
 Builds the page for a bundle (default: the shipped tiny model), opens it in headless Chromium
-(artgen/browser.py) and times `window.artgen.generator.generate` end to end: tokenize, encode,
+(artgen/app/browser.py) and times `window.artgen.generator.generate` end to end: tokenize, encode,
 sample, decode (the canvas drawing is left out) with seeds 0..runs-1 after one warm-up, then
 `Runtime.generate` in this process on the same prompt and seeds. A masked bundle is timed at
 one step (the one-shot prediction) and at its default step count; an autoregressive one at
@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from artgen import browser  # noqa: E402
-from artgen.web import build_web  # noqa: E402
+from artgen.app.web import build_web  # noqa: E402
 from artgen.workspace import SHIPPED_MODEL  # noqa: E402
 from export.runtime import Runtime  # noqa: E402
 

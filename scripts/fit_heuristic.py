@@ -14,8 +14,8 @@ import argparse
 import time
 
 from annotate.heuristic import MODEL_PATH, RULES, fit_model
-from artgen.corpus import decode_image, load_corpus
-from artgen.image_stats import statistics_matrix
+from artgen.data.corpus import decode_image, load_corpus
+from artgen.data.image_stats import statistics_matrix
 from artgen.workspace import Workspace
 
 

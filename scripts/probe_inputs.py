@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHIPPED = ROOT / "artgen" / "assets" / "tiny"
 _script = Path(sys.executable).with_name("artgen")
-ARTGEN = [str(_script)] if _script.exists() else [sys.executable, "-m", "artgen.cli"]
+ARTGEN = [str(_script)] if _script.exists() else [sys.executable, "-m", "artgen"]
 RUNTIME = [sys.executable, "-m", "export.runtime"]
 LONG_PROMPT = ("warm, vivid, " * 1000)[:10_000]
 IGNORED_PARTS = {".locks", "__pycache__"}
@@ -63,7 +63,7 @@ import sys
 from pathlib import Path
 import torch
 torch.set_num_threads(1)
-from artgen.train_predictor import PredictorPreset, train_predictor
+from artgen.training.predictor import PredictorPreset, train_predictor
 from artgen.workspace import Workspace
 TINY = PredictorPreset(predictor=dict(width=32, layers=1, heads=2, mlp_ratio=2), encoder=dict(width=32, layers=1, heads=2),
                        train=dict(steps=4, batch_size=8, lr=1e-3, warmup_steps=1, checkpoint_every=2, log_every=1))

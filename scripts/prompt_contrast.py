@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import argparse
 
-from artgen.corpus import decode_image, load_corpus
+from artgen.data.corpus import decode_image, load_corpus
+from artgen.data.image_stats import STAT_NAMES, statistics_matrix
 from artgen.generate import load_generator
-from artgen.image_stats import STAT_NAMES, statistics_matrix
 from artgen.sampling import DEFAULT_GUIDANCE, DEFAULT_STEPS, DEFAULT_TEMPERATURE
 from artgen.workspace import Workspace
 

@@ -24,10 +24,10 @@ import time
 import numpy as np
 
 from artgen import sampling
-from artgen.captions import make_caption
-from artgen.corpus import decode_image, load_corpus
+from artgen.data.captions import make_caption
+from artgen.data.corpus import decode_image, load_corpus
+from artgen.data.image_stats import STAT_NAMES, statistics_matrix
 from artgen.generate import load_generator
-from artgen.image_stats import STAT_NAMES, statistics_matrix
 from artgen.sampling import DEFAULT_GUIDANCE
 from artgen.workspace import Workspace
 from bench.inception import InceptionConfig, InceptionFeatures

@@ -4,7 +4,7 @@ import pytest
 @pytest.fixture(scope="session")
 def small_corpus(tmp_path_factory):
     """A 120-painting synthetic corpus at 32 px, built once per test session."""
-    from artgen.corpus import SynthConfig, synthesize
+    from artgen.data.corpus import SynthConfig, synthesize
 
     ws = tmp_path_factory.mktemp("ws")
     synthesize(ws / "data", SynthConfig(count=120, size=32, seed=7, workers=1), show_progress=False)

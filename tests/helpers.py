@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def run_cli(*args: str, workdir: Path | None = None, env: dict | None = None, timeout: int = 300):
     """Run `artgen ...` as a user would, in a subprocess; returns CompletedProcess."""
     full_env = {**os.environ, **(env or {})}
-    cmd = [sys.executable, "-m", "artgen.cli"]
+    cmd = [sys.executable, "-m", "artgen"]
     if workdir is not None:
         cmd += ["--workdir", str(workdir)]
     return subprocess.run(cmd + list(args), capture_output=True, text=True, env=full_env, timeout=timeout, cwd=ROOT)

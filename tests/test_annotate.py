@@ -9,10 +9,10 @@ from annotate.heuristic import annotate_images, fit_model, load_model, select
 from annotate.normalise import normalise
 from annotate.prompt import SYSTEM_PROMPT, build_messages, parse_answer
 from annotate.writer import JsonlWriter
-from artgen.cli import main
-from artgen.corpus import decode_image, load_corpus
-from artgen.image_stats import image_statistics, statistics_matrix
-from artgen.vocabulary import ADJECTIVES, VOCABULARY
+from artgen.app.cli import main
+from artgen.data.corpus import decode_image, load_corpus
+from artgen.data.image_stats import image_statistics, statistics_matrix
+from artgen.data.vocabulary import ADJECTIVES, VOCABULARY
 
 
 @pytest.fixture

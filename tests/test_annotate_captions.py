@@ -4,9 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from artgen.captions import load_labels, make_caption, make_captions, read_records
+from artgen.data.captions import load_labels, make_caption, make_captions, read_records
+from artgen.data.vocabulary import ADJECTIVES, HELD_OUT_SYNONYMS
 from artgen.errors import ArtgenError
-from artgen.vocabulary import ADJECTIVES, HELD_OUT_SYNONYMS
 from artgen.workspace import Workspace
 
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from artgen.image_stats import STAT_NAMES, image_statistics, statistics_matrix
+from artgen.data.image_stats import STAT_NAMES, image_statistics, statistics_matrix
 
 
 def _solid(rgb, size=32):

@@ -15,8 +15,8 @@ from helpers import ROOT, run_cli
 import annotate.openai_backend as backend
 from annotate.local_server import LocalChatServer
 from annotate.pipeline import AnnotateConfig, run_annotation
+from artgen.data.vocabulary import ADJECTIVES
 from artgen.errors import ArtgenError
-from artgen.vocabulary import ADJECTIVES
 from artgen.workspace import Workspace
 
 KEY = "sk-test-a1b2c3d4e5f6-never-print-me"
@@ -128,7 +128,7 @@ def test_the_api_key_never_appears_in_output_files_or_errors(ws):
 
 
 def _popen(ws: Path, base_url: str, *extra: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "artgen.cli", "--workdir", str(ws), "annotate", "--backend", "openai",
+    cmd = [sys.executable, "-m", "artgen", "--workdir", str(ws), "annotate", "--backend", "openai",
            "--mode", "stats", "--base-url", base_url, "--concurrency", "4", "--retry-delay", "0.001", *extra]
     return subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "OPENAI_API_KEY": KEY},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

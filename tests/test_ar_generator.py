@@ -10,9 +10,9 @@ import pytest
 import torch
 from helpers import run_cli
 
-from artgen.ar_predictor import ARConfig, ARPredictor
 from artgen.errors import ArtgenError
-from artgen.train_predictor import PredictorPreset, train_predictor
+from artgen.models.ar_predictor import ARConfig, ARPredictor
+from artgen.training.predictor import PredictorPreset, train_predictor
 from artgen.workspace import Workspace
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -77,7 +77,7 @@ def test_the_text_changes_the_prediction_and_dropping_it_is_the_null_token():
 
 @pytest.fixture(scope="module")
 def trained_ar(small_corpus, tmp_path_factory):
-    from artgen.train_vqvae import train_vqvae
+    from artgen.training.vqvae import train_vqvae
 
     root = tmp_path_factory.mktemp("ar")
     shutil.copytree(small_corpus / "data", root / "data")
@@ -300,7 +300,7 @@ def test_bench_of_an_ar_bundle_names_its_generator(trained_ar):
 
 
 def test_generate_asking_for_an_untrained_generator_names_the_training_command(small_corpus, tmp_path):
-    from artgen.release import shipped_generator
+    from artgen.app.release import shipped_generator
 
     other = "masked" if shipped_generator() == "ar" else "ar"
     r = run_cli("generate", "warm", "--generator", other, "-o", str(tmp_path / "x.png"), workdir=tmp_path / "fresh")

@@ -4,7 +4,7 @@ interpolation smoothness ratio on known walks."""
 import numpy as np
 import pytest
 
-from artgen.vocabulary import HELD_OUT_SYNONYMS, parse_prompt
+from artgen.data.vocabulary import HELD_OUT_SYNONYMS, parse_prompt
 from bench.attributes import (
     AttributeAccuracy,
     AttributeClassifier,

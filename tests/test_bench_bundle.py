@@ -91,7 +91,7 @@ def test_bad_bundles_are_one_line_errors(trained, bundle, tmp_path):  # noqa: F8
         BundleGenerator.open(tmp_path / "missing")
     with pytest.raises(ArtgenError, match="not an artgen bundle"):
         run_bench(trained, BenchConfig(**SMALL), bundle=tmp_path)
-    from artgen.corpus import SynthConfig, synthesize
+    from artgen.data.corpus import SynthConfig, synthesize
 
     other = Workspace(tmp_path / "ws16")
     synthesize(other.data, SynthConfig(count=12, size=16, seed=1, workers=1), show_progress=False)

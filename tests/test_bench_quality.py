@@ -74,7 +74,7 @@ def _blur(images):
 
 @pytest.fixture(scope="module")
 def paintings(small_corpus):
-    from artgen.corpus import decode_image, load_corpus
+    from artgen.data.corpus import decode_image, load_corpus
 
     test = load_corpus(small_corpus / "data")["test"]
     return [decode_image(im) for im in test.select(range(6))["image"]]

@@ -14,7 +14,7 @@ import torch
 from helpers import ROOT, run_cli
 
 from artgen.errors import ArtgenError
-from artgen.train_predictor import PredictorPreset, train_predictor
+from artgen.training.predictor import PredictorPreset, train_predictor
 from artgen.workspace import Workspace
 from bench.run import BenchConfig, run_bench, success_criteria, trained_encoders
 
@@ -30,7 +30,7 @@ SMALL = dict(threads=1, captions=8, real_images=12, latency_runs=3, latency_warm
 @pytest.fixture(scope="module")
 def trained(small_corpus, tmp_path_factory):
     """The 120-painting corpus with a 2-step VQ-VAE and a 4-step tiny encoder + predictor."""
-    from artgen.train_vqvae import train_vqvae
+    from artgen.training.vqvae import train_vqvae
 
     root = tmp_path_factory.mktemp("bench")
     shutil.copytree(small_corpus / "data", root / "data")

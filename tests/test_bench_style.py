@@ -6,7 +6,7 @@ paintings with the captions' adjectives. A corpus without styles is "not measure
 import numpy as np
 import pytest
 
-from artgen.corpus import SynthConfig, decode_image, load_corpus, synthesize
+from artgen.data.corpus import SynthConfig, decode_image, load_corpus, synthesize
 from artgen.workspace import Workspace
 from bench.retrieval import retrieve
 from bench.style import StyleConsistency, StyleJudgeConfig, corpus_styles, style_judge
@@ -102,8 +102,8 @@ def test_reference_rows_real_paintings_near_one_random_codes_near_chance(styled,
 
     from test_bench_run import PixelFeatures
 
-    from artgen.train_vqvae import train_vqvae
-    from artgen.vqvae import VQVAE
+    from artgen.models.vqvae import VQVAE
+    from artgen.training.vqvae import train_vqvae
     from bench.run import BenchConfig, _prepare, _reference_rows, _vqvae_decode
 
     src, dd, judge = styled

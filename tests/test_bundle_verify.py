@@ -27,11 +27,11 @@ def _export_masked(out: Path, seed: int, grid: int = 8) -> Path:
     """An untrained small masked generator exported as a bundle (well under a second)."""
     import torch
 
-    from artgen.encoders import TinyEncoder, TinyEncoderConfig
     from artgen.generate import Generator
-    from artgen.predictor import IndexPredictor, PredictorConfig
-    from artgen.quantizer import QuantizerConfig
-    from artgen.vqvae import VQVAE, VQVAEConfig
+    from artgen.models.encoders import TinyEncoder, TinyEncoderConfig
+    from artgen.models.predictor import IndexPredictor, PredictorConfig
+    from artgen.models.quantizer import QuantizerConfig
+    from artgen.models.vqvae import VQVAE, VQVAEConfig
     from export.bundle import export_bundle
 
     torch.manual_seed(seed)

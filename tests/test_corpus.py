@@ -4,10 +4,10 @@ import datasets
 import numpy as np
 import pytest
 
-from artgen.corpus import REFERENCE_COUNT, SynthConfig, decode_image, load_corpus, split_sizes, synthesize
+from artgen.data.corpus import REFERENCE_COUNT, SynthConfig, decode_image, load_corpus, split_sizes, synthesize
+from artgen.data.paintings import STYLES, paint
+from artgen.data.vocabulary import BY_WORD
 from artgen.errors import ArtgenError
-from artgen.paintings import STYLES, paint
-from artgen.vocabulary import BY_WORD
 
 
 def test_reference_split_and_ratio():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from artgen.demo import DemoConfig, run_demo
+from artgen.app.demo import DemoConfig, run_demo
 from artgen.workspace import Workspace
 
 TINY_DEMO = DemoConfig(

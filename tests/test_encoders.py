@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from artgen.encoders import ENCODERS, FROM_SCRATCH, TinyEncoder, encoder_from_directory, list_encoders, load_encoder, tokenizer_texts
+from artgen.data.vocabulary import HELD_OUT_SYNONYMS
 from artgen.errors import ArtgenError
-from artgen.predictor import IndexPredictor, PredictorConfig
-from artgen.vocabulary import HELD_OUT_SYNONYMS
+from artgen.models.encoders import ENCODERS, FROM_SCRATCH, TinyEncoder, encoder_from_directory, list_encoders, load_encoder, tokenizer_texts
+from artgen.models.predictor import IndexPredictor, PredictorConfig
 
 CAPTIONS = ["a warm, chaotic and vivid painting", "cool, calm and minimal", "dark somber textured abstract art",
             "an abstract painting, bright, geometric, symmetric", "pastel soft hazy dotted"] * 20

@@ -11,7 +11,7 @@ import onnx
 import pytest
 from helpers import ROOT, run_cli
 
-from artgen.train_predictor import PredictorPreset, train_predictor
+from artgen.training.predictor import PredictorPreset, train_predictor
 from artgen.workspace import Workspace
 
 SMALL_ENCODERS = {
@@ -24,7 +24,7 @@ SMALL_ENCODERS = {
 @pytest.fixture(scope="module")
 def ws(small_corpus, tmp_path_factory):
     """A workspace with a 2-step VQ-VAE and a few-step model for each of the three encoders."""
-    from artgen.train_vqvae import train_vqvae
+    from artgen.training.vqvae import train_vqvae
 
     root = tmp_path_factory.mktemp("export")
     shutil.copytree(small_corpus / "data", root / "data")

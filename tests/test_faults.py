@@ -90,8 +90,8 @@ def _labels_ws(small_corpus, tmp_path):
 def test_auto_labels_pick_the_most_complete_file_and_refuse_a_thin_one(small_corpus, tmp_path, capsys):
     import pytest
 
-    from artgen.captions import load_labels
-    from artgen.corpus import load_corpus
+    from artgen.data.captions import load_labels
+    from artgen.data.corpus import load_corpus
     from artgen.errors import ArtgenError
 
     ws, json = _labels_ws(small_corpus, tmp_path)
@@ -112,7 +112,7 @@ def test_auto_labels_pick_the_most_complete_file_and_refuse_a_thin_one(small_cor
 
 
 def test_duplicate_ids_keep_the_first_and_bad_adjectives_are_skipped(small_corpus, tmp_path, capsys):
-    from artgen.captions import read_labels
+    from artgen.data.captions import read_labels
 
     ws, json = _labels_ws(small_corpus, tmp_path)
     rows = [{"id": "a", "adjectives": ["warm", "vivid", "dense"]}, {"id": "a", "adjectives": ["cool", "calm", "dark"]},
@@ -175,7 +175,7 @@ def test_an_oversized_image_is_skipped_like_any_unreadable_file(small_corpus, tm
 
     from PIL import Image
 
-    from artgen.corpus import decode_image, load_corpus
+    from artgen.data.corpus import decode_image, load_corpus
 
     folder = tmp_path / "paintings"
     folder.mkdir()
@@ -210,8 +210,8 @@ def test_kill_9_of_a_new_training_run_leaves_the_finished_model_usable(small_cor
     from helpers import ROOT
 
     from artgen.generate import load_generator
-    from artgen.train_predictor import PredictorPreset, train_predictor
-    from artgen.train_vqvae import train_vqvae
+    from artgen.training.predictor import PredictorPreset, train_predictor
+    from artgen.training.vqvae import train_vqvae
     from artgen.workspace import Workspace
 
     shutil.copytree(small_corpus / "data", tmp_path / "data")
@@ -228,7 +228,7 @@ def test_kill_9_of_a_new_training_run_leaves_the_finished_model_usable(small_cor
 
     before = digest()
     # a new run of another size (the quick preset: a wider encoder, its own tokenizer), killed mid-training
-    proc = subprocess.Popen([sys.executable, "-m", "artgen.cli", "--workdir", str(tmp_path), "train", "--encoder", "tiny",
+    proc = subprocess.Popen([sys.executable, "-m", "artgen", "--workdir", str(tmp_path), "train", "--encoder", "tiny",
                              "--annotations", "gt", "--steps", "5000"], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     log = tmp_path / "checkpoints" / ".tiny.partial" / "train_log.jsonl"
@@ -255,8 +255,8 @@ def test_release_and_demo_settings_are_checked_before_any_stage_runs(tmp_path):
 
 def test_probe_findings_are_refused_up_front(tmp_path):
     """Cases scripts/probe_inputs.py found: each refused before any work, in one line."""
+    from artgen.app.serve import ServeConfig
     from artgen.errors import ArtgenError
-    from artgen.serve import ServeConfig
 
     a_file = tmp_path / "a_file"
     a_file.write_text("mine")

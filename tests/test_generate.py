@@ -11,7 +11,7 @@ from helpers import assert_one_line_error as _assert_one_line_error
 from helpers import run_cli
 
 from artgen.errors import ArtgenError
-from artgen.train_predictor import PredictorPreset, train_predictor
+from artgen.training.predictor import PredictorPreset, train_predictor
 from artgen.workspace import Workspace
 
 TINY = PredictorPreset(
@@ -24,7 +24,7 @@ TINY = PredictorPreset(
 @pytest.fixture(scope="module")
 def trained(small_corpus, tmp_path_factory):
     """A workspace with a 2-step VQ-VAE, its latents, and a 4-step tiny encoder + predictor."""
-    from artgen.train_vqvae import train_vqvae
+    from artgen.training.vqvae import train_vqvae
 
     root = tmp_path_factory.mktemp("gen")
     shutil.copytree(small_corpus / "data", root / "data")
@@ -46,7 +46,7 @@ def test_checkpoint_describes_itself_and_metrics_are_written(trained):
         assert np.isfinite(saved[key]) and saved[key] == metrics[key]
     assert 0 <= saved["token_accuracy"] <= 1 and saved["test_images"] == 26
     # the baseline predicts the most frequent training code everywhere: its accuracy is that code's test share
-    from artgen.latents import load_latents
+    from artgen.data.latents import load_latents
 
     train_codes, test_codes = load_latents(ws, "train")[1], load_latents(ws, "test")[1]
     top = np.bincount(train_codes.ravel().astype(np.int64)).argmax()

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from artgen.corpus import decode_image, load_corpus
+from artgen.data.corpus import decode_image, load_corpus
+from artgen.data.importer import import_paintings
 from artgen.errors import ArtgenError
-from artgen.importer import import_paintings
 
 
 def _painting(path, seed, size=(90, 60), fmt=None):

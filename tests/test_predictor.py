@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from artgen.encoders import load_encoder
-from artgen.predictor import IndexPredictor, PredictorConfig, mask_schedule, training_inputs
+from artgen.models.encoders import load_encoder
+from artgen.models.predictor import IndexPredictor, PredictorConfig, mask_schedule, training_inputs
 
 CFG = PredictorConfig(grid=4, codebook_size=16, text_width=24, width=32, layers=2, heads=4, mlp_ratio=2)
 

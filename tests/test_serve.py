@@ -19,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 from helpers import ROOT, assert_one_line_error, run_cli
 
-from artgen.serve import ServeConfig, batch_invariant, create_app, grid_png, image_png
+from artgen.app.serve import ServeConfig, batch_invariant, create_app, grid_png, image_png
 from artgen.workspace import SHIPPED_MODEL
 from export.runtime import Runtime, save_png
 
@@ -339,7 +339,7 @@ def test_artgen_serve_answers_over_http(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "artgen.cli", "serve", "--port", str(port), "--threads", "1"],
+    proc = subprocess.Popen([sys.executable, "-m", "artgen", "serve", "--port", str(port), "--threads", "1"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:

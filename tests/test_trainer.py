@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from artgen.errors import ArtgenError
-from artgen.trainer import STATE_DIR, TrainConfig, find_checkpoint, lr_at, train
+from artgen.training.trainer import STATE_DIR, TrainConfig, find_checkpoint, lr_at, train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -1,7 +1,7 @@
 import pytest
 
+from artgen.data.vocabulary import ADJECTIVES, BY_WORD, FACETS, HELD_OUT_SYNONYMS, SYNONYMS, canonical, parse_prompt
 from artgen.errors import ArtgenError
-from artgen.vocabulary import ADJECTIVES, BY_WORD, FACETS, HELD_OUT_SYNONYMS, SYNONYMS, canonical, parse_prompt
 
 
 def test_vocabulary_is_large_faceted_and_defined():

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from artgen.codebook_metrics import CodebookPerplexity, CodebookUsage
 from artgen.errors import ArtgenError
-from artgen.quantizer import QUANTIZER_VARIANTS, QuantizerConfig, VectorQuantizer, nearest_code
-from artgen.vqvae import VQVAE, VQVAEConfig
+from artgen.models.quantizer import QUANTIZER_VARIANTS, QuantizerConfig, VectorQuantizer, nearest_code
+from artgen.models.vqvae import VQVAE, VQVAEConfig
+from artgen.training.codebook_metrics import CodebookPerplexity, CodebookUsage
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -148,8 +148,8 @@ def test_decoder_exports_to_onnx_and_matches_torch(tmp_path):
 
 
 def test_vqvae_training_resumes_exactly_with_restarts_and_kmeans(tmp_path):
-    from artgen.train_vqvae import VQVAETask
-    from artgen.trainer import TrainConfig, train
+    from artgen.training.trainer import TrainConfig, train
+    from artgen.training.vqvae import VQVAETask
 
     g = torch.Generator().manual_seed(0)
     pixels = torch.randint(0, 256, (40, 3, 32, 32), generator=g, dtype=torch.uint8)

@@ -10,10 +10,10 @@ import pytest
 import torch
 from helpers import ROOT, run_cli
 
-from artgen.corpus import split_sizes
+from artgen.data.corpus import split_sizes
+from artgen.data.latents import ensure_latents, is_fresh, load_latents
 from artgen.errors import ArtgenError
-from artgen.latents import ensure_latents, is_fresh, load_latents
-from artgen.vqvae import VQVAE, checkpoint_hash
+from artgen.models.vqvae import VQVAE, checkpoint_hash
 from artgen.workspace import Workspace
 
 N_TRAIN, N_TEST = split_sizes(120)  # the small_corpus fixture
@@ -49,7 +49,7 @@ def test_train_vqvae_writes_model_metrics_pictures_and_latents(trained_ws):
     ws = Workspace(trained_ws)
     ids, codes = load_latents(ws, "test")
     assert codes.dtype == np.uint16 and codes.shape == (N_TEST, 8, 8) and len(ids) == N_TEST
-    from artgen.train_vqvae import load_images, to_float
+    from artgen.data.pixels import load_images, to_float
 
     corpus_ids, pixels = load_images(ws.data, "test")
     assert ids == corpus_ids
@@ -72,7 +72,7 @@ def test_stale_latents_are_detected_and_rebuilt(trained_ws, tmp_path):
     ensure_latents(ws, show_progress=False)
     meta = json.loads((ws.latents / "train" / "meta.json").read_text())
     assert meta["checkpoint_hash"] == checkpoint_hash(ckpt)
-    from artgen.train_vqvae import load_images, to_float
+    from artgen.data.pixels import load_images, to_float
 
     _, pixels = load_images(ws.data, "train")
     _, codes = load_latents(ws, "train")
@@ -96,7 +96,7 @@ def test_missing_corpus_is_a_one_line_error(tmp_path):
 
 
 def test_bad_options_are_clear_errors(trained_ws):
-    from artgen.train_vqvae import train_vqvae
+    from artgen.training.vqvae import train_vqvae
 
     with pytest.raises(ArtgenError, match="unknown preset 'huge'"):
         train_vqvae(Workspace(trained_ws), preset="huge")
@@ -105,7 +105,7 @@ def test_bad_options_are_clear_errors(trained_ws):
 
 
 def test_corrupt_training_state_stops_resume(trained_ws, tmp_path):
-    from artgen.train_vqvae import train_vqvae
+    from artgen.training.vqvae import train_vqvae
 
     ws = tmp_path / "ws"
     shutil.copytree(trained_ws / "data", ws / "data")
@@ -120,7 +120,7 @@ def test_corrupt_training_state_stops_resume(trained_ws, tmp_path):
 def test_training_runs_unchanged_under_torchrun_with_two_processes(small_corpus, tmp_path):
     shutil.copytree(small_corpus / "data", tmp_path / "data")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-           "-m", "artgen.cli", "--workdir", str(tmp_path), "train", "vqvae", *TINY]
+           "-m", "artgen", "--workdir", str(tmp_path), "train", "vqvae", *TINY]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600,
                        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr[-3000:]

@@ -17,7 +17,7 @@ import pytest
 from helpers import ROOT, assert_one_line_error, run_cli
 
 from artgen import browser
-from artgen.web import MARKER, ORT_FILES, ORT_PACKAGE, ORT_VERSION, build_web, sentencepiece_json, words_json
+from artgen.app.web import MARKER, ORT_FILES, ORT_PACKAGE, ORT_VERSION, build_web, sentencepiece_json, words_json
 from artgen.workspace import SHIPPED_MODEL
 from export.runtime import BundleError, Runtime, check_prompt, gumbel
 
@@ -122,8 +122,8 @@ def tokenizer_fixtures() -> dict:
             checks.append({"prompt": p})
         except BundleError as e:
             checks.append({"prompt": p, "error": str(e)})
+    from artgen.data.vocabulary import parse_prompt
     from artgen.errors import ArtgenError
-    from artgen.vocabulary import parse_prompt
 
     unknown = []
     for p in PROMPTS:
@@ -196,8 +196,8 @@ def test_javascript_masked_and_ar_samplers_equal_python_on_small_bundles(tmp_pat
     if ORT_MISSING:
         pytest.skip(ORT_MISSING)
     from artgen.generate import load_generator
-    from artgen.train_predictor import PredictorPreset, train_predictor
-    from artgen.train_vqvae import train_vqvae
+    from artgen.training.predictor import PredictorPreset, train_predictor
+    from artgen.training.vqvae import train_vqvae
     from artgen.workspace import Workspace
     from export.bundle import ExportConfig, export_bundle
 
@@ -300,7 +300,7 @@ def test_page_runs_from_artgen_serve(chromium, shipped_site):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "artgen.cli", "serve", "--web", str(shipped_site), "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "artgen", "serve", "--web", str(shipped_site), "--port", str(port)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         url, deadline = f"http://127.0.0.1:{port}/", time.monotonic() + 120

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import { test } from "node:test";
-import { Generator } from "../../artgen/web_assets/generator.mjs";
+import { Generator } from "../../artgen/app/web_assets/generator.mjs";
 import { fixtures, skip as noFixtures } from "./fixtures.mjs";
 
 const skip = noFixtures || (!fixtures.generator && "no generator fixtures: onnxruntime-web is not installed (make web)");

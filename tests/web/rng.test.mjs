@@ -1,7 +1,7 @@
 // numpy's default_rng streams, permutation and the runtime's gumbel() in JavaScript.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { PCG64, defaultRng, gumbel } from "../../artgen/web_assets/rng.mjs";
+import { PCG64, defaultRng, gumbel } from "../../artgen/app/web_assets/rng.mjs";
 import { fixtures, skip } from "./fixtures.mjs";
 
 const entropy = (e) => e.map((v) => BigInt(v)); // big seeds come as strings

@@ -1,7 +1,7 @@
 // The sentencepiece tokenizer, the prompt limits and the unknown words, against Python.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { PromptError, SentencePiece, checkPrompt, loadTokenizer, promptIds, unknownWords } from "../../artgen/web_assets/tokenizer.mjs";
+import { PromptError, SentencePiece, checkPrompt, loadTokenizer, promptIds, unknownWords } from "../../artgen/app/web_assets/tokenizer.mjs";
 import { fixtures, skip } from "./fixtures.mjs";
 
 test("token ids equal the runtime's (sentencepiece, lower-cased, BOS/EOS) or its error", { skip }, () => {

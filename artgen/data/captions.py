@@ -4,7 +4,7 @@
 `artgen annotate` (or the corpus ground truth); `make_caption` / `make_captions` turn one
 painting's adjectives into varied training captions: a random subset of 3-5 adjectives in
 random order, set in one of a few templates. Only vocabulary words ever reach a caption, so
-the held-out synonyms (`artgen.vocabulary.HELD_OUT_SYNONYMS`) stay unseen in training.
+the held-out synonyms (`artgen.data.vocabulary.HELD_OUT_SYNONYMS`) stay unseen in training.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Sequence
 
 import numpy as np
 
+from artgen.data.vocabulary import BY_WORD
 from artgen.errors import ArtgenError
 from artgen.progress import console
-from artgen.vocabulary import BY_WORD
 from artgen.workspace import Workspace
 
 LABEL_SOURCES = ("auto", "heuristic", "openai", "gt")
@@ -75,7 +75,7 @@ def load_labels(ws: Workspace, source: str = "auto") -> tuple[dict[str, list[str
     if source not in LABEL_SOURCES:
         raise ArtgenError(f"unknown label source {source!r}: use one of {', '.join(LABEL_SOURCES)}")
     if source == "gt":
-        from artgen.corpus import load_corpus
+        from artgen.data.corpus import load_corpus
 
         dd = load_corpus(ws.data)
         labels = {}
@@ -140,7 +140,7 @@ def read_labels(path: Path) -> dict[str, list[str]]:
 
 def _corpus_ids(ws: Workspace) -> list[str]:
     """The ids of every painting in the workspace's corpus ([] when there is none yet)."""
-    from artgen.corpus import load_corpus
+    from artgen.data.corpus import load_corpus
 
     if not (ws.data / "dataset_dict.json").exists():
         return []

@@ -1,8 +1,8 @@
 """The two text-to-codes generator families, by name, and how their checkpoints are named.
 
-    masked  the direct index predictor (artgen.predictor): every position at once, one shot or
+    masked  the direct index predictor (artgen.models.predictor): every position at once, one shot or
             a few parallel refinement steps (MaskGIT-style)
-    ar      the autoregressive transformer (artgen.ar_predictor): one position per step in
+    ar      the autoregressive transformer (artgen.models.ar_predictor): one position per step in
             raster order, with a KV cache
 
 A trained model lives in `checkpoints/<model>/`, where the model name is the encoder's name
@@ -31,7 +31,7 @@ class GeneratorKind:
 
 
 def _masked() -> GeneratorKind:
-    from artgen.predictor import IndexPredictor, PredictorConfig, evaluation_inputs, training_inputs
+    from artgen.models.predictor import IndexPredictor, PredictorConfig, evaluation_inputs, training_inputs
 
     return GeneratorKind("masked", "direct index predictor (one shot or parallel refinement)", PredictorConfig,
                          IndexPredictor, training_inputs, evaluation_inputs,
@@ -39,7 +39,7 @@ def _masked() -> GeneratorKind:
 
 
 def _ar() -> GeneratorKind:
-    from artgen.ar_predictor import ARConfig, ARPredictor, evaluation_inputs, training_inputs
+    from artgen.models.ar_predictor import ARConfig, ARPredictor, evaluation_inputs, training_inputs
 
     return GeneratorKind("ar", "autoregressive transformer (raster order, KV cache)", ARConfig, ARPredictor,
                          training_inputs, evaluation_inputs,

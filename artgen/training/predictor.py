@@ -1,8 +1,8 @@
 """`artgen train --encoder tiny|clip|distilbert`: train a text encoder + the direct index
-predictor on the cached VQ-VAE latents, through the shared loop in `artgen.trainer`.
+predictor on the cached VQ-VAE latents, through the shared loop in `artgen.training.trainer`.
 
 Data: each training painting's code grid (B, 16, 16) and a caption drawn afresh from its
-adjectives at every step (`artgen.captions.make_caption`: 3-5 vocabulary words in a random
+adjectives at every step (`artgen.data.captions.make_caption`: 3-5 vocabulary words in a random
 template; held-out synonyms never appear). Loss: cross-entropy on the masked positions.
 Evaluation (the whole test split, one fixed caption per painting, grid fully masked = the
 one-shot prediction): `ce` and `token_accuracy` with the text, `ce_no_text` with the text
@@ -27,10 +27,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from artgen.encoders import ENCODERS, TextEncoder, Tokens, encoder_from_directory, load_encoder, unknown_encoder
+from artgen.data.latents import FLIPPED, painting_id
 from artgen.errors import ArtgenError
-from artgen.generators import GeneratorKind, generator_kind, model_name
-from artgen.latents import FLIPPED, painting_id
+from artgen.models.encoders import ENCODERS, TextEncoder, Tokens, encoder_from_directory, load_encoder, unknown_encoder
+from artgen.models.generators import GeneratorKind, generator_kind, model_name
 from artgen.progress import console
 from artgen.workspace import Workspace
 
@@ -102,13 +102,13 @@ def caption_rng(seed: int) -> np.random.Generator:
 
 
 class PredictorTask:
-    """The `artgen.trainer` task: batches of (captions, code grids), CE on the positions the
+    """The `artgen.training.trainer` task: batches of (captions, code grids), CE on the positions the
     generator predicts (the masked ones, or every one for the autoregressive generator)."""
 
     def __init__(self, model: TextToCodes, train_codes: np.ndarray, train_labels: list[list[str]],
                  test_codes: np.ndarray, test_labels: list[list[str]], config: dict, metrics_path: Path | None,
                  eval_images: int = 0, kind: GeneratorKind | None = None):
-        from artgen.captions import make_caption
+        from artgen.data.captions import make_caption
 
         self.model = model
         self.kind = kind or generator_kind("masked")
@@ -198,12 +198,12 @@ def _labels_for(ids: list[str], labels: dict[str, list[str]]) -> list[list[str]]
 
 
 def _ensure_vqvae(ws: Workspace, device: str, show_progress: bool, flipped: bool = False) -> Path:
-    from artgen.latents import ensure_latents
+    from artgen.data.latents import ensure_latents
 
     ckpt = ws.checkpoint("vqvae")
     if not (ckpt / "model.safetensors").exists():
-        from artgen.corpus import load_corpus
-        from artgen.train_vqvae import train_vqvae
+        from artgen.data.corpus import load_corpus
+        from artgen.training.vqvae import train_vqvae
 
         load_corpus(ws.data)  # a missing corpus is named before any training starts
         console.print(f"no VQ-VAE at {ckpt}: training one first (`artgen train vqvae --preset quick`)")
@@ -223,7 +223,7 @@ def train_predictor(ws: Workspace, encoder: str = "tiny", preset: str | Predicto
     One process at a time per model (a workspace lock), and a new run trains in a staging
     folder that replaces the finished model only when it is complete."""
     from artgen.locks import stage_lock
-    from artgen.trainer import resolve_device
+    from artgen.training.trainer import resolve_device
 
     if encoder not in ENCODERS:
         raise unknown_encoder(encoder)
@@ -237,13 +237,13 @@ def train_predictor(ws: Workspace, encoder: str = "tiny", preset: str | Predicto
 def _train_predictor(ws: Workspace, encoder: str, preset: str | PredictorPreset, annotations: str,
                      pretrained: str | None, finetune: bool, resume: bool, device: str, steps: int | None,
                      show_progress: bool, generator: str, flipped: bool | None) -> dict:
-    from artgen.captions import load_labels
-    from artgen.corpus import load_corpus
+    from artgen.data.captions import load_labels
+    from artgen.data.corpus import load_corpus
+    from artgen.data.latents import load_latents
+    from artgen.data.vocabulary import vocabulary_hash
     from artgen.files import atomic_write_json
-    from artgen.latents import load_latents
-    from artgen.trainer import TrainConfig, find_checkpoint, publish_run, run_dir, staging_dir, train
-    from artgen.vocabulary import vocabulary_hash
-    from artgen.vqvae import checkpoint_hash
+    from artgen.models.vqvae import checkpoint_hash
+    from artgen.training.trainer import TrainConfig, find_checkpoint, publish_run, run_dir, staging_dir, train
 
     kind = generator_kind(generator)
     if isinstance(preset, str):
@@ -278,7 +278,7 @@ def _train_predictor(ws: Workspace, encoder: str, preset: str | PredictorPreset,
         raise ArtgenError(f"none of the {len(train_ids)} training paintings has {label_source} labels: "
                           "run `artgen annotate` or choose --annotations gt")
 
-    from artgen.captions import make_captions
+    from artgen.data.captions import make_captions
 
     work = run_dir(out_dir, resume)  # a new run never touches the finished model until it is done
     torch.manual_seed(0)  # the model is built deterministically: a resumed run rebuilds the same one

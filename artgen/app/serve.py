@@ -46,7 +46,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from artgen.errors import ArtgenError
 from export.runtime import BundleError, Runtime, check_int, check_prompt
 
-log = logging.getLogger("artgen.serve")
+log = logging.getLogger("artgen.app.serve")
 
 MAX_IMAGES = 16  # per request
 MAX_BATCH = 64  # per merged runtime call: the most export.runtime generates in one call

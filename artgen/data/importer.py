@@ -19,7 +19,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from artgen.corpus import TEST_FRACTION, encode_png, save_corpus
+from artgen.data.corpus import TEST_FRACTION, encode_png, save_corpus
 from artgen.errors import ArtgenError
 from artgen.progress import progress_bar
 

@@ -1,6 +1,6 @@
 """`artgen web`: a self-contained static folder that generates in the browser.
 
-The folder holds the page (index.html and three ES modules from artgen/web_assets, no build
+The folder holds the page (index.html and three ES modules from artgen/app/web_assets, no build
 step), the bundle's ONNX graphs and bundle.json, the tokenizer as JSON, artgen's word lists,
 and onnxruntime-web's WASM build, vendored from web/node_modules (`make web`), so it works
 offline from any static server:
@@ -30,7 +30,7 @@ PAGE_FILES = ("index.html", "artgen.mjs", "generator.mjs", "rng.mjs", "tokenizer
 # web/package.json pins onnxruntime-web; `make web` installs it beside it.
 ORT_VERSION = "1.30.0"
 # (env ARTGEN_ONNXRUNTIME_WEB: another onnxruntime-web package folder)
-ORT_PACKAGE = Path(__file__).resolve().parents[1] / "web" / "node_modules" / "onnxruntime-web"
+ORT_PACKAGE = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "onnxruntime-web"
 # The WASM build with its Emscripten loader bundled in: one module and one .wasm, no CDN.
 # (Python's mimetypes, and so `python -m http.server`, serves .mjs as JavaScript since 3.11.)
 ORT_FILES = ("ort.wasm.bundle.min.mjs", "ort-wasm-simd-threaded.wasm")
@@ -105,7 +105,7 @@ def sentencepiece_json(model_file: Path, spec: dict) -> dict:
 def words_json(meta: dict) -> dict:
     """The words artgen knows (parse_prompt): the bundle's vocabulary, the synonyms it maps
     onto it, and the stop words it skips; the page names any other word as unknown."""
-    from artgen.vocabulary import ADJECTIVES, HELD_OUT_SYNONYMS, STOPWORDS, SYNONYMS
+    from artgen.data.vocabulary import ADJECTIVES, HELD_OUT_SYNONYMS, STOPWORDS, SYNONYMS
 
     return {"vocabulary": list(meta.get("vocabulary") or ADJECTIVES),
             "synonyms": {**SYNONYMS, **HELD_OUT_SYNONYMS},

@@ -1,11 +1,11 @@
 """`artgen train vqvae`: train the VQ-VAE on the corpus with the shared training loop.
 
-    from artgen.train_vqvae import train_vqvae
+    from artgen.training.vqvae import train_vqvae
     metrics = train_vqvae(ws, preset="quick")   # -> checkpoints/vqvae/{config.json, model.safetensors,
                                                 #    metrics.json, reconstructions.png, code_histogram.png}
 
-Every image is decoded once into a uint8 tensor (9,735 x 3 x 64 x 64 is 120 MB); batches are
-drawn from it by index. Metrics are measured on the whole test split.
+Every image is decoded once into a uint8 tensor (`artgen.data.pixels.load_images`); batches
+are drawn from it by index. Metrics are measured on the whole test split.
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from artgen.codebook_metrics import perplexity_of, usage_of
+from artgen.data.pixels import load_images, to_float
 from artgen.errors import ArtgenError
 from artgen.files import atomic_write_bytes, atomic_write_json
 from artgen.locks import stage_lock
+from artgen.models.vqvae import VQVAE, VQVAEConfig
 from artgen.progress import console
-from artgen.trainer import TrainConfig, publish_run, run_dir, train
-from artgen.vqvae import VQVAE, VQVAEConfig
+from artgen.training.codebook_metrics import perplexity_of, usage_of
+from artgen.training.trainer import TrainConfig, publish_run, run_dir, train
 from artgen.workspace import Workspace
 
 STAGE = "vqvae"
@@ -35,7 +36,7 @@ STAGE = "vqvae"
 @dataclass
 class VQVAEPreset:
     model: dict = field(default_factory=dict)   # VQVAEConfig fields (image_size comes from the corpus)
-    variant: str = "ema-kmeans-restart"          # quantiser variant, see quantizer.QUANTIZER_VARIANTS
+    variant: str = "ema-kmeans-restart"          # quantiser variant, see models.quantizer.QUANTIZER_VARIANTS
     train: dict = field(default_factory=dict)   # TrainConfig fields
 
 
@@ -53,32 +54,8 @@ PRESETS: dict[str, VQVAEPreset] = {
 }
 
 
-def load_images(data_dir: Path, split: str) -> tuple[list[str], torch.Tensor]:
-    """(ids, (N, 3, H, W) uint8) of one corpus split, every image decoded once."""
-    import datasets
-    from PIL import Image
-
-    from artgen.corpus import load_corpus
-
-    ds = load_corpus(data_dir)[split].cast_column("image", datasets.Image(decode=False))
-    ids = list(ds["id"])
-    arrays = []
-    for cell in ds["image"]:
-        with Image.open(io.BytesIO(cell["bytes"])) as im:
-            arrays.append(np.asarray(im.convert("RGB"), dtype=np.uint8))
-    sizes = {a.shape for a in arrays}
-    if len(sizes) != 1:
-        raise ArtgenError(f"the corpus at {data_dir} mixes image sizes {sorted(sizes)}: re-import it with one --size")
-    pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()  # (N, 3, H, W) uint8
-    return ids, pixels
-
-
-def to_float(pixels: torch.Tensor) -> torch.Tensor:
-    return pixels.float().div_(255.0)
-
-
 class VQVAETask:
-    """The VQ-VAE as a task of the shared training loop (see artgen/trainer.py)."""
+    """The VQ-VAE as a task of the shared training loop (see artgen/training/trainer.py)."""
 
     def __init__(self, cfg: VQVAEConfig, train_pixels: torch.Tensor, test_pixels: torch.Tensor,
                  init_seed: int = 0, eval_batch: int = 256):
@@ -160,7 +137,7 @@ def train_vqvae(ws: Workspace, preset: str = "quick", resume: bool = False, devi
     with stage_lock(ws, f"checkpoint-{out_dir.name}", f"the VQ-VAE at {out_dir}"):
         metrics = _train_vqvae(ws, p, preset, tcfg, out_dir, resume, variant, model_overrides, show_progress)
     if build_latents and metrics is not None:
-        from artgen.latents import ensure_latents
+        from artgen.data.latents import ensure_latents
 
         ensure_latents(ws, show_progress=show_progress)
     return metrics

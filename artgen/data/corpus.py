@@ -71,7 +71,7 @@ class SynthConfig:
 
 
 def _paint_chunk(args: tuple[int, int, list[int]]) -> list[dict]:
-    from artgen.paintings import paint
+    from artgen.data.paintings import paint
 
     seed, size, indices = args
     rows = []

@@ -51,7 +51,7 @@ def corpus_fingerprint(data_dir: Path, split: str) -> str:
 
 
 def _expected_tags(ws: Workspace) -> dict:
-    from artgen.vqvae import checkpoint_hash
+    from artgen.models.vqvae import checkpoint_hash
 
     ckpt = ws.checkpoint("vqvae")
     if not (ckpt / "model.safetensors").exists():
@@ -74,7 +74,7 @@ def is_fresh(ws: Workspace, split: str, tags: dict | None = None) -> bool:
 def ensure_latents(ws: Workspace, batch_size: int = 256, show_progress: bool = True, flipped: bool = False) -> None:
     """Encode both splits with the workspace's VQ-VAE unless an up-to-date cache exists;
     `flipped` also caches the three mirror images of every train painting (`train-flipped`)."""
-    from artgen.corpus import load_corpus
+    from artgen.data.corpus import load_corpus
 
     load_corpus(ws.data)  # a missing corpus is a one-line error naming the fix
     tags = _expected_tags(ws)
@@ -86,8 +86,8 @@ def ensure_latents(ws: Workspace, batch_size: int = 256, show_progress: bool = T
 
 
 def _encode_splits(ws: Workspace, stale: list[str], tags: dict, batch_size: int, show_progress: bool) -> None:
-    from artgen.train_vqvae import load_images, to_float
-    from artgen.vqvae import VQVAE
+    from artgen.data.pixels import load_images, to_float
+    from artgen.models.vqvae import VQVAE
 
     model = VQVAE.from_pretrained(ws.checkpoint("vqvae"))
     for split in stale:

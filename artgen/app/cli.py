@@ -67,7 +67,7 @@ def data_synth(
     force: bool = typer.Option(False, "--force", help="Replace a corpus that is already there."),
 ) -> None:
     """Draw the procedural abstract-painting corpus into <workdir>/data."""
-    from artgen.corpus import SynthConfig, check_corpus_target, synthesize
+    from artgen.data.corpus import SynthConfig, check_corpus_target, synthesize
 
     ws = workspace(ctx)
     check_corpus_target(ws.data, force=force)
@@ -84,8 +84,8 @@ def data_import(
     force: bool = typer.Option(False, "--force", help="Replace a corpus that is already there."),
 ) -> None:
     """Import real paintings (RGB, centre-cropped, resized; content-hash split)."""
-    from artgen.corpus import check_corpus_target
-    from artgen.importer import import_paintings
+    from artgen.data.corpus import check_corpus_target
+    from artgen.data.importer import import_paintings
 
     ws = workspace(ctx)
     check_corpus_target(ws.data, force=force)
@@ -106,8 +106,8 @@ def data_show(
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="PNG path (default <workdir>/reports/contact_sheet.png)."),
 ) -> None:
     """Write a contact sheet of paintings labelled with their adjectives."""
-    from artgen.contact_sheet import contact_sheet
-    from artgen.corpus import decode_image, load_corpus
+    from artgen.app.contact_sheet import contact_sheet
+    from artgen.data.corpus import decode_image, load_corpus
 
     ws = workspace(ctx)
     if split not in ("train", "test"):
@@ -133,7 +133,7 @@ def train_vqvae_cmd(
     variant: Optional[str] = typer.Option(None, help="Quantiser variant (default: the preset's, ema-kmeans-restart)."),
 ) -> None:
     """Train the VQ-VAE (512 x 64 codebook) and cache the corpus latents."""
-    from artgen.train_vqvae import train_vqvae
+    from artgen.training.vqvae import train_vqvae
 
     train_vqvae(workspace(ctx), preset=preset, resume=resume, device=device, threads=threads, steps=steps,
                 batch_size=batch_size, variant=variant)
@@ -143,7 +143,7 @@ def train_vqvae_cmd(
 def demo(ctx: typer.Context) -> None:
     """The whole pipeline for a new user: corpus, annotation, VQ-VAE, tiny model, samples,
     bench --quick, int8 bundle, one image via the torch-free runtime. Finished stages are skipped."""
-    from artgen.demo import run_demo
+    from artgen.app.demo import run_demo
 
     ws = workspace(ctx)
     run_demo(ws)
@@ -173,7 +173,7 @@ def train_encoder_cmd(
         return
     if encoder is None:
         raise ArtgenError("no encoder chosen: use `artgen train --encoder tiny|clip|distilbert`, or `artgen train vqvae`")
-    from artgen.train_predictor import train_predictor
+    from artgen.training.predictor import train_predictor
 
     train_predictor(workspace(ctx), encoder=encoder, preset=preset, annotations=annotations, pretrained=pretrained,
                     finetune=finetune, resume=resume, device=device, steps=steps, generator=generator, flipped=flipped)
@@ -204,10 +204,10 @@ def generate_cmd(
     texts = ([prompt] if prompt is not None else []) + (read_prompts(prompts) if prompts else [])
     out = check_output_file(out)  # before any work
     ws = workspace(ctx)
-    from artgen.generators import model_name
+    from artgen.models.generators import model_name
 
     model = model_name(encoder, generator or "masked")
-    from artgen.release import shipped_generator
+    from artgen.app.release import shipped_generator
 
     # Before any training, the model shipped in the package stands in, unless another generator was asked for.
     if (encoder == "tiny" and not (ws.checkpoint(model) / "config.json").exists() and (SHIPPED_MODEL / "bundle.json").exists()
@@ -229,8 +229,8 @@ def _generate_with_shipped_model(ws: Workspace, texts: list[str], out: Path, n: 
     import numpy as np
     from PIL import Image
 
+    from artgen.data.vocabulary import parse_prompt
     from artgen.generate import image_grid
-    from artgen.vocabulary import parse_prompt
     from export.runtime import BundleError, Runtime
 
     if not texts:
@@ -261,7 +261,7 @@ def release_model_cmd(
     generator: Optional[str] = typer.Option(None, "--generator", help="masked or ar (default: the shipped model's generator)."),
 ) -> None:
     """Train (default presets), bench, export int8 and copy the tiny model into artgen/assets/tiny."""
-    from artgen.release import release_model
+    from artgen.app.release import release_model
 
     release_model(workspace(ctx), preset=preset, quick_bench=quick_bench, annotations=annotations, generator=generator)
 
@@ -269,7 +269,7 @@ def release_model_cmd(
 @app.command("encoders")
 def encoders_cmd(ctx: typer.Context) -> None:
     """List the text encoders: parameters, tokenizer and where the weights come from."""
-    from artgen.encoders import encoder_table
+    from artgen.app.encoder_table import encoder_table
 
     console.print(encoder_table(workspace(ctx)))
 
@@ -321,7 +321,7 @@ def export_cmd(
     force: bool = typer.Option(False, "--force", help="Replace --out even when it holds something other than a bundle."),
 ) -> None:
     """Write an ONNX bundle (graphs, tokenizer, bundle.json, runtime.py) that runs without torch."""
-    from artgen.generators import model_name
+    from artgen.models.generators import model_name
     from export.bundle import check_bundle_target
 
     ws = workspace(ctx)
@@ -372,7 +372,7 @@ def serve_cmd(
     web: Optional[Path] = typer.Option(None, "--web", help="A folder served at / (a page built by `artgen web`)."),
 ) -> None:
     """Serve a bundle over HTTP: POST /v1/images, GET /v1/model, GET /healthz (docs/serve.md)."""
-    from artgen.serve import ServeConfig, serve
+    from artgen.app.serve import ServeConfig, serve
 
     config = ServeConfig(max_batch=max_batch, batch_window_ms=batch_window_ms, queue=queue, timeout_s=timeout_s,
                          threads=threads, batching=batching)
@@ -387,7 +387,7 @@ def web_cmd(
                                                            "replaced."),
 ) -> None:
     """Write a static page that generates in the browser on onnxruntime-web (needs `make web` once)."""
-    from artgen.web import build_web
+    from artgen.app.web import build_web
 
     out = out or workspace(ctx).root / "web"
     manifest = build_web(out, bundle)
@@ -443,7 +443,3 @@ def main(argv: list[str] | None = None) -> int:
         print("error: interrupted", file=sys.stderr)
         return 130
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

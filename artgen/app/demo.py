@@ -39,7 +39,7 @@ class DemoConfig:
     image_size: int = 64
     vqvae_preset: str = "quick"
     encoder_preset: str = "quick"
-    generator: str = "masked"  # masked | ar: the tiny model's generator (artgen.generators)
+    generator: str = "masked"  # masked | ar: the tiny model's generator (artgen.models.generators)
     annotations: str = "heuristic"  # caption labels for the tiny model (gt: the corpus's ground truth)
     vqvae_steps: int | None = None  # overrides for tests on tiny corpora
     encoder_steps: int | None = None
@@ -50,10 +50,10 @@ class DemoConfig:
 
     def __post_init__(self) -> None:
         """Bad settings are named before any stage runs (not after minutes of training)."""
-        from artgen.captions import LABEL_SOURCES
-        from artgen.generators import generator_kind
-        from artgen.train_predictor import PRESETS
-        from artgen.train_vqvae import PRESETS as VQVAE_PRESETS
+        from artgen.data.captions import LABEL_SOURCES
+        from artgen.models.generators import generator_kind
+        from artgen.training.predictor import PRESETS
+        from artgen.training.vqvae import PRESETS as VQVAE_PRESETS
 
         generator_kind(self.generator)
         if self.annotations not in LABEL_SOURCES:
@@ -92,7 +92,7 @@ class Demo:
     # -- the stages, in pipeline order -------------------------------------------------------
     def run(self) -> list[StageResult]:
         ws, cfg = self.ws, self.cfg
-        from artgen.corpus import SynthConfig, load_corpus, synthesize
+        from artgen.data.corpus import SynthConfig, load_corpus, synthesize
 
         def corpus_ok() -> bool:
             try:
@@ -127,8 +127,8 @@ class Demo:
         self.stage("annotate (heuristic)", annotations_complete, annotate, ann_file,
                    lambda: f"{sum(1 for _ in ann_file.open())} labelled paintings")
 
-        from artgen.train_vqvae import train_vqvae
-        from artgen.vqvae import VQVAE
+        from artgen.models.vqvae import VQVAE
+        from artgen.training.vqvae import train_vqvae
 
         vq_dir = ws.checkpoint("vqvae")
 
@@ -156,8 +156,8 @@ class Demo:
                    lambda: train_vqvae(ws, preset=cfg.vqvae_preset, steps=cfg.vqvae_steps), vq_dir, vq_headline)
 
         from artgen.generate import generate_to_png, load_generator
-        from artgen.generators import model_name
-        from artgen.train_predictor import presets_for, train_predictor
+        from artgen.models.generators import model_name
+        from artgen.training.predictor import presets_for, train_predictor
 
         model = model_name("tiny", cfg.generator)  # tiny or tiny-ar
         tiny_dir = ws.checkpoint(model)
@@ -229,7 +229,7 @@ class Demo:
         def run_runtime() -> None:  # a separate process: the bundle runs without torch
             r = subprocess.run([sys.executable, "-m", "export.runtime", str(bundle), RUNTIME_PROMPT, "-o",
                                 str(runtime_png), "-n", "4"], capture_output=True, text=True,
-                               cwd=Path(__file__).resolve().parents[1])
+                               cwd=Path(__file__).resolve().parents[2])
             if r.returncode != 0:
                 raise ArtgenError(f"the torch-free runtime failed on {bundle}: {r.stderr.strip()[:200]}")
 

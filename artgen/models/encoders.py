@@ -21,17 +21,16 @@ from __future__ import annotations
 
 import io
 import json
-import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable, NamedTuple, Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
+from artgen.data.vocabulary import ADJECTIVES, HELD_OUT_SYNONYMS, VOCABULARY
 from artgen.errors import ArtgenError
-from artgen.vocabulary import ADJECTIVES, HELD_OUT_SYNONYMS, VOCABULARY
+from artgen.models.layers import MLP, Attention
 
 FROM_SCRATCH = "trained from scratch"
 ENCODER_CONFIG = "encoder.json"  # beside the weights in a checkpoint directory
@@ -145,44 +144,6 @@ class TinyEncoderConfig:
     mlp_ratio: int = 4
     max_len: int = MAX_TOKENS
     dropout: float = 0.1
-
-
-class Attention(nn.Module):
-    """Multi-head attention written out (matmul + softmax) so it exports to any ONNX opset.
-    `key_mask` (B, Tk) bool marks keys that may be attended to; every row must have one."""
-
-    def __init__(self, width: int, heads: int, kv_width: int | None = None, dropout: float = 0.0):
-        super().__init__()
-        assert width % heads == 0
-        self.heads = heads
-        self.q = nn.Linear(width, width)
-        self.kv = nn.Linear(kv_width or width, 2 * width)
-        self.out = nn.Linear(width, width)
-        self.dropout = dropout
-
-    def forward(self, x: torch.Tensor, context: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
-        B, Tq, C = x.shape
-        Tk = context.shape[1]
-        h = self.heads
-        q = self.q(x).view(B, Tq, h, C // h).transpose(1, 2)  # (B, h, Tq, hs)
-        k, v = self.kv(context).view(B, Tk, 2, h, C // h).permute(2, 0, 3, 1, 4)  # 2 x (B, h, Tk, hs)
-        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(C // h))  # (B, h, Tq, Tk)
-        if key_mask is not None:
-            att = att.masked_fill(~key_mask[:, None, None, :], float("-inf"))
-        att = F.dropout(att.softmax(dim=-1), self.dropout, self.training)
-        y = (att @ v).transpose(1, 2).reshape(B, Tq, C)  # (B, Tq, C)
-        return self.out(y)
-
-
-class MLP(nn.Module):
-    def __init__(self, width: int, ratio: int, dropout: float = 0.0):
-        super().__init__()
-        self.fc = nn.Linear(width, ratio * width)
-        self.proj = nn.Linear(ratio * width, width)
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, x):
-        return self.dropout(self.proj(F.gelu(self.fc(x))))
 
 
 class TinyBlock(nn.Module):
@@ -476,46 +437,3 @@ def encoder_from_directory(directory: Path, load_weights: bool = True) -> TextEn
         encoder.load_state_dict(enc_state)
     encoder.eval()
     return encoder
-
-
-def describe_encoders(ws) -> list[dict]:
-    """One row per registered encoder: its trained checkpoint in `ws` when there is one,
-    else the architecture a new training run would build (default preset sizes)."""
-    from artgen.predictor import IndexPredictor, PredictorConfig
-
-    rows = []
-    for name, entry in ENCODERS.items():
-        ckpt = ws.checkpoint(name) / "config.json"
-        if ckpt.exists():
-            try:
-                summary = json.loads(ckpt.read_text())["summary"]
-                rows.append({"name": name, "encoder_parameters": summary["encoder_parameters"],
-                             "predictor_parameters": summary["predictor_parameters"], "tokenizer": summary["tokenizer"],
-                             "weights": summary["weights"], "status": f"trained ({summary['preset']} preset)",
-                             "description": entry.description})
-                continue
-            except (OSError, KeyError, json.JSONDecodeError):
-                pass  # a damaged checkpoint is listed as not trained; `artgen generate` names the damage
-        with torch.device("meta"):  # sizes only: no memory, no initialisation
-            encoder = entry.build((), None, False, None)
-            predictor = IndexPredictor(PredictorConfig(text_width=encoder.width))
-        rows.append({"name": name, "encoder_parameters": encoder.num_parameters(),
-                     "predictor_parameters": predictor.num_parameters(), "tokenizer": encoder.tokenizer_kind,
-                     "weights": f"{FROM_SCRATCH} (or --pretrained DIR_OR_HUB_ID)" if name != "tiny" else FROM_SCRATCH,
-                     "status": f"not trained: `artgen train --encoder {name}`", "description": entry.description})
-    return rows
-
-
-def encoder_table(ws):
-    """`artgen encoders` as a rich table."""
-    from rich.table import Table
-
-    table = Table(title="text encoders (parameters: encoder + predictor = total)")
-    for col in ("encoder", "parameters", "tokenizer", "weights", "status"):
-        table.add_column(col)
-    for r in describe_encoders(ws):
-        total = r["encoder_parameters"] + r["predictor_parameters"]
-        table.add_row(r["name"],
-                      f"{r['encoder_parameters'] / 1e6:.2f}M + {r['predictor_parameters'] / 1e6:.2f}M = {total / 1e6:.2f}M",
-                      r["tokenizer"], r["weights"], r["status"])
-    return table

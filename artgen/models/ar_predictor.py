@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from artgen.encoders import MLP
+from artgen.models.layers import MLP
 
 
 @dataclass

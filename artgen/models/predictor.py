@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from artgen.encoders import MLP, Attention
+from artgen.models.layers import MLP, Attention
 
 
 @dataclass
@@ -29,7 +29,7 @@ class PredictorConfig:
     grid: int = 16  # latent grid side: grid*grid positions
     codebook_size: int = 512
     text_width: int = 192  # width of the encoder's states (set from the encoder)
-    width: int = 128  # the default preset (train_predictor.PRESETS; scripts/bench_predictor_step.py)
+    width: int = 128  # the default preset (training.predictor.PRESETS; scripts/bench_predictor_step.py)
     layers: int = 4
     heads: int = 4
     mlp_ratio: int = 3

@@ -1,7 +1,7 @@
 // The prompt side of export/runtime.py in JavaScript: the sentencepiece unigram tokenizer
 // (the model's precompiled normaliser, then Viterbi segmentation, as sentencepiece's
 // normalizer.cc and unigram_model.cc EncodeOptimized do it), the runtime's prompt limits
-// (check_prompt) and artgen's reading of the words (artgen/vocabulary.py parse_prompt) to name
+// (check_prompt) and artgen's reading of the words (artgen/data/vocabulary.py parse_prompt) to name
 // the ones outside the vocabulary. `artgen web` writes the tokenizer and word lists as JSON.
 
 export class PromptError extends Error {}

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from artgen.errors import ArtgenError
-from artgen.quantizer import QUANTIZER_VARIANTS, QuantizerConfig, VectorQuantizer
+from artgen.models.quantizer import QUANTIZER_VARIANTS, QuantizerConfig, VectorQuantizer
 
 
 @dataclass

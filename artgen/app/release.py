@@ -37,9 +37,9 @@ def release_model(ws: Workspace, preset: str = "default", out: Path = SHIPPED_MO
 
 
 def _release(ws: Workspace, preset: str, out: Path, quick_bench: bool, annotations: str, generator: str) -> dict:
-    from artgen.demo import DemoConfig, demo_bench_dir, run_demo
+    from artgen.app.demo import DemoConfig, demo_bench_dir, run_demo
     from artgen.generate import load_generator
-    from artgen.generators import model_name
+    from artgen.models.generators import model_name
     from export.parity import check_parity
 
     model = model_name("tiny", generator)
