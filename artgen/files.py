@@ -10,6 +10,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from artgen.errors import ArtgenError
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
@@ -52,8 +54,6 @@ def replace_dir(tmp: Path, final: Path) -> None:
 def check_output_file(path: Path, flag: str = "-o", suffixes: tuple[str, ...] = (".png",)) -> Path:
     """Refuse, before any work is done, an output file that cannot be written: a folder, a
     device, a path under a regular file, an unwritable place, a name without the extension."""
-    from artgen.errors import ArtgenError
-
     path = Path(path).expanduser()
     if path.is_dir():
         raise ArtgenError(f"{flag} {path} is a folder: give a file name such as {path / ('out' + suffixes[0])}")
@@ -67,8 +67,6 @@ def check_output_file(path: Path, flag: str = "-o", suffixes: tuple[str, ...] = 
 
 def check_writable_folder(folder: Path, what: str) -> None:
     """`folder` exists (or can be made) and accepts a new file; else one line naming why."""
-    from artgen.errors import ArtgenError
-
     folder = Path(folder)
     for p in [folder, *folder.parents]:
         if p.exists():
@@ -95,8 +93,6 @@ def png_bytes(image) -> bytes:
 
 def write_output(path: Path, data: bytes, flag: str = "-o") -> None:
     """Write a finished output atomically; a full disk or a vanished folder is one line."""
-    from artgen.errors import ArtgenError
-
     try:
         atomic_write_bytes(path, data)
     except OSError as e:

@@ -40,6 +40,7 @@ from artgen.errors import ArtgenError
 from artgen.files import check_output_file, png_bytes, write_output
 from artgen.models.encoders import ENCODERS, TextEncoder, encoder_from_directory, unknown_encoder
 from artgen.models.generators import generator_kind, split_model_name
+from artgen.models.vqvae import VQVAE, checkpoint_hash
 from artgen.sampling import (
     AR_DEFAULT_GUIDANCE,
     AR_DEFAULT_TEMPERATURE,
@@ -248,8 +249,6 @@ def load_generator(ws: Workspace, encoder: str = "tiny", checkpoint: str | Path 
     """The trained model `checkpoints/<encoder>/` (a model name: tiny, tiny-ar, clip, ...) and
     the workspace's VQ-VAE; the checkpoint says which generator it holds."""
     from safetensors.torch import load_file
-
-    from artgen.models.vqvae import VQVAE, checkpoint_hash
 
     enc_name, gen_name = split_model_name(encoder)
     if checkpoint is None and enc_name not in ENCODERS:

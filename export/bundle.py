@@ -30,6 +30,7 @@ from artgen.data.vocabulary import ADJECTIVES, MAX_PROMPT_CHARS, MAX_PROMPT_WORD
 from artgen.errors import ArtgenError
 from artgen.files import is_newer, replace_dir
 from artgen.generate import Generator
+from artgen.models.encoders import MAX_TOKENS
 from artgen.sampling import (
     AR_DEFAULT_GUIDANCE,
     AR_DEFAULT_TEMPERATURE,
@@ -110,8 +111,6 @@ def _producers(graph, outputs: tuple[str, ...]) -> list[str]:
 
 
 def _tokenizer_spec(gen: Generator, out: Path) -> dict:
-    from artgen.models.encoders import MAX_TOKENS
-
     enc = gen.encoder
     tok_dir = out / "tokenizer"
     tok_dir.mkdir()

@@ -8,6 +8,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from artgen.files import png_bytes, write_output
+
 
 def _font(size: int):
     try:
@@ -47,7 +49,5 @@ def contact_sheet(images: Sequence[np.ndarray], labels: Sequence[str] | None, co
             for i, line in enumerate(_wrap(labels[k], cell, draw, font)):
                 draw.text((x, y + cell + 2 + i * 13), line, fill=(30, 30, 30), font=font)
     if out is not None:
-        from artgen.files import png_bytes, write_output
-
         write_output(Path(out), png_bytes(sheet))
     return sheet

@@ -23,7 +23,7 @@ from rich.table import Table
 from artgen.errors import ArtgenError
 from artgen.files import is_newer
 from artgen.progress import console
-from artgen.workspace import Workspace
+from artgen.workspace import SHIPPED_MODEL, Workspace
 
 SAMPLE_PROMPTS = (
     "warm, chaotic, vivid", "cool, calm, minimal", "warm, calm, smooth", "cool, chaotic, textured",
@@ -235,8 +235,6 @@ class Demo:
 
         self.stage("generate via torch-free runtime", lambda: is_newer(runtime_png, bundle / "bundle.json"),
                    run_runtime, runtime_png, lambda: f"{RUNTIME_PROMPT!r}, 4 seeds")
-
-        from artgen.workspace import SHIPPED_MODEL
 
         beside = ws.reports / "demo" / f"shipped_vs_quick{suffix}.png"
         if (SHIPPED_MODEL / "bundle.json").exists() and SHIPPED_MODEL.resolve() != bundle.resolve():

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from artgen.errors import ArtgenError
 from artgen.files import replace_dir
+from artgen.locks import stage_lock
 from artgen.progress import console
 from artgen.workspace import SHIPPED_MODEL, Workspace
 
@@ -30,8 +31,6 @@ def shipped_generator() -> str:
 
 def release_model(ws: Workspace, preset: str = "default", out: Path = SHIPPED_MODEL, quick_bench: bool = False,
                   annotations: str = "gt", generator: str | None = None) -> dict:
-    from artgen.locks import stage_lock
-
     with stage_lock(ws, "release", f"a release into {out}"):
         return _release(ws, preset, out, quick_bench, annotations, generator or shipped_generator())
 

@@ -44,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from artgen.errors import ArtgenError
+from artgen.workspace import SHIPPED_MODEL
 from export.runtime import BundleError, Runtime, check_int, check_prompt
 
 log = logging.getLogger("artgen.app.serve")
@@ -411,8 +412,6 @@ def create_app(runtime_or_bundle: Runtime | str | Path | None = None, config: Se
                static_dir: Path | None = None) -> FastAPI:
     """The ASGI app serving one bundle (a loaded Runtime, or a bundle folder; None: the shipped
     tiny model). `static_dir`, when given, is served at / (index.html for a folder)."""
-    from artgen.workspace import SHIPPED_MODEL
-
     config = config or ServeConfig()
     if static_dir is not None and not Path(static_dir).is_dir():
         raise ArtgenError(f"the web folder {static_dir} does not exist: build it with `artgen web` or leave --web out")

@@ -15,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
+from artgen.data.corpus import load_corpus
 from artgen.data.vocabulary import BY_WORD
 from artgen.errors import ArtgenError
 from artgen.progress import console
@@ -75,8 +76,6 @@ def load_labels(ws: Workspace, source: str = "auto") -> tuple[dict[str, list[str
     if source not in LABEL_SOURCES:
         raise ArtgenError(f"unknown label source {source!r}: use one of {', '.join(LABEL_SOURCES)}")
     if source == "gt":
-        from artgen.data.corpus import load_corpus
-
         dd = load_corpus(ws.data)
         labels = {}
         for split in dd:
@@ -140,8 +139,6 @@ def read_labels(path: Path) -> dict[str, list[str]]:
 
 def _corpus_ids(ws: Workspace) -> list[str]:
     """The ids of every painting in the workspace's corpus ([] when there is none yet)."""
-    from artgen.data.corpus import load_corpus
-
     if not (ws.data / "dataset_dict.json").exists():
         return []
     dd = load_corpus(ws.data)

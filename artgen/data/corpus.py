@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from artgen.data.paintings import paint
 from artgen.errors import ArtgenError
 from artgen.files import replace_dir
 from artgen.progress import progress_bar
@@ -71,8 +72,6 @@ class SynthConfig:
 
 
 def _paint_chunk(args: tuple[int, int, list[int]]) -> list[dict]:
-    from artgen.data.paintings import paint
-
     seed, size, indices = args
     rows = []
     for i in indices:

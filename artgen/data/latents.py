@@ -19,8 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from artgen.data.corpus import load_corpus
+from artgen.data.pixels import load_images, to_float
 from artgen.errors import ArtgenError
+from artgen.files import replace_dir
 from artgen.locks import stage_lock
+from artgen.models.vqvae import VQVAE, checkpoint_hash
 from artgen.progress import progress_bar
 from artgen.workspace import Workspace
 
@@ -51,8 +55,6 @@ def corpus_fingerprint(data_dir: Path, split: str) -> str:
 
 
 def _expected_tags(ws: Workspace) -> dict:
-    from artgen.models.vqvae import checkpoint_hash
-
     ckpt = ws.checkpoint("vqvae")
     if not (ckpt / "model.safetensors").exists():
         raise ArtgenError(f"no VQ-VAE checkpoint at {ckpt}: run `artgen train vqvae` first")
@@ -74,8 +76,6 @@ def is_fresh(ws: Workspace, split: str, tags: dict | None = None) -> bool:
 def ensure_latents(ws: Workspace, batch_size: int = 256, show_progress: bool = True, flipped: bool = False) -> None:
     """Encode both splits with the workspace's VQ-VAE unless an up-to-date cache exists;
     `flipped` also caches the three mirror images of every train painting (`train-flipped`)."""
-    from artgen.data.corpus import load_corpus
-
     load_corpus(ws.data)  # a missing corpus is a one-line error naming the fix
     tags = _expected_tags(ws)
     stale = [s for s in SPLITS + ((FLIPPED,) if flipped else ()) if not is_fresh(ws, s, tags)]
@@ -86,9 +86,6 @@ def ensure_latents(ws: Workspace, batch_size: int = 256, show_progress: bool = T
 
 
 def _encode_splits(ws: Workspace, stale: list[str], tags: dict, batch_size: int, show_progress: bool) -> None:
-    from artgen.data.pixels import load_images, to_float
-    from artgen.models.vqvae import VQVAE
-
     model = VQVAE.from_pretrained(ws.checkpoint("vqvae"))
     for split in stale:
         ids, pixels = load_images(ws.data, _SOURCE[split])
@@ -111,8 +108,6 @@ def _encode_splits(ws: Workspace, stale: list[str], tags: dict, batch_size: int,
 
 
 def _write_split(final: Path, ids: list[str], codes: np.ndarray, meta: dict) -> None:
-    from artgen.files import replace_dir
-
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)

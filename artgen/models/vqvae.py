@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from artgen.errors import ArtgenError
+from artgen.files import atomic_write_json
 from artgen.models.quantizer import QUANTIZER_VARIANTS, QuantizerConfig, VectorQuantizer
 
 
@@ -148,8 +149,6 @@ class VQVAE(nn.Module):
     def save_pretrained(self, directory: str | os.PathLike) -> None:
         """Write `config.json` + `model.safetensors` into `directory` (each file atomically)."""
         from safetensors.torch import save_file
-
-        from artgen.files import atomic_write_json
 
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)

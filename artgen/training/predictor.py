@@ -27,11 +27,19 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from artgen.data.latents import FLIPPED, painting_id
+from artgen.data.captions import load_labels, make_caption, make_captions
+from artgen.data.corpus import load_corpus
+from artgen.data.latents import FLIPPED, ensure_latents, load_latents, painting_id
+from artgen.data.vocabulary import vocabulary_hash
 from artgen.errors import ArtgenError
+from artgen.files import atomic_write_json
+from artgen.locks import stage_lock
 from artgen.models.encoders import ENCODERS, TextEncoder, Tokens, encoder_from_directory, load_encoder, unknown_encoder
 from artgen.models.generators import GeneratorKind, generator_kind, model_name
+from artgen.models.vqvae import checkpoint_hash
 from artgen.progress import console
+from artgen.training.trainer import TrainConfig, find_checkpoint, publish_run, resolve_device, run_dir, staging_dir, train
+from artgen.training.vqvae import train_vqvae
 from artgen.workspace import Workspace
 
 CHECKPOINT_FORMAT = "artgen-text-to-codes-1"
@@ -108,8 +116,6 @@ class PredictorTask:
     def __init__(self, model: TextToCodes, train_codes: np.ndarray, train_labels: list[list[str]],
                  test_codes: np.ndarray, test_labels: list[list[str]], config: dict, metrics_path: Path | None,
                  eval_images: int = 0, kind: GeneratorKind | None = None):
-        from artgen.data.captions import make_caption
-
         self.model = model
         self.kind = kind or generator_kind("masked")
         self.cfg = model.predictor.cfg
@@ -187,8 +193,6 @@ class PredictorTask:
         }
         self.evaluations.append(row)
         if self.metrics_path is not None:
-            from artgen.files import atomic_write_json
-
             atomic_write_json(self.metrics_path, {**self._config["summary"], "evaluations": self.evaluations, **row})
         return row
 
@@ -198,13 +202,8 @@ def _labels_for(ids: list[str], labels: dict[str, list[str]]) -> list[list[str]]
 
 
 def _ensure_vqvae(ws: Workspace, device: str, show_progress: bool, flipped: bool = False) -> Path:
-    from artgen.data.latents import ensure_latents
-
     ckpt = ws.checkpoint("vqvae")
     if not (ckpt / "model.safetensors").exists():
-        from artgen.data.corpus import load_corpus
-        from artgen.training.vqvae import train_vqvae
-
         load_corpus(ws.data)  # a missing corpus is named before any training starts
         console.print(f"no VQ-VAE at {ckpt}: training one first (`artgen train vqvae --preset quick`)")
         train_vqvae(ws, preset="quick", device=device, show_progress=show_progress)
@@ -222,9 +221,6 @@ def train_predictor(ws: Workspace, encoder: str = "tiny", preset: str | Predicto
 
     One process at a time per model (a workspace lock), and a new run trains in a staging
     folder that replaces the finished model only when it is complete."""
-    from artgen.locks import stage_lock
-    from artgen.training.trainer import resolve_device
-
     if encoder not in ENCODERS:
         raise unknown_encoder(encoder)
     resolve_device(device)  # an unknown device is named before anything is built
@@ -237,14 +233,6 @@ def train_predictor(ws: Workspace, encoder: str = "tiny", preset: str | Predicto
 def _train_predictor(ws: Workspace, encoder: str, preset: str | PredictorPreset, annotations: str,
                      pretrained: str | None, finetune: bool, resume: bool, device: str, steps: int | None,
                      show_progress: bool, generator: str, flipped: bool | None) -> dict:
-    from artgen.data.captions import load_labels
-    from artgen.data.corpus import load_corpus
-    from artgen.data.latents import load_latents
-    from artgen.data.vocabulary import vocabulary_hash
-    from artgen.files import atomic_write_json
-    from artgen.models.vqvae import checkpoint_hash
-    from artgen.training.trainer import TrainConfig, find_checkpoint, publish_run, run_dir, staging_dir, train
-
     kind = generator_kind(generator)
     if isinstance(preset, str):
         presets = presets_for(generator)
@@ -277,8 +265,6 @@ def _train_predictor(ws: Workspace, encoder: str, preset: str | PredictorPreset,
     if not any(train_labels):
         raise ArtgenError(f"none of the {len(train_ids)} training paintings has {label_source} labels: "
                           "run `artgen annotate` or choose --annotations gt")
-
-    from artgen.data.captions import make_captions
 
     work = run_dir(out_dir, resume)  # a new run never touches the finished model until it is done
     torch.manual_seed(0)  # the model is built deterministically: a resumed run rebuilds the same one
@@ -344,8 +330,6 @@ def save_text_to_codes(model: TextToCodes, out_dir: Path, config: dict) -> None:
     import os
 
     from safetensors.torch import save_file
-
-    from artgen.files import atomic_write_json
 
     out_dir = Path(out_dir)
     tmp = out_dir / f".model.safetensors.tmp-{os.getpid()}"

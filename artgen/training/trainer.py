@@ -56,10 +56,12 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import torch
+from rich.progress import TextColumn
 from torch import nn
 
 from artgen.errors import ArtgenError
 from artgen.files import replace_dir
+from artgen.progress import make_progress
 
 STATE_DIR = "train_state"
 
@@ -340,10 +342,6 @@ def train(task: Task, cfg: TrainConfig, out_dir: Path, resume: bool = False,
     n_running = 0
     t0 = time.perf_counter()
     model.train()
-
-    from rich.progress import TextColumn
-
-    from artgen.progress import make_progress
 
     progress = make_progress(TextColumn("{task.fields[metrics]}")) if (is_main and cfg.show_progress) else None
     bar = None

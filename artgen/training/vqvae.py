@@ -20,10 +20,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from artgen.data.latents import ensure_latents
 from artgen.data.pixels import load_images, to_float
 from artgen.errors import ArtgenError
 from artgen.files import atomic_write_bytes, atomic_write_json
 from artgen.locks import stage_lock
+from artgen.machine import cpu_name
 from artgen.models.vqvae import VQVAE, VQVAEConfig
 from artgen.progress import console
 from artgen.training.codebook_metrics import perplexity_of, usage_of
@@ -112,8 +114,6 @@ def build_config(preset: VQVAEPreset, image_size: int, variant: str | None = Non
 
 
 def machine_description() -> str:
-    from artgen.machine import cpu_name
-
     return f"{os.cpu_count()}-core {cpu_name()}, torch {torch.__version__}"
 
 
@@ -137,8 +137,6 @@ def train_vqvae(ws: Workspace, preset: str = "quick", resume: bool = False, devi
     with stage_lock(ws, f"checkpoint-{out_dir.name}", f"the VQ-VAE at {out_dir}"):
         metrics = _train_vqvae(ws, p, preset, tcfg, out_dir, resume, variant, model_overrides, show_progress)
     if build_latents and metrics is not None:
-        from artgen.data.latents import ensure_latents
-
         ensure_latents(ws, show_progress=show_progress)
     return metrics
 
