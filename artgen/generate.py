@@ -26,7 +26,6 @@ and a torch-free runtime can draw the very same numbers.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +37,9 @@ import torch
 from artgen.data.vocabulary import ADJECTIVES, STOPWORDS, parse_prompt
 from artgen.errors import ArtgenError
 from artgen.files import check_output_file, png_bytes, write_output
-from artgen.models.encoders import ENCODERS, TextEncoder, encoder_from_directory, unknown_encoder
-from artgen.models.generators import generator_kind, split_model_name
+from artgen.models.encoders import ENCODERS, TextEncoder, unknown_encoder
+from artgen.models.generators import split_model_name
+from artgen.models.text_to_codes import TextToCodes
 from artgen.models.vqvae import VQVAE, checkpoint_hash
 from artgen.sampling import (
     AR_DEFAULT_GUIDANCE,
@@ -105,6 +105,20 @@ class Generator:
     vqvae: torch.nn.Module
     config: dict  # the checkpoint's config.json
     kind = "masked"
+
+    @classmethod
+    def from_pretrained(cls, model_dir: str | Path, vqvae_dir: str | Path, retrain_hint: str = "artgen train") -> "Generator":
+        """The generator a checkpoint folder holds (`TextToCodes.save_pretrained`: masked or
+        autoregressive, as its config says) with the VQ-VAE whose codes it was trained on:
+        `Generator.from_pretrained("artgen-work/checkpoints/tiny-ar", "artgen-work/checkpoints/vqvae")`."""
+        model_dir, vqvae_dir = Path(model_dir), Path(vqvae_dir)
+        model, config = TextToCodes.from_pretrained(model_dir, retrain_hint=retrain_hint)
+        vqvae = VQVAE.from_pretrained(vqvae_dir)
+        if checkpoint_hash(vqvae_dir) != config["summary"]["vqvae_hash"]:
+            raise ArtgenError(f"{model_dir} was trained on the codes of another VQ-VAE than {vqvae_dir}: "
+                              f"retrain it with `{retrain_hint}`")
+        kind = ARGenerator if config.get("generator", "masked") == "ar" else Generator
+        return kind(model.encoder, model.predictor, vqvae.eval(), config)
 
     @property
     def source(self) -> str:
@@ -248,42 +262,12 @@ def pick_codes(logits: torch.Tensor, noise: torch.Tensor, temperature: float, to
 def load_generator(ws: Workspace, encoder: str = "tiny", checkpoint: str | Path | None = None) -> Generator:
     """The trained model `checkpoints/<encoder>/` (a model name: tiny, tiny-ar, clip, ...) and
     the workspace's VQ-VAE; the checkpoint says which generator it holds."""
-    from safetensors.torch import load_file
-
     enc_name, gen_name = split_model_name(encoder)
     if checkpoint is None and enc_name not in ENCODERS:
         raise unknown_encoder(enc_name)
     directory = Path(checkpoint) if checkpoint else ws.checkpoint(encoder)
-    how = f"--encoder {enc_name}" + (f" --generator {gen_name}" if gen_name != "masked" else "")
-    if not (directory / "config.json").exists() or not (directory / "model.safetensors").exists():
-        raise ArtgenError(f"no trained {encoder} model at {directory}: run `artgen train {how}` first")
-    try:
-        config = json.loads((directory / "config.json").read_text())
-        kind = generator_kind(config.get("generator", "masked"))
-        text_encoder = encoder_from_directory(directory, load_weights=False)
-        predictor = kind.build(kind.config(**config["predictor"]))
-        state = load_file(str(directory / "model.safetensors"))
-        text_encoder.load_state_dict({k[8:]: v for k, v in state.items() if k.startswith("encoder.")})
-        predictor.load_state_dict({k[10:]: v for k, v in state.items() if k.startswith("predictor.")})
-    except ArtgenError:
-        raise
-    except RuntimeError as e:
-        if "size mismatch" in str(e) or "Missing key" in str(e) or "Unexpected key" in str(e):
-            raise ArtgenError(f"the files of {directory} disagree: model.safetensors does not fit config.json, "
-                              f"encoder.json and tokenizer/ (they come from different runs): train it again with "
-                              f"`artgen train {how}` (or restore the folder from a backup)") from e
-        raise ArtgenError(f"the checkpoint at {directory} is damaged ({type(e).__name__}): "
-                          f"train it again with `artgen train {how}`") from e
-    except Exception as e:
-        raise ArtgenError(f"the checkpoint at {directory} is damaged ({type(e).__name__}): "
-                          f"train it again with `artgen train {how}`") from e
-    vq_dir = ws.checkpoint("vqvae")
-    vqvae = VQVAE.from_pretrained(vq_dir)
-    if checkpoint_hash(vq_dir) != config["summary"]["vqvae_hash"]:
-        raise ArtgenError(f"{directory} was trained on the codes of another VQ-VAE than {vq_dir}: "
-                          f"retrain it with `artgen train {how}`")
-    cls = ARGenerator if kind.name == "ar" else Generator
-    return cls(text_encoder.eval(), predictor.eval(), vqvae.eval(), config)
+    how = f"artgen train --encoder {enc_name}" + (f" --generator {gen_name}" if gen_name != "masked" else "")
+    return Generator.from_pretrained(directory, ws.checkpoint("vqvae"), retrain_hint=how)
 
 
 def image_grid(images: np.ndarray, columns: int, pad: int = 2) -> np.ndarray:

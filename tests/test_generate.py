@@ -199,3 +199,19 @@ def test_cli_encoders_lists_sizes_and_sources(trained):
     for name in ("tiny", "clip", "distilbert"):
         assert name in out
     assert "trained from scratch" in out and "not trained" in out  # tiny trained, clip not
+
+
+def test_generator_from_pretrained_is_the_one_checkpoint_api(trained, tmp_path):
+    from artgen.generate import Generator, load_generator
+    from artgen.models.text_to_codes import TextToCodes
+
+    ws, _ = trained
+    gen = Generator.from_pretrained(ws.checkpoint("tiny"), ws.checkpoint("vqvae"))
+    same = load_generator(ws, "tiny")
+    assert torch.equal(gen.sample_codes(["warm, vivid"], seed=1, steps=2), same.sample_codes(["warm, vivid"], seed=1, steps=2))
+    model, config = TextToCodes.from_pretrained(ws.checkpoint("tiny"))
+    model.save_pretrained(tmp_path / "copy", config)  # a round trip keeps every weight
+    again, _ = TextToCodes.from_pretrained(tmp_path / "copy")
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    with pytest.raises(ArtgenError, match="no trained model at"):
+        Generator.from_pretrained(tmp_path / "nowhere", ws.checkpoint("vqvae"))

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from artgen.errors import ArtgenError
-from artgen.files import atomic_write_json
+from artgen.files import atomic_save_safetensors, atomic_write_json
 from artgen.models.quantizer import QUANTIZER_VARIANTS, QuantizerConfig, VectorQuantizer
 
 
@@ -148,15 +148,9 @@ class VQVAE(nn.Module):
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
         """Write `config.json` + `model.safetensors` into `directory` (each file atomically)."""
-        from safetensors.torch import save_file
-
         d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        tmp = d / f".model.safetensors.tmp-{os.getpid()}"
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, str(tmp),
-                  metadata={"format": "pt"})
         # Weights first, config last: a config.json never points at half-written weights.
-        os.replace(tmp, d / "model.safetensors")
+        atomic_save_safetensors(self.state_dict(), d / "model.safetensors")
         atomic_write_json(d / "config.json", {"model_type": "artgen-vqvae", **self.cfg.to_dict()})
 
     @classmethod

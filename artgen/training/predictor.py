@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from artgen.data.captions import load_labels, make_caption, make_captions
@@ -34,8 +33,9 @@ from artgen.data.vocabulary import vocabulary_hash
 from artgen.errors import ArtgenError
 from artgen.files import atomic_write_json
 from artgen.locks import stage_lock
-from artgen.models.encoders import ENCODERS, TextEncoder, Tokens, encoder_from_directory, load_encoder, unknown_encoder
+from artgen.models.encoders import ENCODERS, Tokens, encoder_from_directory, load_encoder, unknown_encoder
 from artgen.models.generators import GeneratorKind, generator_kind, model_name
+from artgen.models.text_to_codes import TextToCodes
 from artgen.models.vqvae import checkpoint_hash
 from artgen.progress import console
 from artgen.training.trainer import TrainConfig, find_checkpoint, publish_run, resolve_device, run_dir, staging_dir, train
@@ -90,19 +90,6 @@ AR_PRESETS: dict[str, dict[str, PredictorPreset]] = {
 
 def presets_for(generator: str) -> dict[str, dict[str, PredictorPreset]]:
     return AR_PRESETS if generator == "ar" else PRESETS
-
-
-class TextToCodes(nn.Module):
-    """Encoder + predictor as one module, so the shared loop (and DDP) sees one model."""
-
-    def __init__(self, encoder: TextEncoder, predictor: nn.Module):
-        super().__init__()
-        self.encoder = encoder
-        self.predictor = predictor
-
-    def forward(self, codes, ids, mask, text_mask):
-        states = self.encoder(ids, mask)  # (B, T, d)
-        return self.predictor(codes, states, text_mask)  # (B, N, K)
 
 
 def caption_rng(seed: int) -> np.random.Generator:
@@ -309,7 +296,7 @@ def _train_predictor(ws: Workspace, encoder: str, preset: str | PredictorPreset,
 
     if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
         return result.metrics
-    save_text_to_codes(result.model, work, {**config, "train": asdict(tcfg)})
+    result.model.save_pretrained(work, {**config, "train": asdict(tcfg)})
     final = {**summary, "evaluations": task.evaluations, **result.metrics,
              "steps": tcfg.steps, "batch_size": tcfg.batch_size, "train_seconds_this_run": round(result.seconds, 1),
              "train_samples_per_s": round(result.images_per_s, 2), "threads": torch.get_num_threads(),
@@ -324,17 +311,3 @@ def _train_predictor(ws: Workspace, encoder: str, preset: str | PredictorPreset,
     )
     return final
 
-
-def save_text_to_codes(model: TextToCodes, out_dir: Path, config: dict) -> None:
-    """Weights first, config last (each atomically): a config.json never names missing weights."""
-    import os
-
-    from safetensors.torch import save_file
-
-    out_dir = Path(out_dir)
-    tmp = out_dir / f".model.safetensors.tmp-{os.getpid()}"
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(tmp), metadata={"format": "pt"})
-    os.replace(tmp, out_dir / "model.safetensors")
-    model.encoder.save_description(out_dir)
-    atomic_write_json(out_dir / "config.json", config)
