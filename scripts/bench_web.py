@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from artgen import browser  # noqa: E402
+from artgen.app import browser  # noqa: E402
 from artgen.app.web import build_web  # noqa: E402
 from artgen.workspace import SHIPPED_MODEL  # noqa: E402
 from export.runtime import Runtime  # noqa: E402

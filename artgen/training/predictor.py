@@ -83,7 +83,10 @@ PRESETS: dict[str, dict[str, PredictorPreset]] = {
 # the masked one's steps; the default one as many steps as fit the masked default's hour.
 AR_PRESETS: dict[str, dict[str, PredictorPreset]] = {
     "quick": {name: replace(p, predictor=dict(width=128, layers=3, heads=4)) for name, p in PRESETS["quick"].items()},
-    "default": {name: replace(p, predictor=dict(width=128, layers=3, heads=4), train={**p.train, "steps": 6000})
+    # the default also trains on the paintings' mirror images (--flipped): at the same 6,000 steps the
+    # test CE fell from 2.379 to 2.211 and style consistency rose 0.457 -> 0.507 (docs/generation.md)
+    "default": {name: replace(p, predictor=dict(width=128, layers=3, heads=4), train={**p.train, "steps": 6000},
+                              flipped=True)
                 for name, p in PRESETS["default"].items()},
 }
 
