@@ -82,15 +82,6 @@ def check_writable_folder(folder: Path, what: str) -> None:
         raise ArtgenError(f"{what}: cannot write in {folder} ({e.strerror or e}): choose a writable folder") from None
 
 
-def png_bytes(image) -> bytes:
-    """A PIL image as PNG bytes (to hand to `write_output`)."""
-    import io
-
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def write_output(path: Path, data: bytes, flag: str = "-o") -> None:
     """Write a finished output atomically; a full disk or a vanished folder is one line."""
     try:

@@ -36,7 +36,8 @@ import torch
 
 from artgen.data.vocabulary import ADJECTIVES, STOPWORDS, parse_prompt
 from artgen.errors import ArtgenError
-from artgen.files import check_output_file, png_bytes, write_output
+from artgen.files import check_output_file, write_output
+from artgen.images import grid_png
 from artgen.models.encoders import ENCODERS, TextEncoder, unknown_encoder
 from artgen.models.generators import split_model_name
 from artgen.models.text_to_codes import TextToCodes
@@ -270,17 +271,6 @@ def load_generator(ws: Workspace, encoder: str = "tiny", checkpoint: str | Path 
     return Generator.from_pretrained(directory, ws.checkpoint("vqvae"), retrain_hint=how)
 
 
-def image_grid(images: np.ndarray, columns: int, pad: int = 2) -> np.ndarray:
-    """(rows*H, columns*W, 3) uint8 grid of (B, H, W, 3) images on a white background."""
-    B, H, W, _ = images.shape
-    rows = math.ceil(B / columns)
-    grid = np.full((rows * (H + pad) + pad, columns * (W + pad) + pad, 3), 255, dtype=np.uint8)
-    for i, im in enumerate(images):
-        r, c = divmod(i, columns)
-        grid[pad + r * (H + pad): pad + r * (H + pad) + H, pad + c * (W + pad): pad + c * (W + pad) + W] = im
-    return grid
-
-
 def read_prompts(path: Path) -> list[str]:
     """One prompt per non-empty line of a text file."""
     path = Path(path)
@@ -298,7 +288,6 @@ def generate_to_png(ws: Workspace, prompts: Sequence[str], out: Path, encoder: s
     """`artgen generate`: a PNG grid, one row per prompt, `n` seeds (seed .. seed+n-1) per row.
     `encoder` is a model name (tiny, tiny-ar, ...); None settings take the model's defaults.
     Returns the one-line notes for the user (unseen words)."""
-    from PIL import Image
 
     if not prompts:
         raise ArtgenError("no prompt given: pass a prompt such as \"warm, chaotic, vivid\" or --prompts FILE")
@@ -317,9 +306,5 @@ def generate_to_png(ws: Workspace, prompts: Sequence[str], out: Path, encoder: s
     rows = []
     for p in prompts:  # one prompt per row, the i-th column always uses seed + i
         rows.append(gen.generate([p] * n, seed=seed, steps=steps, guidance=guidance, temperature=temperature, **options))
-    grid = image_grid(np.concatenate(rows), columns=n)
-    img = Image.fromarray(grid)
-    if scale > 1:
-        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    write_output(out, png_bytes(img))
+    write_output(out, grid_png(np.concatenate(rows), columns=n, scale=scale))
     return notes

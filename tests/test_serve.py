@@ -102,7 +102,7 @@ def wait_until(condition, timeout=30.0):
 def test_png_is_the_grid_of_the_runtimes_images(client, rt, tmp_path):
     from PIL import Image
 
-    from artgen.generate import image_grid
+    from artgen.images import image_grid
 
     r = post(client, n=3, seed=5)
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"

@@ -13,7 +13,7 @@ import click
 import typer
 
 from artgen.errors import ArtgenError
-from artgen.files import check_output_file, check_writable_folder, png_bytes, write_output
+from artgen.files import check_output_file, check_writable_folder, write_output
 from artgen.locks import path_lock_name, stage_lock
 from artgen.progress import console
 from artgen.sampling import DEFAULT_GUIDANCE, DEFAULT_STEPS, DEFAULT_TEMPERATURE, MAX_STEPS
@@ -227,10 +227,9 @@ def _generate_with_shipped_model(ws: Workspace, texts: list[str], out: Path, n: 
     """`artgen generate` before any training: the int8 tiny bundle shipped in the package,
     through the torch-free runtime, laid out like `generate_to_png` (a row per prompt)."""
     import numpy as np
-    from PIL import Image
 
     from artgen.data.vocabulary import parse_prompt
-    from artgen.generate import image_grid
+    from artgen.images import grid_png
     from export.runtime import BundleError, Runtime
 
     if not texts:
@@ -247,8 +246,7 @@ def _generate_with_shipped_model(ws: Workspace, texts: list[str], out: Path, n: 
                 for t in texts]
     except BundleError as e:
         raise ArtgenError(str(e)) from None
-    grid = Image.fromarray(image_grid(np.concatenate(rows), columns=n))
-    write_output(out, png_bytes(grid.resize((grid.width * 2, grid.height * 2), Image.NEAREST)))
+    write_output(out, grid_png(np.concatenate(rows), columns=n))
     console.print(f"wrote {len(texts)} x {n} images to {out}")
 
 

@@ -8,7 +8,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from artgen.files import png_bytes, write_output
+from artgen.files import write_output
+from artgen.images import png_bytes
 
 
 def _font(size: int):

@@ -255,7 +255,8 @@ def shipped_beside_trained(ws: Workspace, model: str, shipped: Path, out: Path, 
     import numpy as np
     from PIL import Image, ImageDraw
 
-    from artgen.generate import image_grid, load_generator
+    from artgen.generate import load_generator
+    from artgen.images import image_grid
     from export.runtime import Runtime
 
     rt, gen = Runtime(shipped, threads=2), load_generator(ws, model)

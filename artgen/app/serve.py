@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
 import logging
 import secrets
 from collections import deque
@@ -44,6 +43,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from artgen.errors import ArtgenError
+from artgen.images import grid_png as images_grid_png
+from artgen.images import png_bytes
 from artgen.workspace import SHIPPED_MODEL
 from export.runtime import BundleError, Runtime, check_int, check_prompt
 
@@ -281,27 +282,14 @@ def _settle(future: asyncio.Future, result=None, error: BaseException | None = N
         future.set_result(result)
 
 
-def image_png(image: np.ndarray, scale: int = 1) -> bytes:
+def image_png(image: np.ndarray) -> bytes:
     """One (H, W, 3) uint8 image as PNG bytes, as `export.runtime.save_png` writes it."""
-    from PIL import Image
-
-    img = Image.fromarray(image)
-    if scale > 1:
-        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
+    return png_bytes(image)
 
 
 def grid_png(images: np.ndarray) -> bytes:
-    """(n, H, W, 3) images in one row on white, 2 px apart, upscaled 2x: the PNG `artgen generate
-    -n n` writes for one prompt (the layout of artgen.generate.image_grid, which imports torch)."""
-    B, H, W, _ = images.shape
-    pad = GRID_PAD
-    grid = np.full((H + 2 * pad, B * (W + pad) + pad, 3), 255, dtype=np.uint8)  # (H + 2p, B(W + p) + p, 3)
-    for i, im in enumerate(images):
-        grid[pad:pad + H, pad + i * (W + pad): pad + i * (W + pad) + W] = im
-    return image_png(grid, scale=GRID_SCALE)
+    """(n, H, W, 3) images in one row: the PNG `artgen generate -n n` writes for one prompt."""
+    return images_grid_png(images, columns=len(images), scale=GRID_SCALE)
 
 
 def model_card(rt: Runtime, config: ServeConfig, merges: bool) -> dict:

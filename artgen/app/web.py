@@ -59,21 +59,9 @@ def _read_bundle(bundle: Path) -> dict:
     if not meta_path.is_file():
         raise ArtgenError(f"{bundle} is not an artgen bundle (no bundle.json): create one with `artgen export`")
     try:
-        Runtime(bundle, threads=1)
+        return Runtime(bundle, threads=1).meta  # the runtime's checks cover JSON, generator kind and every graph file
     except BundleError as e:
         raise ArtgenError(str(e)) from None
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as e:
-        raise ArtgenError(f"{meta_path} is not valid JSON ({e.msg}): export the bundle again with `artgen export`") from None
-    kind = meta.get("generator", "masked")
-    if kind not in GRAPHS:
-        raise ArtgenError(f"{bundle} holds an unknown generator {kind!r}: export it again with the matching artgen version")
-    for name in GRAPHS[kind]:
-        file = meta.get("graphs", {}).get(name, {}).get("file")
-        if not file or not (bundle / file).is_file():
-            raise ArtgenError(f"the bundle {bundle} lacks its {name} graph: export it again with `artgen export`")
-    return meta
 
 
 def sentencepiece_json(model_file: Path, spec: dict) -> dict:

@@ -38,7 +38,7 @@ from artgen.models.generators import GeneratorKind, generator_kind, model_name
 from artgen.models.text_to_codes import TextToCodes
 from artgen.models.vqvae import checkpoint_hash
 from artgen.progress import console
-from artgen.training.trainer import TrainConfig, find_checkpoint, publish_run, resolve_device, run_dir, staging_dir, train
+from artgen.training.trainer import TrainConfig, publish_run, resolve_device, resume_dir, run_dir, train
 from artgen.training.vqvae import train_vqvae
 from artgen.workspace import Workspace
 
@@ -234,8 +234,9 @@ def _train_predictor(ws: Workspace, encoder: str, preset: str | PredictorPreset,
     if finetune and not pretrained:
         raise ArtgenError("--finetune needs --pretrained DIR_OR_HUB_ID: without weights the encoder is trained from scratch anyway")
     load_corpus(ws.data)  # a missing corpus is named before missing annotations
-    name, out_dir = model_name(encoder, generator), ws.checkpoint(model_name(encoder, generator))
-    if resume and find_checkpoint(staging_dir(out_dir)) is None and find_checkpoint(out_dir) is None:
+    name = model_name(encoder, generator)
+    out_dir = ws.checkpoint(name)
+    if resume and resume_dir(out_dir) is None:
         raise ArtgenError(f"nothing to resume: no checkpoint of {name} in {out_dir.parent}: run again without --resume")
     tcfg = TrainConfig(**{**p.train, "device": device, "show_progress": show_progress})
     if steps is not None:

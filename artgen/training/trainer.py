@@ -155,15 +155,20 @@ def staging_dir(final: Path) -> Path:
     return final.with_name(f".{final.name}.partial")
 
 
+def resume_dir(final: Path) -> Path | None:
+    """The folder a `--resume` continues: the staged run if there is one, else the run whose
+    state is in `final` itself; None when neither holds a checkpoint."""
+    return next((cand for cand in (staging_dir(final), Path(final)) if find_checkpoint(cand) is not None), None)
+
+
 def run_dir(final: Path, resume: bool) -> Path:
     """The folder a training run works in. A new run starts an empty staging folder, so a
     kill -9 leaves the finished model in `final` as it was; `--resume` continues the staged
     run if there is one, else the run whose state is in `final` itself."""
     final, stage = Path(final), staging_dir(final)
     if resume:
-        for cand in (stage, final):
-            if find_checkpoint(cand) is not None:
-                return cand
+        if (found := resume_dir(final)) is not None:
+            return found
         raise ArtgenError(f"nothing to resume: no checkpoint in {stage / STATE_DIR} or {final / STATE_DIR}: "
                           "run again without --resume")
     shutil.rmtree(stage, ignore_errors=True)
