@@ -1,19 +1,67 @@
-"""`artgen demo` end to end on a tiny corpus (slow: every stage really runs), then again to
-check that finished stages are skipped."""
+"""`artgen demo`: its list of stages and what a failing stage leaves (fast), then end to end on
+a tiny corpus (slow: every stage really runs) and again to check that finished stages are skipped."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from helpers import assert_one_line_error
 from PIL import Image
 
-from artgen.app.demo import DemoConfig, run_demo
+from artgen.app import demo as demo_module
+from artgen.app.cli import main
+from artgen.app.demo import Demo, DemoConfig, Stage, run_demo
+from artgen.errors import ArtgenError
 from artgen.workspace import Workspace
 
 TINY_DEMO = DemoConfig(
     corpus_count=160, image_size=32, vqvae_steps=20, encoder_steps=20, bench_captions=16, bench_latency_runs=3,
     encoder_overrides=dict(predictor=dict(width=32, layers=1, heads=2, mlp_ratio=2), encoder=dict(width=32, layers=1, heads=2)),
 )
+
+PIPELINE = ["corpus", "annotate (heuristic)", "VQ-VAE (quick)", "{model} encoder + generator (quick)", "sample grid",
+            "export int8 bundle", "bench --quick", "generate via torch-free runtime",
+            "the shipped model beside the one just trained"]
+
+
+def test_the_stages_follow_the_pipeline_and_touch_nothing_until_run(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    for generator, model in (("masked", "tiny"), ("ar", "tiny-ar")):
+        demo = Demo(ws, DemoConfig(generator=generator))
+        assert [s.name for s in demo.stages] == [n.format(model=model) for n in PIPELINE]
+        artefacts = {s.name: s.artefact for s in demo.stages}
+        assert artefacts[f"{model} encoder + generator (quick)"] == ws.checkpoint(model)
+        assert artefacts["export int8 bundle"] == ws.bundles / f"{model}-int8"
+    assert demo.ctx.samples.name == "samples-tiny-ar.png"  # a second generator keeps the first one's pictures
+    assert not ws.root.exists()
+
+
+def test_a_failing_stage_stops_the_demo_in_one_line_and_keeps_what_finished(tmp_path, monkeypatch, capsys):
+    ws = Workspace(tmp_path / "ws")
+    first, later = ws.root / "first.txt", []
+
+    def make_first(ctx):
+        first.parent.mkdir(parents=True, exist_ok=True)
+        first.write_text("done")
+
+    def broken(ctx):
+        raise ArtgenError("the second stage broke: fix its input")
+
+    stages = [Stage("first", first, lambda ctx: first.exists(), make_first, lambda ctx: "one file"),
+              Stage("second", ws.root / "second", lambda ctx: False, broken, lambda ctx: ""),
+              Stage("third", ws.root / "third", lambda ctx: False, lambda ctx: later.append("third"), lambda ctx: "")]
+    monkeypatch.setattr(demo_module, "demo_stages", lambda ctx: stages)
+    rc = main(["--workdir", str(ws.root), "demo"])
+    progress, _, error = capsys.readouterr().err.strip().rpartition("\n")  # stage banners go to stderr, the error last
+    assert_one_line_error(SimpleNamespace(returncode=rc, stderr=error), "the second stage broke")
+    assert "demo: second" in progress and "third" not in progress and "error" not in progress
+    assert first.read_text() == "done" and later == []
+
+    demo = Demo(ws, DemoConfig())  # a rerun skips the finished stage and stops at the same one
+    with pytest.raises(ArtgenError, match="second stage broke"):
+        demo.run()
+    assert [(r.stage, r.status, r.headline) for r in demo.results] == [("first", "skipped", "one file")]
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ from artgen.files import check_output_file, check_writable_folder, write_output
 from artgen.locks import path_lock_name, stage_lock
 from artgen.progress import console
 from artgen.sampling import DEFAULT_GUIDANCE, DEFAULT_STEPS, DEFAULT_TEMPERATURE, MAX_STEPS
+from artgen.tracking import Tracker, check_tracker, start_tracking
 from artgen.workspace import SHIPPED_MODEL, Workspace
 
 app = typer.Typer(
@@ -42,6 +43,10 @@ app.add_typer(annotate_app, name="annotate")
 
 def workspace(ctx: typer.Context) -> Workspace:
     return ctx.find_root().obj
+
+
+TRACK_HELP = ("Experiment tracker: mlflow logs params, per-step and final metrics and artifacts to <workdir>/mlruns or "
+              "MLFLOW_TRACKING_URI (needs pip install 'artgen[track]').")
 
 
 @app.callback()
@@ -131,12 +136,17 @@ def train_vqvae_cmd(
     steps: Optional[int] = typer.Option(None, min=1, help="Override the preset's number of optimiser steps."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Override the preset's batch size (per process)."),
     variant: Optional[str] = typer.Option(None, help="Quantiser variant (default: the preset's, ema-kmeans-restart)."),
+    track: Optional[str] = typer.Option(None, "--track", help=TRACK_HELP),
 ) -> None:
     """Train the VQ-VAE (512 x 64 codebook) and cache the corpus latents."""
+    track = track or ctx.meta.get("artgen.track")  # `artgen train --track mlflow vqvae` too
+    check_tracker(track)  # before any work
     from artgen.training.vqvae import train_vqvae
 
-    train_vqvae(workspace(ctx), preset=preset, resume=resume, device=device, threads=threads, steps=steps,
-                batch_size=batch_size, variant=variant)
+    ws = workspace(ctx)
+    with start_tracking(track, ws, run_name=f"train vqvae ({preset})") as tracker:
+        train_vqvae(ws, preset=preset, resume=resume, device=device, threads=threads, steps=steps,
+                    batch_size=batch_size, variant=variant, tracker=tracker)
 
 
 @app.command("demo")
@@ -167,16 +177,22 @@ def train_encoder_cmd(
                                                                 "(autoregressive, checkpoints/<encoder>-ar)."),
     flipped: Optional[bool] = typer.Option(None, "--flipped/--no-flipped", help="Also train on the mirror images of the train "
                                                                                 "paintings (default: the preset's)."),
+    track: Optional[str] = typer.Option(None, "--track", help=TRACK_HELP),
 ) -> None:
     """Train an encoder + a generator (`--encoder`), or the VQ-VAE (`artgen train vqvae`)."""
+    check_tracker(track)  # before any work
     if ctx.invoked_subcommand is not None:
+        ctx.meta["artgen.track"] = track
         return
     if encoder is None:
         raise ArtgenError("no encoder chosen: use `artgen train --encoder tiny|clip|distilbert`, or `artgen train vqvae`")
+    from artgen.models.generators import model_name
     from artgen.training.predictor import train_predictor
 
-    train_predictor(workspace(ctx), encoder=encoder, preset=preset, annotations=annotations, pretrained=pretrained,
-                    finetune=finetune, resume=resume, device=device, steps=steps, generator=generator, flipped=flipped)
+    ws = workspace(ctx)
+    with start_tracking(track, ws, run_name=f"train {model_name(encoder, generator)} ({preset})") as tracker:
+        train_predictor(ws, encoder=encoder, preset=preset, annotations=annotations, pretrained=pretrained, finetune=finetune,
+                        resume=resume, device=device, steps=steps, generator=generator, flipped=flipped, tracker=tracker)
 
 
 @app.command("generate")
@@ -287,9 +303,11 @@ def bench_cmd(
     bundle: Optional[Path] = typer.Option(
         None, "--bundle", help="Bench this exported bundle by itself (e.g. artgen/assets/tiny) through the torch-free "
                                "runtime, against the workspace's corpus, instead of the trained encoders."),
+    track: Optional[str] = typer.Option(None, "--track", help=TRACK_HELP),
 ) -> None:
     """Compare every trained encoder (or one exported bundle): size, latency, FID, precision/recall,
     codebook usage, attribute control, style consistency."""
+    check_tracker(track)  # before any work
     from bench.run import BenchConfig, run_bench
 
     names = tuple(e.strip() for e in encoders.split(",") if e.strip()) if encoders else None
@@ -299,12 +317,35 @@ def bench_cmd(
         raise ArtgenError("--bundle benches one exported bundle: drop --encoders, or drop --bundle to bench trained encoders")
     cfg = BenchConfig(encoders=names, quick=quick, captions=captions, latency_runs=latency_runs, threads=threads,
                       labels=labels)
-    report = run_bench(workspace(ctx), cfg, out_dir=out, bundle=bundle)
     where = out or workspace(ctx).reports / "bench"
+    with start_tracking(track, workspace(ctx), run_name="bench") as tracker:
+        report = run_bench(workspace(ctx), cfg, out_dir=out, bundle=bundle)
+        log_bench_report(tracker, where)
     for c in report["criteria"]:
         verdict = {True: "PASS", False: "FAIL", None: "not measured"}[c["pass"]]
         console.print(f"{verdict:>12}  {c['target']}: {c['measured'] if c['measured'] is not None else c['note']}")
     console.print(f"wrote report.json, report.md and report.html to {where} in {report['meta']['seconds']:.0f} s")
+
+
+def log_bench_report(tracker: Tracker, report_dir: Path) -> None:
+    """Hand a finished bench to `tracker` (`artgen.tracking`): its config as parameters, every
+    row's numbers as `<model>/<metric>` (the reference rows as `reference/<name>/<metric>`), the
+    criteria passed and failed, and report.json/.md/.html and the sample grids as artifacts."""
+    import json
+
+    report = json.loads((Path(report_dir) / "report.json").read_text())
+    meta = report.get("meta", {})
+    tracker.log_params({"config": meta.get("config", {}), "label_source": meta.get("label_source"),
+                        "versions": meta.get("versions", {})})
+    for group, prefix in (("rows", ""), ("references", "reference/")):
+        for row in report.get(group) or []:
+            if isinstance(row, dict) and row.get("name"):
+                tracker.log_metrics({f"{prefix}{row['name']}/{k}": v for k, v in row.items() if k != "name"})
+    verdicts = [c.get("pass") for c in report.get("criteria", []) if isinstance(c, dict)]
+    tracker.log_metrics({"criteria_passed": verdicts.count(True), "criteria_failed": verdicts.count(False),
+                         "bench_seconds": meta.get("seconds")})
+    files = [Path(report_dir) / f"report.{ext}" for ext in ("json", "md", "html")]
+    tracker.log_files(files + sorted(Path(report_dir).glob("samples_*.png")), folder="report")
 
 
 @app.command("export")

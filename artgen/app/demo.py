@@ -3,9 +3,13 @@
     synth corpus -> heuristic annotation -> VQ-VAE (quick) -> tiny encoder + predictor (quick)
     -> sample grid -> int8 ONNX bundle -> bench --quick -> one image through the torch-free runtime
 
-Each stage is skipped when its output is already there and valid, so a second run only
-re-does what is missing. Part of the CLI layer: it wires `annotate`, `bench` and `export`,
-which the core `artgen` modules never import.
+The pipeline is a list of `Stage`s (`demo_stages`), each a name, the artefact it makes, and
+three functions of the shared `DemoContext`: `done` (is the artefact already there and
+valid?), `run` (make it) and `headline` (its number for the summary table). `Demo.run` walks
+the list: a stage whose output is there is skipped, so a second run only re-does what is
+missing, and a stage that fails stops the walk with its error while every finished artefact
+stays on disk. Part of the CLI layer: it wires `annotate`, `bench` and `export`, which the
+core `artgen` modules never import.
 """
 
 from __future__ import annotations
@@ -64,6 +68,50 @@ class DemoConfig:
 
 
 @dataclass
+class DemoContext:
+    """What every stage reads: the workspace, the settings, and where each artefact goes."""
+
+    ws: Workspace
+    cfg: DemoConfig
+    model: str = field(init=False)  # tiny or tiny-ar
+    annotations: Path = field(init=False)
+    vqvae: Path = field(init=False)
+    tiny: Path = field(init=False)  # the tiny model's checkpoint
+    samples: Path = field(init=False)
+    bundle: Path = field(init=False)
+    bench_json: Path = field(init=False)
+    runtime_png: Path = field(init=False)
+    beside: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        from artgen.models.generators import model_name
+
+        ws = self.ws
+        self.model = model_name("tiny", self.cfg.generator)
+        suffix = "" if self.model == "tiny" else f"-{self.model}"  # a second generator's demo keeps the first one's pictures
+        self.annotations = ws.annotations / "heuristic.jsonl"
+        self.vqvae = ws.checkpoint("vqvae")
+        self.tiny = ws.checkpoint(self.model)
+        self.samples = ws.reports / "demo" / f"samples{suffix}.png"
+        self.bundle = ws.bundles / f"{self.model}-int8"
+        self.bench_json = demo_bench_dir(ws, self.model) / "report.json"
+        self.runtime_png = ws.reports / "demo" / f"runtime{suffix}.png"
+        self.beside = ws.reports / "demo" / f"shipped_vs_quick{suffix}.png"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of the demo: `done` says whether its artefact is already there and valid,
+    `run` makes it, `headline` reads its number for the summary table."""
+
+    name: str
+    artefact: Path
+    done: Callable[[DemoContext], bool]
+    run: Callable[[DemoContext], None]
+    headline: Callable[[DemoContext], str]
+
+
+@dataclass
 class StageResult:
     stage: str
     status: str  # "ran" | "skipped"
@@ -72,175 +120,238 @@ class StageResult:
     seconds: float
 
 
+# -- the stages, in pipeline order ---------------------------------------------------------------
+
+def corpus_done(ctx: DemoContext) -> bool:
+    from artgen.data.corpus import load_corpus
+
+    try:
+        load_corpus(ctx.ws.data)
+        return True
+    except ArtgenError:
+        return False
+
+
+def synth_corpus(ctx: DemoContext) -> None:
+    from artgen.data.corpus import SynthConfig, synthesize
+
+    synthesize(ctx.ws.data, SynthConfig(count=ctx.cfg.corpus_count, size=ctx.cfg.image_size))
+
+
+def corpus_headline(ctx: DemoContext) -> str:
+    from artgen.data.corpus import load_corpus
+
+    dd = load_corpus(ctx.ws.data)
+    return f"{len(dd['train'])} train / {len(dd['test'])} test paintings"
+
+
+def annotations_done(ctx: DemoContext) -> bool:
+    from artgen.data.corpus import load_corpus
+
+    if not ctx.annotations.exists():
+        return False
+    ids = {json.loads(line).get("id") for line in ctx.annotations.read_text().splitlines() if line.strip().endswith("}")}
+    dd = load_corpus(ctx.ws.data)
+    return all(i in ids for split in ("train", "test") for i in dd[split]["id"])
+
+
+def label_corpus(ctx: DemoContext) -> None:  # resumable: a rerun only labels what is missing
+    from annotate.pipeline import AnnotateConfig, run_annotation
+
+    run_annotation(ctx.ws, AnnotateConfig(backend="heuristic"))
+
+
+def annotations_headline(ctx: DemoContext) -> str:
+    return f"{sum(1 for _ in ctx.annotations.open())} labelled paintings"
+
+
+def trained_with(metrics: Path, preset: str) -> bool:
+    """Done when trained with the preset asked for or a bigger one (a default-preset
+    model serves the demo too); a test's custom settings count as their own preset."""
+    if not metrics.exists():
+        return False
+    got = json.loads(metrics.read_text()).get("preset")
+    return PRESET_RANK.get(got, -1) >= PRESET_RANK[preset]
+
+
+def vqvae_done(ctx: DemoContext) -> bool:
+    from artgen.models.vqvae import VQVAE
+
+    try:
+        VQVAE.from_pretrained(ctx.vqvae)
+    except ArtgenError:
+        return False
+    return trained_with(ctx.vqvae / "metrics.json", ctx.cfg.vqvae_preset)
+
+
+def train_vqvae_model(ctx: DemoContext) -> None:
+    from artgen.training.vqvae import train_vqvae
+
+    train_vqvae(ctx.ws, preset=ctx.cfg.vqvae_preset, steps=ctx.cfg.vqvae_steps)
+
+
+def vqvae_headline(ctx: DemoContext) -> str:
+    m = json.loads((ctx.vqvae / "metrics.json").read_text())
+    return (f"codebook_usage {m['codebook_usage']:.3f}, perplexity {m['perplexity']:.0f}, "
+            f"recon_mse {m['recon_mse']:.4f}")
+
+
+def tiny_done(ctx: DemoContext) -> bool:
+    from artgen.generate import load_generator
+
+    cfg = ctx.cfg
+    if not trained_with(ctx.tiny / "metrics.json", "custom" if cfg.encoder_overrides else cfg.encoder_preset):
+        return False
+    try:
+        load_generator(ctx.ws, ctx.model)  # also checks it was trained on this VQ-VAE's codes
+        return True
+    except ArtgenError:
+        return False
+
+
+def train_tiny_model(ctx: DemoContext) -> None:
+    from artgen.training.predictor import presets_for, train_predictor
+
+    cfg = ctx.cfg
+    preset = cfg.encoder_preset  # by name, so the checkpoint records which preset made it
+    if cfg.encoder_overrides:
+        from dataclasses import replace
+
+        preset = replace(presets_for(cfg.generator)[cfg.encoder_preset]["tiny"], **cfg.encoder_overrides)
+    train_predictor(ctx.ws, "tiny", preset=preset, annotations=cfg.annotations, steps=cfg.encoder_steps,
+                    generator=cfg.generator)
+
+
+def tiny_headline(ctx: DemoContext) -> str:
+    m = json.loads((ctx.tiny / "metrics.json").read_text())
+    return (f"test CE {m['ce']:.2f} with text vs {m['ce_no_text']:.2f} without; token_accuracy "
+            f"{m['token_accuracy']:.3f} (most-frequent-code baseline {m['baseline_accuracy']:.3f})")
+
+
+def samples_done(ctx: DemoContext) -> bool:
+    return is_newer(ctx.samples, ctx.tiny / "model.safetensors")
+
+
+def draw_samples(ctx: DemoContext) -> None:
+    from artgen.generate import generate_to_png
+
+    generate_to_png(ctx.ws, list(SAMPLE_PROMPTS), ctx.samples, encoder=ctx.model, n=4)
+
+
+def samples_headline(ctx: DemoContext) -> str:
+    return f"{len(SAMPLE_PROMPTS)} prompts x 4 seeds"
+
+
+def bundle_done(ctx: DemoContext) -> bool:
+    from export.bundle import bundle_is_current
+
+    return bundle_is_current(ctx.bundle, ctx.tiny)
+
+
+def export_int8(ctx: DemoContext) -> None:
+    from artgen.generate import load_generator
+    from export.bundle import ExportConfig, export_bundle
+
+    export_bundle(load_generator(ctx.ws, ctx.model), ctx.bundle, ExportConfig(int8=True))
+
+
+def bundle_headline(ctx: DemoContext) -> str:
+    return f"{json.loads((ctx.bundle / 'bundle.json').read_text())['size_bytes'] / 1e6:.2f} MB"
+
+
+# After the export, so the bench times the int8 bundle itself (bundles/tiny-int8).
+def bench_done(ctx: DemoContext) -> bool:  # this model's bench, as quick or full as asked, newer than its bundle
+    if not is_newer(ctx.bench_json, ctx.bundle / "bundle.json"):
+        return False
+    config = json.loads(ctx.bench_json.read_text()).get("meta", {}).get("config", {})
+    return config.get("encoders") == [ctx.model] and config.get("quick") == ctx.cfg.bench_quick
+
+
+def bench_model(ctx: DemoContext) -> None:
+    from bench.run import BenchConfig, run_bench
+
+    cfg = ctx.cfg
+    run_bench(ctx.ws, BenchConfig(encoders=(ctx.model,), quick=cfg.bench_quick, captions=cfg.bench_captions,
+                                  latency_runs=cfg.bench_latency_runs, labels=cfg.annotations),
+              out_dir=ctx.bench_json.parent)
+
+
+def bench_headline(ctx: DemoContext) -> str:
+    report = json.loads(ctx.bench_json.read_text())
+    row = next((r for r in report.get("rows", []) if isinstance(r, dict) and r.get("name") == ctx.model), {})
+    parts = [f"{label} {row[key]:.3g}" for key, label in (("fid", "FID"), ("codebook_usage", "codebook usage"))
+             if isinstance(row.get(key), (int, float))]
+    return ", ".join(parts) or "see report.md"
+
+
+def runtime_done(ctx: DemoContext) -> bool:
+    return is_newer(ctx.runtime_png, ctx.bundle / "bundle.json")
+
+
+def run_runtime(ctx: DemoContext) -> None:  # a separate process: the bundle runs without torch
+    r = subprocess.run([sys.executable, "-m", "export.runtime", str(ctx.bundle), RUNTIME_PROMPT, "-o",
+                        str(ctx.runtime_png), "-n", "4"], capture_output=True, text=True,
+                       cwd=Path(__file__).resolve().parents[2])
+    if r.returncode != 0:
+        raise ArtgenError(f"the torch-free runtime failed on {ctx.bundle}: {r.stderr.strip()[:200]}")
+
+
+def runtime_headline(ctx: DemoContext) -> str:
+    return f"{RUNTIME_PROMPT!r}, 4 seeds"
+
+
+def beside_done(ctx: DemoContext) -> bool:
+    return is_newer(ctx.beside, ctx.bundle / "bundle.json")
+
+
+def draw_beside(ctx: DemoContext) -> None:
+    shipped_beside_trained(ctx.ws, ctx.model, SHIPPED_MODEL, ctx.beside)
+
+
+def beside_headline(ctx: DemoContext) -> str:
+    return f"{len(SAMPLE_PROMPTS)} prompts x 4 seeds; left: {SHIPPED_MODEL.name} (shipped), right: {ctx.model}"
+
+
+def demo_stages(ctx: DemoContext) -> list[Stage]:
+    """The demo's stages in pipeline order (the last only where a shipped model is there to compare)."""
+    cfg = ctx.cfg
+    stages = [
+        Stage("corpus", ctx.ws.data, corpus_done, synth_corpus, corpus_headline),
+        Stage("annotate (heuristic)", ctx.annotations, annotations_done, label_corpus, annotations_headline),
+        Stage(f"VQ-VAE ({cfg.vqvae_preset})", ctx.vqvae, vqvae_done, train_vqvae_model, vqvae_headline),
+        Stage(f"{ctx.model} encoder + generator ({cfg.encoder_preset})", ctx.tiny, tiny_done, train_tiny_model, tiny_headline),
+        Stage("sample grid", ctx.samples, samples_done, draw_samples, samples_headline),
+        Stage("export int8 bundle", ctx.bundle, bundle_done, export_int8, bundle_headline),
+        Stage("bench --quick" if cfg.bench_quick else "bench", ctx.bench_json, bench_done, bench_model, bench_headline),
+        Stage("generate via torch-free runtime", ctx.runtime_png, runtime_done, run_runtime, runtime_headline),
+    ]
+    if (SHIPPED_MODEL / "bundle.json").exists() and SHIPPED_MODEL.resolve() != ctx.bundle.resolve():
+        stages.append(Stage("the shipped model beside the one just trained", ctx.beside, beside_done, draw_beside,
+                            beside_headline))
+    return stages
+
+
 class Demo:
-    def __init__(self, ws: Workspace, cfg: DemoConfig):
+    def __init__(self, ws: Workspace, cfg: DemoConfig, stages: list[Stage] | None = None):
         self.ws, self.cfg = ws, cfg
-        self.results: list[StageResult] = []
+        self.ctx = DemoContext(ws, cfg)
+        self.stages = demo_stages(self.ctx) if stages is None else stages
+        self.results: list[StageResult] = []  # the stages finished so far, also when a later one fails
 
-    def stage(self, name: str, done: Callable[[], bool], run: Callable[[], None],
-              artefact: Path, headline: Callable[[], str]) -> None:
+    def run_stage(self, stage: Stage) -> StageResult:
         t0 = time.perf_counter()
-        if done():
+        if stage.done(self.ctx):
             status = "skipped"
-            console.print(f"[dim]demo: {name}: already done ({artefact}), skipping[/dim]")
+            console.print(f"[dim]demo: {stage.name}: already done ({stage.artefact}), skipping[/dim]")
         else:
-            console.rule(f"demo: {name}")
-            run()
+            console.rule(f"demo: {stage.name}")
+            stage.run(self.ctx)
             status = "ran"
-        self.results.append(StageResult(name, status, artefact, headline(), time.perf_counter() - t0))
+        return StageResult(stage.name, status, stage.artefact, stage.headline(self.ctx), time.perf_counter() - t0)
 
-    # -- the stages, in pipeline order -------------------------------------------------------
     def run(self) -> list[StageResult]:
-        ws, cfg = self.ws, self.cfg
-        from artgen.data.corpus import SynthConfig, load_corpus, synthesize
-
-        def corpus_ok() -> bool:
-            try:
-                load_corpus(ws.data)
-                return True
-            except ArtgenError:
-                return False
-
-        def corpus_headline() -> str:
-            dd = load_corpus(ws.data)
-            return f"{len(dd['train'])} train / {len(dd['test'])} test paintings"
-
-        self.stage("corpus", corpus_ok, lambda: synthesize(ws.data, SynthConfig(count=cfg.corpus_count, size=cfg.image_size)),
-                   ws.data, corpus_headline)
-
-        from annotate.pipeline import AnnotateConfig, run_annotation
-
-        ann_file = ws.annotations / "heuristic.jsonl"
-        summary: dict = {}
-
-        def annotate() -> None:  # resumable: a rerun only labels what is missing
-            s = run_annotation(ws, AnnotateConfig(backend="heuristic"))
-            summary["done"], summary["skipped"], summary["failed"] = s.done, s.skipped, s.failed
-
-        def annotations_complete() -> bool:
-            if not ann_file.exists():
-                return False
-            ids = {json.loads(line).get("id") for line in ann_file.read_text().splitlines() if line.strip().endswith("}")}
-            dd = load_corpus(ws.data)
-            return all(i in ids for split in ("train", "test") for i in dd[split]["id"])
-
-        self.stage("annotate (heuristic)", annotations_complete, annotate, ann_file,
-                   lambda: f"{sum(1 for _ in ann_file.open())} labelled paintings")
-
-        from artgen.models.vqvae import VQVAE
-        from artgen.training.vqvae import train_vqvae
-
-        vq_dir = ws.checkpoint("vqvae")
-
-        def trained_with(metrics: Path, preset: str) -> bool:
-            """Done when trained with the preset asked for or a bigger one (a default-preset
-            model serves the demo too); a test's custom settings count as their own preset."""
-            if not metrics.exists():
-                return False
-            got = json.loads(metrics.read_text()).get("preset")
-            return PRESET_RANK.get(got, -1) >= PRESET_RANK[preset]
-
-        def vqvae_ok() -> bool:
-            try:
-                VQVAE.from_pretrained(vq_dir)
-            except ArtgenError:
-                return False
-            return trained_with(vq_dir / "metrics.json", cfg.vqvae_preset)
-
-        def vq_headline() -> str:
-            m = json.loads((vq_dir / "metrics.json").read_text())
-            return (f"codebook_usage {m['codebook_usage']:.3f}, perplexity {m['perplexity']:.0f}, "
-                    f"recon_mse {m['recon_mse']:.4f}")
-
-        self.stage(f"VQ-VAE ({cfg.vqvae_preset})", vqvae_ok,
-                   lambda: train_vqvae(ws, preset=cfg.vqvae_preset, steps=cfg.vqvae_steps), vq_dir, vq_headline)
-
-        from artgen.generate import generate_to_png, load_generator
-        from artgen.models.generators import model_name
-        from artgen.training.predictor import presets_for, train_predictor
-
-        model = model_name("tiny", cfg.generator)  # tiny or tiny-ar
-        tiny_dir = ws.checkpoint(model)
-
-        def tiny_ok() -> bool:
-            if not trained_with(tiny_dir / "metrics.json", "custom" if cfg.encoder_overrides else cfg.encoder_preset):
-                return False
-            try:
-                load_generator(ws, model)  # also checks it was trained on this VQ-VAE's codes
-                return True
-            except ArtgenError:
-                return False
-
-        def train_tiny() -> None:
-            preset = cfg.encoder_preset  # by name, so the checkpoint records which preset made it
-            if cfg.encoder_overrides:
-                from dataclasses import replace
-
-                preset = replace(presets_for(cfg.generator)[cfg.encoder_preset]["tiny"], **cfg.encoder_overrides)
-            train_predictor(ws, "tiny", preset=preset, annotations=cfg.annotations, steps=cfg.encoder_steps,
-                            generator=cfg.generator)
-
-        def tiny_headline() -> str:
-            m = json.loads((tiny_dir / "metrics.json").read_text())
-            return (f"test CE {m['ce']:.2f} with text vs {m['ce_no_text']:.2f} without; token_accuracy "
-                    f"{m['token_accuracy']:.3f} (most-frequent-code baseline {m['baseline_accuracy']:.3f})")
-
-        self.stage(f"{model} encoder + generator ({cfg.encoder_preset})", tiny_ok, train_tiny, tiny_dir, tiny_headline)
-
-        suffix = "" if model == "tiny" else f"-{model}"  # a second generator's demo keeps the first one's pictures
-        samples = ws.reports / "demo" / f"samples{suffix}.png"
-        self.stage("sample grid", lambda: is_newer(samples, tiny_dir / "model.safetensors"),
-                   lambda: generate_to_png(ws, list(SAMPLE_PROMPTS), samples, encoder=model, n=4),
-                   samples, lambda: f"{len(SAMPLE_PROMPTS)} prompts x 4 seeds")
-
-        from export.bundle import ExportConfig, bundle_is_current, export_bundle
-
-        bundle = ws.bundles / f"{model}-int8"
-        self.stage("export int8 bundle", lambda: bundle_is_current(bundle, tiny_dir),
-                   lambda: export_bundle(load_generator(ws, model), bundle, ExportConfig(int8=True)),
-                   bundle, lambda: f"{json.loads((bundle / 'bundle.json').read_text())['size_bytes'] / 1e6:.2f} MB")
-
-        from bench.run import BenchConfig, run_bench
-
-        bench_json = demo_bench_dir(ws, model) / "report.json"
-
-        def bench_headline() -> str:
-            report = json.loads(bench_json.read_text())
-            row = next((r for r in report.get("rows", []) if isinstance(r, dict) and r.get("name") == model), {})
-            parts = [f"{label} {row[key]:.3g}" for key, label in (("fid", "FID"), ("codebook_usage", "codebook usage"))
-                     if isinstance(row.get(key), (int, float))]
-            return ", ".join(parts) or "see report.md"
-
-        # After the export, so the bench times the int8 bundle itself (bundles/tiny-int8).
-        def bench_done() -> bool:  # this model's bench, as quick or full as asked, newer than its bundle
-            if not is_newer(bench_json, bundle / "bundle.json"):
-                return False
-            config = json.loads(bench_json.read_text()).get("meta", {}).get("config", {})
-            return config.get("encoders") == [model] and config.get("quick") == cfg.bench_quick
-
-        self.stage("bench --quick" if cfg.bench_quick else "bench", bench_done,
-                   lambda: run_bench(ws, BenchConfig(encoders=(model,), quick=cfg.bench_quick, captions=cfg.bench_captions,
-                                                     latency_runs=cfg.bench_latency_runs, labels=cfg.annotations),
-                                     out_dir=bench_json.parent),
-                   bench_json, bench_headline)
-
-        runtime_png = ws.reports / "demo" / f"runtime{suffix}.png"
-
-        def run_runtime() -> None:  # a separate process: the bundle runs without torch
-            r = subprocess.run([sys.executable, "-m", "export.runtime", str(bundle), RUNTIME_PROMPT, "-o",
-                                str(runtime_png), "-n", "4"], capture_output=True, text=True,
-                               cwd=Path(__file__).resolve().parents[2])
-            if r.returncode != 0:
-                raise ArtgenError(f"the torch-free runtime failed on {bundle}: {r.stderr.strip()[:200]}")
-
-        self.stage("generate via torch-free runtime", lambda: is_newer(runtime_png, bundle / "bundle.json"),
-                   run_runtime, runtime_png, lambda: f"{RUNTIME_PROMPT!r}, 4 seeds")
-
-        beside = ws.reports / "demo" / f"shipped_vs_quick{suffix}.png"
-        if (SHIPPED_MODEL / "bundle.json").exists() and SHIPPED_MODEL.resolve() != bundle.resolve():
-            self.stage("the shipped model beside the one just trained", lambda: is_newer(beside, bundle / "bundle.json"),
-                       lambda: shipped_beside_trained(ws, model, SHIPPED_MODEL, beside), beside,
-                       lambda: f"{len(SAMPLE_PROMPTS)} prompts x 4 seeds; left: {SHIPPED_MODEL.name} (shipped), right: {model}")
+        for stage in self.stages:
+            self.results.append(self.run_stage(stage))
         return self.results
 
 

@@ -30,6 +30,10 @@ A task plugs in by being an object with these members (see `Task`):
     result = train(MyTask(...), TrainConfig(steps=1000, batch_size=32), out_dir, resume=False)
     result.model        # the trained (unwrapped) model; result.metrics: last evaluate() output
 
+Every logged row (every `log_every` steps: loss, lr and the task's scalars; and each evaluate()
+output) lands in `result.history` and, when given, goes to `on_log(row, step)` as it happens:
+`on_log=tracker.log_metrics` streams them to an experiment tracker (`artgen.tracking`).
+
 Checkpoints go to `out_dir/train_state/` every `checkpoint_every` steps and at the end:
 `config.json` (task config, train config, step), `model.safetensors`, `optimizer.safetensors`
 (AdamW moments, tensors only) and `rng.safetensors` (torch RNG states). The learning rate is a
@@ -53,7 +57,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import torch
 from rich.progress import TextColumn
@@ -297,8 +301,9 @@ def _fmt(metrics: dict[str, float]) -> str:
 # ---------------------------------------------------------------- the loop
 
 def train(task: Task, cfg: TrainConfig, out_dir: Path, resume: bool = False,
-          description: str = "train") -> TrainResult:
-    """Train `task.model` for `cfg.steps` optimiser steps, checkpointing into `out_dir`."""
+          description: str = "train", on_log: Callable[[dict, int], None] | None = None) -> TrainResult:
+    """Train `task.model` for `cfg.steps` optimiser steps, checkpointing into `out_dir`;
+    `on_log(row, step)` sees each history row as it is logged (rank 0)."""
     import torch.distributed as dist
 
     if cfg.steps < 1:
@@ -339,6 +344,11 @@ def train(task: Task, cfg: TrainConfig, out_dir: Path, resume: bool = False,
 
     is_main = rank == 0
     history: list[dict] = []
+
+    def record(row: dict) -> None:
+        history.append(row)
+        if on_log is not None:
+            on_log({k: v for k, v in row.items() if k != "step"}, row["step"])
     metrics: dict = {}
     log_path = out_dir / "train_log.jsonl"
     if is_main:
@@ -376,7 +386,7 @@ def train(task: Task, cfg: TrainConfig, out_dir: Path, resume: bool = False,
                 row = {k: v / n_running for k, v in running.items()}
                 running, n_running = {}, 0
                 if is_main:
-                    history.append({"step": done, "lr": lr, **row})
+                    record({"step": done, "lr": lr, **row})
                     with open(log_path, "a") as f:
                         f.write(json.dumps(history[-1]) + "\n")
                     if progress is not None:
@@ -386,7 +396,7 @@ def train(task: Task, cfg: TrainConfig, out_dir: Path, resume: bool = False,
 
             if is_main and cfg.eval_every and done % cfg.eval_every == 0 and done != cfg.steps:
                 metrics = _evaluate(task, model)
-                history.append({"step": done, **metrics})
+                record({"step": done, **metrics})
             if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done != cfg.steps:
                 if is_main:
                     save_checkpoint(out_dir, model, opt, done, task_config, cfg)
@@ -397,7 +407,7 @@ def train(task: Task, cfg: TrainConfig, out_dir: Path, resume: bool = False,
             save_checkpoint(out_dir, model, opt, cfg.steps, task_config, cfg)
             metrics = _evaluate(task, model)
             if metrics:
-                history.append({"step": cfg.steps, **metrics})
+                record({"step": cfg.steps, **metrics})
         if world > 1:
             dist.barrier()
     finally:

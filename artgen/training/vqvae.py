@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import math
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from artgen.locks import stage_lock
 from artgen.machine import cpu_name
 from artgen.models.vqvae import VQVAE, VQVAEConfig
 from artgen.progress import console
+from artgen.tracking import NO_TRACKER, Tracker, checkpoint_files
 from artgen.training.codebook_metrics import perplexity_of, usage_of
 from artgen.training.trainer import TrainConfig, publish_run, run_dir, train
 from artgen.workspace import Workspace
@@ -120,10 +121,12 @@ def machine_description() -> str:
 def train_vqvae(ws: Workspace, preset: str = "quick", resume: bool = False, device: str = "auto",
                 threads: int = 0, steps: int | None = None, batch_size: int | None = None, variant: str | None = None,
                 model_overrides: dict | None = None, out_dir: Path | None = None,
-                show_progress: bool = True, build_latents: bool = True) -> dict:
+                show_progress: bool = True, build_latents: bool = True, tracker: Tracker = NO_TRACKER) -> dict:
     """Train the VQ-VAE, save it to `checkpoints/vqvae`, write metrics and pictures; returns metrics
     (None on the non-zero ranks of a data-parallel run). A new run trains in a staging folder that
-    replaces the finished VQ-VAE only when complete; one process at a time (a workspace lock)."""
+    replaces the finished VQ-VAE only when complete; one process at a time (a workspace lock).
+    `tracker` (`artgen.tracking`) gets the configs, every logged step, the final metrics and the
+    checkpoint's JSON files and pictures."""
     if preset not in PRESETS:
         raise ArtgenError(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
     p = PRESETS[preset]
@@ -135,14 +138,15 @@ def train_vqvae(ws: Workspace, preset: str = "quick", resume: bool = False, devi
         tcfg = replace(tcfg, batch_size=batch_size)
     out_dir = Path(out_dir or ws.checkpoint(STAGE))
     with stage_lock(ws, f"checkpoint-{out_dir.name}", f"the VQ-VAE at {out_dir}"):
-        metrics = _train_vqvae(ws, p, preset, tcfg, out_dir, resume, variant, model_overrides, show_progress)
+        metrics = _train_vqvae(ws, p, preset, tcfg, out_dir, resume, variant, model_overrides, show_progress, tracker)
     if build_latents and metrics is not None:
         ensure_latents(ws, show_progress=show_progress)
     return metrics
 
 
 def _train_vqvae(ws: Workspace, p: VQVAEPreset, preset: str, tcfg: TrainConfig, out_dir: Path, resume: bool,
-                 variant: str | None, model_overrides: dict | None, show_progress: bool) -> dict | None:
+                 variant: str | None, model_overrides: dict | None, show_progress: bool,
+                 tracker: Tracker = NO_TRACKER) -> dict | None:
     """Train in a staging folder and swap it over `out_dir` when done; None on non-zero ranks."""
     import torch.distributed as dist
 
@@ -151,7 +155,10 @@ def _train_vqvae(ws: Workspace, p: VQVAEPreset, preset: str, tcfg: TrainConfig, 
     _, test_pixels = load_images(ws.data, "test")
     cfg = build_config(p, train_pixels.shape[-1], variant, model_overrides)
     task = VQVAETask(cfg, train_pixels, test_pixels)
-    result = train(task, tcfg, work, resume=resume, description=f"train vqvae ({preset})")
+    tracker.log_params({"stage": STAGE, "preset": preset, "variant": variant or p.variant, "resumed": resume,
+                        "train_images": len(train_pixels), "test_images": len(test_pixels),
+                        "model": cfg.to_dict(), "train": asdict(tcfg)})
+    result = train(task, tcfg, work, resume=resume, description=f"train vqvae ({preset})", on_log=tracker.log_metrics)
 
     if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
         return None
@@ -173,6 +180,8 @@ def _train_vqvae(ws: Workspace, p: VQVAEPreset, preset: str, tcfg: TrainConfig, 
     save_reconstructions(model, test_pixels[:32], work / "reconstructions.png")
     save_code_histogram(torch.tensor(counts), work / "code_histogram.png", metrics)
     publish_run(work, out_dir)
+    tracker.log_metrics(metrics, step=tcfg.steps)
+    tracker.log_files(checkpoint_files(out_dir), folder="checkpoint")
     if show_progress:
         console.print(
             f"vqvae: recon_mse {metrics['recon_mse']:.5f} (PSNR {metrics['psnr']:.2f} dB), "
