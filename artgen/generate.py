@@ -228,14 +228,14 @@ class ARGenerator(Generator):
         guided = guidance != 1.0
         if guided:  # the prompt rows, then the same rows with the text dropped
             states, mask = torch.cat([states, states]), torch.cat([mask, torch.zeros_like(mask)])
-        cross_k, cross_v, bias = self.predictor.context(states, mask)
+        context = self.predictor.context(states, mask)  # cross keys, values, bias, text modulation
         past_k, past_v = self.predictor.empty_cache(len(states))
         # one stream per image, drawn whole: row t for position t
         noise = torch.from_numpy(np.stack([gumbel(s, AR_NOISE_STREAM, (N, K)) for s in seeds]).astype(np.float32))
         token = torch.full((len(states), 1), cfg.start_id, dtype=torch.long)
         codes = torch.empty((B, N), dtype=torch.long)
         for t in range(N):
-            logits, past_k, past_v = self.predictor.step(token, past_k, past_v, cross_k, cross_v, bias)  # (B', K)
+            logits, past_k, past_v = self.predictor.step(token, past_k, past_v, *context)  # (B', K)
             if guided:
                 cond, uncond = logits.chunk(2)
                 logits = uncond + guidance * (cond - uncond)  # (B, K)

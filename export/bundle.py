@@ -182,9 +182,10 @@ def _masked_graphs(gen: Generator, out: Path, states, mask, cfg: ExportConfig) -
     return graphs, sampling
 
 
-def ar_step_names(layers: int) -> tuple[list[str], list[str], list[str]]:
+def ar_step_names(layers: int, text_modulation: bool = False) -> tuple[list[str], list[str], list[str]]:
     """(ar_context outputs = the step's prompt inputs, the step's cache inputs, its outputs)."""
     context = [f"cross_key_{i}" for i in range(layers)] + [f"cross_value_{i}" for i in range(layers)] + ["cross_bias"]
+    context += ["text_modulation"] if text_modulation else []
     past = [f"past_key_{i}" for i in range(layers)] + [f"past_value_{i}" for i in range(layers)]
     present = ["logits"] + [f"present_key_{i}" for i in range(layers)] + [f"present_value_{i}" for i in range(layers)]
     return context, past, present
@@ -195,24 +196,28 @@ def _ar_graphs(gen: Generator, out: Path, states, mask, cfg: ExportConfig) -> tu
     present ones out) and the autoregressive sampler's recipe: (graph specs, sampling)."""
     pcfg = gen.predictor.cfg
     L, h, hs, K, N, d = pcfg.layers, pcfg.heads, pcfg.head_width, pcfg.codebook_size, pcfg.positions, gen.encoder.width
-    context_names, past_names, present_names = ar_step_names(L)
+    context_names, past_names, present_names = ar_step_names(L, pcfg.text_modulation)
     context = ARContextGraph(gen.predictor)(states, mask)
     _export(ARContextGraph(gen.predictor), (states, mask), out / "ar_context.onnx", ["states", "attention_mask"],
             context_names, {"states": {0: _B, 1: _T}, "attention_mask": {0: _B, 1: _T},
                             **{n: {0: _B, (3 if n.startswith("cross_key") or n == "cross_bias" else 2): "text_keys"}
-                               for n in context_names}}, cfg.opset)
+                               for n in context_names if n != "text_modulation"},
+                            **({"text_modulation": {0: _B}} if pcfg.text_modulation else {})}, cfg.opset)
     past = [torch.randn(2, h, 3, hs) for _ in range(2 * L)]  # any length: the cache axis is dynamic
     token = torch.full((2, 1), pcfg.start_id, dtype=torch.long)
     dynamic = {"token": {0: _B}, "logits": {0: _B}, "cross_bias": {0: _B, 3: "text_keys"}}
     dynamic.update({n: {0: _B, 2: "past"} for n in past_names})
     dynamic.update({n: {0: _B, 2: "past_plus_1"} for n in present_names[1:]})
-    dynamic.update({n: {0: _B, (3 if n.startswith("cross_key") else 2): "text_keys"} for n in context_names[:-1]})
+    dynamic.update({n: {0: _B, (3 if n.startswith("cross_key") else 2): "text_keys"} for n in context_names[:2 * L]})
+    if pcfg.text_modulation:
+        dynamic["text_modulation"] = {0: _B}
     _export(ARStepGraph(gen.predictor), (token, *past, *context), out / "ar_step.onnx",
             ["token", *past_names, *context_names], present_names, dynamic, cfg.opset)
     key_t = lambda n: _tensor_spec(n, ["batch", h, hs, "text_keys"], "float32")  # noqa: E731
     value = lambda n, axis: _tensor_spec(n, ["batch", h, axis, hs], "float32")  # noqa: E731
     context_specs = ([key_t(n) for n in context_names[:L]] + [value(n, "text_keys") for n in context_names[L:2 * L]]
-                     + [_tensor_spec("cross_bias", ["batch", 1, 1, "text_keys"], "float32")])
+                     + [_tensor_spec("cross_bias", ["batch", 1, 1, "text_keys"], "float32")]
+                     + ([_tensor_spec("text_modulation", ["batch", L, 6, pcfg.width], "float32")] if pcfg.text_modulation else []))
     graphs = {
         "ar_context": {"file": "ar_context.onnx",
                        "inputs": [_tensor_spec("states", ["batch", "tokens", d], "float32"),
@@ -227,6 +232,7 @@ def _ar_graphs(gen: Generator, out: Path, states, mask, cfg: ExportConfig) -> tu
     sampling = {"steps": N, "guidance": AR_DEFAULT_GUIDANCE, "temperature": AR_DEFAULT_TEMPERATURE,
                 "top_k": AR_DEFAULT_TOP_K, "max_steps": N, "noise_stream": AR_NOISE_STREAM,
                 "start_id": pcfg.start_id, "layers": L, "heads": h, "head_width": hs,
+                "text_modulation": pcfg.text_modulation,
                 "order": "raster: position t = row * grid + column, t = 0 .. N-1, one per ar_step call",
                 "cache": "past_key_i/past_value_i start empty (batch, heads, 0, head_width); feed each step's present_* back",
                 "guided_steps": "every step: uncond + guidance*(cond - uncond), the prompt rows then the same rows with "
@@ -396,7 +402,8 @@ def _ar_recipe(meta: dict) -> str:
     d = meta["sampling"]
     return f"""3. Autoregressive generation of the {meta['grid']}x{meta['grid']} code grid, one position per step in
    raster order. Run `ar_context.onnx` once on the text states (the prompt rows, then for
-   guidance the same rows with attention_mask all 0) to get the cross-attention keys/values.
+   guidance the same rows with attention_mask all 0) to get the cross-attention keys/values
+   (and, where the step takes it, the text modulation).
    Then for t = 0 .. {d['steps'] - 1}: run `ar_step.onnx` on `token` (start_id = {d['start_id']} at t = 0,
    then the code drawn at t-1), the cache ({d['cache']}) and the
    context outputs; it returns the logits of position t and the grown cache.

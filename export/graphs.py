@@ -57,15 +57,16 @@ class ARContextGraph(nn.Module):
 
     states (B, T, d) float32, attention_mask (B, T) int64 -> per block i cross_key_i
     (B, h, hs, 1+T) (transposed) and cross_value_i (B, h, 1+T, hs) float32, and cross_bias
-    (B, 1, 1, 1+T) float32: 0 for the null text token and the real tokens, -inf for padding."""
+    (B, 1, 1, 1+T) float32: 0 for the null text token and the real tokens, -inf for padding;
+    with text modulation also text_modulation (B, layers, 6, width) float32."""
 
     def __init__(self, predictor):
         super().__init__()
         self.predictor = predictor
 
     def forward(self, states, attention_mask):
-        ks, vs, bias = self.predictor.context(states, attention_mask > 0)
-        return (*ks, *vs, bias)
+        ks, vs, bias, modulation = self.predictor.context(states, attention_mask > 0)
+        return (*ks, *vs, bias) + (() if modulation is None else (modulation,))
 
 
 class ARStepGraph(nn.Module):
@@ -73,7 +74,7 @@ class ARStepGraph(nn.Module):
 
     token (B, 1) int64 (start_id, then the last code drawn), past_key_i/past_value_i
     (B, h, t, hs) per block (t = 0 at the first step), cross_key_i/cross_value_i/cross_bias
-    from ar_context -> logits (B, K) float32 of position t, present_key_i/present_value_i
+    (and text_modulation) from ar_context -> logits (B, K) float32 of position t, present_key_i/present_value_i
     (B, h, t+1, hs)."""
 
     def __init__(self, predictor):
@@ -85,5 +86,6 @@ class ARStepGraph(nn.Module):
         L = self.layers
         past_k, past_v = list(tensors[:L]), list(tensors[L:2 * L])
         cross_k, cross_v, bias = list(tensors[2 * L:3 * L]), list(tensors[3 * L:4 * L]), tensors[4 * L]
-        logits, ks, vs = self.predictor.step(token, past_k, past_v, cross_k, cross_v, bias)
+        modulation = tensors[4 * L + 1] if len(tensors) > 4 * L + 1 else None
+        logits, ks, vs = self.predictor.step(token, past_k, past_v, cross_k, cross_v, bias, modulation)
         return (logits, *ks, *vs)

@@ -18,15 +18,18 @@ from artgen.workspace import Workspace
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TINY_AR = PredictorPreset(
-    predictor=dict(width=32, layers=2, heads=2, mlp_ratio=2),
+    predictor=dict(width=32, layers=2, heads=2, mlp_ratio=2, text_modulation=True),  # as the default preset
     encoder=dict(width=32, layers=1, heads=2),
     train=dict(steps=4, batch_size=8, lr=1e-3, warmup_steps=1, checkpoint_every=2, log_every=1),
 )
 
 
-def _model(grid=4, seed=0):
+def _model(grid=4, seed=0, text_modulation=False):
     torch.manual_seed(seed)
-    return ARPredictor(ARConfig(grid=grid, text_width=24, width=32, layers=2, heads=4)).eval()
+    model = ARPredictor(ARConfig(grid=grid, text_width=24, width=32, layers=2, heads=4, text_modulation=text_modulation))
+    if text_modulation:  # zero-initialised for training; random here so that the tests read it
+        torch.nn.init.normal_(model.modulation[1].weight, std=0.1)
+    return model.eval()
 
 
 def _inputs(B=3, N=16, T=5, seed=1):
@@ -50,24 +53,27 @@ def test_a_position_does_not_see_later_codes():
     assert not torch.allclose(before[:, 10:], after[:, 10:])
 
 
-def test_kv_cached_steps_equal_the_uncached_forward():
-    model = _model()
+@pytest.mark.parametrize("text_modulation", [False, True])
+def test_kv_cached_steps_equal_the_uncached_forward(text_modulation):
+    model = _model(text_modulation=text_modulation)
     codes, states, mask = _inputs()
     full = model(codes, states, mask)  # (B, N, K)
-    cross_k, cross_v, bias = model.context(states, mask)
+    context = model.context(states, mask)
+    assert (context[3] is not None) == text_modulation
     past_k, past_v = model.empty_cache(len(codes))
     token = torch.full((len(codes), 1), model.cfg.start_id)
     steps = []
     for t in range(codes.shape[1]):
-        logits, past_k, past_v = model.step(token, past_k, past_v, cross_k, cross_v, bias)
+        logits, past_k, past_v = model.step(token, past_k, past_v, *context)
         steps.append(logits)
         token = codes[:, t:t + 1]
         assert past_k[0].shape[2] == t + 1  # the cache grows by one position per step
     assert torch.allclose(torch.stack(steps, 1), full, atol=1e-5)
 
 
-def test_the_text_changes_the_prediction_and_dropping_it_is_the_null_token():
-    model = _model()
+@pytest.mark.parametrize("text_modulation", [False, True])
+def test_the_text_changes_the_prediction_and_dropping_it_is_the_null_token(text_modulation):
+    model = _model(text_modulation=text_modulation)
     codes, states, mask = _inputs()
     dropped = model(codes, states, torch.zeros_like(mask))
     other_states = model(codes, torch.randn_like(states), torch.zeros_like(mask))
@@ -228,7 +234,8 @@ def test_ar_runtime_refuses_masked_only_settings(trained_ar):
 def test_bench_compares_the_masked_and_the_autoregressive_generator(trained_ar):
     """Both generators of the tiny encoder in one bench: a row each, the AR one timed as what it
     runs (all positions, PyTorch and the int8 bundle), and the criteria judge the masked one."""
-    from test_bench_run import SMALL, TINY, PixelFeatures
+    from helpers import TINY
+    from test_bench_run import SMALL, PixelFeatures
 
     from bench.run import BenchConfig, run_bench, success_criteria, trained_encoders
 

@@ -5,6 +5,10 @@ iGPT in VQ latent space, as in taming-transformers (Esser et al., 2021) and Llam
 al., 2024): position t sees a start token and the codes of positions 0..t-1 (causal
 self-attention), cross-attends to the text states, and predicts the code of position t. Each
 input carries a learned 2-D position (row + column embedding) of the position it predicts.
+With `text_modulation` the pooled text also modulates every LayerNorm of every block (a
+shift and a scale per norm from the mean of the text memory, adaLN as in DiT, Peebles & Xie
+2023, zero-initialised so training starts from the plain model): a global style signal every
+position reads, beside the per-token cross-attention.
 Classifier-free guidance as in the direct predictor: the text is dropped for `text_drop` of
 the training samples, and a learned "null" text token, always among the keys, is all that
 is left to attend to, so an all-False text mask is the unconditional model.
@@ -37,6 +41,7 @@ class ARConfig:
     mlp_ratio: int = 3
     dropout: float = 0.0
     text_drop: float = 0.1  # share of training samples whose text is dropped (for guidance)
+    text_modulation: bool = False  # adaLN: the pooled text shifts and scales every block's LayerNorms
 
     @property
     def positions(self) -> int:
@@ -124,16 +129,22 @@ class ARBlock(nn.Module):
         self.ln3 = nn.LayerNorm(cfg.width)
         self.mlp = MLP(cfg.width, cfg.mlp_ratio, cfg.dropout)
 
-    def forward(self, x, text, key_mask):
-        x = x + self.self_attn(self.ln1(x))
-        x = x + self.cross_attn(self.ln2(x), text, key_mask)
-        return x + self.mlp(self.ln3(x))
+    @staticmethod
+    def _norm(ln, x, mod, i):
+        """LayerNorm i of the block, shifted and scaled by the text (mod (B, 6, C)) when given."""
+        y = ln(x)
+        return y if mod is None else y * (1 + mod[:, None, 2 * i + 1]) + mod[:, None, 2 * i]
 
-    def step(self, x, past_k, past_v, cross_k_t, cross_v, bias):
-        h, k, v = self.self_attn.step(self.ln1(x), past_k, past_v)
+    def forward(self, x, text, key_mask, mod=None):
+        x = x + self.self_attn(self._norm(self.ln1, x, mod, 0))
+        x = x + self.cross_attn(self._norm(self.ln2, x, mod, 1), text, key_mask)
+        return x + self.mlp(self._norm(self.ln3, x, mod, 2))
+
+    def step(self, x, past_k, past_v, cross_k_t, cross_v, bias, mod=None):
+        h, k, v = self.self_attn.step(self._norm(self.ln1, x, mod, 0), past_k, past_v)
         x = x + h
-        x = x + self.cross_attn.step(self.ln2(x), cross_k_t, cross_v, bias)
-        return x + self.mlp(self.ln3(x)), k, v
+        x = x + self.cross_attn.step(self._norm(self.ln2, x, mod, 1), cross_k_t, cross_v, bias)
+        return x + self.mlp(self._norm(self.ln3, x, mod, 2)), k, v
 
 
 class ARPredictor(nn.Module):
@@ -146,6 +157,10 @@ class ARPredictor(nn.Module):
         self.text_proj = nn.Sequential(nn.LayerNorm(cfg.text_width), nn.Linear(cfg.text_width, cfg.width))
         self.null_text = nn.Parameter(torch.randn(1, 1, cfg.width) * 0.02)
         self.blocks = nn.ModuleList(ARBlock(cfg) for _ in range(cfg.layers))
+        if cfg.text_modulation:  # pooled text -> per block a shift and a scale for each of its 3 norms
+            self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(cfg.width, cfg.layers * 6 * cfg.width))
+            nn.init.zeros_(self.modulation[1].weight)
+            nn.init.zeros_(self.modulation[1].bias)
         self.ln_f = nn.LayerNorm(cfg.width)
         self.head = nn.Linear(cfg.width, cfg.codebook_size)
         nn.init.normal_(self.tok_emb.weight, std=0.02)
@@ -163,6 +178,15 @@ class ARPredictor(nn.Module):
         text = torch.cat([self.null_text.expand(B, -1, -1), self.text_proj(states)], dim=1)  # (B, 1+T, d)
         return text, torch.cat([torch.ones_like(text_mask[:, :1]), text_mask], dim=1)
 
+    def text_modulation(self, text: torch.Tensor, keys: torch.Tensor) -> torch.Tensor | None:
+        """(B, layers, 6, d) shifts and scales from the mean of the attendable text memory (the
+        null token alone when the text is dropped), or None without `text_modulation`."""
+        if not self.cfg.text_modulation:
+            return None
+        w = keys.to(text.dtype)[:, :, None]  # (B, 1+T, 1)
+        pooled = (text * w).sum(1) / w.sum(1)  # (B, d)
+        return self.modulation(pooled).view(-1, self.cfg.layers, 6, self.cfg.width)
+
     def forward(self, codes: torch.Tensor, states: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits (B, N, K): position t's from the start token and codes[:, :t].
         codes (B, N) long; states (B, T, d_text); text_mask (B, T) bool."""
@@ -170,29 +194,33 @@ class ARPredictor(nn.Module):
         start = torch.full_like(codes[:, :1], self.cfg.start_id)
         x = self.tok_emb(torch.cat([start, codes[:, :-1]], dim=1)) + self.positions()[:N]  # (B, N, d)
         text, keys = self.text(states, text_mask)
-        for block in self.blocks:
-            x = block(x, text, keys)
+        mod = self.text_modulation(text, keys)
+        for i, block in enumerate(self.blocks):
+            x = block(x, text, keys, None if mod is None else mod[:, i])
         return self.head(self.ln_f(x))  # (B, N, K)
 
     def context(self, states: torch.Tensor, text_mask: torch.Tensor):
         """What every sampling step reads from the prompt, computed once: per block the
         cross-attention keys (B, h, hs, 1+T) and values (B, h, 1+T, hs), and the key bias
-        (B, 1, 1, 1+T), 0 where a key may be attended and -inf where not."""
+        (B, 1, 1, 1+T), 0 where a key may be attended and -inf where not, and the text modulation
+        (B, layers, 6, d) (None without `text_modulation`)."""
         text, keys = self.text(states, text_mask)
         cache = [block.cross_attn.cache(text) for block in self.blocks]
         bias = torch.zeros(keys.shape, dtype=text.dtype).masked_fill(~keys, float("-inf"))[:, None, None, :]
-        return [k for k, _ in cache], [v for _, v in cache], bias
+        return [k for k, _ in cache], [v for _, v in cache], bias, self.text_modulation(text, keys)
 
     def step(self, token: torch.Tensor, past_k: list[torch.Tensor], past_v: list[torch.Tensor],
-             cross_k: list[torch.Tensor], cross_v: list[torch.Tensor], bias: torch.Tensor):
+             cross_k: list[torch.Tensor], cross_v: list[torch.Tensor], bias: torch.Tensor,
+             modulation: torch.Tensor | None = None):
         """One cached step. token (B, 1) long: the start token, then the last code drawn;
-        past_k/past_v per block (B, h, t, hs) for the t positions before it (t may be 0).
+        past_k/past_v per block (B, h, t, hs) for the t positions before it (t may be 0);
+        cross_k/cross_v/bias/modulation as `context` gives them.
         Returns the logits (B, K) of position t and per block the keys/values (B, h, t+1, hs)."""
         t = past_k[0].shape[2]
         x = self.tok_emb(token) + self.positions()[t]  # (B, 1, d)
         new_k, new_v = [], []
-        for block, pk, pv, ck, cv in zip(self.blocks, past_k, past_v, cross_k, cross_v):
-            x, k, v = block.step(x, pk, pv, ck, cv, bias)
+        for i, (block, pk, pv, ck, cv) in enumerate(zip(self.blocks, past_k, past_v, cross_k, cross_v)):
+            x, k, v = block.step(x, pk, pv, ck, cv, bias, None if modulation is None else modulation[:, i])
             new_k.append(k)
             new_v.append(v)
         return self.head(self.ln_f(x)).reshape(-1, self.cfg.codebook_size), new_k, new_v  # (B, K)
