@@ -1,5 +1,8 @@
 """Rendering the bench report: `report.json` is the source of truth; `report.md` and one
 self-contained `report.html` (plots and sample grids embedded as base64 PNG) are drawn from it.
+
+A renderer only: every figure is read from the report dict `bench.run` assembles (the plots
+change units, no more), and nothing here imports torch or the bench's stages.
 """
 
 from __future__ import annotations

@@ -19,6 +19,12 @@ reconstructions (the ceiling), random codes (the floor), the predictor with the 
 
 benchmarks an exported bundle by itself (`bench.bundle_generator`): its quality sets are
 generated through the torch-free runtime; what needs the torch model is "not measured".
+
+A run is four stages, a function each: `_prepare` (the test captions, the attribute and style
+judges, the FID features of the real paintings), `_model_references` / `_bundle_references`
+(the reference rows), `_bench_model` / `_bench_bundle` (one model's row: runs alone on a
+prepared context) and `_assemble_report` (the report dict with its success criteria), which
+`bench.report` renders.
 """
 
 from __future__ import annotations
@@ -217,6 +223,16 @@ class _Context:
     timings: dict = field(default_factory=dict)
 
 
+@dataclass
+class _ModelBench:
+    """One benchmarked model (`_bench_model`, `_bench_bundle`): its row of the encoder table,
+    its detail (report["encoders"][name]) and its images of the sample prompts."""
+    name: str
+    row: dict
+    detail: dict
+    samples: np.ndarray  # (len(SAMPLE_PROMPTS), H, W, 3) uint8
+
+
 def _generate_set(gen, prompts: Sequence[str], cfg: BenchConfig, description: str, steps: int | None = None,
                   guidance: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(images (N, H, W, 3) uint8, codes (N, h, w)) one per prompt, image i with seed + i."""
@@ -400,31 +416,17 @@ def run_bench(ws: Workspace, cfg: BenchConfig | None = None, out_dir: Path | Non
 
 def _run_bench(ws: Workspace, cfg: BenchConfig | None, out_dir: Path | None, command: str | None,
                feature_net: torch.nn.Module | None) -> dict:
-    from artgen.generate import load_generator
-    from artgen.models.vqvae import VQVAE
-
+    """The bench of the trained models, a stage per call: captions and judges, reference rows,
+    a row per model, the report."""
     cfg = (cfg or BenchConfig()).resolved()
     t_start = time.perf_counter()
-    encoders = trained_encoders(ws, cfg.encoders)
+    models = trained_encoders(ws, cfg.encoders)
     torch.set_num_threads(cfg.threads)
     ctx = _prepare(ws, cfg, feature_net)
-    vqvae = VQVAE.from_pretrained(ws.checkpoint("vqvae"))
-    K = vqvae.cfg.quantizer.codebook_size
-    references, not_measured = _reference_rows(ctx, lambda codes: _vqvae_decode(vqvae, codes, cfg.batch_size),
-                                               vqvae.cfg.grid, K, vqvae)
-    rows, details, samples = [], {}, {}
-    dropped = set()
-    for enc in encoders:
-        console.print(f"bench {enc}: {len(ctx.captions)} test captions")
-        gen = load_generator(ws, enc)
-        if gen.kind not in dropped:  # the unconditional reference: each generator's first model, text dropped
-            references.append(_text_dropped_row(ctx, enc, gen, K))
-            dropped.add(gen.kind)
-        row, details[enc], samples[enc] = _bench_encoder(ctx, enc, gen, K)
-        rows.append(row)
-    report = _assemble_report(ctx, t_start, command, feature_net, rows, references, details, not_measured)
-    report["criteria"] = success_criteria(report)
-    write_reports(report, samples, out_dir or ws.reports / "bench")
+    references, not_measured = _model_references(ctx, models)
+    benched = [_bench_model(ctx, name) for name in models]
+    report = _assemble_report(ctx, t_start, command, feature_net, benched, references, not_measured)
+    write_reports(report, {b.name: b.samples for b in benched}, out_dir or ws.reports / "bench")
     return report
 
 
@@ -447,29 +449,21 @@ def _run_bundle_bench(ws: Workspace, cfg: BenchConfig | None, bundle: Path, out_
     t_start = time.perf_counter()
     torch.set_num_threads(cfg.threads)
     ctx = _prepare(ws, cfg, feature_net)
-    vqvae, why = _bundle_vqvae(ws, gen)
-    references, not_measured = _reference_rows(ctx, gen.decode, gen.grid, gen.codebook_size, vqvae, why)
-    not_measured += [
-        {"what": "text dropped (unconditional) reference",
-         "why": "the runtime's public methods (generate, sample_codes, decode) sample with the text only"},
-        {"what": "PyTorch latency, batch-16 throughput, parameter counts, interpolation smoothness",
-         "why": "they need the torch model, which a bundle does not hold"},
-    ]
+    references, not_measured = _bundle_references(ctx, gen)
     console.print(f"bench bundle {bundle}: {len(ctx.captions)} test captions")
-    name, row, detail, images = _bench_bundle(ctx, gen)
-    if row.get("test_ce") is None:
+    benched = _bench_bundle(ctx, gen)
+    if benched.row.get("test_ce") is None:
         not_measured.append({"what": "test CE and token accuracy", "why": f"{bundle} holds no train_metrics.json"})
-    report = _assemble_report(ctx, t_start, command, feature_net, [row], references, {name: detail}, not_measured)
-    report["bundle"] = {"path": str(bundle), "encoder": gen.meta.get("encoder"),
-                        "generator": gen.meta.get("generator", "masked"), "precision": gen.meta.get("precision"),
-                        "weights": gen.meta.get("weights"), "producer": gen.meta.get("producer"),
-                        "sampling": gen.sampling, "runtime": "export.runtime.Runtime (torch-free)"}
-    report["criteria"] = success_criteria(report)
-    write_reports(report, {name: images}, out_dir or ws.reports / "bench")
+    about = {"path": str(bundle), "encoder": gen.meta.get("encoder"), "generator": gen.meta.get("generator", "masked"),
+             "precision": gen.meta.get("precision"), "weights": gen.meta.get("weights"),
+             "producer": gen.meta.get("producer"), "sampling": gen.sampling,
+             "runtime": "export.runtime.Runtime (torch-free)"}
+    report = _assemble_report(ctx, t_start, command, feature_net, [benched], references, not_measured, bundle=about)
+    write_reports(report, {benched.name: benched.samples}, out_dir or ws.reports / "bench")
     return report
 
 
-# ---------------------------------------------------------------------------- the stages
+# ---------------------------------------------------------------------------- stage 1: captions and judges
 
 def _prepare(ws: Workspace, cfg: BenchConfig, feature_net: torch.nn.Module | None) -> _Context:
     """The test captions (one per sampled labelled test painting), the real paintings, the
@@ -554,6 +548,8 @@ def _style_stage(ctx: _Context, real_images: Sequence[np.ndarray]) -> None:
     ctx.timings["style judge"] = round(time.perf_counter() - start, 1)
 
 
+# ---------------------------------------------------------------------------- stage 2: reference rows
+
 def _vqvae_decode(vqvae, codes, batch_size: int) -> np.ndarray:
     """(N, H, W, 3) uint8 images of (N, h, w) code grids through a torch VQ-VAE's decoder."""
     codes = torch.as_tensor(np.asarray(codes))
@@ -625,6 +621,56 @@ def _text_dropped_row(ctx: _Context, enc: str, gen, K: int) -> dict:
     return _score(ctx, f"{enc} generator, text dropped (unconditional)", images, codes, ctx.requested, K)
 
 
+def _model_references(ctx: _Context, models: Sequence[str]) -> tuple[list[dict], list[dict]]:
+    """The reference rows of a bench of trained models and what could not be measured: those of
+    `_reference_rows` through the workspace's VQ-VAE, then the first model of each generator
+    (masked, autoregressive) with its text dropped (unconditional)."""
+    from artgen.generate import load_generator
+    from artgen.models.generators import split_model_name
+    from artgen.models.vqvae import VQVAE
+
+    vqvae = VQVAE.from_pretrained(ctx.ws.checkpoint("vqvae"))
+    K = vqvae.cfg.quantizer.codebook_size
+    rows, missing = _reference_rows(ctx, lambda codes: _vqvae_decode(vqvae, codes, ctx.cfg.batch_size),
+                                    vqvae.cfg.grid, K, vqvae)
+    first = {}  # generator -> its first model in the bench's order
+    for name in models:
+        first.setdefault(split_model_name(name)[1], name)
+    rows += [_text_dropped_row(ctx, name, load_generator(ctx.ws, name), K) for name in first.values()]
+    return rows, missing
+
+
+def _bundle_vqvae(ws: Workspace, gen):
+    """(the workspace's VQ-VAE if it is the one the bundle's decoder was exported from, else
+    None, and why not): a bundle holds no VQ-VAE encoder to reconstruct paintings with."""
+    from artgen.models.vqvae import VQVAE, checkpoint_hash
+
+    vq_dir = ws.checkpoint("vqvae")
+    if not (vq_dir / "model.safetensors").is_file() or not (vq_dir / "config.json").is_file():
+        return None, f"a bundle holds no VQ-VAE encoder and the workspace has no VQ-VAE checkpoint in {vq_dir}"
+    if checkpoint_hash(vq_dir) != gen.meta.get("vqvae_hash"):
+        return None, (f"a bundle holds no VQ-VAE encoder and the workspace's VQ-VAE ({vq_dir}) is not the one "
+                      "the bundle was made with (vqvae_hash differs)")
+    return VQVAE.from_pretrained(vq_dir), ""
+
+
+def _bundle_references(ctx: _Context, gen) -> tuple[list[dict], list[dict]]:
+    """The reference rows of a bundle's bench and what could not be measured: those of
+    `_reference_rows` through the bundle's decoder; no text-dropped row, no PyTorch figures."""
+    vqvae, why = _bundle_vqvae(ctx.ws, gen)
+    rows, missing = _reference_rows(ctx, gen.decode, gen.grid, gen.codebook_size, vqvae, why)
+    missing += [
+        {"what": "text dropped (unconditional) reference",
+         "why": "the runtime's public methods (generate, sample_codes, decode) sample with the text only"},
+        {"what": "PyTorch latency, batch-16 throughput, parameter counts, interpolation smoothness",
+         "why": "they need the torch model, which a bundle does not hold"},
+    ]
+    return rows, missing
+
+
+# ---------------------------------------------------------------------------- stage 3: a row per model
+
+
 def _control_columns(ctx: _Context, gen, name: str, row: dict, detail: dict) -> None:
     """Attribute accuracy of held-out-synonym prompts and never-seen adjective pairs."""
     test_ids, train_ids = ctx.test_ds["id"], ctx.train_ds["id"]
@@ -646,37 +692,31 @@ def _trained_columns(row: dict, metrics_path: Path) -> None:
         row["test_ce_kind"] = "teacher-forced" if trained.get("generator") == "ar" else "one-shot"
 
 
-def _bench_encoder(ctx: _Context, enc: str, gen, K: int) -> tuple[dict, dict, np.ndarray]:
-    """(row, detail, sample images) of one trained model (encoder + masked or autoregressive generator)."""
-    from artgen.models.generators import split_model_name
-
-    cfg, ws, timings = ctx.cfg, ctx.ws, ctx.timings
-    detail = {"weights": gen.source, "sizes": _sizes(ws, enc, gen)}
-    start = time.perf_counter()
-    images, codes = _generate_set(gen, ctx.captions, cfg, f"generate {enc}")
-    timings[f"generate {enc}"] = round(time.perf_counter() - start, 1)
-    row = _score(ctx, enc, images, codes, ctx.requested, K)
-    row["weights"] = gen.source
-    _control_columns(ctx, gen, enc, row, detail)
-    _trained_columns(row, ws.checkpoint(enc) / "metrics.json")
+def _interpolation_columns(ctx: _Context, gen, row: dict, detail: dict) -> None:
+    """Interpolation smoothness: the mean max/mean step ratio of the walks between prompt pairs."""
+    pairs = INTERPOLATION_PAIRS[:ctx.cfg.interpolation_pairs]
     ratios = []
-    for a, b in INTERPOLATION_PAIRS[:cfg.interpolation_pairs]:
-        walk = interpolation_images(gen, a, b, steps=8, guidance=cfg.guidance)
+    for a, b in pairs:
+        walk = interpolation_images(gen, a, b, steps=8, guidance=ctx.cfg.guidance)
         ratios.append(smoothness(ctx.store.net.features(walk, show_progress=False))["ratio"])
     # A walk whose 9 images are all the same has no ratio (0 / 0): counted, not averaged.
     defined = [r for r in ratios if np.isfinite(r)]
     row["interpolation_smoothness"] = float(np.mean(defined)) if defined else None
-    detail["interpolation"] = {"pairs": [list(p) for p in INTERPOLATION_PAIRS[:cfg.interpolation_pairs]],
-                               "ratios": [r if np.isfinite(r) else None for r in ratios],
+    detail["interpolation"] = {"pairs": [list(p) for p in pairs], "ratios": [r if np.isfinite(r) else None for r in ratios],
                                "constant_walks": len(ratios) - len(defined)}
+
+
+def _latency_columns(ctx: _Context, name: str, gen, row: dict, detail: dict) -> None:
+    """PyTorch eager latency (batch 1: the model's samplers) and batch-16 throughput, then ONNX
+    Runtime latency and the bundle sizes, fp32 and int8."""
+    cfg = ctx.cfg
     start = time.perf_counter()
     detail["latency_torch"] = _latency(gen, cfg)
-    detail["onnx"] = _onnx(ws, enc, gen, cfg)
+    detail["onnx"] = _onnx(ctx.ws, name, gen, cfg)
     for precision, o in detail["onnx"].items():
         if o.get("available"):
             detail["sizes"][f"bundle_{precision}_mb"] = o["bundle_mb"]
-    timings[f"latency {enc}"] = round(time.perf_counter() - start, 1)
-    row["generator"] = gen.kind
+    ctx.timings[f"latency {name}"] = round(time.perf_counter() - start, 1)
     first = "autoregressive" if gen.kind == "ar" else "one_shot"  # latency_ms_*: the AR sampler, else one-shot
     row["latency_ms_p50"] = detail["latency_torch"][first]["p50_ms"]
     row["latency_ms_p95"] = detail["latency_torch"][first]["p95_ms"]
@@ -686,17 +726,44 @@ def _bench_encoder(ctx: _Context, enc: str, gen, K: int) -> tuple[dict, dict, np
         row[f"refine_{cfg.refine_steps}_ms_p50"] = detail["latency_torch"][f"refine_{cfg.refine_steps}"]["p50_ms"]
     row["batch16_images_per_s"] = detail["latency_torch"]["batch_throughput"]["images_per_s"]
     _ort_columns(row, detail["onnx"])
+
+
+def _peak_rss_column(row: dict, detail: dict, cfg: BenchConfig, argv) -> None:
+    """Peak memory of a child process that generates one image: `argv(png path)`, on cfg.threads threads."""
+    with tempfile.TemporaryDirectory() as tmp:
+        detail["peak_rss"] = peak_rss_mb(argv(str(Path(tmp) / "one.png")), env={"OMP_NUM_THREADS": str(cfg.threads)})
+    row["peak_rss_mb"] = detail["peak_rss"]["peak_rss_mb"] if detail["peak_rss"]["returncode"] == 0 else None
+
+
+def _bench_model(ctx: _Context, name: str) -> _ModelBench:
+    """One trained model (an encoder + the masked or autoregressive generator, `tiny`, `tiny-ar`,
+    ...), benchmarked alone on the context's captions and judges: quality of one image per test
+    caption, attribute control, training metrics, interpolation, latency, sizes, samples."""
+    from artgen.generate import load_generator
+    from artgen.models.generators import split_model_name
+
+    cfg, ws, timings = ctx.cfg, ctx.ws, ctx.timings
+    console.print(f"bench {name}: {len(ctx.captions)} test captions")
+    gen = load_generator(ws, name)
+    detail = {"weights": gen.source, "sizes": _sizes(ws, name, gen)}
+    start = time.perf_counter()
+    images, codes = _generate_set(gen, ctx.captions, cfg, f"generate {name}")
+    timings[f"generate {name}"] = round(time.perf_counter() - start, 1)
+    row = _score(ctx, name, images, codes, ctx.requested, gen.vqvae.cfg.quantizer.codebook_size)
+    row["weights"] = gen.source
+    _control_columns(ctx, gen, name, row, detail)
+    _trained_columns(row, ws.checkpoint(name) / "metrics.json")
+    _interpolation_columns(ctx, gen, row, detail)
+    row["generator"] = gen.kind
+    _latency_columns(ctx, name, gen, row, detail)
     if cfg.peak_rss:
-        with tempfile.TemporaryDirectory() as tmp:
-            detail["peak_rss"] = peak_rss_mb(
-                [sys.executable, "-m", "artgen", "--workdir", str(ws.root), "generate", LATENCY_PROMPT,
-                 "--encoder", split_model_name(enc)[0], "--generator", gen.kind, "-n", "1", "-o", str(Path(tmp) / "one.png")],
-                env={"OMP_NUM_THREADS": str(cfg.threads)})
-        row["peak_rss_mb"] = detail["peak_rss"]["peak_rss_mb"] if detail["peak_rss"]["returncode"] == 0 else None
+        _peak_rss_column(row, detail, cfg, lambda out: [
+            sys.executable, "-m", "artgen", "--workdir", str(ws.root), "generate", LATENCY_PROMPT,
+            "--encoder", split_model_name(name)[0], "--generator", gen.kind, "-n", "1", "-o", out])
     row.update({k: detail["sizes"][k] for k in ("generation_parameters", "generation_fp32_mb", "checkpoint_mb")})
     samples = gen.generate(list(SAMPLE_PROMPTS), seed=cfg.seed, steps=None if gen.kind == "ar" else cfg.steps,
                            guidance=cfg.guidance, temperature=cfg.temperature)
-    return row, detail, samples
+    return _ModelBench(name, row, detail, samples)
 
 
 def _ort_columns(row: dict, onnx: dict) -> None:
@@ -708,20 +775,6 @@ def _ort_columns(row: dict, onnx: dict) -> None:
                     key = f"ort_{precision}_ms_p50" if sampler == "one_shot" else f"ort_{precision}_{sampler}_ms_p50"
                     row[key] = summary["p50_ms"]
             row[f"bundle_{precision}_mb"] = o["bundle_mb"]
-
-
-def _bundle_vqvae(ws: Workspace, gen):
-    """(the workspace's VQ-VAE if it is the one the bundle's decoder was exported from, else
-    None, and why not): a bundle holds no VQ-VAE encoder to reconstruct paintings with."""
-    from artgen.models.vqvae import VQVAE, checkpoint_hash
-
-    vq_dir = ws.checkpoint("vqvae")
-    if not (vq_dir / "model.safetensors").is_file() or not (vq_dir / "config.json").is_file():
-        return None, f"a bundle holds no VQ-VAE encoder and the workspace has no VQ-VAE checkpoint in {vq_dir}"
-    if checkpoint_hash(vq_dir) != gen.meta.get("vqvae_hash"):
-        return None, (f"a bundle holds no VQ-VAE encoder and the workspace's VQ-VAE ({vq_dir}) is not the one "
-                      "the bundle was made with (vqvae_hash differs)")
-    return VQVAE.from_pretrained(vq_dir), ""
 
 
 def _bundle_onnx(gen, cfg: BenchConfig) -> dict:
@@ -749,8 +802,8 @@ def _bundle_onnx(gen, cfg: BenchConfig) -> dict:
     }}
 
 
-def _bench_bundle(ctx: _Context, gen) -> tuple[str, dict, dict, np.ndarray]:
-    """(name, row, detail, sample images) of an exported bundle, generated through the runtime."""
+def _bench_bundle(ctx: _Context, gen) -> _ModelBench:
+    """An exported bundle's row, every image generated through the runtime (stage 3 of a bundle's bench)."""
     cfg, timings = ctx.cfg, ctx.timings
     from artgen.models.generators import model_name
 
@@ -772,16 +825,18 @@ def _bench_bundle(ctx: _Context, gen) -> tuple[str, dict, dict, np.ndarray]:
     precision = gen.meta.get("precision", "fp32")
     detail["sizes"][f"bundle_{precision}_mb"] = row[f"bundle_{precision}_mb"] = _dir_bytes(gen.bundle) / 1e6
     if cfg.peak_rss:
-        with tempfile.TemporaryDirectory() as tmp:
-            detail["peak_rss"] = peak_rss_mb(
-                [sys.executable, "-m", "export.runtime", str(gen.bundle), LATENCY_PROMPT, "-o", str(Path(tmp) / "one.png"),
-                 "--threads", str(cfg.threads)], env={"OMP_NUM_THREADS": str(cfg.threads)})
-        row["peak_rss_mb"] = detail["peak_rss"]["peak_rss_mb"] if detail["peak_rss"]["returncode"] == 0 else None
-    return name, row, detail, gen.generate(list(SAMPLE_PROMPTS), seed=cfg.seed)
+        _peak_rss_column(row, detail, cfg, lambda out: [
+            sys.executable, "-m", "export.runtime", str(gen.bundle), LATENCY_PROMPT, "-o", out, "--threads", str(cfg.threads)])
+    return _ModelBench(name, row, detail, gen.generate(list(SAMPLE_PROMPTS), seed=cfg.seed))
 
 
-def _assemble_report(ctx: _Context, t_start: float, command: str | None, feature_net, rows: list[dict],
-                     references: list[dict], details: dict, not_measured: list[dict]) -> dict:
+# ---------------------------------------------------------------------------- stage 4: the report
+
+def _assemble_report(ctx: _Context, t_start: float, command: str | None, feature_net, benched: list[_ModelBench],
+                     references: list[dict], not_measured: list[dict], bundle: dict | None = None) -> dict:
+    """The report dict `bench.report` renders: the run's metadata, the judges, a row and a detail
+    per model, the reference rows, what was not measured, (`bundle`: the benched bundle) and the
+    success criteria judged on all of it."""
     cfg, timings = ctx.cfg, ctx.timings
     timings["total"] = round(time.perf_counter() - t_start, 1)
     report = {
@@ -806,12 +861,15 @@ def _assemble_report(ctx: _Context, t_start: float, command: str | None, feature
                             "trained_on": f"{ctx.judge_trained_on} real train paintings ({ctx.label_source} labels)",
                             **ctx.judge.validation},
         "style_judge": ctx.style_report,
-        "encoders": details,
-        "rows": rows,
+        "encoders": {b.name: b.detail for b in benched},
+        "rows": [b.row for b in benched],
         "references": references,
         "not_measured": not_measured,
         "onnxruntime_mb": onnxruntime_mb(),
     }
+    if bundle is not None:
+        report["bundle"] = bundle
+    report["criteria"] = success_criteria(report)
     return report
 
 

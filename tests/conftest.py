@@ -11,6 +11,33 @@ def small_corpus(tmp_path_factory):
     return ws
 
 
+@pytest.fixture(scope="session")
+def trained_workspace(small_corpus, tmp_path_factory):
+    """The small corpus with a 2-step VQ-VAE, its latents and a 4-step tiny encoder + masked
+    predictor (helpers.TINY), trained once per session for the bench, export and generate tests.
+    Shared: a test that writes into a workspace works on `helpers.copy_workspace` of it."""
+    import shutil
+
+    import torch
+    from helpers import TINY
+
+    from artgen.training.predictor import train_predictor
+    from artgen.training.vqvae import train_vqvae
+    from artgen.workspace import Workspace
+
+    root = tmp_path_factory.mktemp("trained")
+    shutil.copytree(small_corpus / "data", root / "data")
+    ws = Workspace(root)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # whichever module asks first: test_generate resumes it on one thread, to 1e-6
+    try:
+        train_vqvae(ws, preset="quick", steps=2, batch_size=8, device="cpu", show_progress=False)
+        train_predictor(ws, "tiny", preset=TINY, annotations="gt", device="cpu", show_progress=False)
+    finally:
+        torch.set_num_threads(before)
+    return ws
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """One torch thread for a module: on the shared 2-core test machine, two threads ran

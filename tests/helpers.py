@@ -1,11 +1,30 @@
 """Helpers the tests import (`from helpers import run_cli, ...`); fixtures live in conftest.py."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+from artgen.training.predictor import PredictorPreset
+from artgen.workspace import Workspace
+
 ROOT = Path(__file__).resolve().parents[1]
+
+# The small model of the session's trained workspace (conftest.py `trained_workspace`): a
+# 32-wide tiny encoder + masked predictor, 4 steps.
+TINY = PredictorPreset(
+    predictor=dict(width=32, layers=1, heads=2, mlp_ratio=2),
+    encoder=dict(width=32, layers=1, heads=2),
+    train=dict(steps=4, batch_size=8, lr=1e-3, warmup_steps=1, checkpoint_every=2, log_every=1),
+)
+
+
+def copy_workspace(ws: Workspace, root: Path) -> Workspace:
+    """A copy of a shared workspace at `root`, for a test that writes into it (reports, caches,
+    bundles, more models) without changing what the other tests read."""
+    shutil.copytree(ws.root, root)
+    return Workspace(root)
 
 
 def run_cli(*args: str, workdir: Path | None = None, env: dict | None = None, timeout: int = 300):

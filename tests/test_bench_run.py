@@ -2,42 +2,29 @@
 files, success criteria and errors; the full `--quick` command and the HTML check in
 headless Chromium are `slow`."""
 
+import ast
 import json
 import re
-import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 import torch
-from helpers import ROOT, run_cli
+from helpers import ROOT, copy_workspace, run_cli
 
 from artgen.errors import ArtgenError
-from artgen.training.predictor import PredictorPreset, train_predictor
 from artgen.workspace import Workspace
 from bench.run import BenchConfig, run_bench, success_criteria, trained_encoders
 
-TINY = PredictorPreset(
-    predictor=dict(width=32, layers=1, heads=2, mlp_ratio=2),
-    encoder=dict(width=32, layers=1, heads=2),
-    train=dict(steps=4, batch_size=8, lr=1e-3, warmup_steps=1, checkpoint_every=4, log_every=1),
-)
 SMALL = dict(threads=1, captions=8, real_images=12, latency_runs=3, latency_warmup=1, unseen=4, pairs=3, kid_subsets=3,
              interpolation_pairs=1, peak_rss=False, show_progress=False)
 
 
 @pytest.fixture(scope="module")
-def trained(small_corpus, tmp_path_factory):
-    """The 120-painting corpus with a 2-step VQ-VAE and a 4-step tiny encoder + predictor."""
-    from artgen.training.vqvae import train_vqvae
-
-    root = tmp_path_factory.mktemp("bench")
-    shutil.copytree(small_corpus / "data", root / "data")
-    ws = Workspace(root)
-    train_vqvae(ws, preset="quick", steps=2, batch_size=8, device="cpu", show_progress=False)
-    train_predictor(ws, "tiny", preset=TINY, annotations="gt", device="cpu", show_progress=False)
-    return ws
+def trained(trained_workspace, tmp_path_factory):
+    """The session's trained workspace, copied: the bench writes its caches, locks and reports into it."""
+    return copy_workspace(trained_workspace, tmp_path_factory.mktemp("bench") / "ws")
 
 
 class PixelFeatures(torch.nn.Module):
@@ -96,6 +83,37 @@ def test_report_files_hold_every_row_and_the_machine(trained, report):
     srcs = re.findall(r'<img alt="[^"]*" src="([^"]*)"', html)
     assert len(srcs) == 4 and all(s.startswith("data:image/png;base64,") and len(s) > 2000 for s in srcs)
     assert (out / "samples_tiny.png").stat().st_size > 1000
+
+
+def test_one_models_bench_runs_alone_on_prepared_captions_and_judges(trained):
+    """Stage 3 by itself: the tiny model's row, detail and samples, with no reference rows and no report."""
+    from bench.prompts import SAMPLE_PROMPTS
+    from bench.report import SUMMARY_COLUMNS
+    from bench.run import _bench_model, _prepare
+
+    ctx = _prepare(trained, BenchConfig(**SMALL).resolved(), PixelFeatures())
+    benched = _bench_model(ctx, "tiny")
+    row, sizes = benched.row, benched.detail["sizes"]
+    assert benched.name == row["name"] == "tiny" and row["generator"] == "masked"
+    # every column of the encoder table but the autoregressive sampler's and peak memory (peak_rss=False)
+    assert {key for _, key, _ in SUMMARY_COLUMNS} - row.keys() == {"ort_int8_autoregressive_ms_p50", "peak_rss_mb"}
+    assert np.isfinite(row["fid"]) and row["fid"] > 0 and row["n_fake"] == 8 and np.isfinite(row["kid"])
+    assert 0 <= row["style_consistency"] <= 1 and 1 <= row["styles_covered"] <= row["styles_total"] == 14
+    assert 0 <= row["attribute_accuracy"] <= 1 and 0 < row["codebook_usage"] <= 1 and 1 <= row["perplexity"] <= 512
+    assert np.isfinite(row["test_ce"]) and 0 <= row["token_accuracy"] <= 1
+    assert 0 < row["latency_ms_p50"] <= row["latency_ms_p95"] and row["refine_8_ms_p50"] > 0
+    assert row["generation_parameters"] == sizes["encoder_parameters"] + sizes["predictor_parameters"] + sizes["decoder_parameters"]
+    assert benched.detail["weights"] == row["weights"] == "trained from scratch"
+    assert benched.samples.shape == (len(SAMPLE_PROMPTS), 32, 32, 3) and benched.samples.dtype == np.uint8
+    assert set(ctx.timings) >= {"generate tiny", "latency tiny", "score tiny"}
+
+
+def test_the_report_module_only_renders():
+    """bench/report.py draws the report dict it is given: no torch, nothing from the bench's stages."""
+    tree = ast.parse((ROOT / "bench" / "report.py").read_text())
+    imported = {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not {m for m in imported if m.split(".")[0] == "torch" or m.startswith("bench.run")}, imported
 
 
 def test_rerun_reuses_cached_features_and_gives_the_same_quality(trained, report, tmp_path):

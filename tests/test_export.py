@@ -9,27 +9,22 @@ import sys
 import numpy as np
 import onnx
 import pytest
-from helpers import ROOT, run_cli
+from helpers import ROOT, copy_workspace, run_cli
 
 from artgen.training.predictor import PredictorPreset, train_predictor
-from artgen.workspace import Workspace
 
+# clip and distilbert at one layer of width 32, trained beside the shared tiny model
 SMALL_ENCODERS = {
-    "tiny": dict(width=32, layers=1, heads=2),
     "clip": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2),
     "distilbert": dict(dim=32, hidden_dim=64, n_layers=1, n_heads=2),
 }
 
 
 @pytest.fixture(scope="module")
-def ws(small_corpus, tmp_path_factory):
-    """A workspace with a 2-step VQ-VAE and a few-step model for each of the three encoders."""
-    from artgen.training.vqvae import train_vqvae
-
-    root = tmp_path_factory.mktemp("export")
-    shutil.copytree(small_corpus / "data", root / "data")
-    ws = Workspace(root)
-    train_vqvae(ws, preset="quick", steps=2, batch_size=8, device="cpu", show_progress=False)
+def ws(trained_workspace, tmp_path_factory):
+    """A copy of the session's trained workspace (the tiny model) with a few-step clip and
+    distilbert model beside it: the tests export bundles into it."""
+    ws = copy_workspace(trained_workspace, tmp_path_factory.mktemp("export") / "ws")
     for name, overrides in SMALL_ENCODERS.items():
         preset = PredictorPreset(predictor=dict(width=32, layers=1, heads=2, mlp_ratio=2), encoder=overrides,
                                  train=dict(steps=40, batch_size=8, lr=2e-3, warmup_steps=2, checkpoint_every=40, log_every=5))
@@ -37,7 +32,7 @@ def ws(small_corpus, tmp_path_factory):
     return ws
 
 
-@pytest.mark.parametrize("encoder", list(SMALL_ENCODERS))
+@pytest.mark.parametrize("encoder", ["tiny", *SMALL_ENCODERS])
 def test_export_and_parity_for_every_encoder(ws, encoder):
     from artgen.generate import load_generator
     from export.bundle import ExportConfig, export_bundle

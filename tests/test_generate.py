@@ -1,5 +1,5 @@
-"""Train encoder + predictor end to end on the tiny corpus (tiny configs, a few steps), then
-generate: shapes, determinism, guidance, the CLI and its errors."""
+"""The session's trained workspace (a few-step tiny encoder + predictor, conftest.py): its
+checkpoint, resuming, then generating: shapes, determinism, guidance, the CLI and its errors."""
 
 import json
 import shutil
@@ -7,35 +7,19 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from helpers import TINY, run_cli
 from helpers import assert_one_line_error as _assert_one_line_error
-from helpers import run_cli
 
 from artgen.errors import ArtgenError
-from artgen.training.predictor import PredictorPreset, train_predictor
+from artgen.training.predictor import train_predictor
 from artgen.workspace import Workspace
 
-TINY = PredictorPreset(
-    predictor=dict(width=32, layers=1, heads=2, mlp_ratio=2),
-    encoder=dict(width=32, layers=1, heads=2),
-    train=dict(steps=4, batch_size=8, lr=1e-3, warmup_steps=1, checkpoint_every=2, log_every=1),
-)
+# one thread, as the session's model was trained: the resume test matches its weights to 1e-6
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def trained(small_corpus, tmp_path_factory):
-    """A workspace with a 2-step VQ-VAE, its latents, and a 4-step tiny encoder + predictor."""
-    from artgen.training.vqvae import train_vqvae
-
-    root = tmp_path_factory.mktemp("gen")
-    shutil.copytree(small_corpus / "data", root / "data")
-    ws = Workspace(root)
-    train_vqvae(ws, preset="quick", steps=2, batch_size=8, device="cpu", show_progress=False)
-    metrics = train_predictor(ws, "tiny", preset=TINY, annotations="gt", device="cpu", show_progress=False)
-    return ws, metrics
-
-
-def test_checkpoint_describes_itself_and_metrics_are_written(trained):
-    ws, metrics = trained
+def test_checkpoint_describes_itself_and_metrics_are_written(trained_workspace):
+    ws = trained_workspace
     d = ws.checkpoint("tiny")
     config = json.loads((d / "config.json").read_text())
     assert config["summary"]["weights"] == "trained from scratch"
@@ -43,7 +27,7 @@ def test_checkpoint_describes_itself_and_metrics_are_written(trained):
     assert (d / "model.safetensors").exists() and (d / "tokenizer" / "spm.model").exists()
     saved = json.loads((d / "metrics.json").read_text())
     for key in ("ce", "ce_no_text", "token_accuracy", "baseline_accuracy", "baseline_ce"):
-        assert np.isfinite(saved[key]) and saved[key] == metrics[key]
+        assert np.isfinite(saved[key])
     assert 0 <= saved["token_accuracy"] <= 1 and saved["test_images"] == 26
     # the baseline predicts the most frequent training code everywhere: its accuracy is that code's test share
     from artgen.data.latents import load_latents
@@ -53,15 +37,17 @@ def test_checkpoint_describes_itself_and_metrics_are_written(trained):
     assert saved["baseline_accuracy"] == pytest.approx((test_codes == top).mean())
 
 
-def test_resume_continues_exactly(trained, tmp_path):
+def test_resume_continues_exactly(trained_workspace, tmp_path):
     from safetensors.torch import load_file
 
-    ws, _ = trained
+    ws = trained_workspace
     other = Workspace(tmp_path)
     for sub in ("data", "latents", "checkpoints/vqvae"):
         shutil.copytree(ws.root / sub, tmp_path / sub)
     train_predictor(other, "tiny", preset=TINY, annotations="gt", device="cpu", show_progress=False, steps=2)
-    train_predictor(other, "tiny", preset=TINY, annotations="gt", device="cpu", show_progress=False, resume=True)
+    metrics = train_predictor(other, "tiny", preset=TINY, annotations="gt", device="cpu", show_progress=False, resume=True)
+    saved = json.loads((other.checkpoint("tiny") / "metrics.json").read_text())
+    assert all(saved[k] == metrics[k] for k in ("ce", "ce_no_text", "token_accuracy", "baseline_accuracy", "baseline_ce"))
     a = load_file(str(ws.checkpoint("tiny") / "model.safetensors"))
     b = load_file(str(other.checkpoint("tiny") / "model.safetensors"))
     assert a.keys() == b.keys()
@@ -69,10 +55,10 @@ def test_resume_continues_exactly(trained, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def generator(trained):
+def generator(trained_workspace):
     from artgen.generate import load_generator
 
-    return load_generator(trained[0], "tiny")
+    return load_generator(trained_workspace, "tiny")
 
 
 def test_one_shot_and_refine_shapes_and_determinism(generator):
@@ -145,8 +131,8 @@ def test_bad_sampling_arguments(generator):
         generator.sample_codes(["warm"], seed=-1, temperature=0.0)
 
 
-def test_cli_generate_writes_the_same_png_for_the_same_seed(trained, tmp_path):
-    ws, _ = trained
+def test_cli_generate_writes_the_same_png_for_the_same_seed(trained_workspace, tmp_path):
+    ws = trained_workspace
     a, b = tmp_path / "a.png", tmp_path / "b.png"
     r1 = run_cli("generate", "warm, chaotic, vivid", "-n", "3", "--seed", "5", "-o", str(a), workdir=ws.root)
     r2 = run_cli("generate", "warm, chaotic, vivid", "-n", "3", "--seed", "5", "-o", str(b), workdir=ws.root)
@@ -165,8 +151,8 @@ def test_cli_generate_writes_the_same_png_for_the_same_seed(trained, tmp_path):
     assert "wrote 2 x 2 images" in r3.stderr
 
 
-def test_cli_generate_notes_unseen_words(trained, tmp_path):
-    r = run_cli("generate", "fiery, zorbly, vivid", "-n", "1", "-o", str(tmp_path / "x.png"), workdir=trained[0].root)
+def test_cli_generate_notes_unseen_words(trained_workspace, tmp_path):
+    r = run_cli("generate", "fiery, zorbly, vivid", "-n", "1", "-o", str(tmp_path / "x.png"), workdir=trained_workspace.root)
     assert r.returncode == 0, r.stderr
     notes = [line for line in r.stderr.splitlines() if line.startswith("note:")]
     assert len(notes) == 1 and "'fiery'" in notes[0] and "'zorbly'" in notes[0] and "'vivid'" not in notes[0]
@@ -180,11 +166,11 @@ def test_cli_generate_notes_unseen_words(trained, tmp_path):
     (["generate"], ["no prompt"]),
     (["generate", "--prompts", "/nonexistent/p.txt"], ["does not exist"]),
 ])
-def test_cli_generate_errors_are_one_line(trained, args, needles):
-    _assert_one_line_error(run_cli(*args, workdir=trained[0].root), *needles)
+def test_cli_generate_errors_are_one_line(trained_workspace, args, needles):
+    _assert_one_line_error(run_cli(*args, workdir=trained_workspace.root), *needles)
 
 
-def test_cli_train_errors_are_one_line(tmp_path, trained):
+def test_cli_train_errors_are_one_line(tmp_path):
     _assert_one_line_error(run_cli("train", workdir=tmp_path), "--encoder tiny")
     _assert_one_line_error(run_cli("train", "--encoder", "gpt5", workdir=tmp_path), "unknown encoder")
     _assert_one_line_error(run_cli("train", "--encoder", "tiny", "--annotations", "gt", workdir=tmp_path),
@@ -192,8 +178,8 @@ def test_cli_train_errors_are_one_line(tmp_path, trained):
     _assert_one_line_error(run_cli("train", "--encoder", "tiny", "--finetune", workdir=tmp_path), "--pretrained")
 
 
-def test_cli_encoders_lists_sizes_and_sources(trained):
-    r = run_cli("encoders", workdir=trained[0].root, env={"COLUMNS": "200"})
+def test_cli_encoders_lists_sizes_and_sources(trained_workspace):
+    r = run_cli("encoders", workdir=trained_workspace.root, env={"COLUMNS": "200"})
     assert r.returncode == 0, r.stderr
     out = r.stdout + r.stderr
     for name in ("tiny", "clip", "distilbert"):
@@ -201,11 +187,11 @@ def test_cli_encoders_lists_sizes_and_sources(trained):
     assert "trained from scratch" in out and "not trained" in out  # tiny trained, clip not
 
 
-def test_generator_from_pretrained_is_the_one_checkpoint_api(trained, tmp_path):
+def test_generator_from_pretrained_is_the_one_checkpoint_api(trained_workspace, tmp_path):
     from artgen.generate import Generator, load_generator
     from artgen.models.text_to_codes import TextToCodes
 
-    ws, _ = trained
+    ws = trained_workspace
     gen = Generator.from_pretrained(ws.checkpoint("tiny"), ws.checkpoint("vqvae"))
     same = load_generator(ws, "tiny")
     assert torch.equal(gen.sample_codes(["warm, vivid"], seed=1, steps=2), same.sample_codes(["warm, vivid"], seed=1, steps=2))
