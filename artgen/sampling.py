@@ -21,7 +21,7 @@ def guided_steps(steps: int) -> int:
 # The autoregressive generator (`--generator ar`): one position per step in raster order, so
 # its step count is the grid's size; every step is guided. Image i's Gumbel noise is
 # default_rng([seed + i, AR_NOISE_STREAM]).random((N, K)), row t for position t, drawn whole.
-AR_DEFAULT_GUIDANCE = 3.0
+AR_DEFAULT_GUIDANCE = 2.5  # with text modulation; scripts/ar_sampling_sweep.py: 2-3 within noise, 2.5 best (docs/generation.md)
 AR_DEFAULT_TEMPERATURE = 0.8  # scripts/ar_sampling_sweep.py: all 14 styles, the best FID at guidance 3 (docs/generation.md)
 AR_DEFAULT_TOP_K = 0  # sample among the k most likely codes (0: all of them)
 AR_NOISE_STREAM = 2000

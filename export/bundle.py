@@ -78,9 +78,10 @@ def _set_metadata(path: Path, props: dict) -> None:
     onnx.checker.check_model(str(path), full_check=True)
 
 
-def _quantize(path: Path, keep_fp32: tuple[str, ...] = ()) -> None:
+def _quantize(path: Path, keep_fp32: tuple[str, ...] = (), only: tuple[str, ...] = ()) -> None:
     """Dynamic int8 quantisation of the graph's MatMul/Gemm weights, except the nodes that
-    produce the outputs named in `keep_fp32` (e.g. the logits head)."""
+    produce the outputs named in `keep_fp32` (e.g. the logits head); with `only`, just the
+    nodes that produce those outputs."""
     import logging
 
     import onnx
@@ -88,10 +89,12 @@ def _quantize(path: Path, keep_fp32: tuple[str, ...] = ()) -> None:
 
     logging.getLogger().setLevel(logging.ERROR)  # its "consider pre-processing" notice, once per graph
 
-    exclude = _producers(onnx.load(str(path)).graph, keep_fp32) if keep_fp32 else []
+    graph = onnx.load(str(path)).graph
+    exclude = _producers(graph, keep_fp32) if keep_fp32 else []
+    include = _producers(graph, only) if only else []
     tmp = path.with_suffix(".int8.onnx")
     quantize_dynamic(str(path), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-                     op_types_to_quantize=["MatMul", "Gemm"], nodes_to_exclude=exclude,
+                     op_types_to_quantize=["MatMul", "Gemm"], nodes_to_exclude=exclude, nodes_to_quantize=include,
                      extra_options={"MatMulConstBOnly": True})
     tmp.replace(path)
 
@@ -264,14 +267,18 @@ def _write_bundle(gen: Generator, out: Path, cfg: ExportConfig) -> dict:
     generator_graphs, sampling = (_ar_graphs if gen.kind == "ar" else _masked_graphs)(gen, out, states, mask, cfg)
     names = ["text_encoder", *generator_graphs, "decoder"]
     # the decoder is a conv net (int8 measured slower); ar_context runs once per prompt and feeds
-    # every step, so it stays fp32 too (int8 there moved the step's argmax on more positions)
-    quantized = [n for n in names if n not in ("decoder", "ar_context") or (n == "decoder" and cfg.quantize_decoder)]
+    # every step, so its cross-attention keys/values stay fp32 (int8 there moved the step's argmax
+    # on more positions): only its text-modulation projection, most of its weights, goes int8
+    modulated = any(t["name"] == "text_modulation" for t in generator_graphs.get("ar_context", {}).get("outputs", []))
+    quantized = [n for n in names if n not in ("decoder", "ar_context") or (n == "decoder" and cfg.quantize_decoder)
+                 or (n == "ar_context" and modulated)]
     for name in names:
         path = out / f"{name}.onnx"
         if cfg.int8 and name in quantized:
             # the AR step's logits head stays fp32: each position's code is drawn from those logits
             # directly, and int8 there flipped the most likely code on >5 % of positions
-            _quantize(path, keep_fp32=("logits",) if name == "ar_step" else ())
+            _quantize(path, keep_fp32=("logits",) if name == "ar_step" else (),
+                      only=("text_modulation",) if name == "ar_context" else ())
         _set_metadata(path, props)
 
     image_size = gen.vqvae.cfg.image_size

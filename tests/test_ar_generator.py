@@ -174,7 +174,14 @@ def test_ar_export_parity_and_the_torch_free_runtime(trained_ar):
         a = gen.sample_codes(["warm, vivid", "cool"], seed=5, **kwargs).numpy()
         assert (a == rt.sample_codes(["warm, vivid", "cool"], seed=5, **kwargs)).mean() >= 0.99
     int8 = export_bundle(gen, ws.bundles / "tiny-ar-int8", ExportConfig(int8=True))
-    assert int8["int8_graphs"] == ["text_encoder", "ar_step"]  # ar_context and the logits head stay fp32
+    # the logits head and ar_context's cross-attention keys/values stay fp32; of ar_context only
+    # the text-modulation projection is int8
+    assert int8["int8_graphs"] == ["text_encoder", "ar_context", "ar_step"]
+    import onnx
+
+    context = onnx.load(str(ws.bundles / "tiny-ar-int8" / "ar_context.onnx")).graph
+    assert [n.op_type for n in context.node].count("MatMulInteger") == 1
+    assert sum(n.op_type == "MatMul" for n in context.node) == 1 + gen.predictor.cfg.layers  # text_proj + one kv per block
     report8 = check_parity(gen, ws.bundles / "tiny-ar-int8", n_prompts=16)
     assert report8.precision == "int8" and report8.passed, report8
 

@@ -184,7 +184,7 @@ class ARPredictor(nn.Module):
         if not self.cfg.text_modulation:
             return None
         w = keys.to(text.dtype)[:, :, None]  # (B, 1+T, 1)
-        pooled = (text * w).sum(1) / w.sum(1)  # (B, d)
+        pooled = (text * w).sum(1, keepdim=True) / w.sum(1, keepdim=True)  # (B, 1, d): a 3-D input exports as MatMul
         return self.modulation(pooled).view(-1, self.cfg.layers, 6, self.cfg.width)
 
     def forward(self, codes: torch.Tensor, states: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:

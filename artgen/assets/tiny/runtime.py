@@ -372,7 +372,8 @@ def graph_io(meta: dict) -> dict[str, tuple[list, list, tuple[str, ...]]]:
     kv = lambda name, axis: (name, ["batch", h, axis, hs], "float32")  # noqa: E731
     context = ([(f"cross_key_{i}", ["batch", h, hs, "text_keys"], "float32") for i in range(L)]
                + [kv(f"cross_value_{i}", "text_keys") for i in range(L)]
-               + [("cross_bias", ["batch", 1, 1, "text_keys"], "float32")])
+               + [("cross_bias", ["batch", 1, 1, "text_keys"], "float32")]
+               + ([("text_modulation", ["batch", L, 6, h * hs], "float32")] if s.get("text_modulation") else []))
     past = [kv(f"past_{kind}_{i}", "past") for kind in ("key", "value") for i in range(L)]
     present = [kv(f"present_{kind}_{i}", "past_plus_1") for kind in ("key", "value") for i in range(L)]
     heads = ("sampling.layers", "sampling.heads", "sampling.head_width")
