@@ -37,9 +37,11 @@ import torch
 from artgen.data.vocabulary import ADJECTIVES, STOPWORDS, parse_prompt
 from artgen.errors import ArtgenError
 from artgen.files import check_output_file, write_output
+from artgen.hub import local_dir
 from artgen.images import grid_png
 from artgen.models.encoders import ENCODERS, TextEncoder, unknown_encoder
 from artgen.models.generators import split_model_name
+from artgen.models.text_to_codes import FILES as TEXT_TO_CODES_FILES
 from artgen.models.text_to_codes import TextToCodes
 from artgen.models.vqvae import VQVAE, checkpoint_hash
 from artgen.sampling import (
@@ -110,9 +112,11 @@ class Generator:
     @classmethod
     def from_pretrained(cls, model_dir: str | Path, vqvae_dir: str | Path, retrain_hint: str = "artgen train") -> "Generator":
         """The generator a checkpoint folder holds (`TextToCodes.save_pretrained`: masked or
-        autoregressive, as its config says) with the VQ-VAE whose codes it was trained on:
+        autoregressive, as its config says) with the VQ-VAE whose codes it was trained on, each
+        a folder or a Hugging Face Hub repo id:
         `Generator.from_pretrained("artgen-work/checkpoints/tiny-ar", "artgen-work/checkpoints/vqvae")`."""
-        model_dir, vqvae_dir = Path(model_dir), Path(vqvae_dir)
+        model_dir = local_dir(model_dir, TEXT_TO_CODES_FILES, "model")  # a folder or a hub repo id
+        vqvae_dir = local_dir(vqvae_dir, ["config.json", "model.safetensors"], "VQ-VAE")
         model, config = TextToCodes.from_pretrained(model_dir, retrain_hint=retrain_hint)
         vqvae = VQVAE.from_pretrained(vqvae_dir)
         if checkpoint_hash(vqvae_dir) != config["summary"]["vqvae_hash"]:

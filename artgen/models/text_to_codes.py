@@ -7,7 +7,8 @@ checkpoint format, in the Hugging Face convention:
 
 `model.save_pretrained(dir, config)` writes weights first and config.json last (each
 atomically), so a config.json never names missing weights; `TextToCodes.from_pretrained(dir)`
-rebuilds the model the folder describes and returns it with its config.
+rebuilds the model the folder (or a Hugging Face Hub repo id, `artgen.hub`) describes and
+returns it with its config.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import torch.nn as nn
 
 from artgen.errors import ArtgenError
 from artgen.files import atomic_save_safetensors, atomic_write_json
+from artgen.hub import local_dir
 from artgen.models.encoders import TextEncoder, encoder_from_directory
 from artgen.models.generators import generator_kind
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
+FILES = [CONFIG, WEIGHTS, "encoder.json", "tokenizer/*"]  # what a hub snapshot needs
 
 
 class TextToCodes(nn.Module):
@@ -45,11 +48,11 @@ class TextToCodes(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, retrain_hint: str = "artgen train") -> tuple["TextToCodes", dict]:
-        """(model in eval mode, its config.json). A damaged folder, or files from different
-        runs, is an ArtgenError naming the folder and `retrain_hint`."""
+        """(model in eval mode, its config.json) from a folder or a hub repo id. A damaged
+        folder, or files from different runs, is an ArtgenError naming the folder and `retrain_hint`."""
         from safetensors.torch import load_file
 
-        directory = Path(directory)
+        directory = local_dir(directory, FILES, "model")
         if not (directory / CONFIG).exists() or not (directory / WEIGHTS).exists():
             raise ArtgenError(f"no trained model at {directory} (no {CONFIG} + {WEIGHTS}): run `{retrain_hint}` first")
         try:

@@ -23,6 +23,7 @@ from torch import nn
 
 from artgen.errors import ArtgenError
 from artgen.files import atomic_save_safetensors, atomic_write_json
+from artgen.hub import local_dir
 from artgen.models.quantizer import QUANTIZER_VARIANTS, QuantizerConfig, VectorQuantizer
 
 
@@ -155,9 +156,10 @@ class VQVAE(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, map_location: str = "cpu") -> "VQVAE":
+        """The VQ-VAE in `directory`, a folder or a Hugging Face Hub repo id (`artgen.hub`)."""
         from safetensors.torch import load_file
 
-        d = Path(directory)
+        d = local_dir(directory, ["config.json", "model.safetensors"], "VQ-VAE")
         if not (d / "config.json").exists() or not (d / "model.safetensors").exists():
             raise ArtgenError(f"no VQ-VAE checkpoint at {d}: run `artgen train vqvae` first")
         try:
