@@ -6,6 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from artgen.training.predictor import PredictorPreset
 from artgen.workspace import Workspace
 
@@ -18,6 +21,28 @@ TINY = PredictorPreset(
     encoder=dict(width=32, layers=1, heads=2),
     train=dict(steps=4, batch_size=8, lr=1e-3, warmup_steps=1, checkpoint_every=2, log_every=1),
 )
+
+
+# A bench small enough for the fast tests (bench.run.BenchConfig fields).
+SMALL = dict(threads=1, captions=8, real_images=12, latency_runs=3, latency_warmup=1, unseen=4, pairs=3, kid_subsets=3,
+             interpolation_pairs=1, peak_rss=False, show_progress=False)
+
+
+class PixelFeatures(torch.nn.Module):
+    """Stand-in for the FID network in fast tests: mean colour of each cell of a 4x4 grid
+    (48-d). The real network runs in the `slow` test and in tests/test_bench_quality.py."""
+
+    num_features = 48
+    identity = "test-pixel-grid-4x4"
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def features(self, images, description="", show_progress=False):
+        self.calls += 1
+        x = torch.as_tensor(np.stack(images)).permute(0, 3, 1, 2).float() / 255  # (N, 3, H, W)
+        return torch.nn.functional.adaptive_avg_pool2d(x, 4).flatten(1).numpy()  # (N, 48)
 
 
 def copy_workspace(ws: Workspace, root: Path) -> Workspace:

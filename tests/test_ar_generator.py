@@ -241,8 +241,7 @@ def test_ar_runtime_refuses_masked_only_settings(trained_ar):
 def test_bench_compares_the_masked_and_the_autoregressive_generator(trained_ar):
     """Both generators of the tiny encoder in one bench: a row each, the AR one timed as what it
     runs (all positions, PyTorch and the int8 bundle), and the criteria judge the masked one."""
-    from helpers import TINY
-    from test_bench_run import SMALL, PixelFeatures
+    from helpers import SMALL, TINY, PixelFeatures
 
     from bench.run import BenchConfig, run_bench, success_criteria, trained_encoders
 
@@ -283,7 +282,7 @@ def test_cli_export_of_the_ar_model_and_an_out_folder_that_is_not_a_bundle(train
 
 
 def test_a_bench_of_the_ar_model_alone_judges_it_as_the_tiny_model(trained_ar):
-    from test_bench_run import SMALL, PixelFeatures
+    from helpers import SMALL, PixelFeatures
 
     from bench.run import BenchConfig, run_bench
 
@@ -297,7 +296,7 @@ def test_a_bench_of_the_ar_model_alone_judges_it_as_the_tiny_model(trained_ar):
 
 
 def test_bench_of_an_ar_bundle_names_its_generator(trained_ar):
-    from test_bench_run import SMALL, PixelFeatures
+    from helpers import SMALL, PixelFeatures
 
     from artgen.generate import load_generator
     from bench.run import BenchConfig, run_bench

@@ -6,8 +6,7 @@ import types
 
 import numpy as np
 import pytest
-from helpers import run_cli
-from test_bench_run import SMALL, PixelFeatures, trained  # noqa: F401  (`trained`: the tiny workspace fixture)
+from helpers import SMALL, PixelFeatures, copy_workspace, run_cli
 
 from artgen.errors import ArtgenError
 from artgen.workspace import Workspace
@@ -18,7 +17,13 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def bundle(trained, tmp_path_factory):  # noqa: F811
+def trained(trained_workspace, tmp_path_factory):
+    """The session's trained workspace, copied: the bench writes its caches and reports into it."""
+    return copy_workspace(trained_workspace, tmp_path_factory.mktemp("bench-bundle") / "ws")
+
+
+@pytest.fixture(scope="module")
+def bundle(trained, tmp_path_factory):
     """The tiny workspace's model exported as an int8 bundle, as `artgen export --int8` writes it."""
     from artgen.generate import load_generator
     from export.bundle import ExportConfig, export_bundle
@@ -41,7 +46,7 @@ def test_the_bench_generates_what_the_runtime_generates(bundle):
     assert gen.sampling["steps"] == rt.meta["sampling"]["steps"] and gen.image_size == 32
 
 
-def test_bundle_bench_reports_quality_through_the_runtime_and_what_it_cannot_measure(trained, bundle, tmp_path,  # noqa: F811
+def test_bundle_bench_reports_quality_through_the_runtime_and_what_it_cannot_measure(trained, bundle, tmp_path,
                                                                                      monkeypatch):
     import artgen.generate
 
@@ -79,14 +84,14 @@ def test_bundle_bench_reports_quality_through_the_runtime_and_what_it_cannot_mea
     assert "<h2>Not measured</h2>" in (tmp_path / "report.html").read_text()
 
 
-def test_reconstructions_need_the_bundles_own_vqvae(trained):  # noqa: F811
+def test_reconstructions_need_the_bundles_own_vqvae(trained):
     vqvae, why = _bundle_vqvae(trained, types.SimpleNamespace(meta={"vqvae_hash": "another"}))
     assert vqvae is None and "vqvae_hash differs" in why
     vqvae, why = _bundle_vqvae(Workspace(trained.root / "nowhere"), types.SimpleNamespace(meta={}))
     assert vqvae is None and "no VQ-VAE checkpoint" in why
 
 
-def test_bad_bundles_are_one_line_errors(trained, bundle, tmp_path):  # noqa: F811
+def test_bad_bundles_are_one_line_errors(trained, bundle, tmp_path):
     with pytest.raises(ArtgenError, match="is not a folder"):
         BundleGenerator.open(tmp_path / "missing")
     with pytest.raises(ArtgenError, match="not an artgen bundle"):

@@ -11,37 +11,17 @@ import sys
 import numpy as np
 import pytest
 import torch
-from helpers import ROOT, copy_workspace, run_cli
+from helpers import ROOT, SMALL, PixelFeatures, copy_workspace, run_cli
 
 from artgen.errors import ArtgenError
 from artgen.workspace import Workspace
 from bench.run import BenchConfig, run_bench, success_criteria, trained_encoders
-
-SMALL = dict(threads=1, captions=8, real_images=12, latency_runs=3, latency_warmup=1, unseen=4, pairs=3, kid_subsets=3,
-             interpolation_pairs=1, peak_rss=False, show_progress=False)
 
 
 @pytest.fixture(scope="module")
 def trained(trained_workspace, tmp_path_factory):
     """The session's trained workspace, copied: the bench writes its caches, locks and reports into it."""
     return copy_workspace(trained_workspace, tmp_path_factory.mktemp("bench") / "ws")
-
-
-class PixelFeatures(torch.nn.Module):
-    """Stand-in for the FID network in fast tests: mean colour of each cell of a 4x4 grid
-    (48-d). The real network runs in the `slow` test and in tests/test_bench_quality.py."""
-
-    num_features = 48
-    identity = "test-pixel-grid-4x4"
-
-    def __init__(self):
-        super().__init__()
-        self.calls = 0
-
-    def features(self, images, description="", show_progress=False):
-        self.calls += 1
-        x = torch.as_tensor(np.stack(images)).permute(0, 3, 1, 2).float() / 255  # (N, 3, H, W)
-        return torch.nn.functional.adaptive_avg_pool2d(x, 4).flatten(1).numpy()  # (N, 48)
 
 
 @pytest.fixture(scope="module")

@@ -100,7 +100,7 @@ def test_reference_rows_real_paintings_near_one_random_codes_near_chance(styled,
     judged of their own style (as often as the judge is right), random codes near chance."""
     import shutil
 
-    from test_bench_run import PixelFeatures
+    from helpers import PixelFeatures
 
     from artgen.models.vqvae import VQVAE
     from artgen.training.vqvae import train_vqvae
@@ -137,7 +137,7 @@ def test_reference_rows_real_paintings_near_one_random_codes_near_chance(styled,
 def test_the_bench_says_why_style_is_not_measured_on_a_corpus_without_styles(small_corpus, tmp_path):
     """An imported corpus (every painting "imported"): no judge, no style columns, and the
     report's "not measured" list and judge line give the reason."""
-    from test_bench_run import PixelFeatures
+    from helpers import PixelFeatures
 
     from bench.report import _not_measured, _style_line
     from bench.run import BenchConfig, _prepare, _reference_rows
