@@ -19,6 +19,9 @@ SHIPPED_MODEL = Path(__file__).resolve().parent / "assets" / "tiny"
 class Workspace:
     root: Path
 
+    def __post_init__(self):  # Workspace("artgen-work") works as Workspace(Path("artgen-work")) does
+        object.__setattr__(self, "root", Path(self.root))
+
     @classmethod
     def resolve(cls, workdir: str | os.PathLike | None = None) -> "Workspace":
         root = workdir or os.environ.get("ARTGEN_HOME") or DEFAULT_WORKDIR

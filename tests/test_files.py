@@ -77,3 +77,10 @@ def test_a_bundle_older_than_its_checkpoint_is_stale(tmp_path):
     os.utime(bundle, (3_000, 3_000))
     assert is_newer(bundle, ckpt)
     assert not is_newer(tmp_path / "missing.json", ckpt)
+
+
+def test_a_workspace_takes_a_string_or_a_path(tmp_path):
+    from artgen.workspace import Workspace
+
+    ws = Workspace(str(tmp_path))
+    assert ws == Workspace(tmp_path) and ws.checkpoint("tiny") == tmp_path / "checkpoints" / "tiny"
