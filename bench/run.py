@@ -423,8 +423,8 @@ def _run_bench(ws: Workspace, cfg: BenchConfig | None, out_dir: Path | None, com
     models = trained_encoders(ws, cfg.encoders)
     torch.set_num_threads(cfg.threads)
     ctx = _prepare(ws, cfg, feature_net)
-    references, not_measured = _model_references(ctx, models)
-    benched = [_bench_model(ctx, name) for name in models]
+    references, not_measured, loaded = _model_references(ctx, models)
+    benched = [_bench_model(ctx, name, loaded.pop(name, None)) for name in models]
     report = _assemble_report(ctx, t_start, command, feature_net, benched, references, not_measured)
     write_reports(report, {b.name: b.samples for b in benched}, out_dir or ws.reports / "bench")
     return report
@@ -621,8 +621,9 @@ def _text_dropped_row(ctx: _Context, enc: str, gen, K: int) -> dict:
     return _score(ctx, f"{enc} generator, text dropped (unconditional)", images, codes, ctx.requested, K)
 
 
-def _model_references(ctx: _Context, models: Sequence[str]) -> tuple[list[dict], list[dict]]:
-    """The reference rows of a bench of trained models and what could not be measured: those of
+def _model_references(ctx: _Context, models: Sequence[str]) -> tuple[list[dict], list[dict], dict]:
+    """The reference rows of a bench of trained models, what could not be measured, and the
+    generators loaded for them ({name: generator}, for `_bench_model` to reuse): those of
     `_reference_rows` through the workspace's VQ-VAE, then the first model of each generator
     (masked, autoregressive) with its text dropped (unconditional)."""
     from artgen.generate import load_generator
@@ -636,8 +637,9 @@ def _model_references(ctx: _Context, models: Sequence[str]) -> tuple[list[dict],
     first = {}  # generator -> its first model in the bench's order
     for name in models:
         first.setdefault(split_model_name(name)[1], name)
-    rows += [_text_dropped_row(ctx, name, load_generator(ctx.ws, name), K) for name in first.values()]
-    return rows, missing
+    loaded = {name: load_generator(ctx.ws, name) for name in first.values()}
+    rows += [_text_dropped_row(ctx, name, gen, K) for name, gen in loaded.items()]
+    return rows, missing, loaded
 
 
 def _bundle_vqvae(ws: Workspace, gen):
@@ -735,16 +737,17 @@ def _peak_rss_column(row: dict, detail: dict, cfg: BenchConfig, argv) -> None:
     row["peak_rss_mb"] = detail["peak_rss"]["peak_rss_mb"] if detail["peak_rss"]["returncode"] == 0 else None
 
 
-def _bench_model(ctx: _Context, name: str) -> _ModelBench:
+def _bench_model(ctx: _Context, name: str, gen=None) -> _ModelBench:
     """One trained model (an encoder + the masked or autoregressive generator, `tiny`, `tiny-ar`,
     ...), benchmarked alone on the context's captions and judges: quality of one image per test
-    caption, attribute control, training metrics, interpolation, latency, sizes, samples."""
+    caption, attribute control, training metrics, interpolation, latency, sizes, samples. `gen`:
+    the model already loaded (else it is loaded here)."""
     from artgen.generate import load_generator
     from artgen.models.generators import split_model_name
 
     cfg, ws, timings = ctx.cfg, ctx.ws, ctx.timings
     console.print(f"bench {name}: {len(ctx.captions)} test captions")
-    gen = load_generator(ws, name)
+    gen = load_generator(ws, name) if gen is None else gen
     detail = {"weights": gen.source, "sizes": _sizes(ws, name, gen)}
     start = time.perf_counter()
     images, codes = _generate_set(gen, ctx.captions, cfg, f"generate {name}")

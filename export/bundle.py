@@ -269,7 +269,7 @@ def _write_bundle(gen: Generator, out: Path, cfg: ExportConfig) -> dict:
     # the decoder is a conv net (int8 measured slower); ar_context runs once per prompt and feeds
     # every step, so its cross-attention keys/values stay fp32 (int8 there moved the step's argmax
     # on more positions): only its text-modulation projection, most of its weights, goes int8
-    modulated = any(t["name"] == "text_modulation" for t in generator_graphs.get("ar_context", {}).get("outputs", []))
+    modulated = getattr(gen.predictor.cfg, "text_modulation", False)
     quantized = [n for n in names if n not in ("decoder", "ar_context") or (n == "decoder" and cfg.quantize_decoder)
                  or (n == "ar_context" and modulated)]
     for name in names:
