@@ -18,15 +18,16 @@ from artgen.workspace import Workspace
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TINY_AR = PredictorPreset(
-    predictor=dict(width=32, layers=2, heads=2, mlp_ratio=2, text_modulation=True),  # as the default preset
+    predictor=dict(width=32, layers=2, heads=2, mlp_ratio=2, text_modulation=True, rope=True),  # as the default preset
     encoder=dict(width=32, layers=1, heads=2),
     train=dict(steps=4, batch_size=8, lr=1e-3, warmup_steps=1, checkpoint_every=2, log_every=1),
 )
 
 
-def _model(grid=4, seed=0, text_modulation=False):
+def _model(grid=4, seed=0, text_modulation=False, rope=False):
     torch.manual_seed(seed)
-    model = ARPredictor(ARConfig(grid=grid, text_width=24, width=32, layers=2, heads=4, text_modulation=text_modulation))
+    model = ARPredictor(ARConfig(grid=grid, text_width=24, width=32, layers=2, heads=4, text_modulation=text_modulation,
+                                 rope=rope))
     if text_modulation:  # zero-initialised for training; random here so that the tests read it
         torch.nn.init.normal_(model.modulation[1].weight, std=0.1)
     return model.eval()
@@ -41,8 +42,9 @@ def _inputs(B=3, N=16, T=5, seed=1):
     return codes, states, mask
 
 
-def test_a_position_does_not_see_later_codes():
-    model = _model()
+@pytest.mark.parametrize("rope", [False, True])
+def test_a_position_does_not_see_later_codes(rope):
+    model = _model(rope=rope)
     codes, states, mask = _inputs()
     before = model(codes, states, mask)
     changed = codes.clone()
@@ -53,9 +55,9 @@ def test_a_position_does_not_see_later_codes():
     assert not torch.allclose(before[:, 10:], after[:, 10:])
 
 
-@pytest.mark.parametrize("text_modulation", [False, True])
-def test_kv_cached_steps_equal_the_uncached_forward(text_modulation):
-    model = _model(text_modulation=text_modulation)
+@pytest.mark.parametrize("text_modulation,rope", [(False, False), (True, False), (True, True)])
+def test_kv_cached_steps_equal_the_uncached_forward(text_modulation, rope):
+    model = _model(text_modulation=text_modulation, rope=rope)
     codes, states, mask = _inputs()
     full = model(codes, states, mask)  # (B, N, K)
     context = model.context(states, mask)
@@ -69,6 +71,25 @@ def test_kv_cached_steps_equal_the_uncached_forward(text_modulation):
         token = codes[:, t:t + 1]
         assert past_k[0].shape[2] == t + 1  # the cache grows by one position per step
     assert torch.allclose(torch.stack(steps, 1), full, atol=1e-5)
+
+
+def test_rope_attention_scores_depend_on_the_relative_offset_only():
+    from artgen.models.ar_predictor import apply_rope, rope_tables
+
+    cfg = ARConfig(grid=8, width=32, heads=1)
+    cos, sin, perm = rope_tables(cfg)
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(1, 32, generator=g), torch.randn(1, 32, generator=g)
+
+    def score(a, b):  # query at cell a, key at cell b, cells as (row, col)
+        i, j = a[0] * 8 + a[1], b[0] * 8 + b[1]
+        return (apply_rope(q, cos[i:i + 1], sin[i:i + 1], perm) * apply_rope(k, cos[j:j + 1], sin[j:j + 1], perm)).sum()
+
+    # the same offset (one row up, two columns left) anywhere on the grid gives the same score
+    assert torch.allclose(score((3, 4), (2, 2)), score((6, 7), (5, 5)), atol=1e-5)
+    assert not torch.allclose(score((3, 4), (2, 2)), score((3, 4), (2, 3)), atol=1e-3)
+    assert torch.allclose(apply_rope(q, cos[:1], sin[:1], perm), q)  # cell (0, 0) is not turned
+    assert torch.allclose(apply_rope(q, cos[1:2], sin[1:2], perm).norm(), q.norm())  # a rotation: norms kept
 
 
 @pytest.mark.parametrize("text_modulation", [False, True])
@@ -321,3 +342,16 @@ def test_generate_asking_for_an_untrained_generator_names_the_training_command(s
     r = run_cli("generate", "warm", "--generator", shipped_generator(), "-n", "1", "-o", str(tmp_path / "y.png"),
                 workdir=tmp_path / "fresh")
     assert r.returncode == 0 and "shipped" in (r.stdout + r.stderr)
+
+
+def test_a_preset_object_equal_to_a_named_preset_is_recorded_under_its_name():
+    from dataclasses import replace
+
+    from artgen.training.predictor import AR_PRESETS, PRESETS, preset_label
+
+    default = AR_PRESETS["default"]["tiny"]
+    assert preset_label(replace(default), AR_PRESETS, "tiny") == "default"  # a copy that changes nothing
+    assert preset_label(replace(default, train={**default.train, "lr": 5e-4}), AR_PRESETS, "tiny") == "custom"
+    assert preset_label(TINY_AR, AR_PRESETS, "tiny") == "custom"
+    # the masked generator's default preset is not the autoregressive one
+    assert preset_label(PRESETS["default"]["tiny"], AR_PRESETS, "tiny") == "custom"

@@ -5,6 +5,9 @@ iGPT in VQ latent space, as in taming-transformers (Esser et al., 2021) and Llam
 al., 2024): position t sees a start token and the codes of positions 0..t-1 (causal
 self-attention), cross-attends to the text states, and predicts the code of position t. Each
 input carries a learned 2-D position (row + column embedding) of the position it predicts.
+With `rope` the self-attention's queries and keys are also rotated by their 2-D position (half
+of each head's channels by the row, half by the column: 2-D RoPE, as LlamaGen), so a head can
+find "the cell above" or "two to the left" by its relative offset, wherever it is on the grid.
 With `text_modulation` the pooled text also modulates every LayerNorm of every block (a
 shift and a scale per norm from the mean of the text memory, adaLN as in DiT, Peebles & Xie
 2023, zero-initialised so training starts from the plain model): a global style signal every
@@ -42,6 +45,8 @@ class ARConfig:
     dropout: float = 0.0
     text_drop: float = 0.1  # share of training samples whose text is dropped (for guidance)
     text_modulation: bool = False  # adaLN: the pooled text shifts and scales every block's LayerNorms
+    rope: bool = False  # 2-D rotary positions in the self-attention (relative row and column offsets)
+    rope_base: float = 100.0  # RoPE's longest wavelength scale: 100 over a 16-cell side
 
     @property
     def positions(self) -> int:
@@ -56,6 +61,34 @@ class ARConfig:
         return self.width // self.heads
 
 
+def rope_tables(cfg: ARConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """2-D RoPE for every grid cell in raster order: the first half of a head's channels turns
+    with the cell's row, the second half with its column, each half in pairs (channel i with
+    i + quarter) at the frequencies base^(-j/quarter). Returns cos (N, hs), the signed sin
+    (N, hs) and the channel permutation (hs,) that `apply_rope` reads: RoPE's "rotate half" as a
+    Gather and a Mul, no MatMul that int8 quantisation would touch."""
+    hs = cfg.head_width
+    quarter = hs // 4
+    freqs = cfg.rope_base ** (-torch.arange(quarter, dtype=torch.float64) / quarter)  # (q,)
+    cell = torch.arange(cfg.positions)
+    angles = []
+    for coord in (cell // cfg.grid, cell % cfg.grid):  # row, then column
+        a = coord[:, None].double() * freqs[None]  # (N, q)
+        angles.append(torch.cat([a, a], dim=1))  # (N, 2q): pair i with i + q
+    angle = torch.cat(angles, dim=1)  # (N, hs)
+    perm, sign = torch.empty(hs, dtype=torch.long), torch.empty(hs, dtype=torch.float64)
+    for half in (0, hs // 2):
+        for i in range(quarter):
+            perm[half + i], sign[half + i] = half + quarter + i, -1.0  # out[i] = -x[i + q]
+            perm[half + quarter + i], sign[half + quarter + i] = half + i, 1.0  # out[i + q] = x[i]
+    return angle.cos().float(), (angle.sin() * sign).float(), perm
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    """x (..., T, hs) rotated by the tables' rows (T, hs) (`rope_tables`)."""
+    return x * cos + x.index_select(-1, perm) * sin
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: ARConfig):
         super().__init__()
@@ -64,22 +97,30 @@ class CausalSelfAttention(nn.Module):
         self.out = nn.Linear(cfg.width, cfg.width)
         self.dropout = cfg.dropout
 
-    def forward(self, x):
-        """The whole sequence at once, causally (training): x (B, T, C) -> (B, T, C)."""
+    def forward(self, x, rope=None):
+        """The whole sequence at once, causally (training): x (B, T, C) -> (B, T, C); rope: the
+        (cos, sin) tables' first T rows and the channel permutation, or None."""
         B, T, C = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.heads, self.head_width).permute(2, 0, 3, 1, 4)  # 3 x (B, h, T, hs)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
         return self.out(y.transpose(1, 2).reshape(B, T, C))
 
-    def step(self, x, past_k, past_v):
+    def step(self, x, past_k, past_v, rope=None):
         """One new position that sees every cached one: x (B, 1, C), past_k/past_v (B, h, t, hs)
-        -> (B, 1, C) and the keys/values (B, h, t+1, hs). Written with fixed reshapes (a
-        (B, 1, h, hs) tensor has the layout of (B, h, 1, hs)) so the ONNX step graph stays small."""
+        -> (B, 1, C) and the keys/values (B, h, t+1, hs) (the keys rotated, with `rope`: the
+        (cos, sin) of position t, (1, hs) each, and the channel permutation). Written with fixed reshapes (a (B, 1, h, hs)
+        tensor has the layout of (B, h, 1, hs)) so the ONNX step graph stays small."""
         h, hs = self.heads, self.head_width
-        q, k, v = self.qkv(x).split(h * hs, dim=-1)  # 3 x (B, 1, C)
-        k = torch.cat([past_k, k.reshape(-1, h, 1, hs)], dim=2)  # (B, h, t+1, hs)
+        qk, v = self.qkv(x).split([2 * h * hs, h * hs], dim=-1)  # (B, 1, 2C), (B, 1, C)
+        qk = qk.reshape(-1, 2 * h, 1, hs)  # the queries' heads, then the keys'
+        if rope is not None:  # both turned at once: 4 ops per block in the step graph
+            qk = apply_rope(qk, *rope)
+        q, k = qk.split(h, dim=1)  # (B, h, 1, hs) each
+        k = torch.cat([past_k, k], dim=2)  # (B, h, t+1, hs)
         v = torch.cat([past_v, v.reshape(-1, h, 1, hs)], dim=2)
-        att = ((q.reshape(-1, h, 1, hs) * hs ** -0.5) @ k.transpose(2, 3)).softmax(dim=-1)  # (B, h, 1, t+1)
+        att = ((q * hs ** -0.5) @ k.transpose(2, 3)).softmax(dim=-1)  # (B, h, 1, t+1)
         return self.out((att @ v).reshape(-1, 1, h * hs)), k, v
 
 
@@ -135,13 +176,13 @@ class ARBlock(nn.Module):
         y = ln(x)
         return y if mod is None else y * (1 + mod[:, None, 2 * i + 1]) + mod[:, None, 2 * i]
 
-    def forward(self, x, text, key_mask, mod=None):
-        x = x + self.self_attn(self._norm(self.ln1, x, mod, 0))
+    def forward(self, x, text, key_mask, mod=None, rope=None):
+        x = x + self.self_attn(self._norm(self.ln1, x, mod, 0), rope)
         x = x + self.cross_attn(self._norm(self.ln2, x, mod, 1), text, key_mask)
         return x + self.mlp(self._norm(self.ln3, x, mod, 2))
 
-    def step(self, x, past_k, past_v, cross_k_t, cross_v, bias, mod=None):
-        h, k, v = self.self_attn.step(self._norm(self.ln1, x, mod, 0), past_k, past_v)
+    def step(self, x, past_k, past_v, cross_k_t, cross_v, bias, mod=None, rope=None):
+        h, k, v = self.self_attn.step(self._norm(self.ln1, x, mod, 0), past_k, past_v, rope)
         x = x + h
         x = x + self.cross_attn.step(self._norm(self.ln2, x, mod, 1), cross_k_t, cross_v, bias)
         return x + self.mlp(self._norm(self.ln3, x, mod, 2)), k, v
@@ -164,6 +205,11 @@ class ARPredictor(nn.Module):
         self.ln_f = nn.LayerNorm(cfg.width)
         self.head = nn.Linear(cfg.width, cfg.codebook_size)
         nn.init.normal_(self.tok_emb.weight, std=0.02)
+        if cfg.rope:  # fixed tables, rebuilt from the config (not saved with the weights)
+            cos, sin, perm = rope_tables(cfg)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
+            self.register_buffer("rope_perm", perm, persistent=False)
 
     def positions(self) -> torch.Tensor:
         """(N, d) learned 2-D position of every grid cell, raster order."""
@@ -195,8 +241,9 @@ class ARPredictor(nn.Module):
         x = self.tok_emb(torch.cat([start, codes[:, :-1]], dim=1)) + self.positions()[:N]  # (B, N, d)
         text, keys = self.text(states, text_mask)
         mod = self.text_modulation(text, keys)
+        rope = (self.rope_cos[:N], self.rope_sin[:N], self.rope_perm) if self.cfg.rope else None
         for i, block in enumerate(self.blocks):
-            x = block(x, text, keys, None if mod is None else mod[:, i])
+            x = block(x, text, keys, None if mod is None else mod[:, i], rope)
         return self.head(self.ln_f(x))  # (B, N, K)
 
     def context(self, states: torch.Tensor, text_mask: torch.Tensor):
@@ -218,9 +265,10 @@ class ARPredictor(nn.Module):
         Returns the logits (B, K) of position t and per block the keys/values (B, h, t+1, hs)."""
         t = past_k[0].shape[2]
         x = self.tok_emb(token) + self.positions()[t]  # (B, 1, d)
+        rope = (self.rope_cos[t:t + 1], self.rope_sin[t:t + 1], self.rope_perm) if self.cfg.rope else None  # (1, hs)
         new_k, new_v = [], []
         for i, (block, pk, pv, ck, cv) in enumerate(zip(self.blocks, past_k, past_v, cross_k, cross_v)):
-            x, k, v = block.step(x, pk, pv, ck, cv, bias, None if modulation is None else modulation[:, i])
+            x, k, v = block.step(x, pk, pv, ck, cv, bias, None if modulation is None else modulation[:, i], rope)
             new_k.append(k)
             new_v.append(v)
         return self.head(self.ln_f(x)).reshape(-1, self.cfg.codebook_size), new_k, new_v  # (B, K)
