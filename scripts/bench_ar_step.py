@@ -39,7 +39,7 @@ def export_step(cfg: ARConfig, out: Path, text_keys: int = 8) -> Path:
     past = [torch.randn(2, cfg.heads, 3, cfg.head_width) for _ in range(2 * cfg.layers)]
     dynamic = {n: {0: "batch", 2: "past"} for n in past_names}
     dynamic.update({n: {0: "batch", 2: "past_plus_1"} for n in present_names[1:]})
-    dynamic.update({"token": {0: "batch"}, "logits": {0: "batch"}})
+    dynamic.update({"token": {0: "batch"}, "logits": {0: "batch"}, **{n: {0: "batch"} for n in context_names}})
     path = out / f"ar_step_{cfg.width}x{cfg.layers}.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

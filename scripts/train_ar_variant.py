@@ -1,7 +1,7 @@
 """Train the AR default preset (tiny encoder) with a few of its settings changed: the ablation
 rows of docs/generation.md that are not a preset of their own.
 
-    python scripts/train_ar_variant.py --workdir W --lr 5e-4 [--steps N] [--no-text-modulation] [--no-rope] [--heads H]
+    python scripts/train_ar_variant.py --workdir W --lr 5e-4 [--steps N] [--no-text-modulation] [--no-rope] [--heads H] [--rope-base B]
 
 Writes W/checkpoints/tiny-ar (W needs the corpus and a VQ-VAE, as `artgen train` does); its
 metrics.json holds the test CE at every evaluation, to compare with artgen/assets/tiny/train_metrics.json.
@@ -24,12 +24,14 @@ def main() -> None:
     ap.add_argument("--no-text-modulation", action="store_true")
     ap.add_argument("--no-rope", action="store_true", help="no 2-D rotary positions in the self-attention")
     ap.add_argument("--heads", type=int, default=None, help="attention heads (the preset's: 4 of width 32)")
+    ap.add_argument("--rope-base", type=float, default=None, help="RoPE's wavelength base (the preset's: 100)")
     ap.add_argument("--annotations", default="gt")
     args = ap.parse_args()
     p = AR_PRESETS["default"]["tiny"]
     train = {**p.train, **({"lr": args.lr} if args.lr is not None else {})}
     predictor = {**p.predictor, **({"text_modulation": False} if args.no_text_modulation else {}),
-                 **({"rope": False} if args.no_rope else {}), **({"heads": args.heads} if args.heads else {})}
+                 **({"rope": False} if args.no_rope else {}), **({"heads": args.heads} if args.heads else {}),
+                 **({"rope_base": args.rope_base} if args.rope_base else {})}
     p = replace(p, train=train, predictor=predictor)
     print(p)
     train_predictor(Workspace.resolve(args.workdir), "tiny", preset=p, annotations=args.annotations, generator="ar",
