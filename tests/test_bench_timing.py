@@ -63,3 +63,31 @@ def test_peak_rss_sees_what_the_child_allocates():
     assert big["peak_rss_mb"] > small["peak_rss_mb"] + 250
     failed = peak_rss_mb([sys.executable, "-c", "import sys; sys.exit('boom')"])
     assert failed["returncode"] == 1 and failed["stderr_tail"] == "boom"
+
+
+def _process(p50, p95, mean, low):
+    return {"autoregressive": {"p50_ms": p50, "p95_ms": p95, "mean_ms": mean, "min_ms": low, "runs": 100},
+            "generator": "ar", "torch_loaded": False}
+
+
+def test_latency_rounds_report_the_median_process_so_one_slow_spell_does_not_move_it():
+    from bench.ort_latency import combine_rounds
+    from bench.run import _rounds_note
+
+    one = _process(70.0, 80.0, 72.0, 66.0)
+    assert combine_rounds([one]) == one  # one process: its own figures, untouched
+    merged = combine_rounds([one, _process(88.5, 120.0, 95.0, 68.0), _process(69.0, 79.0, 71.0, 65.0)])
+    ar = merged["autoregressive"]
+    assert (ar["p50_ms"], ar["p95_ms"], ar["mean_ms"], ar["min_ms"]) == (70.0, 80.0, 72.0, 65.0)
+    assert ar["rounds"] == 3 and ar["p50_ms_per_round"] == [70.0, 88.5, 69.0] and ar["runs"] == 100
+    assert merged["generator"] == "ar" and merged["torch_loaded"] is False
+    assert combine_rounds([one, {**_process(1, 2, 3, 1), "torch_loaded": True}])["torch_loaded"] is True
+    assert _rounds_note(ar) == "; median of 3 fresh processes (p50s 70.0, 88.5, 69.0 ms)"
+    assert _rounds_note(one["autoregressive"]) == ""
+
+
+def test_latency_rounds_must_be_positive():
+    from bench.ort_latency import time_in_fresh_process
+
+    with pytest.raises(ValueError, match="rounds"):
+        time_in_fresh_process("no-bundle", rounds=0)

@@ -100,3 +100,13 @@ def test_ort_latency_runs_in_a_torch_free_process_and_reports_its_samplers():
     bad = subprocess.run([sys.executable, "-m", "bench.ort_latency", str(ROOT / "tests")], capture_output=True,
                          text=True, cwd=ROOT, timeout=300)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "bundle.json" in bad.stderr
+
+
+def test_latency_in_rounds_runs_one_fresh_process_per_round():
+    from bench.ort_latency import time_in_fresh_process
+
+    out = time_in_fresh_process(SHIPPED_MODEL, threads=1, runs=2, warmup=1, rounds=2)
+    key = "autoregressive" if out["generator"] == "ar" else "one_shot"
+    assert out[key]["rounds"] == 2 and len(out[key]["p50_ms_per_round"]) == 2
+    assert out[key]["p50_ms"] == pytest.approx(sum(out[key]["p50_ms_per_round"]) / 2)  # the median of two
+    assert out["torch_loaded"] is False
