@@ -20,35 +20,11 @@ from collections import Counter
 
 import numpy as np
 import torch
+from ar_probe_common import guided_codes, probe_set
 
-from artgen.data.captions import make_caption
-from artgen.data.corpus import load_corpus
-from artgen.generate import gumbel, load_generator
-from artgen.sampling import AR_DEFAULT_GUIDANCE, AR_DEFAULT_TEMPERATURE, AR_NOISE_STREAM
+from artgen.generate import load_generator
+from artgen.sampling import AR_DEFAULT_GUIDANCE, AR_DEFAULT_TEMPERATURE
 from artgen.workspace import Workspace
-from bench.style import style_judge
-
-
-@torch.no_grad()
-def sample_scored(gen, captions: list[str], seeds: list[int], guidance: float, temperature: float):
-    """(codes (B, N), text agreement (B,)) with the runtime's sampler (guided Gumbel-max)."""
-    P, B = gen.predictor, len(captions)
-    N, K = P.cfg.positions, P.cfg.codebook_size
-    states, mask = gen.encoder.encode(gen.encoder.tokenize(captions))
-    context = P.context(torch.cat([states, states]), torch.cat([mask, torch.zeros_like(mask)]))
-    past_k, past_v = P.empty_cache(2 * B)
-    noise = torch.from_numpy(np.stack([gumbel(s, AR_NOISE_STREAM, (N, K)) for s in seeds]).astype(np.float32))
-    token = torch.full((2 * B, 1), P.cfg.start_id, dtype=torch.long)
-    codes, score = torch.empty((B, N), dtype=torch.long), torch.zeros(B)
-    for t in range(N):
-        logits, past_k, past_v = P.step(token, past_k, past_v, *context)
-        cond, uncond = logits.chunk(2)
-        guided = uncond + guidance * (cond - uncond)
-        codes[:, t] = (guided / temperature + noise[:, t]).argmax(-1)
-        drawn = codes[:, t:t + 1]
-        score += (cond.log_softmax(-1).gather(1, drawn) - uncond.log_softmax(-1).gather(1, drawn))[:, 0]
-        token = drawn.repeat(2, 1)
-    return codes, score
 
 
 def main() -> None:
@@ -65,21 +41,14 @@ def main() -> None:
     gen = load_generator(ws, args.model)
     if gen.kind != "ar":
         raise SystemExit(f"{args.model} is not an autoregressive model")
-    dd = load_corpus(ws.data)
-    train, test = dd["train"], dd["test"]
-    idx = sorted(np.random.default_rng(0).choice(len(test), size=min(args.captions, len(test)), replace=False).tolist())
-    rows = test.select(idx)
-    targets = np.array(rows["style"])
-    captions = [make_caption(adj, np.random.default_rng([0, i])) for i, adj in enumerate(rows["gt_adjectives"])]
-    judge, why = style_judge(ws.root / "cache" / "style", train)
-    if judge is None:
-        raise SystemExit(f"no style judge: {why}")
+    probe = probe_set(ws, args.captions)
+    captions, targets, judge = probe.captions, np.array(probe.targets), probe.judge
     start = time.perf_counter()
     codes, scores = [], []
     for s in range(0, len(captions), args.batch):
         batch = captions[s:s + args.batch]
-        per = [sample_scored(gen, batch, [1000 * j + i for i in range(s, s + len(batch))], AR_DEFAULT_GUIDANCE,
-                             AR_DEFAULT_TEMPERATURE) for j in range(ns[-1])]
+        per = [guided_codes(gen, batch, [1000 * j + i for i in range(s, s + len(batch))], AR_DEFAULT_GUIDANCE,
+                            AR_DEFAULT_TEMPERATURE) for j in range(ns[-1])]
         codes.append(torch.stack([c for c, _ in per], 1))
         scores.append(torch.stack([sc for _, sc in per], 1))
     codes, score = torch.cat(codes), torch.cat(scores)  # (C, n, N), (C, n)

@@ -20,14 +20,14 @@ import time
 
 import numpy as np
 import torch
+from ar_probe_common import probe_set
 
-from artgen.data.captions import make_caption
-from artgen.data.corpus import decode_image, load_corpus
+from artgen.data.corpus import decode_image
 from artgen.generate import load_generator
 from artgen.workspace import Workspace
 from bench.inception import InceptionConfig, InceptionFeatures
 from bench.quality import FeatureStore, FidKid
-from bench.style import StyleConsistency, style_judge
+from bench.style import StyleConsistency
 
 
 def main() -> None:
@@ -44,16 +44,9 @@ def main() -> None:
     torch.set_num_threads(2)
     ws = Workspace.resolve(args.workdir)
     gen = load_generator(ws, args.model)
-    dd = load_corpus(ws.data)
-    train, test = dd["train"], dd["test"]
-    idx = sorted(np.random.default_rng(0).choice(len(test), size=min(args.captions, len(test)), replace=False).tolist())
-    rows = test.select(idx)
+    probe = probe_set(ws, args.captions)
+    rows, captions, targets, judge = probe.rows, probe.captions, probe.targets, probe.judge
     real = [decode_image(im) for im in rows["image"]]
-    targets = list(rows["style"])
-    captions = [make_caption(adj, np.random.default_rng([0, i])) for i, adj in enumerate(rows["gt_adjectives"])]
-    judge, why = style_judge(ws.root / "cache" / "style", train)
-    if judge is None:
-        raise SystemExit(f"no style judge: {why}")
     real_score = StyleConsistency(judge)
     real_score.update(real, targets)
     quality = store = None

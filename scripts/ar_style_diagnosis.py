@@ -16,34 +16,12 @@ from collections import Counter, defaultdict
 
 import numpy as np
 import torch
+from ar_probe_common import guided_codes, probe_set
 
-from artgen.data.captions import make_caption
-from artgen.data.corpus import load_corpus
 from artgen.data.latents import load_latents, painting_id
-from artgen.generate import gumbel, load_generator
-from artgen.sampling import AR_DEFAULT_GUIDANCE, AR_DEFAULT_TEMPERATURE, AR_NOISE_STREAM
+from artgen.generate import load_generator
+from artgen.sampling import AR_DEFAULT_GUIDANCE, AR_DEFAULT_TEMPERATURE
 from artgen.workspace import Workspace
-from bench.style import style_judge
-
-
-@torch.no_grad()
-def sample(gen, captions: list[str], seeds: list[int], given: torch.Tensor, known: int) -> torch.Tensor:
-    """(B, N) codes from the default guided sampler, the first `known` positions taken from `given`."""
-    P, B = gen.predictor, len(captions)
-    N, K = P.cfg.positions, P.cfg.codebook_size
-    states, mask = gen.encoder.encode(gen.encoder.tokenize(captions))
-    context = P.context(torch.cat([states, states]), torch.cat([mask, torch.zeros_like(mask)]))
-    past_k, past_v = P.empty_cache(2 * B)
-    noise = torch.from_numpy(np.stack([gumbel(s, AR_NOISE_STREAM, (N, K)) for s in seeds]).astype(np.float32))
-    token = torch.full((2 * B, 1), P.cfg.start_id, dtype=torch.long)
-    codes = torch.empty((B, N), dtype=torch.long)
-    for t in range(N):
-        logits, past_k, past_v = P.step(token, past_k, past_v, *context)
-        cond, uncond = logits.chunk(2)
-        guided = uncond + AR_DEFAULT_GUIDANCE * (cond - uncond)
-        codes[:, t] = given[:, t] if t < known else (guided / AR_DEFAULT_TEMPERATURE + noise[:, t]).argmax(-1)
-        token = codes[:, t:t + 1].repeat(2, 1)
-    return codes
 
 
 def main() -> None:
@@ -59,23 +37,17 @@ def main() -> None:
     gen = load_generator(ws, args.model)
     if gen.kind != "ar":
         raise SystemExit(f"{args.model} is not an autoregressive model")
-    dd = load_corpus(ws.data)
-    train, test = dd["train"], dd["test"]
-    idx = sorted(np.random.default_rng(0).choice(len(test), size=min(args.captions, len(test)), replace=False).tolist())
-    rows = test.select(idx)
-    targets = list(rows["style"])
-    captions = [make_caption(adj, np.random.default_rng([0, i])) for i, adj in enumerate(rows["gt_adjectives"])]
-    judge, why = style_judge(ws.root / "cache" / "style", train)
-    if judge is None:
-        raise SystemExit(f"no style judge: {why}")
+    probe = probe_set(ws, args.captions)
+    rows, captions, targets, judge = probe.rows, probe.captions, probe.targets, probe.judge
     test_ids, test_codes = load_latents(ws, "test")
     where = {painting_id(i): k for k, i in enumerate(test_ids)}
     true = torch.from_numpy(np.stack([test_codes[where[str(i)]] for i in rows["id"]]).astype(np.int64)).flatten(1)
     grid = gen.predictor.cfg.grid
 
     def judged(known: int) -> list[str]:
-        codes = torch.cat([sample(gen, captions[s:s + args.batch], list(range(s, min(s + args.batch, len(captions)))),
-                                  true[s:s + args.batch], known) for s in range(0, len(captions), args.batch)])
+        codes = torch.cat([guided_codes(gen, captions[s:s + args.batch], list(range(s, min(s + args.batch, len(captions)))),
+                                        AR_DEFAULT_GUIDANCE, AR_DEFAULT_TEMPERATURE, true[s:s + args.batch], known)[0]
+                           for s in range(0, len(captions), args.batch)])
         return judge.predict(list(gen.decode(codes.view(-1, grid, grid))))
 
     def share(predicted: list[str]) -> float:

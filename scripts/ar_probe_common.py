@@ -1,0 +1,71 @@
+"""What the autoregressive generator's probe scripts share (`ar_sampling_sweep.py`,
+`ar_rerank_probe.py`, `ar_style_diagnosis.py`); not a command of its own.
+
+`probe_set`: the test captions every probe reads — a seeded sample of test paintings, for
+painting i a caption of 3-5 of its ground-truth adjectives (seed i), its style as the target,
+and the bench's style judge (trained on real train paintings, cached in the workspace).
+`guided_codes`: the runtime's sampler (guided Gumbel-max, one cached step per position),
+opened up for probes: the first `known` positions can be given, and the model's own text
+agreement of the drawn codes comes back beside them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from artgen.data.captions import make_caption
+from artgen.data.corpus import load_corpus
+from artgen.generate import gumbel, pick_codes
+from artgen.sampling import AR_NOISE_STREAM
+from artgen.workspace import Workspace
+from bench.style import StyleJudge, style_judge
+
+
+@dataclass
+class ProbeSet:
+    rows: object  # the sampled test paintings (a datasets.Dataset)
+    captions: list[str]
+    targets: list[str]  # each caption's painting's style
+    judge: StyleJudge
+
+
+def probe_set(ws: Workspace, captions: int) -> ProbeSet:
+    dd = load_corpus(ws.data)
+    train, test = dd["train"], dd["test"]
+    idx = sorted(np.random.default_rng(0).choice(len(test), size=min(captions, len(test)), replace=False).tolist())
+    rows = test.select(idx)
+    texts = [make_caption(adj, np.random.default_rng([0, i])) for i, adj in enumerate(rows["gt_adjectives"])]
+    judge, why = style_judge(ws.root / "cache" / "style", train)
+    if judge is None:
+        raise SystemExit(f"no style judge: {why}")
+    return ProbeSet(rows, texts, list(rows["style"]), judge)
+
+
+@torch.no_grad()
+def guided_codes(gen, captions: list[str], seeds: list[int], guidance: float, temperature: float,
+                 given: torch.Tensor | None = None, known: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(codes (B, N), text agreement (B,)): the sampler of `ARGenerator.codes_from_states` (no
+    top-k), except that positions < `known` take `given`'s codes (B, N). The agreement is
+    the sum over the drawn positions of log p(code | text) - log p(code | no text)."""
+    P, B = gen.predictor, len(captions)
+    N, K = P.cfg.positions, P.cfg.codebook_size
+    states, mask = gen.encoder.encode(gen.encoder.tokenize(captions))
+    context = P.context(torch.cat([states, states]), torch.cat([mask, torch.zeros_like(mask)]))
+    past_k, past_v = P.empty_cache(2 * B)
+    noise = torch.from_numpy(np.stack([gumbel(s, AR_NOISE_STREAM, (N, K)) for s in seeds]).astype(np.float32))
+    token = torch.full((2 * B, 1), P.cfg.start_id, dtype=torch.long)
+    codes, agreement = torch.empty((B, N), dtype=torch.long), torch.zeros(B)
+    for t in range(N):
+        logits, past_k, past_v = P.step(token, past_k, past_v, *context)
+        cond, uncond = logits.chunk(2)
+        if t < known:
+            codes[:, t] = given[:, t]
+        else:
+            codes[:, t] = pick_codes(uncond + guidance * (cond - uncond), noise[:, t], temperature, 0)
+            drawn = codes[:, t:t + 1]
+            agreement += (cond.log_softmax(-1).gather(1, drawn) - uncond.log_softmax(-1).gather(1, drawn))[:, 0]
+        token = codes[:, t:t + 1].repeat(2, 1)
+    return codes, agreement
