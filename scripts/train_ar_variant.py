@@ -2,6 +2,7 @@
 rows of docs/generation.md that are not a preset of their own.
 
     python scripts/train_ar_variant.py --workdir W --lr 5e-4 [--steps N] [--no-text-modulation] [--no-rope] [--heads H] [--rope-base B]
+        [--ema-decay D] [--compile | --no-compile]
 
 Writes W/checkpoints/tiny-ar (W needs the corpus and a VQ-VAE, as `artgen train` does); its
 metrics.json holds the test CE at every evaluation, to compare with artgen/assets/tiny/train_metrics.json.
@@ -25,10 +26,16 @@ def main() -> None:
     ap.add_argument("--no-rope", action="store_true", help="no 2-D rotary positions in the self-attention")
     ap.add_argument("--heads", type=int, default=None, help="attention heads (the preset's: 4 of width 32)")
     ap.add_argument("--rope-base", type=float, default=None, help="RoPE's wavelength base (the preset's: 100)")
+    ap.add_argument("--ema-decay", type=float, default=None,
+                    help="keep a moving average of the weights (e.g. 0.999; 0: none); evaluations score both")
+    ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                    help="torch.compile the training forward (the preset's choice when not given)")
     ap.add_argument("--annotations", default="gt")
     args = ap.parse_args()
     p = AR_PRESETS["default"]["tiny"]
-    train = {**p.train, **({"lr": args.lr} if args.lr is not None else {})}
+    train = {**p.train, **({"lr": args.lr} if args.lr is not None else {}),
+             **({"ema_decay": args.ema_decay} if args.ema_decay is not None else {}),
+             **({"compile": args.compile} if args.compile is not None else {})}
     predictor = {**p.predictor, **({"text_modulation": False} if args.no_text_modulation else {}),
                  **({"rope": False} if args.no_rope else {}), **({"heads": args.heads} if args.heads else {}),
                  **({"rope_base": args.rope_base} if args.rope_base else {})}

@@ -120,3 +120,61 @@ def test_learning_rate_warms_up_then_decays_by_cosine():
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
     assert lrs[-1] == pytest.approx(0.1, abs=1e-3)
+
+
+class RawScoringToyTask(ToyTask):
+    """A task whose evaluation can score the raw weights beside their moving average."""
+
+    def evaluate(self, model, raw_model=None):
+        row = super().evaluate(model)
+        if raw_model is not None:
+            row["raw_test_mse"] = super().evaluate(raw_model)["test_mse"]
+        return row
+
+
+def test_the_moving_average_of_the_weights_is_returned_scored_and_resumed_exactly(tmp_path):
+    decay = 0.8
+    # the average, recomputed by hand from every step's raw weights
+    snapshots = []
+
+    class Recording(RawScoringToyTask):
+        def batch(self, step, generator, batch_size):
+            snapshots.append(weights(self.model))  # the weights after step - 1
+            return super().batch(step, generator, batch_size)
+
+    task = Recording()
+    run = train(task, cfg(ema_decay=decay), tmp_path / "full")
+    snapshots.append(weights(task.model))
+    expected = snapshots[1]  # the first update copies the weights after step 0
+    for w in snapshots[2:]:
+        expected = {k: decay * expected[k] + (1 - decay) * w[k] for k in w}
+    got = weights(run.model)
+    assert max((got[k] - expected[k]).abs().max().item() for k in got) <= 1e-5
+    assert any((got[k] - snapshots[-1][k]).abs().max().item() > 1e-3 for k in got)  # not the raw weights
+    assert run.metrics["test_mse"] == pytest.approx(ToyTask.evaluate(task, run.model)["test_mse"])
+    assert run.metrics["raw_test_mse"] == pytest.approx(ToyTask.evaluate(task, task.model.eval())["test_mse"])
+    assert (tmp_path / "full" / STATE_DIR / "ema.safetensors").exists()
+
+    with pytest.raises(Crash):
+        train(RawScoringToyTask(crash_at=12), cfg(ema_decay=decay), tmp_path / "killed")
+    resumed = train(RawScoringToyTask(init_seed=99), cfg(ema_decay=decay), tmp_path / "killed", resume=True)
+    a, b = weights(run.model), weights(resumed.model)
+    assert max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-6
+
+
+def test_a_moving_average_decay_outside_0_1_is_refused(tmp_path):
+    with pytest.raises(ArtgenError, match="ema_decay"):
+        train(ToyTask(), cfg(ema_decay=1.0), tmp_path / "run")
+
+
+@pytest.mark.slow
+def test_a_compiled_run_trains_the_same_model_as_an_eager_one(tmp_path):
+    def no_dropout():  # Inductor draws dropout masks from its own generator
+        task = ToyTask()
+        task.model[1] = nn.Identity()
+        return task
+
+    eager = train(no_dropout(), cfg(), tmp_path / "eager")
+    compiled = train(no_dropout(), cfg(compile=True), tmp_path / "compiled")
+    a, b = weights(eager.model), weights(compiled.model)
+    assert max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-4

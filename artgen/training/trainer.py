@@ -39,6 +39,12 @@ Checkpoints go to `out_dir/train_state/` every `checkpoint_every` steps and at t
 (AdamW moments, tensors only) and `rng.safetensors` (torch RNG states). The learning rate is a
 pure function of the step, so no scheduler state is needed. Each checkpoint is written to a
 temporary directory and renamed into place: a crash mid-save leaves the previous one intact.
+With `ema_decay` > 0 an exponential moving average of the weights (torch's `AveragedModel`,
+buffers included) is updated after every optimiser step and saved as `ema.safetensors`; it is
+what `evaluate()` sees and what `TrainResult.model` holds, and each evaluation row also carries
+the raw weights' scores (`raw_*`, when the task's `evaluate` takes `raw_model`), so one run
+measures what the average buys. `compile` runs the training forward through `torch.compile`
+(Inductor); where it cannot compile (no C++ compiler) Dynamo falls back to eager by itself.
 `resume=True` loads it and continues exactly; a damaged checkpoint is an `ArtgenError`, never
 a silent fresh start. The stage trainers run in `run_dir(final, resume)` — a `.NAME.partial`
 folder for a new run — and `publish_run` swaps it over the finished model only at the end.
@@ -50,6 +56,7 @@ buffers (e.g. an EMA codebook) are broadcast from rank 0 at every forward (DDP d
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -87,10 +94,14 @@ class TrainConfig:
     device: str = "auto"            # "auto" (CUDA when available), "cpu" or "cuda"
     threads: int = 0                # torch CPU threads (0: torch's default); 1 is faster on a busy machine
     show_progress: bool = True
+    ema_decay: float = 0.0          # > 0: also keep an exponential moving average of the weights (decay per
+                                    # step), evaluate and return it; the raw weights stay in train_state/
+    compile: bool = False           # torch.compile the training forward (falls back to eager where it cannot)
 
 
 # Fields that may change between a run and its resumption without changing its result.
-_RESUME_FREE = {"steps", "checkpoint_every", "log_every", "eval_every", "device", "threads", "show_progress"}
+_RESUME_FREE = {"steps", "checkpoint_every", "log_every", "eval_every", "device", "threads", "show_progress",
+                "compile"}
 
 
 @runtime_checkable
@@ -212,7 +223,7 @@ def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]
 
 
 def save_checkpoint(out_dir: Path, model: nn.Module, opt: torch.optim.Optimizer, step: int,
-                    task_config: dict, cfg: TrainConfig) -> Path:
+                    task_config: dict, cfg: TrainConfig, ema: nn.Module | None = None) -> Path:
     """Write `out_dir/train_state/` atomically (temp dir + rename)."""
     from safetensors.torch import save_file
 
@@ -224,6 +235,8 @@ def save_checkpoint(out_dir: Path, model: nn.Module, opt: torch.optim.Optimizer,
     tmp.mkdir()
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(weights, str(tmp / "model.safetensors"))
+    if ema is not None:
+        save_file({k: v.detach().cpu().contiguous() for k, v in ema.state_dict().items()}, str(tmp / "ema.safetensors"))
     opt_tensors, opt_meta = _optimizer_tensors(opt)
     save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
     rng = {"torch": torch.get_rng_state()}
@@ -237,8 +250,10 @@ def save_checkpoint(out_dir: Path, model: nn.Module, opt: torch.optim.Optimizer,
     return final
 
 
-def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, device) -> dict:
-    """Restore model, optimiser and RNG from a checkpoint dir; returns its config.json."""
+def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, device,
+                    ema: nn.Module | None = None) -> dict:
+    """Restore model, optimiser, RNG (and the weights' moving average) from a checkpoint dir;
+    returns its config.json."""
     from safetensors.torch import load_file
 
     path = Path(path)
@@ -249,6 +264,8 @@ def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, de
         rng = load_file(str(path / "rng.safetensors"))
         model.load_state_dict(weights, strict=True)
         _load_optimizer(opt, opt_tensors, meta["optimizer"], device)
+        if ema is not None:
+            ema.load_state_dict(load_file(str(path / "ema.safetensors"), device=str(device)), strict=True)
     except Exception as e:
         raise ArtgenError(
             f"the training checkpoint at {path} is damaged ({type(e).__name__}: {e}): "
@@ -324,13 +341,14 @@ def train(task: Task, cfg: TrainConfig, out_dir: Path, resume: bool = False,
         lr=cfg.lr, betas=tuple(cfg.betas),
     )
     task_config = task.config()
+    ema = _moving_average(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
 
     start = 0
     if resume:
         ckpt = find_checkpoint(out_dir)
         if ckpt is None:
             raise ArtgenError(f"nothing to resume: no checkpoint in {out_dir / STATE_DIR}: run again without --resume")
-        meta = load_checkpoint(ckpt, model, opt, device)
+        meta = load_checkpoint(ckpt, model, opt, device, ema)
         _check_resumable(meta, task_config, cfg, ckpt)
         start = int(meta["step"])
     else:
@@ -341,6 +359,11 @@ def train(task: Task, cfg: TrainConfig, out_dir: Path, resume: bool = False,
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         wrapped = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:
+        import torch._dynamo as dynamo
+
+        dynamo.config.suppress_errors = True  # a graph Inductor cannot build runs eagerly
+        wrapped = torch.compile(wrapped)
 
     is_main = rank == 0
     history: list[dict] = []
@@ -377,6 +400,8 @@ def train(task: Task, cfg: TrainConfig, out_dir: Path, resume: bool = False,
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
+            if ema is not None:
+                ema.update_parameters(model)
 
             for k, v in {"loss": loss, **parts}.items():
                 running[k] = running.get(k, 0.0) + _scalar(v)
@@ -386,7 +411,7 @@ def train(task: Task, cfg: TrainConfig, out_dir: Path, resume: bool = False,
                 row = {k: v / n_running for k, v in running.items()}
                 running, n_running = {}, 0
                 if is_main:
-                    record({"step": done, "lr": lr, **row})
+                    record({"step": done, "lr": lr, **row, "seconds": round(time.perf_counter() - t0, 2)})
                     with open(log_path, "a") as f:
                         f.write(json.dumps(history[-1]) + "\n")
                     if progress is not None:
@@ -395,17 +420,17 @@ def train(task: Task, cfg: TrainConfig, out_dir: Path, resume: bool = False,
                 progress.update(bar, completed=done)
 
             if is_main and cfg.eval_every and done % cfg.eval_every == 0 and done != cfg.steps:
-                metrics = _evaluate(task, model)
+                metrics = _evaluate(task, model, ema)
                 record({"step": done, **metrics})
             if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done != cfg.steps:
                 if is_main:
-                    save_checkpoint(out_dir, model, opt, done, task_config, cfg)
+                    save_checkpoint(out_dir, model, opt, done, task_config, cfg, ema)
                 if world > 1:
                     dist.barrier()
         seconds = time.perf_counter() - t0
         if is_main:
-            save_checkpoint(out_dir, model, opt, cfg.steps, task_config, cfg)
-            metrics = _evaluate(task, model)
+            save_checkpoint(out_dir, model, opt, cfg.steps, task_config, cfg, ema)
+            metrics = _evaluate(task, model, ema)
             if metrics:
                 record({"step": cfg.steps, **metrics})
         if world > 1:
@@ -414,19 +439,34 @@ def train(task: Task, cfg: TrainConfig, out_dir: Path, resume: bool = False,
         if progress is not None:
             progress.stop()
     steps_run = cfg.steps - start
-    return TrainResult(model=model, step=cfg.steps, metrics=metrics, history=history, seconds=seconds,
+    return TrainResult(model=model if ema is None else ema.module, step=cfg.steps, metrics=metrics, history=history, seconds=seconds,
                        images_per_s=steps_run * cfg.batch_size * world / seconds if seconds > 0 else 0.0)
 
 
-def _evaluate(task: Task, model: nn.Module) -> dict:
+def _moving_average(model: nn.Module, decay: float) -> nn.Module:
+    """An exponential moving average of `model`'s parameters and buffers (a deep copy that
+    `update_parameters(model)` moves towards the model by 1 - `decay` after each step)."""
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    if not 0.0 < decay < 1.0:
+        raise ArtgenError(f"ema_decay must be between 0 and 1 (got {decay}): e.g. 0.999, or 0 for no average")
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def _evaluate(task: Task, model: nn.Module, ema: nn.Module | None = None) -> dict:
+    """The task's evaluation of the weights training returns: the moving average when there is
+    one (and then the raw weights beside it, as `raw_*`, if the task can score both)."""
     fn = getattr(task, "evaluate", None)
     if fn is None:
         return {}
+    scored = model if ema is None else ema.module
+    both = ema is not None and "raw_model" in inspect.signature(fn).parameters
     was_training = model.training
     model.eval()
+    scored.eval()
     try:
         with torch.no_grad():
-            return dict(fn(model))
+            return dict(fn(scored, raw_model=model)) if both else dict(fn(scored))
     finally:
         model.train(was_training)
 
