@@ -45,11 +45,13 @@ def probe_set(ws: Workspace, captions: int) -> ProbeSet:
 
 
 @torch.no_grad()
-def guided_codes(gen, captions: list[str], seeds: list[int], guidance: float, temperature: float,
-                 given: torch.Tensor | None = None, known: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def guided_codes(gen, captions: list[str], seeds: list[int], guidance: float | list[float],
+                 temperature: float | list[float], given: torch.Tensor | None = None,
+                 known: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """(codes (B, N), text agreement (B,)): the sampler of `ARGenerator.codes_from_states` (no
-    top-k), except that positions < `known` take `given`'s codes (B, N). The agreement is
-    the sum over the drawn positions of log p(code | text) - log p(code | no text)."""
+    top-k), except that positions < `known` take `given`'s codes (B, N), and `guidance` and
+    `temperature` may be one value per position (a schedule). The agreement is the sum over
+    the drawn positions of log p(code | text) - log p(code | no text)."""
     P, B = gen.predictor, len(captions)
     N, K = P.cfg.positions, P.cfg.codebook_size
     states, mask = gen.encoder.encode(gen.encoder.tokenize(captions))
@@ -58,13 +60,15 @@ def guided_codes(gen, captions: list[str], seeds: list[int], guidance: float, te
     noise = torch.from_numpy(np.stack([gumbel(s, AR_NOISE_STREAM, (N, K)) for s in seeds]).astype(np.float32))
     token = torch.full((2 * B, 1), P.cfg.start_id, dtype=torch.long)
     codes, agreement = torch.empty((B, N), dtype=torch.long), torch.zeros(B)
+    guidance = [guidance] * N if np.isscalar(guidance) else list(guidance)
+    temperature = [temperature] * N if np.isscalar(temperature) else list(temperature)
     for t in range(N):
         logits, past_k, past_v = P.step(token, past_k, past_v, *context)
         cond, uncond = logits.chunk(2)
         if t < known:
             codes[:, t] = given[:, t]
         else:
-            codes[:, t] = pick_codes(uncond + guidance * (cond - uncond), noise[:, t], temperature, 0)
+            codes[:, t] = pick_codes(uncond + guidance[t] * (cond - uncond), noise[:, t], temperature[t], 0)
             drawn = codes[:, t:t + 1]
             agreement += (cond.log_softmax(-1).gather(1, drawn) - uncond.log_softmax(-1).gather(1, drawn))[:, 0]
         token = codes[:, t:t + 1].repeat(2, 1)

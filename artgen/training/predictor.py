@@ -87,10 +87,11 @@ AR_PRESETS: dict[str, dict[str, PredictorPreset]] = {
     # the default also trains on the paintings' mirror images (--flipped): at the same 6,000 steps the
     # test CE fell from 2.379 to 2.211 and style consistency rose 0.457 -> 0.507 (docs/generation.md);
     # the pooled text modulates every block's norms (text_modulation, adaLN); and the self-attention
-    # reads 2-D relative positions (rope: test CE 2.722 -> 2.644 at step 1,000); peak LR 2e-3 (test CE
-    # 2.100 -> 2.064 at step 6,000) with a moving average of the weights (2.064 -> 2.062), docs/generation.md
+    # reads 2-D relative positions (rope: test CE 2.722 -> 2.644 at step 1,000). Peak LR 2e-3 lowered the
+    # test CE (2.100 -> 2.064) but not the style drawn, and a moving average of the weights drew it worse
+    # (docs/generation.md, quality levers): neither is in the preset
     "default": {name: replace(p, predictor=dict(width=128, layers=3, heads=4, text_modulation=True, rope=True),
-                              train={**p.train, "steps": 6000, "lr": 2e-3, "ema_decay": 0.999}, flipped=True)
+                              train={**p.train, "steps": 6000}, flipped=True)
                 for name, p in PRESETS["default"].items()},
 }
 
