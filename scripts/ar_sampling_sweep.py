@@ -2,7 +2,7 @@
 for? Style consistency (the bench's style judge), styles covered, top style share and
 FID / KID against the real test paintings, for every (guidance, temperature, top-k) asked for.
 
-    python scripts/ar_sampling_sweep.py --workdir W [--model tiny-ar] [--captions 300]
+    python scripts/ar_sampling_sweep.py --workdir W [--model tiny-ar | --checkpoint DIR] [--captions 300]
         [--guidance 1.5,3,5] [--temperatures 0.8,1.0] [--top-k 0,64]
 
 Captions are made like the bench's (3-5 of a test painting's ground-truth adjectives, seed
@@ -34,6 +34,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--model", default="tiny-ar")
+    ap.add_argument("--checkpoint", default=None, help="a checkpoint directory instead of the workspace's --model")
     ap.add_argument("--captions", type=int, default=300)
     ap.add_argument("--guidance", default="1.5,3,5")
     ap.add_argument("--temperatures", default="0.8,1.0")
@@ -43,7 +44,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(2)
     ws = Workspace.resolve(args.workdir)
-    gen = load_generator(ws, args.model)
+    gen = load_generator(ws, args.model, checkpoint=args.checkpoint)
     probe = probe_set(ws, args.captions)
     rows, captions, targets, judge = probe.rows, probe.captions, probe.targets, probe.judge
     real = [decode_image(im) for im in rows["image"]]
@@ -53,7 +54,7 @@ def main() -> None:
     if not args.no_fid:
         store = FeatureStore(InceptionFeatures(InceptionConfig(threads=2)), ws.root / "cache" / "fid", show_progress=False)
         quality = FidKid(store(real), kid_subset_size=min(100, len(real)), kid_subsets=20)
-    print(f"model {args.model} ({gen.source}, {gen.kind}), {len(captions)} test captions; style judge on these real "
+    print(f"model {args.checkpoint or args.model} ({gen.source}, {gen.kind}), {len(captions)} test captions; style judge on these real "
           f"test paintings: {real_score.compute()['style_consistency']:.3f}")
     print("| guidance | temperature | top-k | style consistency | styles covered | top style share | FID | KID | seconds |")
     print("|---|---|---|---|---|---|---|---|---|")
