@@ -17,29 +17,19 @@ import argparse
 from collections import Counter
 
 import numpy as np
-import torch
-from ar_probe_common import guided_codes, probe_set
+from ar_probe_common import add_probe_args, drawn_styles, open_probe
 
-from artgen.generate import load_generator
 from artgen.sampling import AR_DEFAULT_GUIDANCE, AR_DEFAULT_TEMPERATURE
-from artgen.workspace import Workspace
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workdir", default=None)
-    ap.add_argument("--model", default="tiny-ar")
-    ap.add_argument("--captions", type=int, default=300)
+    add_probe_args(ap)
     ap.add_argument("--openings", default="2:2.5:0.5,4:2.5:0.5,4:4:0.8",
                     help="comma-separated rows:guidance:temperature for the opening rows")
     ap.add_argument("--batch", type=int, default=50)
     args = ap.parse_args()
-    torch.set_num_threads(2)
-    ws = Workspace.resolve(args.workdir)
-    gen = load_generator(ws, args.model)
-    if gen.kind != "ar":
-        raise SystemExit(f"{args.model} is not an autoregressive model")
-    probe = probe_set(ws, args.captions)
+    _, gen, probe = open_probe(args)
     captions, targets, judge = probe.captions, probe.targets, probe.judge
     grid = gen.predictor.cfg.grid
     N = grid * grid
@@ -47,9 +37,7 @@ def main() -> None:
     def judged(rows: int, guidance: float, temperature: float) -> list[str]:
         g = [guidance] * (rows * grid) + [AR_DEFAULT_GUIDANCE] * (N - rows * grid)
         t = [temperature] * (rows * grid) + [AR_DEFAULT_TEMPERATURE] * (N - rows * grid)
-        codes = torch.cat([guided_codes(gen, captions[s:s + args.batch], list(range(s, min(s + args.batch, len(captions)))),
-                                        g, t)[0] for s in range(0, len(captions), args.batch)])
-        return judge.predict(list(gen.decode(codes.view(-1, grid, grid))))
+        return drawn_styles(gen, captions, judge, g, t, args.batch)
 
     print(f"model {args.model} ({gen.source}), {len(captions)} test captions; the rest of the grid at guidance "
           f"{AR_DEFAULT_GUIDANCE}, temperature {AR_DEFAULT_TEMPERATURE}\n")

@@ -4,6 +4,9 @@
 `probe_set`: the test captions every probe reads — a seeded sample of test paintings, for
 painting i a caption of 3-5 of its ground-truth adjectives (seed i), its style as the target,
 and the bench's style judge (trained on real train paintings, cached in the workspace).
+`add_probe_args` / `open_probe`: the options every probe takes (--workdir, --model, --captions)
+and what they open: the workspace, its autoregressive generator and the probe set.
+`drawn_styles`: the judge's style of each caption's guided image.
 `guided_codes`: the runtime's sampler (guided Gumbel-max, one cached step per position),
 opened up for probes: the first `known` positions can be given, and the model's own text
 agreement of the drawn codes comes back beside them.
@@ -11,6 +14,7 @@ agreement of the drawn codes comes back beside them.
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +22,7 @@ import torch
 
 from artgen.data.captions import make_caption
 from artgen.data.corpus import load_corpus
-from artgen.generate import gumbel, pick_codes
+from artgen.generate import gumbel, load_generator, pick_codes
 from artgen.sampling import AR_NOISE_STREAM
 from artgen.workspace import Workspace
 from bench.style import StyleJudge, style_judge
@@ -73,3 +77,30 @@ def guided_codes(gen, captions: list[str], seeds: list[int], guidance: float | l
             agreement += (cond.log_softmax(-1).gather(1, drawn) - uncond.log_softmax(-1).gather(1, drawn))[:, 0]
         token = codes[:, t:t + 1].repeat(2, 1)
     return codes, agreement
+
+
+def add_probe_args(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--workdir", default=None)
+    ap.add_argument("--model", default="tiny-ar")
+    ap.add_argument("--captions", type=int, default=300)
+
+
+def open_probe(args: argparse.Namespace):
+    """(workspace, autoregressive generator, probe set) for `add_probe_args`' options, on 2 threads."""
+    torch.set_num_threads(2)
+    ws = Workspace.resolve(args.workdir)
+    gen = load_generator(ws, args.model)
+    if gen.kind != "ar":
+        raise SystemExit(f"{args.model} is not an autoregressive model")
+    return ws, gen, probe_set(ws, args.captions)
+
+
+def drawn_styles(gen, captions: list[str], judge: StyleJudge, guidance: float | list[float],
+                 temperature: float | list[float], batch: int, given: torch.Tensor | None = None,
+                 known: int = 0) -> list[str]:
+    """The judge's style of each caption's image from `guided_codes` (caption i drawn with seed i)."""
+    grid = gen.predictor.cfg.grid
+    codes = torch.cat([guided_codes(gen, captions[s:s + batch], list(range(s, min(s + batch, len(captions)))),
+                                    guidance, temperature, None if given is None else given[s:s + batch], known)[0]
+                       for s in range(0, len(captions), batch)])
+    return judge.predict(list(gen.decode(codes.view(-1, grid, grid))))

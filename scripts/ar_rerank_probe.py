@@ -20,28 +20,19 @@ from collections import Counter
 
 import numpy as np
 import torch
-from ar_probe_common import guided_codes, probe_set
+from ar_probe_common import add_probe_args, guided_codes, open_probe
 
-from artgen.generate import load_generator
 from artgen.sampling import AR_DEFAULT_GUIDANCE, AR_DEFAULT_TEMPERATURE
-from artgen.workspace import Workspace
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workdir", default=None)
-    ap.add_argument("--model", default="tiny-ar")
-    ap.add_argument("--captions", type=int, default=300)
+    add_probe_args(ap)
     ap.add_argument("--n", default="1,2,4", help="candidate counts to compare")
     ap.add_argument("--batch", type=int, default=25)
     args = ap.parse_args()
-    torch.set_num_threads(2)
     ns = sorted(int(x) for x in args.n.split(","))
-    ws = Workspace.resolve(args.workdir)
-    gen = load_generator(ws, args.model)
-    if gen.kind != "ar":
-        raise SystemExit(f"{args.model} is not an autoregressive model")
-    probe = probe_set(ws, args.captions)
+    _, gen, probe = open_probe(args)
     captions, targets, judge = probe.captions, np.array(probe.targets), probe.judge
     start = time.perf_counter()
     codes, scores = [], []

@@ -16,28 +16,19 @@ from collections import Counter, defaultdict
 
 import numpy as np
 import torch
-from ar_probe_common import guided_codes, probe_set
+from ar_probe_common import add_probe_args, drawn_styles, open_probe
 
 from artgen.data.latents import load_latents, painting_id
-from artgen.generate import load_generator
 from artgen.sampling import AR_DEFAULT_GUIDANCE, AR_DEFAULT_TEMPERATURE
-from artgen.workspace import Workspace
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workdir", default=None)
-    ap.add_argument("--model", default="tiny-ar")
-    ap.add_argument("--captions", type=int, default=300)
+    add_probe_args(ap)
     ap.add_argument("--rows", default="1,2,4", help="true first rows to give the sampler, one run each")
     ap.add_argument("--batch", type=int, default=50)
     args = ap.parse_args()
-    torch.set_num_threads(2)
-    ws = Workspace.resolve(args.workdir)
-    gen = load_generator(ws, args.model)
-    if gen.kind != "ar":
-        raise SystemExit(f"{args.model} is not an autoregressive model")
-    probe = probe_set(ws, args.captions)
+    ws, gen, probe = open_probe(args)
     rows, captions, targets, judge = probe.rows, probe.captions, probe.targets, probe.judge
     test_ids, test_codes = load_latents(ws, "test")
     where = {painting_id(i): k for k, i in enumerate(test_ids)}
@@ -45,10 +36,7 @@ def main() -> None:
     grid = gen.predictor.cfg.grid
 
     def judged(known: int) -> list[str]:
-        codes = torch.cat([guided_codes(gen, captions[s:s + args.batch], list(range(s, min(s + args.batch, len(captions)))),
-                                        AR_DEFAULT_GUIDANCE, AR_DEFAULT_TEMPERATURE, true[s:s + args.batch], known)[0]
-                           for s in range(0, len(captions), args.batch)])
-        return judge.predict(list(gen.decode(codes.view(-1, grid, grid))))
+        return drawn_styles(gen, captions, judge, AR_DEFAULT_GUIDANCE, AR_DEFAULT_TEMPERATURE, args.batch, true, known)
 
     def share(predicted: list[str]) -> float:
         return float(np.mean([p == t for p, t in zip(predicted, targets)]))

@@ -222,6 +222,10 @@ def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]
     opt.load_state_dict({"state": state, "param_groups": groups})
 
 
+def _cpu_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+
+
 def save_checkpoint(out_dir: Path, model: nn.Module, opt: torch.optim.Optimizer, step: int,
                     task_config: dict, cfg: TrainConfig, ema: nn.Module | None = None) -> Path:
     """Write `out_dir/train_state/` atomically (temp dir + rename)."""
@@ -233,10 +237,9 @@ def save_checkpoint(out_dir: Path, model: nn.Module, opt: torch.optim.Optimizer,
     tmp = out_dir / f".{STATE_DIR}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(weights, str(tmp / "model.safetensors"))
+    save_file(_cpu_tensors(model), str(tmp / "model.safetensors"))
     if ema is not None:
-        save_file({k: v.detach().cpu().contiguous() for k, v in ema.state_dict().items()}, str(tmp / "ema.safetensors"))
+        save_file(_cpu_tensors(ema), str(tmp / "ema.safetensors"))
     opt_tensors, opt_meta = _optimizer_tensors(opt)
     save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
     rng = {"torch": torch.get_rng_state()}
