@@ -90,16 +90,18 @@ def write_output(path: Path, data: bytes, flag: str = "-o") -> None:
         raise ArtgenError(f"could not write {path} ({e.strerror or e}): free some space or choose another {flag}") from None
 
 
-def atomic_save_safetensors(state: dict, path: Path) -> None:
-    """A state dict as safetensors, written to a temporary name and renamed into place (the
-    one writer of model weights: VQ-VAE, text-to-codes models)."""
+def atomic_save_safetensors(state: dict, path: Path, metadata: dict[str, str] | None = None) -> None:
+    """A state dict as safetensors (with string `metadata` in its header), written to a
+    temporary name and renamed into place (the one writer of model weights: VQ-VAE, its
+    adversarial decoder, text-to-codes models)."""
     from safetensors.torch import save_file
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp), metadata={"format": "pt"})
+        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp),
+                  metadata={"format": "pt", **(metadata or {})})
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

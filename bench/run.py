@@ -344,7 +344,7 @@ def _onnx(ws: Workspace, encoder: str, gen, cfg: BenchConfig) -> dict:
         try:
             # A bundle older than the checkpoint (an earlier model) or in an older bundle format
             # (an earlier sampler) is not timed as this one.
-            if bundle_is_current(bundle, ws.checkpoint(encoder)):
+            if bundle_is_current(bundle, ws.checkpoint(encoder), ws.checkpoint("vqvae")):
                 source = str(bundle)
             else:
                 tmp = tempfile.TemporaryDirectory(prefix=f"artgen-bench-{encoder}-")
@@ -578,16 +578,14 @@ def _reference_rows(ctx: _Context, decode, grid: int, K: int, vqvae=None,
     rows.append(_score(ctx, "real test paintings behind the captions", np.stack(ctx.caption_images),
                        requested=ctx.requested, fid=False))
     rows.append(_retrieval_row(ctx))
-    if vqvae is not None:
-        recon_codes, recon_images = [], []
+    if vqvae is not None:  # encoded by the VQ-VAE, decoded by the decoder the generated images go through
+        recon_codes = []
         with torch.no_grad():
             for s in range(0, len(ctx.caption_images), cfg.batch_size):
                 x = torch.from_numpy(np.stack(ctx.caption_images[s:s + cfg.batch_size])).permute(0, 3, 1, 2).float() / 255
-                c = vqvae.encode_indices(x)
-                recon_codes.append(c.numpy())
-                recon_images.append(_vqvae_decode(vqvae, c, cfg.batch_size))
-        rows.append(_score(ctx, "VQ-VAE reconstructions (ceiling)", np.concatenate(recon_images),
-                           np.concatenate(recon_codes), ctx.requested, K))
+                recon_codes.append(vqvae.encode_indices(x).numpy())
+        recon_codes = np.concatenate(recon_codes)
+        rows.append(_score(ctx, "VQ-VAE reconstructions (ceiling)", decode(recon_codes), recon_codes, ctx.requested, K))
     else:
         missing.append({"what": "VQ-VAE reconstructions (ceiling)", "why": no_vqvae})
     random_codes = np.random.default_rng([cfg.seed, 1]).integers(0, K, size=(len(ctx.cap_idx), grid, grid))

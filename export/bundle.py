@@ -302,6 +302,7 @@ def _write_bundle(gen: Generator, out: Path, cfg: ExportConfig) -> dict:
         "vocabulary": list(ADJECTIVES),
         "vocabulary_hash": vocabulary_hash(),
         "vqvae_hash": summary.get("vqvae_hash"),
+        "decoder": getattr(gen.vqvae, "decoder_source", "squared error (trained with the VQ-VAE)"),
         "graphs": {
             "text_encoder": {"file": "text_encoder.onnx",
                              "inputs": [_tensor_spec("input_ids", ["batch", "tokens"], "int64"),
@@ -330,12 +331,19 @@ def manifest(bundle_dir: Path, meta: dict | None = None) -> dict:
     return {name: file_record(bundle_dir / name) for name in bundle_files(meta)}
 
 
-def bundle_is_current(bundle: Path, checkpoint: Path) -> bool:
-    """The bundle at `bundle` was exported from the checkpoint folder `checkpoint` as it is now
-    (written after its weights) by this version's bundle format, so it can stand for it."""
+def bundle_is_current(bundle: Path, checkpoint: Path, vqvae: Path | None = None) -> bool:
+    """The bundle at `bundle` was exported from the checkpoint folder `checkpoint` — and, when
+    given, the VQ-VAE folder `vqvae` with its adversarial decoder — as they are now (written
+    after their weights) by this version's bundle format, so it can stand for them."""
     meta_path = Path(bundle) / "bundle.json"
     if not is_newer(meta_path, Path(checkpoint) / "model.safetensors"):
         return False
+    if vqvae is not None:
+        from artgen.models.vqvae import DECODER_FILE
+
+        decoder = Path(vqvae) / DECODER_FILE
+        if not is_newer(meta_path, Path(vqvae) / "model.safetensors") or (decoder.exists() and not is_newer(meta_path, decoder)):
+            return False
     try:
         meta = json.loads(meta_path.read_text())
     except (OSError, json.JSONDecodeError):

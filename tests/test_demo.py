@@ -34,6 +34,9 @@ def test_the_stages_follow_the_pipeline_and_touch_nothing_until_run(tmp_path):
         assert artefacts[f"{model} encoder + generator (quick)"] == ws.checkpoint(model)
         assert artefacts["export int8 bundle"] == ws.bundles / f"{model}-int8"
     assert demo.ctx.samples.name == "samples-tiny-ar.png"  # a second generator keeps the first one's pictures
+    release = Demo(ws, DemoConfig(vqvae_preset="default", decoder_preset="default", encoder_preset="default"))
+    names = [s.name for s in release.stages]  # release-model's pipeline: the adversarial decoder after the VQ-VAE
+    assert names[names.index("VQ-VAE (default)") + 1] == "adversarial decoder (default)"
     assert not ws.root.exists()
 
 

@@ -24,6 +24,8 @@ def test_shipped_bundle_is_complete_small_and_benchmarked():
     tiny = next(r for r in report["rows"] if r["name"] == model)
     assert tiny["fid"] > 0 and 0 < tiny["codebook_usage"] <= 1
     assert json.loads((SHIPPED_MODEL / "parity.json").read_text())["passed"]
+    if meta.get("decoder", "").startswith("adversarial"):  # its decoder's training is documented beside it
+        assert json.loads((SHIPPED_MODEL / "vqvae_decoder_metrics.json").read_text())["vqvae_hash"] == meta["vqvae_hash"]
 
 
 NO_TORCH = r"""

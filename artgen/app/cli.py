@@ -32,7 +32,8 @@ data_app = typer.Typer(help="The painting corpus: synthesise, import, look at it
 app.add_typer(data_app, name="data")
 # `artgen train vqvae` is a sub-command; `artgen train --encoder tiny` (no sub-command)
 # trains encoder + predictor through the group's callback.
-train_app = typer.Typer(help="Train the VQ-VAE (`artgen train vqvae`) or an encoder + predictor (`artgen train --encoder tiny`).",
+train_app = typer.Typer(help="Train the VQ-VAE (`artgen train vqvae`), its adversarial decoder (`artgen train decoder`) or an "
+                             "encoder + predictor (`artgen train --encoder tiny`).",
                         invoke_without_command=True)
 app.add_typer(train_app, name="train")
 # `artgen annotate` runs the annotator (the group's callback); `artgen annotate report` measures it.
@@ -147,6 +148,26 @@ def train_vqvae_cmd(
     with start_tracking(track, ws, run_name=f"train vqvae ({preset})") as tracker:
         train_vqvae(ws, preset=preset, resume=resume, device=device, threads=threads, steps=steps,
                     batch_size=batch_size, variant=variant, tracker=tracker)
+
+
+@train_app.command("decoder")
+def train_decoder_cmd(
+    ctx: typer.Context,
+    preset: str = typer.Option("default", help="quick (a minute, for tests) or default (~10 min on 2 CPU cores)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue exactly from the interrupted run's train_state."),
+    threads: int = typer.Option(0, min=0, help="torch CPU threads (0: torch's default)."),
+    steps: Optional[int] = typer.Option(None, min=1, help="Override the preset's number of optimiser steps."),
+    track: Optional[str] = typer.Option(None, "--track", help=TRACK_HELP),
+) -> None:
+    """Retrain the VQ-VAE's decoder adversarially on the same codes (texture and grain back in
+    every image; every model trained on the codes stays valid)."""
+    track = track or ctx.meta.get("artgen.track")
+    check_tracker(track)
+    from artgen.training.decoder import train_decoder
+
+    ws = workspace(ctx)
+    with start_tracking(track, ws, run_name=f"train decoder ({preset})") as tracker:
+        train_decoder(ws, preset=preset, resume=resume, threads=threads, steps=steps, tracker=tracker)
 
 
 @app.command("demo")

@@ -45,7 +45,9 @@ class DemoConfig:
     encoder_preset: str = "quick"
     generator: str = "masked"  # masked | ar: the tiny model's generator (artgen.models.generators)
     annotations: str = "heuristic"  # caption labels for the tiny model (gt: the corpus's ground truth)
+    decoder_preset: str | None = None  # the adversarial decoder (`artgen train decoder`): None skips it
     vqvae_steps: int | None = None  # overrides for tests on tiny corpora
+    decoder_steps: int | None = None
     encoder_steps: int | None = None
     bench_quick: bool = True
     bench_captions: int | None = None
@@ -62,7 +64,10 @@ class DemoConfig:
         generator_kind(self.generator)
         if self.annotations not in LABEL_SOURCES:
             raise ArtgenError(f"unknown label source {self.annotations!r}: use one of {', '.join(LABEL_SOURCES)}")
-        for flag, value, known in (("--preset", self.vqvae_preset, VQVAE_PRESETS), ("--preset", self.encoder_preset, PRESETS)):
+        from artgen.training.decoder import PRESETS as DECODER_PRESETS
+
+        for flag, value, known in (("--preset", self.vqvae_preset, VQVAE_PRESETS), ("--preset", self.encoder_preset, PRESETS),
+                                   ("--preset", self.decoder_preset or "default", DECODER_PRESETS)):
             if value not in known:
                 raise ArtgenError(f"unknown preset {value!r}: use {flag} {' or '.join(known)}")
 
@@ -196,6 +201,31 @@ def vqvae_headline(ctx: DemoContext) -> str:
             f"recon_mse {m['recon_mse']:.4f}")
 
 
+def decoder_done(ctx: DemoContext) -> bool:
+    from artgen.models.vqvae import DECODER_FILE, DECODER_METRICS_FILE, VQVAE
+
+    if not (ctx.vqvae / DECODER_FILE).is_file():
+        return False
+    try:
+        VQVAE.from_pretrained(ctx.vqvae)  # also checks it decodes this VQ-VAE's codes
+    except ArtgenError:
+        return False
+    return trained_with(ctx.vqvae / DECODER_METRICS_FILE, ctx.cfg.decoder_preset)
+
+
+def train_decoder_model(ctx: DemoContext) -> None:
+    from artgen.training.decoder import train_decoder
+
+    train_decoder(ctx.ws, preset=ctx.cfg.decoder_preset, steps=ctx.cfg.decoder_steps)
+
+
+def decoder_headline(ctx: DemoContext) -> str:
+    from artgen.models.vqvae import DECODER_METRICS_FILE
+
+    m = json.loads((ctx.vqvae / DECODER_METRICS_FILE).read_text())
+    return f"test PSNR {m['squared_error_decoder']['psnr']:.2f} -> {m['psnr']:.2f} dB"
+
+
 def tiny_done(ctx: DemoContext) -> bool:
     from artgen.generate import load_generator
 
@@ -229,7 +259,8 @@ def tiny_headline(ctx: DemoContext) -> str:
 
 
 def samples_done(ctx: DemoContext) -> bool:
-    return is_newer(ctx.samples, ctx.tiny / "model.safetensors")
+    decoder = ctx.vqvae / "decoder.safetensors"
+    return is_newer(ctx.samples, ctx.tiny / "model.safetensors") and (not decoder.exists() or is_newer(ctx.samples, decoder))
 
 
 def draw_samples(ctx: DemoContext) -> None:
@@ -245,7 +276,7 @@ def samples_headline(ctx: DemoContext) -> str:
 def bundle_done(ctx: DemoContext) -> bool:
     from export.bundle import bundle_is_current
 
-    return bundle_is_current(ctx.bundle, ctx.tiny)
+    return bundle_is_current(ctx.bundle, ctx.tiny, ctx.vqvae)
 
 
 def export_int8(ctx: DemoContext) -> None:
@@ -319,6 +350,8 @@ def demo_stages(ctx: DemoContext) -> list[Stage]:
         Stage("corpus", ctx.ws.data, corpus_done, synth_corpus, corpus_headline),
         Stage("annotate (heuristic)", ctx.annotations, annotations_done, label_corpus, annotations_headline),
         Stage(f"VQ-VAE ({cfg.vqvae_preset})", ctx.vqvae, vqvae_done, train_vqvae_model, vqvae_headline),
+        *([Stage(f"adversarial decoder ({cfg.decoder_preset})", ctx.vqvae / "decoder.safetensors", decoder_done,
+                 train_decoder_model, decoder_headline)] if cfg.decoder_preset else []),
         Stage(f"{ctx.model} encoder + generator ({cfg.encoder_preset})", ctx.tiny, tiny_done, train_tiny_model, tiny_headline),
         Stage("sample grid", ctx.samples, samples_done, draw_samples, samples_headline),
         Stage("export int8 bundle", ctx.bundle, bundle_done, export_int8, bundle_headline),

@@ -1,7 +1,7 @@
 """`artgen release-model`: build the tiny model shipped in `artgen/assets/tiny/`.
 
 One command from the default presets: the demo pipeline at `--preset default` for the
-VQ-VAE and the tiny encoder + predictor, the full `artgen bench` on it, an int8 ONNX bundle
+VQ-VAE, its adversarial decoder and the tiny encoder + predictor, the full `artgen bench` on it, an int8 ONNX bundle
 with a parity check, then the bundle and its bench report copied into the package. Part of
 the CLI layer (it wires export and bench, which the core modules never import).
 """
@@ -39,11 +39,12 @@ def _release(ws: Workspace, preset: str, out: Path, quick_bench: bool, annotatio
     from artgen.app.demo import DemoConfig, demo_bench_dir, run_demo
     from artgen.generate import load_generator
     from artgen.models.generators import model_name
+    from artgen.models.vqvae import DECODER_METRICS_FILE
     from export.parity import check_parity
 
     model = model_name("tiny", generator)
-    run_demo(ws, DemoConfig(vqvae_preset=preset, encoder_preset=preset, bench_quick=quick_bench, annotations=annotations,
-                            generator=generator))
+    run_demo(ws, DemoConfig(vqvae_preset=preset, decoder_preset=preset, encoder_preset=preset, bench_quick=quick_bench,
+                            annotations=annotations, generator=generator))
     bundle = ws.bundles / f"{model}-int8"  # the demo's int8 export of the model just trained
     meta = json.loads((bundle / "bundle.json").read_text())
     if meta["size_bytes"] / 1e6 > SIZE_LIMIT_MB:
@@ -69,6 +70,7 @@ def _release(ws: Workspace, preset: str, out: Path, quick_bench: bool, annotatio
     for name in ("metrics.json",):
         shutil.copy(ws.checkpoint(model) / name, tmp / f"train_{name}")
         shutil.copy(ws.checkpoint("vqvae") / name, tmp / f"vqvae_{name}")
+    shutil.copy(ws.checkpoint("vqvae") / DECODER_METRICS_FILE, tmp / f"vqvae_{DECODER_METRICS_FILE}")
     replace_dir(tmp, out)
     console.print(f"shipped the int8 tiny model ({meta['size_bytes'] / 1e6:.2f} MB, parity {parity.code_agreement:.1%} "
                   f"code agreement) to {out}, with its bench report in {out / 'bench'}")

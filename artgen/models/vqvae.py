@@ -60,6 +60,10 @@ class VQVAEConfig:
         return cls(quantizer=QuantizerConfig(**{**QUANTIZER_VARIANTS[variant], **q}), **kw)
 
 
+DECODER_FILE = "decoder.safetensors"  # the adversarial decoder's weights (`artgen train decoder`)
+DECODER_METRICS_FILE = "decoder_metrics.json"
+
+
 class ResBlock(nn.Module):
     def __init__(self, ch: int, hidden: int):
         super().__init__()
@@ -90,9 +94,33 @@ class Encoder(nn.Module):
         return self.net(x)
 
 
+class GrainBranch(nn.Module):
+    """Texture drawn over the decoded image where its codes ask for it (the adversarial decoder's,
+    `artgen train decoder`): the decoder's last features, upsampled to full resolution, plus a
+    fixed noise image scaled per channel (StyleGAN's noise inputs, Karras et al. 2019, with one
+    stored noise draw so a code grid always decodes to the same pixels), through a ReLU that
+    lets the noise through only where the features allow it, and a zero-initialised 3x3
+    convolution to RGB added to the image (so a new branch leaves the decoder's output as it was)."""
+
+    def __init__(self, c_in: int, image_size: int, channels: int = 16, seed: int = 0):
+        super().__init__()
+        self.up = nn.ConvTranspose2d(c_in, channels, 4, stride=2, padding=1)
+        self.strength = nn.Parameter(torch.full((1, channels, 1, 1), 0.5))
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer("noise", torch.randn(1, 1, image_size, image_size, generator=g))
+        self.out = nn.Conv2d(channels, 3, 3, padding=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.relu(self.up(features) + self.strength * self.noise))
+
+
 class Decoder(nn.Module):
     def __init__(self, cfg: VQVAEConfig):
         super().__init__()
+        self.cfg = cfg
+        self.grain: GrainBranch | None = None  # added by `add_grain` (the adversarial decoder)
         n_up = int(math.log2(cfg.downsample))
         layers = [nn.Conv2d(cfg.quantizer.dim, cfg.hidden, 3, padding=1)]
         layers += [ResBlock(cfg.hidden, cfg.res_hidden) for _ in range(cfg.res_blocks)]
@@ -104,8 +132,16 @@ class Decoder(nn.Module):
             c_in = c
         self.net = nn.Sequential(*layers)
 
+    def add_grain(self) -> "Decoder":
+        c_in = self.net[-1].in_channels
+        self.grain = GrainBranch(c_in, self.cfg.image_size)
+        return self
+
     def forward(self, q):  # (B, D, h, w) -> (B, 3, h*d, w*d) in ~[-1, 1]
-        return self.net(q)
+        if self.grain is None:
+            return self.net(q)
+        features = self.net[:-1](q)
+        return self.net[-1](features) + self.grain(features)
 
 
 class VQVAE(nn.Module):
@@ -155,8 +191,11 @@ class VQVAE(nn.Module):
         atomic_write_json(d / "config.json", {"model_type": "artgen-vqvae", **self.cfg.to_dict()})
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, map_location: str = "cpu") -> "VQVAE":
-        """The VQ-VAE in `directory`, a folder or a Hugging Face Hub repo id (`artgen.hub`)."""
+    def from_pretrained(cls, directory: str | os.PathLike, map_location: str = "cpu",
+                        adversarial_decoder: bool = True) -> "VQVAE":
+        """The VQ-VAE in `directory`, a folder or a Hugging Face Hub repo id (`artgen.hub`).
+        With `adversarial_decoder` (the default) the decoder `artgen train decoder` saved beside
+        it (`decoder.safetensors`, same codes) replaces its squared-error decoder."""
         from safetensors.torch import load_file
 
         d = local_dir(directory, ["config.json", "model.safetensors"], "VQ-VAE")
@@ -172,7 +211,34 @@ class VQVAE(nn.Module):
         except Exception as e:
             raise ArtgenError(f"the VQ-VAE checkpoint at {d} is damaged ({type(e).__name__}): "
                               f"train it again with `artgen train vqvae`") from e
+        model.decoder_source = "squared error (trained with the VQ-VAE)"
+        if adversarial_decoder and (d / DECODER_FILE).is_file():
+            state = load_adversarial_decoder(d, map_location)
+            if any(k.startswith("grain.") for k in state):
+                model.decoder.add_grain()
+            model.decoder.load_state_dict(state, strict=True)
+            model.decoder_source = f"adversarial ({DECODER_FILE}, `artgen train decoder`)"
         return model.eval()
+
+
+def load_adversarial_decoder(directory: Path, map_location: str = "cpu") -> dict:
+    """The decoder weights `artgen train decoder` saved in a VQ-VAE folder, checked to be for
+    this VQ-VAE's codes (its `checkpoint_hash`, which covers only config.json and model.safetensors)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(directory) / DECODER_FILE
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            tagged = (f.metadata() or {}).get("vqvae_hash")
+        state = load_file(str(path), device=map_location)
+    except Exception as e:
+        raise ArtgenError(f"the adversarial decoder at {path} is damaged ({type(e).__name__}): "
+                          f"train it again with `artgen train decoder`, or delete it") from e
+    if tagged != checkpoint_hash(directory):
+        raise ArtgenError(f"{path} was trained for another VQ-VAE's codes: train it again with "
+                          f"`artgen train decoder`, or delete it")
+    return state
 
 
 def checkpoint_hash(directory: str | os.PathLike) -> str:

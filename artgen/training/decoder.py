@@ -1,0 +1,214 @@
+"""`artgen train decoder`: retrain the VQ-VAE's decoder adversarially, on the same codes.
+
+    from artgen.training.decoder import train_decoder
+    metrics = train_decoder(ws, preset="default")   # -> checkpoints/vqvae/{decoder.safetensors, decoder_metrics.json}
+
+A VQ-VAE trained on squared error decodes each code to the mean of the pixels it stood for, so
+whatever the codes do not pin down — canvas grain, brush texture, splatter — comes out as flat
+colour: the image statistics that say "textured", "chaotic" or "splattered" are gone from every
+reconstruction and from every generated image. This stage keeps the encoder and the codebook
+frozen (the codes, the latents cache and every model trained on them stay valid) and trains
+the decoder again, from its own weights, on an L1 reconstruction loss plus a patch
+discriminator's hinge loss, weighted adaptively by the ratio of the two losses' gradients at
+the decoder's last layer (VQGAN, Esser et al. 2021). The discriminator judges ~22-px patches,
+so the decoder learns to draw texture where its codes say there is texture. A grain branch
+(`models.vqvae.GrainBranch`: a stored noise image the decoder lets through where it chooses)
+gives it noise to draw grain with. (Sparing the grain the L1 loss, so that it learns from the
+discriminator alone, let it spread over every painting: docs/vqvae.md.)
+
+The result is `decoder.safetensors` inside the VQ-VAE's folder, tagged with the VQ-VAE's
+`checkpoint_hash`; `VQVAE.from_pretrained` loads it over the decoder weights, so generation,
+export and the bench's reconstruction rows all use it. Retraining the VQ-VAE replaces the
+folder and drops it. Training runs through the shared loop (`artgen.training.trainer`:
+progress, atomic checkpoints, exact resume) in a staging folder.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from artgen.data.pixels import load_images, to_float
+from artgen.errors import ArtgenError
+from artgen.files import atomic_save_safetensors, atomic_write_json
+from artgen.locks import stage_lock
+from artgen.models.discriminator import PatchDiscriminator, PatchDiscriminatorConfig
+from artgen.models.vqvae import DECODER_FILE, DECODER_METRICS_FILE, VQVAE, Decoder, checkpoint_hash
+from artgen.progress import console
+from artgen.tracking import NO_TRACKER, Tracker
+from artgen.training.trainer import TrainConfig, run_dir, train
+from artgen.workspace import Workspace
+
+STAGE = "decoder"
+
+
+@dataclass
+class DecoderPreset:
+    adversarial_weight: float = 1.0  # times the adaptive weight (gradient-norm ratio) on the hinge loss
+    grain: bool = True  # a grain branch (`models.vqvae.GrainBranch`): fixed noise the decoder lets through where it draws texture
+    grain_l1: bool = True  # the grain under the L1 loss too (False: the discriminator alone trains it; spreads it everywhere)
+    mirror: bool = False  # train on mirror images too: off, as a mirror shifts a canvas weave's phase by a pixel,
+                          # and a decoder can draw the weave from its codes only if its phase is fixed
+    discriminator: dict = field(default_factory=dict)  # PatchDiscriminatorConfig fields
+    train: dict = field(default_factory=dict)  # TrainConfig fields
+
+
+PRESETS: dict[str, DecoderPreset] = {
+    # Tests and the demo: a minute on 2 CPU cores.
+    "quick": DecoderPreset(discriminator=dict(width=32),
+                           train=dict(steps=100, batch_size=16, lr=2e-4, warmup_steps=10, betas=(0.5, 0.9),
+                                      checkpoint_every=50, log_every=10)),
+    # ~10 min on 2 CPU cores.
+    "default": DecoderPreset(train=dict(steps=1500, batch_size=32, lr=2e-4, warmup_steps=100, betas=(0.5, 0.9),
+                                        checkpoint_every=500, log_every=20)),
+}
+
+
+class AdversarialDecoder(nn.Module):
+    """What this stage trains: the VQ-VAE's decoder and the patch discriminator, one module so
+    the shared loop's optimiser, checkpoints and resume cover both."""
+
+    def __init__(self, decoder: Decoder, discriminator: PatchDiscriminator):
+        super().__init__()
+        self.decoder = decoder
+        self.discriminator = discriminator
+
+
+def _last_layer(decoder: Decoder) -> torch.Tensor:
+    """The weight the adaptive weight compares the two losses' gradients at: the decoder's last
+    layer to RGB (not the grain branch's, which starts at zero)."""
+    return decoder.net[-1].weight
+
+
+def decoded_parts(decoder: Decoder, quantized: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the decoder's image before its grain, the grain; zeros without a grain branch): their
+    sum is `decoder(quantized)`."""
+    features = decoder.net[:-1](quantized)
+    base = decoder.net[-1](features)
+    return base, (decoder.grain(features) if decoder.grain is not None else torch.zeros_like(base))
+
+
+class DecoderTask:
+    """The adversarial decoder as a task of the shared training loop.
+
+    One optimiser steps both networks, so each loss reaches only its own: the discriminator's
+    hinge loss sees the decoded images detached, and the decoder's adversarial loss reaches the
+    decoder through a surrogate (decoded images times the loss's gradient with respect to them),
+    which leaves the discriminator's weights untouched."""
+
+    def __init__(self, vqvae: VQVAE, train_pixels: torch.Tensor, test_pixels: torch.Tensor, preset: DecoderPreset,
+                 init_seed: int = 0, eval_batch: int = 256):
+        self.vqvae = vqvae.eval()
+        for p in self.vqvae.parameters():
+            p.requires_grad_(False)
+        self.train_pixels, self.test_pixels = train_pixels, test_pixels
+        self.preset, self.eval_batch = preset, eval_batch
+        torch.manual_seed(init_seed)
+        decoder = Decoder(vqvae.cfg)
+        decoder.load_state_dict(vqvae.decoder.state_dict())  # start from the squared-error decoder
+        if preset.grain:
+            decoder.add_grain()
+        self.model = AdversarialDecoder(decoder, PatchDiscriminator(PatchDiscriminatorConfig(**preset.discriminator)))
+
+    def batch(self, step: int, generator: torch.Generator, batch_size: int) -> torch.Tensor:
+        idx = torch.randint(0, len(self.train_pixels), (batch_size,), generator=generator)
+        x = to_float(self.train_pixels[idx])                             # (B, 3, H, W) in [0, 1]
+        if not self.preset.mirror:
+            return x
+        flip_h, flip_v = (torch.rand(2, batch_size, generator=generator) < 0.5)
+        x = torch.where(flip_h[:, None, None, None], x.flip(-1), x)
+        return torch.where(flip_v[:, None, None, None], x.flip(-2), x)
+
+    def loss(self, model, batch):
+        net = getattr(model, "module", model)
+        with torch.no_grad():
+            quantized = self.vqvae.quantizer.lookup(self.vqvae.encode_indices(batch))
+        base, grain = decoded_parts(net.decoder, quantized)                # (B, 3, H, W) in ~[-1, 1] each
+        fake = base + grain
+        real = batch * 2 - 1
+        rec = ((fake if self.preset.grain_l1 else base + grain.detach()) - real).abs().mean()
+        d_loss = F.relu(1 - net.discriminator(real)).mean() + F.relu(1 + net.discriminator(fake.detach())).mean()
+        # The decoder's adversarial loss, by its gradient at the decoded images only.
+        probe = fake.detach().requires_grad_(True)
+        g_adv = -net.discriminator(probe).mean()
+        (grad,) = torch.autograd.grad(g_adv, probe)
+        surrogate = (fake * grad).sum()
+        last = _last_layer(net.decoder)
+        (g_rec,) = torch.autograd.grad(rec, last, retain_graph=True)
+        (g_sur,) = torch.autograd.grad(surrogate, last, retain_graph=True)
+        weight = (g_rec.norm() / (g_sur.norm() + 1e-4)).clamp(0, 1e4).detach() * self.preset.adversarial_weight
+        loss = rec + weight * surrogate + d_loss
+        return loss, {"l1": rec.detach(), "g_adv": g_adv.detach(), "d": d_loss.detach(), "w": weight}
+
+    @torch.no_grad()
+    def evaluate(self, model) -> dict:
+        decoder = getattr(model, "module", model).decoder.eval()
+        sq, ab, n = 0.0, 0.0, 0
+        for s in range(0, len(self.test_pixels), self.eval_batch):
+            x = to_float(self.test_pixels[s:s + self.eval_batch])
+            recon = (decoder(self.vqvae.quantizer.lookup(self.vqvae.encode_indices(x))) * 0.5 + 0.5).clamp(0, 1)
+            sq += float(((recon - x) ** 2).sum())
+            ab += float((recon - x).abs().sum())
+            n += x.numel()
+        mse = sq / n
+        return {"recon_mse": mse, "recon_l1": ab / n, "psnr": 10 * math.log10(1.0 / mse) if mse > 0 else float("inf")}
+
+    def config(self) -> dict:
+        return {"kind": "decoder", "vqvae": self.vqvae.cfg.to_dict(), "adversarial_weight": self.preset.adversarial_weight,
+                "mirror": self.preset.mirror, "grain": self.preset.grain, "grain_l1": self.preset.grain_l1,
+                "discriminator": asdict(PatchDiscriminatorConfig(**self.preset.discriminator))}
+
+
+def train_decoder(ws: Workspace, preset: str = "default", resume: bool = False, steps: int | None = None,
+                  threads: int = 0, show_progress: bool = True, tracker: Tracker = NO_TRACKER, **overrides) -> dict:
+    """Train the adversarial decoder of the workspace's VQ-VAE and save it beside it
+    (`decoder.safetensors`, `decoder_metrics.json`); returns the metrics. `overrides`:
+    `DecoderPreset` fields (adversarial_weight, grain, grain_l1, mirror) for ablations
+(`scripts/train_decoder_variant.py`)."""
+    if preset not in PRESETS:
+        raise ArtgenError(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
+    p = replace(PRESETS[preset], **overrides)
+    tcfg = TrainConfig(**{**p.train, "threads": threads, "show_progress": show_progress, "device": "cpu"})
+    if steps is not None:
+        tcfg = replace(tcfg, steps=steps, checkpoint_every=min(tcfg.checkpoint_every, max(1, steps // 2)),
+                       warmup_steps=min(tcfg.warmup_steps, max(1, steps // 10)))
+    vq_dir = ws.checkpoint("vqvae")
+    if not (vq_dir / "model.safetensors").is_file():
+        raise ArtgenError(f"no VQ-VAE at {vq_dir}: train one first with `artgen train vqvae`")
+    with stage_lock(ws, "checkpoint-vqvae", f"the VQ-VAE at {vq_dir}"):
+        vqvae = VQVAE.from_pretrained(vq_dir, adversarial_decoder=False)
+        vq_hash = checkpoint_hash(vq_dir)
+        work = run_dir(ws.checkpoint(STAGE), resume)
+        _, train_pixels = load_images(ws.data, "train")
+        _, test_pixels = load_images(ws.data, "test")
+        task = DecoderTask(vqvae, train_pixels, test_pixels, p)
+        before = task.evaluate(task.model)
+        tracker.log_params({"stage": STAGE, "preset": preset, "resumed": resume, "train": asdict(tcfg)})
+        result = train(task, tcfg, work, resume=resume, description=f"train adversarial decoder ({preset})",
+                       on_log=tracker.log_metrics)
+        decoder = result.model.decoder.eval()
+        metrics = {
+            **result.metrics, "squared_error_decoder": before, "preset": preset, "steps": tcfg.steps,
+            "batch_size": tcfg.batch_size, "adversarial_weight": p.adversarial_weight, "mirror": p.mirror, "grain": p.grain, "grain_l1": p.grain_l1,
+            "discriminator_parameters": sum(q.numel() for q in result.model.discriminator.parameters()),
+            "decoder_parameters": sum(q.numel() for q in decoder.parameters()),
+            "train_seconds_this_run": round(result.seconds, 1), "vqvae_hash": vq_hash,
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "resumed": resume,
+        }
+        # The weights first, their metrics last: a metrics file never names half-written weights.
+        atomic_save_safetensors({k: v.contiguous() for k, v in decoder.state_dict().items()}, vq_dir / DECODER_FILE,
+                                metadata={"vqvae_hash": vq_hash})
+        atomic_write_json(vq_dir / DECODER_METRICS_FILE, metrics)
+        shutil.rmtree(work, ignore_errors=True)  # the run's state: done with
+    tracker.log_metrics(metrics, step=tcfg.steps)
+    if show_progress:
+        console.print(f"decoder: test PSNR {before['psnr']:.2f} dB (squared-error decoder) -> {metrics['psnr']:.2f} dB "
+                      f"(adversarial), L1 {before['recon_l1']:.4f} -> {metrics['recon_l1']:.4f}; saved to {vq_dir / DECODER_FILE}")
+    return metrics
