@@ -96,16 +96,16 @@ class Encoder(nn.Module):
 
 class GrainBranch(nn.Module):
     """Texture drawn over the decoded image where its codes ask for it (the adversarial decoder's,
-    `artgen train decoder`): the decoder's last features, upsampled to full resolution, plus a
-    fixed noise image scaled per channel (StyleGAN's noise inputs, Karras et al. 2019, with one
-    stored noise draw so a code grid always decodes to the same pixels), through a ReLU that
-    lets the noise through only where the features allow it, and a zero-initialised 3x3
-    convolution to RGB added to the image (so a new branch leaves the decoder's output as it was)."""
+    `artgen train decoder`): the decoder's last features, upsampled to full resolution through
+    a ReLU, are per-channel amplitude maps of a fixed noise image (StyleGAN's noise inputs,
+    Karras et al. 2019, with one stored noise draw so a code grid always decodes to the same
+    pixels): the noise shows only where the features allow it. A zero-initialised 3x3
+    convolution to RGB adds the result to the image (so a new branch leaves the decoder's output
+    as it was). The noise stays one (1, 1, H, W) image in an exported graph."""
 
     def __init__(self, c_in: int, image_size: int, channels: int = 16, seed: int = 0):
         super().__init__()
         self.up = nn.ConvTranspose2d(c_in, channels, 4, stride=2, padding=1)
-        self.strength = nn.Parameter(torch.full((1, channels, 1, 1), 0.5))
         g = torch.Generator().manual_seed(seed)
         self.register_buffer("noise", torch.randn(1, 1, image_size, image_size, generator=g))
         self.out = nn.Conv2d(channels, 3, 3, padding=1)
@@ -113,7 +113,7 @@ class GrainBranch(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.out(torch.relu(self.up(features) + self.strength * self.noise))
+        return self.out(torch.relu(self.up(features)) * self.noise)
 
 
 class Decoder(nn.Module):
