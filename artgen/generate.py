@@ -43,7 +43,7 @@ from artgen.models.encoders import ENCODERS, TextEncoder, unknown_encoder
 from artgen.models.generators import split_model_name
 from artgen.models.text_to_codes import FILES as TEXT_TO_CODES_FILES
 from artgen.models.text_to_codes import TextToCodes
-from artgen.models.vqvae import VQVAE, checkpoint_hash
+from artgen.models.vqvae import VQVAE, VQVAE_FILES, checkpoint_hash
 from artgen.sampling import (
     AR_DEFAULT_GUIDANCE,
     AR_DEFAULT_TEMPERATURE,
@@ -116,7 +116,7 @@ class Generator:
         a folder or a Hugging Face Hub repo id:
         `Generator.from_pretrained("artgen-work/checkpoints/tiny-ar", "artgen-work/checkpoints/vqvae")`."""
         model_dir = local_dir(model_dir, TEXT_TO_CODES_FILES, "model")  # a folder or a hub repo id
-        vqvae_dir = local_dir(vqvae_dir, ["config.json", "model.safetensors"], "VQ-VAE")
+        vqvae_dir = local_dir(vqvae_dir, VQVAE_FILES, "VQ-VAE")
         model, config = TextToCodes.from_pretrained(model_dir, retrain_hint=retrain_hint)
         vqvae = VQVAE.from_pretrained(vqvae_dir)
         if checkpoint_hash(vqvae_dir) != config["summary"]["vqvae_hash"]:

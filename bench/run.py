@@ -653,7 +653,7 @@ def _bundle_vqvae(ws: Workspace, gen):
     if checkpoint_hash(vq_dir) != gen.meta.get("vqvae_hash"):
         return None, (f"a bundle holds no VQ-VAE encoder and the workspace's VQ-VAE ({vq_dir}) is not the one "
                       "the bundle was made with (vqvae_hash differs)")
-    return VQVAE.from_pretrained(vq_dir), ""
+    return VQVAE.from_pretrained(vq_dir, adversarial_decoder=False), ""  # encodes only: the bundle decodes
 
 
 def _bundle_references(ctx: _Context, gen) -> tuple[list[dict], list[dict]]:

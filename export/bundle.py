@@ -344,6 +344,12 @@ def bundle_is_current(bundle: Path, checkpoint: Path, vqvae: Path | None = None)
         decoder = Path(vqvae) / DECODER_FILE
         if not is_newer(meta_path, Path(vqvae) / "model.safetensors") or (decoder.exists() and not is_newer(meta_path, decoder)):
             return False
+        try:  # exported through the adversarial decoder exactly when there is one now
+            exported_adversarial = json.loads(meta_path.read_text()).get("decoder", "").startswith("adversarial")
+        except (OSError, json.JSONDecodeError):
+            return False
+        if exported_adversarial != decoder.exists():
+            return False
     try:
         meta = json.loads(meta_path.read_text())
     except (OSError, json.JSONDecodeError):

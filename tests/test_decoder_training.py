@@ -121,9 +121,23 @@ def test_the_grain_branch_starts_as_the_decoder_it_is_added_to(trained_workspace
     assert torch.equal(before, after)
 
 
-def test_retraining_the_vqvae_drops_its_decoder(decoder_ws, tmp_path):
+@pytest.mark.parametrize("how", [("--steps", "2", "--batch-size", "4"),  # a new run, staged and swapped in
+                                 ("--resume", "--steps", "3", "--batch-size", "8")])  # more steps, in place
+def test_retraining_the_vqvae_drops_its_decoder(decoder_ws, tmp_path, how):
     ws, _ = decoder_ws
     other = copy_workspace(ws, tmp_path / "ws")
-    r = run_cli("train", "vqvae", "--steps", "2", "--batch-size", "4", "--device", "cpu", "--threads", "1", workdir=other.root)
+    r = run_cli("train", "vqvae", *how, "--device", "cpu", "--threads", "1", workdir=other.root)
     assert r.returncode == 0, r.stderr
     assert not (other.checkpoint("vqvae") / DECODER_FILE).exists()
+    assert not (other.checkpoint("vqvae") / DECODER_METRICS_FILE).exists()
+
+
+def test_a_decoder_of_another_shape_is_a_one_line_error(decoder_ws, tmp_path):
+    ws, _ = decoder_ws
+    other = copy_workspace(ws, tmp_path / "ws")
+    vq_dir = other.checkpoint("vqvae")
+    state = load_file(str(vq_dir / DECODER_FILE))
+    state["grain.strength"] = torch.ones(1, 16, 1, 1)  # a key this version's decoder does not have
+    atomic_save_safetensors(state, vq_dir / DECODER_FILE, metadata={"vqvae_hash": checkpoint_hash(vq_dir)})
+    with pytest.raises(ArtgenError, match="does not fit this version's decoder"):
+        VQVAE.from_pretrained(vq_dir)

@@ -86,7 +86,7 @@ def ensure_latents(ws: Workspace, batch_size: int = 256, show_progress: bool = T
 
 
 def _encode_splits(ws: Workspace, stale: list[str], tags: dict, batch_size: int, show_progress: bool) -> None:
-    model = VQVAE.from_pretrained(ws.checkpoint("vqvae"))
+    model = VQVAE.from_pretrained(ws.checkpoint("vqvae"), adversarial_decoder=False)  # encodes only
     for split in stale:
         ids, pixels = load_images(ws.data, _SOURCE[split])
         if split == FLIPPED:

@@ -62,6 +62,7 @@ class VQVAEConfig:
 
 DECODER_FILE = "decoder.safetensors"  # the adversarial decoder's weights (`artgen train decoder`)
 DECODER_METRICS_FILE = "decoder_metrics.json"
+VQVAE_FILES = ["config.json", "model.safetensors", DECODER_FILE]  # what a VQ-VAE folder or hub repo holds (the decoder file optional)
 
 
 class ResBlock(nn.Module):
@@ -198,7 +199,7 @@ class VQVAE(nn.Module):
         it (`decoder.safetensors`, same codes) replaces its squared-error decoder."""
         from safetensors.torch import load_file
 
-        d = local_dir(directory, ["config.json", "model.safetensors"], "VQ-VAE")
+        d = local_dir(directory, VQVAE_FILES, "VQ-VAE")
         if not (d / "config.json").exists() or not (d / "model.safetensors").exists():
             raise ArtgenError(f"no VQ-VAE checkpoint at {d}: run `artgen train vqvae` first")
         try:
@@ -214,9 +215,13 @@ class VQVAE(nn.Module):
         model.decoder_source = "squared error (trained with the VQ-VAE)"
         if adversarial_decoder and (d / DECODER_FILE).is_file():
             state = load_adversarial_decoder(d, map_location)
-            if any(k.startswith("grain.") for k in state):
-                model.decoder.add_grain()
-            model.decoder.load_state_dict(state, strict=True)
+            try:
+                if any(k.startswith("grain.") for k in state):
+                    model.decoder.add_grain()
+                model.decoder.load_state_dict(state, strict=True)
+            except Exception as e:
+                raise ArtgenError(f"the adversarial decoder at {d / DECODER_FILE} does not fit this version's decoder "
+                                  f"({type(e).__name__}): train it again with `artgen train decoder`, or delete it") from e
             model.decoder_source = f"adversarial ({DECODER_FILE}, `artgen train decoder`)"
         return model.eval()
 

@@ -26,10 +26,10 @@ progress, atomic checkpoints, exact resume) in a staging folder.
 from __future__ import annotations
 
 import math
+import os
 import shutil
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -104,8 +104,8 @@ class DecoderTask:
     which leaves the discriminator's weights untouched."""
 
     def __init__(self, vqvae: VQVAE, train_pixels: torch.Tensor, test_pixels: torch.Tensor, preset: DecoderPreset,
-                 init_seed: int = 0, eval_batch: int = 256):
-        self.vqvae = vqvae.eval()
+                 init_seed: int = 0, eval_batch: int = 256, vqvae_hash: str = ""):
+        self.vqvae, self.vqvae_hash = vqvae.eval(), vqvae_hash
         for p in self.vqvae.parameters():
             p.requires_grad_(False)
         self.train_pixels, self.test_pixels = train_pixels, test_pixels
@@ -161,7 +161,8 @@ class DecoderTask:
         return {"recon_mse": mse, "recon_l1": ab / n, "psnr": 10 * math.log10(1.0 / mse) if mse > 0 else float("inf")}
 
     def config(self) -> dict:
-        return {"kind": "decoder", "vqvae": self.vqvae.cfg.to_dict(), "adversarial_weight": self.preset.adversarial_weight,
+        return {"kind": "decoder", "vqvae": self.vqvae.cfg.to_dict(), "vqvae_hash": self.vqvae_hash,
+                "adversarial_weight": self.preset.adversarial_weight,
                 "mirror": self.preset.mirror, "grain": self.preset.grain, "grain_l1": self.preset.grain_l1,
                 "discriminator": asdict(PatchDiscriminatorConfig(**self.preset.discriminator))}
 
@@ -179,6 +180,8 @@ def train_decoder(ws: Workspace, preset: str = "default", resume: bool = False, 
     if steps is not None:
         tcfg = replace(tcfg, steps=steps, checkpoint_every=min(tcfg.checkpoint_every, max(1, steps // 2)),
                        warmup_steps=min(tcfg.warmup_steps, max(1, steps // 10)))
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ArtgenError("`artgen train decoder` runs in one process: run it without torchrun")
     vq_dir = ws.checkpoint("vqvae")
     if not (vq_dir / "model.safetensors").is_file():
         raise ArtgenError(f"no VQ-VAE at {vq_dir}: train one first with `artgen train vqvae`")
@@ -188,7 +191,10 @@ def train_decoder(ws: Workspace, preset: str = "default", resume: bool = False, 
         work = run_dir(ws.checkpoint(STAGE), resume)
         _, train_pixels = load_images(ws.data, "train")
         _, test_pixels = load_images(ws.data, "test")
-        task = DecoderTask(vqvae, train_pixels, test_pixels, p)
+        if train_pixels.shape[-1] != vqvae.cfg.image_size:
+            raise ArtgenError(f"the corpus has {train_pixels.shape[-1]} px images but the VQ-VAE expects "
+                              f"{vqvae.cfg.image_size} px: retrain it with `artgen train vqvae`")
+        task = DecoderTask(vqvae, train_pixels, test_pixels, p, vqvae_hash=vq_hash)
         before = task.evaluate(task.model)
         tracker.log_params({"stage": STAGE, "preset": preset, "resumed": resume, "train": asdict(tcfg)})
         result = train(task, tcfg, work, resume=resume, description=f"train adversarial decoder ({preset})",
@@ -196,7 +202,8 @@ def train_decoder(ws: Workspace, preset: str = "default", resume: bool = False, 
         decoder = result.model.decoder.eval()
         metrics = {
             **result.metrics, "squared_error_decoder": before, "preset": preset, "steps": tcfg.steps,
-            "batch_size": tcfg.batch_size, "adversarial_weight": p.adversarial_weight, "mirror": p.mirror, "grain": p.grain, "grain_l1": p.grain_l1,
+            "batch_size": tcfg.batch_size, "adversarial_weight": p.adversarial_weight, "mirror": p.mirror, "grain": p.grain,
+            "grain_l1": p.grain_l1,
             "discriminator_parameters": sum(q.numel() for q in result.model.discriminator.parameters()),
             "decoder_parameters": sum(q.numel() for q in decoder.parameters()),
             "train_seconds_this_run": round(result.seconds, 1), "vqvae_hash": vq_hash,

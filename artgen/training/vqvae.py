@@ -26,7 +26,7 @@ from artgen.errors import ArtgenError
 from artgen.files import atomic_write_bytes, atomic_write_json
 from artgen.locks import stage_lock
 from artgen.machine import cpu_name
-from artgen.models.vqvae import VQVAE, VQVAEConfig
+from artgen.models.vqvae import DECODER_FILE, DECODER_METRICS_FILE, VQVAE, VQVAEConfig
 from artgen.progress import console
 from artgen.tracking import NO_TRACKER, Tracker, checkpoint_files
 from artgen.training.codebook_metrics import perplexity_of, usage_of
@@ -179,6 +179,8 @@ def _train_vqvae(ws: Workspace, p: VQVAEPreset, preset: str, tcfg: TrainConfig, 
     atomic_write_json(work / "metrics.json", metrics)
     save_reconstructions(model, test_pixels[:32], work / "reconstructions.png")
     save_code_histogram(torch.tensor(counts), work / "code_histogram.png", metrics)
+    for name in (DECODER_FILE, DECODER_METRICS_FILE):  # a decoder for the codes before this run: no longer theirs
+        (work / name).unlink(missing_ok=True)
     publish_run(work, out_dir)
     tracker.log_metrics(metrics, step=tcfg.steps)
     tracker.log_files(checkpoint_files(out_dir), folder="checkpoint")
