@@ -129,3 +129,22 @@ def test_training_runs_unchanged_under_torchrun_with_two_processes(small_corpus,
     state = json.loads((tmp_path / "checkpoints" / "vqvae" / "train_state" / "config.json").read_text())
     assert state["step"] == 4
     assert load_latents(Workspace(tmp_path), "train")[1].shape[0] == N_TRAIN
+
+
+def test_mirror_off_trains_on_the_paintings_as_they_are():
+    """`VQVAEPreset.mirror=False`: every batch holds the paintings unflipped (a mirror would
+    shift a one-pixel canvas weave's phase); with mirrors on, some come flipped."""
+    from artgen.data.pixels import to_float
+    from artgen.models.vqvae import VQVAEConfig
+    from artgen.training.vqvae import VQVAETask
+
+    pixels = torch.randint(0, 256, (10, 3, 8, 8), dtype=torch.uint8)
+    cfg = VQVAEConfig(image_size=8, downsample=4, hidden=8, res_hidden=4, res_blocks=1)
+    flipped = []
+    for mirror in (False, True):
+        task = VQVAETask(cfg, pixels, pixels, mirror=mirror)
+        batch = task.batch(0, torch.Generator().manual_seed(1), 64)
+        idx = torch.randint(0, 10, (64,), generator=torch.Generator().manual_seed(1))
+        flipped.append(int((batch != to_float(pixels[idx])).flatten(1).any(1).sum()))
+    assert flipped[0] == 0 and flipped[1] > 0
+    assert "mirror" not in VQVAETask(cfg, pixels, pixels).config()  # older runs still resume

@@ -41,6 +41,7 @@ class VQVAEPreset:
     model: dict = field(default_factory=dict)   # VQVAEConfig fields (image_size comes from the corpus)
     variant: str = "ema-kmeans-restart"          # quantiser variant, see models.quantizer.QUANTIZER_VARIANTS
     train: dict = field(default_factory=dict)   # TrainConfig fields
+    mirror: bool = True                          # train on horizontal mirrors too (half of every batch)
 
 
 PRESETS: dict[str, VQVAEPreset] = {
@@ -61,8 +62,8 @@ class VQVAETask:
     """The VQ-VAE as a task of the shared training loop (see artgen/training/trainer.py)."""
 
     def __init__(self, cfg: VQVAEConfig, train_pixels: torch.Tensor, test_pixels: torch.Tensor,
-                 init_seed: int = 0, eval_batch: int = 256):
-        self.cfg = cfg
+                 init_seed: int = 0, eval_batch: int = 256, mirror: bool = True):
+        self.cfg, self.mirror = cfg, mirror
         self.train_pixels = train_pixels
         self.test_pixels = test_pixels
         self.eval_batch = eval_batch
@@ -72,7 +73,7 @@ class VQVAETask:
     def batch(self, step: int, generator: torch.Generator, batch_size: int) -> torch.Tensor:
         idx = torch.randint(0, len(self.train_pixels), (batch_size,), generator=generator)
         x = to_float(self.train_pixels[idx])                          # (B, 3, H, W) in [0, 1]
-        flip = torch.rand(batch_size, generator=generator) < 0.5      # horizontal flips
+        flip = torch.rand(batch_size, generator=generator) < (0.5 if self.mirror else 0.0)  # horizontal flips
         return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
     def loss(self, model, batch):
@@ -85,7 +86,7 @@ class VQVAETask:
         return evaluate_vqvae(model, self.test_pixels, batch_size=self.eval_batch)
 
     def config(self) -> dict:
-        return {"kind": "vqvae", "model": self.cfg.to_dict()}
+        return {"kind": "vqvae", "model": self.cfg.to_dict(), **({} if self.mirror else {"mirror": False})}
 
 
 @torch.no_grad()
@@ -121,7 +122,8 @@ def machine_description() -> str:
 def train_vqvae(ws: Workspace, preset: str = "quick", resume: bool = False, device: str = "auto",
                 threads: int = 0, steps: int | None = None, batch_size: int | None = None, variant: str | None = None,
                 model_overrides: dict | None = None, out_dir: Path | None = None,
-                show_progress: bool = True, build_latents: bool = True, tracker: Tracker = NO_TRACKER) -> dict:
+                show_progress: bool = True, build_latents: bool = True, tracker: Tracker = NO_TRACKER,
+                mirror: bool | None = None) -> dict:
     """Train the VQ-VAE, save it to `checkpoints/vqvae`, write metrics and pictures; returns metrics
     (None on the non-zero ranks of a data-parallel run). A new run trains in a staging folder that
     replaces the finished VQ-VAE only when complete; one process at a time (a workspace lock).
@@ -129,7 +131,7 @@ def train_vqvae(ws: Workspace, preset: str = "quick", resume: bool = False, devi
     checkpoint's JSON files and pictures."""
     if preset not in PRESETS:
         raise ArtgenError(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
-    p = PRESETS[preset]
+    p = PRESETS[preset] if mirror is None else replace(PRESETS[preset], mirror=mirror)
     tcfg = TrainConfig(**{**p.train, "device": device, "threads": threads, "show_progress": show_progress})
     if steps is not None:
         tcfg = replace(tcfg, steps=steps, checkpoint_every=min(tcfg.checkpoint_every, max(1, steps // 2)),
@@ -154,7 +156,7 @@ def _train_vqvae(ws: Workspace, p: VQVAEPreset, preset: str, tcfg: TrainConfig, 
     _, train_pixels = load_images(ws.data, "train")
     _, test_pixels = load_images(ws.data, "test")
     cfg = build_config(p, train_pixels.shape[-1], variant, model_overrides)
-    task = VQVAETask(cfg, train_pixels, test_pixels)
+    task = VQVAETask(cfg, train_pixels, test_pixels, mirror=p.mirror)
     tracker.log_params({"stage": STAGE, "preset": preset, "variant": variant or p.variant, "resumed": resume,
                         "train_images": len(train_pixels), "test_images": len(test_pixels),
                         "model": cfg.to_dict(), "train": asdict(tcfg)})
@@ -168,7 +170,7 @@ def _train_vqvae(ws: Workspace, p: VQVAEPreset, preset: str, tcfg: TrainConfig, 
     counts = result.metrics.pop("code_counts")
     metrics = {
         **result.metrics,
-        "preset": preset, "variant": variant or p.variant, "steps": tcfg.steps, "batch_size": tcfg.batch_size,
+        "preset": preset, "variant": variant or p.variant, "mirror": p.mirror, "steps": tcfg.steps, "batch_size": tcfg.batch_size,
         "world_size": world, "images_seen": tcfg.steps * tcfg.batch_size * world,
         "train_seconds_this_run": round(result.seconds, 1), "train_images_per_s": round(result.images_per_s, 2),
         "parameters": model.num_parameters(), "device": str(next(iter(result.model.parameters())).device),
