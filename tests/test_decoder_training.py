@@ -141,3 +141,24 @@ def test_a_decoder_of_another_shape_is_a_one_line_error(decoder_ws, tmp_path):
     atomic_save_safetensors(state, vq_dir / DECODER_FILE, metadata={"vqvae_hash": checkpoint_hash(vq_dir)})
     with pytest.raises(ArtgenError, match="does not fit this version's decoder"):
         VQVAE.from_pretrained(vq_dir)
+
+
+def test_a_bundle_is_current_only_through_the_decoder_there_is_now(decoder_ws, tmp_path):
+    """Exported through the adversarial decoder: stale once that decoder is retrained or deleted."""
+    import os
+    import time
+
+    from export.bundle import ExportConfig, bundle_is_current, export_bundle
+
+    ws, _ = decoder_ws
+    other = copy_workspace(ws, tmp_path / "ws")
+    vq_dir, model_dir, bundle = other.checkpoint("vqvae"), other.checkpoint("tiny"), tmp_path / "bundle"
+    export_bundle(load_generator(other, "tiny"), bundle, ExportConfig())
+    assert json.loads((bundle / "bundle.json").read_text())["decoder"].startswith("adversarial")
+    assert bundle_is_current(bundle, model_dir, vq_dir)
+    later = time.time() + 5
+    os.utime(vq_dir / DECODER_FILE, (later, later))  # the decoder retrained after the export
+    assert not bundle_is_current(bundle, model_dir, vq_dir)
+    (vq_dir / DECODER_FILE).unlink()  # or deleted: the bundle's images are no longer what generate draws
+    assert not bundle_is_current(bundle, model_dir, vq_dir)
+    assert bundle_is_current(bundle, model_dir)  # the model checkpoint alone still matches

@@ -159,8 +159,8 @@ def train_decoder_cmd(
     steps: Optional[int] = typer.Option(None, min=1, help="Override the preset's number of optimiser steps."),
     track: Optional[str] = typer.Option(None, "--track", help=TRACK_HELP),
 ) -> None:
-    """Retrain the VQ-VAE's decoder adversarially on the same codes (texture and grain back in
-    every image; every model trained on the codes stays valid)."""
+    """Retrain the VQ-VAE's decoder adversarially on the same codes (sharper edges, a grain
+    branch for texture; every model trained on the codes stays valid)."""
     track = track or ctx.meta.get("artgen.track")
     check_tracker(track)
     from artgen.training.decoder import train_decoder
