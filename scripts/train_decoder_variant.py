@@ -4,7 +4,7 @@ like the command (`decoder.safetensors`, `decoder_metrics.json`); score it with
 `scripts/decoder_probe.py`.
 
     python scripts/train_decoder_variant.py --workdir W [--steps 1500] [--adversarial-weight 0.5]
-        [--no-grain] [--grain-without-l1] [--mirror]
+        [--no-grain] [--grain-without-l1] [--mirror] [--discriminator-norm batch]
 """
 
 from __future__ import annotations
@@ -25,9 +25,12 @@ def main() -> None:
     ap.add_argument("--no-grain", action="store_true", help="no grain branch: the VQ-VAE's decoder as it is")
     ap.add_argument("--grain-without-l1", action="store_true", help="the grain trained by the discriminator alone")
     ap.add_argument("--mirror", action="store_true", help="also train on the paintings' mirror images")
+    ap.add_argument("--discriminator-norm", default=None, choices=["spectral", "batch"])
     args = ap.parse_args()
     torch.set_num_threads(2)
     overrides = {"grain": not args.no_grain, "grain_l1": not args.grain_without_l1, "mirror": args.mirror}
+    if args.discriminator_norm is not None:
+        overrides["discriminator"] = {"norm": args.discriminator_norm}
     if args.adversarial_weight is not None:
         overrides["adversarial_weight"] = args.adversarial_weight
     metrics = train_decoder(Workspace.resolve(args.workdir), preset="default", steps=args.steps, **overrides)

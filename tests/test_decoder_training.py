@@ -162,3 +162,13 @@ def test_a_bundle_is_current_only_through_the_decoder_there_is_now(decoder_ws, t
     (vq_dir / DECODER_FILE).unlink()  # or deleted: the bundle's images are no longer what generate draws
     assert not bundle_is_current(bundle, model_dir, vq_dir)
     assert bundle_is_current(bundle, model_dir)  # the model checkpoint alone still matches
+
+
+@pytest.mark.parametrize("norm", ["spectral", "batch"])
+def test_the_discriminator_scores_one_logit_per_patch(norm):
+    from artgen.models.discriminator import PatchDiscriminator, PatchDiscriminatorConfig
+
+    disc = PatchDiscriminator(PatchDiscriminatorConfig(width=8, norm=norm))
+    assert disc(torch.zeros(2, 3, 32, 32)).shape == (2, 1, 8, 8)  # two stride-2 layers: 32 px -> 8 x 8 patches
+    with pytest.raises(ValueError, match="unknown discriminator norm"):
+        PatchDiscriminator(PatchDiscriminatorConfig(norm="layer"))

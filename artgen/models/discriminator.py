@@ -22,19 +22,28 @@ from torch.nn.utils.parametrizations import spectral_norm
 class PatchDiscriminatorConfig:
     width: int = 64     # channels of the first layer, doubled once
     layers: int = 2     # stride-2 layers (each halves the side)
+    norm: str = "spectral"  # spectral: spectral-normalised convolutions; batch: BatchNorm after the inner ones (pix2pix, VQGAN)
 
 
 class PatchDiscriminator(nn.Module):
     def __init__(self, cfg: PatchDiscriminatorConfig | None = None):
         super().__init__()
         cfg = cfg or PatchDiscriminatorConfig()
+        if cfg.norm not in ("spectral", "batch"):
+            raise ValueError(f"unknown discriminator norm {cfg.norm!r}: use spectral or batch")
+
+        def conv(c_in: int, c_out: int, k: int, stride: int, inner: bool) -> list[nn.Module]:
+            layer = nn.Conv2d(c_in, c_out, k, stride=stride, padding=1)
+            if cfg.norm == "spectral":
+                return [spectral_norm(layer)]
+            return [layer, nn.BatchNorm2d(c_out)] if inner else [layer]
+
         layers, c_in = [], 3
         for i in range(cfg.layers):
             c = cfg.width * 2 ** i
-            layers += [spectral_norm(nn.Conv2d(c_in, c, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
+            layers += [*conv(c_in, c, 4, 2, inner=i > 0), nn.LeakyReLU(0.2)]
             c_in = c
-        layers += [spectral_norm(nn.Conv2d(c_in, c_in, 3, padding=1)), nn.LeakyReLU(0.2),
-                   spectral_norm(nn.Conv2d(c_in, 1, 3, padding=1))]
+        layers += [*conv(c_in, c_in, 3, 1, inner=True), nn.LeakyReLU(0.2), *conv(c_in, 1, 3, 1, inner=False)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) in [-1, 1] -> (B, 1, h, w) logits
