@@ -338,22 +338,18 @@ def bundle_is_current(bundle: Path, checkpoint: Path, vqvae: Path | None = None)
     meta_path = Path(bundle) / "bundle.json"
     if not is_newer(meta_path, Path(checkpoint) / "model.safetensors"):
         return False
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
     if vqvae is not None:
         from artgen.models.vqvae import DECODER_FILE
 
         decoder = Path(vqvae) / DECODER_FILE
         if not is_newer(meta_path, Path(vqvae) / "model.safetensors") or (decoder.exists() and not is_newer(meta_path, decoder)):
             return False
-        try:  # exported through the adversarial decoder exactly when there is one now
-            exported_adversarial = json.loads(meta_path.read_text()).get("decoder", "").startswith("adversarial")
-        except (OSError, json.JSONDecodeError):
+        if meta.get("decoder", "").startswith("adversarial") != decoder.exists():  # exported through the decoder there is now
             return False
-        if exported_adversarial != decoder.exists():
-            return False
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return False
     sampling = meta.get("sampling", {})  # the runtime samples with these: they must be today's
     if meta.get("format") != BUNDLE_FORMAT or "files" not in meta:  # older bundles record no sizes and hashes
         return False

@@ -26,8 +26,8 @@ from ar_probe_common import add_probe_args, open_probe
 from artgen.data.corpus import decode_image, load_corpus
 from artgen.data.pixels import to_float
 from artgen.models.vqvae import DECODER_FILE, VQVAE
-from bench.attributes import AttributeAccuracy, AttributeClassifier, AttributeConfig, requested_adjectives
-from bench.run import _cached_stats
+from bench.attributes import AttributeAccuracy, AttributeClassifier, AttributeConfig, image_features, requested_adjectives
+from bench.run import _cached_stats, _vqvae_decode
 from bench.style import StyleConsistency
 
 
@@ -38,13 +38,9 @@ def attribute_judge(ws) -> AttributeClassifier:
     return AttributeClassifier(AttributeConfig()).fit(_cached_stats(ws, images), labels)
 
 
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    return (images * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-
-
-@torch.no_grad()
 def decode_all(vqvae: VQVAE, codes: torch.Tensor, batch: int = 100) -> np.ndarray:
-    return np.concatenate([to_uint8(vqvae.decode_indices(codes[s:s + batch])) for s in range(0, len(codes), batch)])
+    """(N, H, W, 3) uint8 images of (N, h, w) code grids, as the bench decodes its reference rows."""
+    return _vqvae_decode(vqvae, codes, batch)
 
 
 def same_code_space(a: VQVAE, b: VQVAE) -> bool:
@@ -55,17 +51,11 @@ def same_code_space(a: VQVAE, b: VQVAE) -> bool:
 
 def score(images, judge, requested, style_judge, targets) -> tuple[float, float, dict]:
     metric = AttributeAccuracy(judge)
-    metric.update(judge_features(images), requested)
+    metric.update(image_features(list(images)), requested)
     out = metric.compute()
     style = StyleConsistency(style_judge)
     style.update(list(images), targets)
     return out["accuracy"], style.compute()["style_consistency"], out["per_adjective"]
-
-
-def judge_features(images) -> np.ndarray:
-    from bench.attributes import image_features
-
-    return image_features(list(images))
 
 
 @torch.no_grad()

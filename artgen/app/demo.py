@@ -66,8 +66,10 @@ class DemoConfig:
             raise ArtgenError(f"unknown label source {self.annotations!r}: use one of {', '.join(LABEL_SOURCES)}")
         from artgen.training.decoder import PRESETS as DECODER_PRESETS
 
-        for flag, value, known in (("--preset", self.vqvae_preset, VQVAE_PRESETS), ("--preset", self.encoder_preset, PRESETS),
-                                   ("--preset", self.decoder_preset or "default", DECODER_PRESETS)):
+        checks = [("--preset", self.vqvae_preset, VQVAE_PRESETS), ("--preset", self.encoder_preset, PRESETS)]
+        if self.decoder_preset is not None:
+            checks.append(("--preset", self.decoder_preset, DECODER_PRESETS))
+        for flag, value, known in checks:
             if value not in known:
                 raise ArtgenError(f"unknown preset {value!r}: use {flag} {' or '.join(known)}")
 
@@ -81,6 +83,7 @@ class DemoContext:
     model: str = field(init=False)  # tiny or tiny-ar
     annotations: Path = field(init=False)
     vqvae: Path = field(init=False)
+    decoder: Path = field(init=False)  # the VQ-VAE's adversarial decoder (`artgen train decoder`)
     tiny: Path = field(init=False)  # the tiny model's checkpoint
     samples: Path = field(init=False)
     bundle: Path = field(init=False)
@@ -90,12 +93,14 @@ class DemoContext:
 
     def __post_init__(self) -> None:
         from artgen.models.generators import model_name
+        from artgen.models.vqvae import DECODER_FILE
 
         ws = self.ws
         self.model = model_name("tiny", self.cfg.generator)
         suffix = "" if self.model == "tiny" else f"-{self.model}"  # a second generator's demo keeps the first one's pictures
         self.annotations = ws.annotations / "heuristic.jsonl"
         self.vqvae = ws.checkpoint("vqvae")
+        self.decoder = self.vqvae / DECODER_FILE
         self.tiny = ws.checkpoint(self.model)
         self.samples = ws.reports / "demo" / f"samples{suffix}.png"
         self.bundle = ws.bundles / f"{self.model}-int8"
@@ -202,9 +207,9 @@ def vqvae_headline(ctx: DemoContext) -> str:
 
 
 def decoder_done(ctx: DemoContext) -> bool:
-    from artgen.models.vqvae import DECODER_FILE, DECODER_METRICS_FILE, VQVAE
+    from artgen.models.vqvae import DECODER_METRICS_FILE, VQVAE
 
-    if not (ctx.vqvae / DECODER_FILE).is_file():
+    if not ctx.decoder.is_file():
         return False
     try:
         VQVAE.from_pretrained(ctx.vqvae)  # also checks it decodes this VQ-VAE's codes
@@ -259,8 +264,7 @@ def tiny_headline(ctx: DemoContext) -> str:
 
 
 def samples_done(ctx: DemoContext) -> bool:
-    decoder = ctx.vqvae / "decoder.safetensors"
-    return is_newer(ctx.samples, ctx.tiny / "model.safetensors") and (not decoder.exists() or is_newer(ctx.samples, decoder))
+    return is_newer(ctx.samples, ctx.tiny / "model.safetensors") and (not ctx.decoder.exists() or is_newer(ctx.samples, ctx.decoder))
 
 
 def draw_samples(ctx: DemoContext) -> None:
@@ -350,7 +354,7 @@ def demo_stages(ctx: DemoContext) -> list[Stage]:
         Stage("corpus", ctx.ws.data, corpus_done, synth_corpus, corpus_headline),
         Stage("annotate (heuristic)", ctx.annotations, annotations_done, label_corpus, annotations_headline),
         Stage(f"VQ-VAE ({cfg.vqvae_preset})", ctx.vqvae, vqvae_done, train_vqvae_model, vqvae_headline),
-        *([Stage(f"adversarial decoder ({cfg.decoder_preset})", ctx.vqvae / "decoder.safetensors", decoder_done,
+        *([Stage(f"adversarial decoder ({cfg.decoder_preset})", ctx.decoder, decoder_done,
                  train_decoder_model, decoder_headline)] if cfg.decoder_preset else []),
         Stage(f"{ctx.model} encoder + generator ({cfg.encoder_preset})", ctx.tiny, tiny_done, train_tiny_model, tiny_headline),
         Stage("sample grid", ctx.samples, samples_done, draw_samples, samples_headline),

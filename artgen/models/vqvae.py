@@ -138,11 +138,16 @@ class Decoder(nn.Module):
         self.grain = GrainBranch(c_in, self.cfg.image_size)
         return self
 
-    def forward(self, q):  # (B, D, h, w) -> (B, 3, h*d, w*d) in ~[-1, 1]
+    def parts(self, q) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(the image before its grain, the grain; None without a grain branch): `forward` is their sum."""
         if self.grain is None:
-            return self.net(q)
+            return self.net(q), None
         features = self.net[:-1](q)
-        return self.net[-1](features) + self.grain(features)
+        return self.net[-1](features), self.grain(features)
+
+    def forward(self, q):  # (B, D, h, w) -> (B, 3, h*d, w*d) in ~[-1, 1]
+        base, grain = self.parts(q)
+        return base if grain is None else base + grain
 
 
 class VQVAE(nn.Module):

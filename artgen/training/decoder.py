@@ -88,11 +88,9 @@ def _last_layer(decoder: Decoder) -> torch.Tensor:
 
 
 def decoded_parts(decoder: Decoder, quantized: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(the decoder's image before its grain, the grain; zeros without a grain branch): their
-    sum is `decoder(quantized)`."""
-    features = decoder.net[:-1](quantized)
-    base = decoder.net[-1](features)
-    return base, (decoder.grain(features) if decoder.grain is not None else torch.zeros_like(base))
+    """`Decoder.parts`, with zeros for the grain of a decoder without a grain branch."""
+    base, grain = decoder.parts(quantized)
+    return base, torch.zeros_like(base) if grain is None else grain
 
 
 class DecoderTask:
@@ -171,8 +169,8 @@ def train_decoder(ws: Workspace, preset: str = "default", resume: bool = False, 
                   threads: int = 0, show_progress: bool = True, tracker: Tracker = NO_TRACKER, **overrides) -> dict:
     """Train the adversarial decoder of the workspace's VQ-VAE and save it beside it
     (`decoder.safetensors`, `decoder_metrics.json`); returns the metrics. `overrides`:
-    `DecoderPreset` fields (adversarial_weight, grain, grain_l1, mirror) for ablations
-(`scripts/train_decoder_variant.py`)."""
+    `DecoderPreset` fields (adversarial_weight, grain, grain_l1, mirror, discriminator) for
+    ablations (`scripts/train_decoder_variant.py`)."""
     if preset not in PRESETS:
         raise ArtgenError(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
     p = replace(PRESETS[preset], **overrides)
