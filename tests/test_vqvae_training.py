@@ -148,3 +148,10 @@ def test_mirror_off_trains_on_the_paintings_as_they_are():
         flipped.append(int((batch != to_float(pixels[idx])).flatten(1).any(1).sum()))
     assert flipped[0] == 0 and flipped[1] > 0
     assert "mirror" not in VQVAETask(cfg, pixels, pixels).config()  # older runs still resume
+
+
+def test_no_mirror_reaches_the_training_from_the_cli(small_corpus, tmp_path):
+    shutil.copytree(small_corpus / "data", tmp_path / "data")
+    r = run_cli("train", "vqvae", "--no-mirror", *TINY, workdir=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "checkpoints" / "vqvae" / "metrics.json").read_text())["mirror"] is False

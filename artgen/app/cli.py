@@ -137,6 +137,8 @@ def train_vqvae_cmd(
     steps: Optional[int] = typer.Option(None, min=1, help="Override the preset's number of optimiser steps."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Override the preset's batch size (per process)."),
     variant: Optional[str] = typer.Option(None, help="Quantiser variant (default: the preset's, ema-kmeans-restart)."),
+    mirror: Optional[bool] = typer.Option(None, "--mirror/--no-mirror", help="Also train on horizontal mirror images "
+                                                                             "(default: the preset's, on)."),
     track: Optional[str] = typer.Option(None, "--track", help=TRACK_HELP),
 ) -> None:
     """Train the VQ-VAE (512 x 64 codebook) and cache the corpus latents."""
@@ -147,7 +149,7 @@ def train_vqvae_cmd(
     ws = workspace(ctx)
     with start_tracking(track, ws, run_name=f"train vqvae ({preset})") as tracker:
         train_vqvae(ws, preset=preset, resume=resume, device=device, threads=threads, steps=steps,
-                    batch_size=batch_size, variant=variant, tracker=tracker)
+                    batch_size=batch_size, variant=variant, tracker=tracker, mirror=mirror)
 
 
 @train_app.command("decoder")
