@@ -2,7 +2,7 @@
 rows of docs/generation.md that are not a preset of their own.
 
     python scripts/train_ar_variant.py --workdir W --lr 5e-4 [--steps N] [--no-text-modulation] [--no-rope] [--heads H] [--rope-base B]
-        [--ema-decay D] [--compile | --no-compile] [--text-drop P]
+        [--ema-decay D] [--compile | --no-compile] [--text-drop P] [--input-noise P]
 
 Writes W/checkpoints/tiny-ar (W needs the corpus and a VQ-VAE, as `artgen train` does); its
 metrics.json holds the test CE at every evaluation, to compare with artgen/assets/tiny/train_metrics.json.
@@ -28,6 +28,8 @@ def main() -> None:
     ap.add_argument("--rope-base", type=float, default=None, help="RoPE's wavelength base (the preset's: 100)")
     ap.add_argument("--text-drop", type=float, default=None,
                     help="share of training samples whose text is dropped, for guidance (the preset's: 0.1)")
+    ap.add_argument("--input-noise", type=float, default=None,
+                    help="share of the input codes swapped for other paintings' codes in training (the preset's: 0)")
     ap.add_argument("--ema-decay", type=float, default=None,
                     help="keep a moving average of the weights (e.g. 0.999; 0: none); evaluations score both")
     ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
@@ -41,7 +43,8 @@ def main() -> None:
     predictor = {**p.predictor, **({"text_modulation": False} if args.no_text_modulation else {}),
                  **({"rope": False} if args.no_rope else {}), **({"heads": args.heads} if args.heads else {}),
                  **({"rope_base": args.rope_base} if args.rope_base else {}),
-                 **({"text_drop": args.text_drop} if args.text_drop is not None else {})}
+                 **({"text_drop": args.text_drop} if args.text_drop is not None else {}),
+                 **({"input_noise": args.input_noise} if args.input_noise is not None else {})}
     p = replace(p, train=train, predictor=predictor)
     print(p)
     train_predictor(Workspace.resolve(args.workdir), "tiny", preset=p, annotations=args.annotations, generator="ar",

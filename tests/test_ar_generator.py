@@ -115,6 +115,25 @@ def trained_ar(small_corpus, tmp_path_factory):
     return ws, metrics
 
 
+def test_input_noise_swaps_a_share_of_the_inputs_for_batch_codes_and_keeps_the_targets():
+    """`ARConfig.input_noise`: the model reads about that share of its inputs swapped for codes
+    drawn from the batch; the targets it is scored on stay the true codes."""
+    from artgen.models.ar_predictor import training_inputs
+
+    g = torch.Generator().manual_seed(0)
+    codes = torch.randint(0, 40, (64, 256), generator=g)   # 40 of 512 codes in use
+    kept = codes.clone()
+    text_mask = torch.ones(64, 5, dtype=torch.bool)
+    clean, predicted, _ = training_inputs(codes, text_mask, ARConfig(), g)
+    assert torch.equal(clean, codes) and bool(predicted.all())
+    noisy, _, _ = training_inputs(codes, text_mask, ARConfig(input_noise=0.3), g)
+    changed = float((noisy != codes).float().mean())
+    assert 0.25 < changed < 0.31  # 0.3 of the inputs swapped, 1 in 40 for the same code
+    assert int(noisy.max()) < 40   # drawn from the batch's codes, not the whole codebook
+    assert torch.equal(codes, kept)  # the targets are untouched
+    assert ARConfig(**{k: v for k, v in ARConfig().__dict__.items() if k != "input_noise"}).input_noise == 0.0
+
+
 def test_ar_training_writes_its_own_checkpoint_with_teacher_forced_metrics(trained_ar):
     ws, metrics = trained_ar
     d = ws.checkpoint("tiny-ar")

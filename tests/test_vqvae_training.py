@@ -155,3 +155,45 @@ def test_no_mirror_reaches_the_training_from_the_cli(small_corpus, tmp_path):
     r = run_cli("train", "vqvae", "--no-mirror", *TINY, workdir=tmp_path)
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "checkpoints" / "vqvae" / "metrics.json").read_text())["mirror"] is False
+
+
+def test_the_grain_heads_likelihood_reaches_the_encoder_and_not_the_decoder():
+    """`VQVAEPreset.grain_weight`: the noise-scale head's likelihood is judged against the
+    detached decoded image, so it changes the encoder's (and the head's) gradient and leaves the
+    decoder's exactly as the squared error alone makes it."""
+    from artgen.models.vqvae import VQVAEConfig
+    from artgen.training.vqvae import VQVAETask, vqvae_of
+
+    pixels = torch.randint(0, 256, (6, 3, 16, 16), dtype=torch.uint8)
+    cfg = VQVAEConfig(image_size=16, downsample=4, hidden=8, res_hidden=4, res_blocks=1)
+    grads = {}
+    for weight in (0.0, 0.5):
+        task = VQVAETask(cfg, pixels, pixels, init_seed=3, grain_weight=weight)
+        batch = task.batch(0, torch.Generator().manual_seed(1), 6)
+        vqvae_of(task.model).quantizer.initialized.fill_(True)  # the same codebook for both, no k-means draw
+        loss, logs = task.loss(task.model, batch)
+        loss.backward()
+        vq = vqvae_of(task.model)
+        grads[weight] = {n: p.grad.clone() for n, p in vq.named_parameters() if p.grad is not None}
+        assert ("grain_nll" in logs) == (weight > 0)
+    decoder = [n for n in grads[0.0] if n.startswith("decoder.")]
+    encoder = [n for n in grads[0.0] if n.startswith("encoder.")]
+    assert decoder and all(torch.allclose(grads[0.0][n], grads[0.5][n], atol=1e-7) for n in decoder)
+    assert any(not torch.allclose(grads[0.0][n], grads[0.5][n], atol=1e-7) for n in encoder)
+    head = VQVAETask(cfg, pixels, pixels, grain_weight=0.5).model.head
+    with torch.no_grad():
+        sigma = head(torch.randn(2, cfg.quantizer.dim, 4, 4))
+    assert sigma.shape == (2, 3, 16, 16) and float(sigma.min()) >= head.min_sigma
+    assert "grain_weight" not in VQVAETask(cfg, pixels, pixels).config()  # older runs still resume
+
+
+def test_grain_weight_reaches_the_training_and_the_head_is_not_saved(small_corpus, tmp_path):
+    shutil.copytree(small_corpus / "data", tmp_path / "data")
+    r = run_cli("train", "vqvae", "--grain-weight", "0.05", *TINY, workdir=tmp_path)
+    assert r.returncode == 0, r.stderr
+    ckpt = tmp_path / "checkpoints" / "vqvae"
+    assert json.loads((ckpt / "metrics.json").read_text())["grain_weight"] == 0.05
+    from safetensors.torch import load_file
+
+    assert not any(k.startswith("head.") or k.startswith("vqvae.") for k in load_file(str(ckpt / "model.safetensors")))
+    VQVAE.from_pretrained(ckpt)  # strict: exactly a VQ-VAE's weights

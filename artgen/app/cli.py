@@ -138,7 +138,10 @@ def train_vqvae_cmd(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Override the preset's batch size (per process)."),
     variant: Optional[str] = typer.Option(None, help="Quantiser variant (default: the preset's, ema-kmeans-restart)."),
     mirror: Optional[bool] = typer.Option(None, "--mirror/--no-mirror", help="Also train on horizontal mirror images "
-                                                                             "(default: the preset's, on)."),
+                                                                             "(default: the preset's)."),
+    grain_weight: Optional[float] = typer.Option(None, "--grain-weight", min=0.0,
+                                                 help="Weight of the noise-scale head that teaches the codes where the "
+                                                      "canvas grain is (0: none; default: the preset's)."),
     track: Optional[str] = typer.Option(None, "--track", help=TRACK_HELP),
 ) -> None:
     """Train the VQ-VAE (512 x 64 codebook) and cache the corpus latents."""
@@ -149,7 +152,7 @@ def train_vqvae_cmd(
     ws = workspace(ctx)
     with start_tracking(track, ws, run_name=f"train vqvae ({preset})") as tracker:
         train_vqvae(ws, preset=preset, resume=resume, device=device, threads=threads, steps=steps,
-                    batch_size=batch_size, variant=variant, tracker=tracker, mirror=mirror)
+                    batch_size=batch_size, variant=variant, tracker=tracker, mirror=mirror, grain_weight=grain_weight)
 
 
 @train_app.command("decoder")

@@ -44,6 +44,8 @@ class ARConfig:
     mlp_ratio: int = 3
     dropout: float = 0.0
     text_drop: float = 0.1  # share of training samples whose text is dropped (for guidance)
+    input_noise: float = 0.0  # share of the codes the model reads in training swapped for codes of other
+                              # paintings (the targets stay true): it learns to keep a form going after a slip
     text_modulation: bool = False  # adaLN: the pooled text shifts and scales every block's LayerNorms
     rope: bool = False  # 2-D rotary positions in the self-attention (relative row and column offsets)
     rope_base: float = 100.0  # RoPE's longest wavelength scale: 100 over a 16-cell side
@@ -289,7 +291,20 @@ def training_inputs(codes: torch.Tensor, text_mask: torch.Tensor, cfg: ARConfig,
     `text_drop` of the samples is dropped. Same contract as `predictor.training_inputs`:
     codes (B, N) -> (inputs (B, N), predicted (B, N) bool, text_mask (B, T))."""
     drop = torch.rand(codes.shape[0], generator=generator, device=codes.device) < cfg.text_drop
-    return codes, torch.ones_like(codes, dtype=torch.bool), text_mask & ~drop[:, None]
+    return noisy_inputs(codes, cfg.input_noise, generator), torch.ones_like(codes, dtype=torch.bool), text_mask & ~drop[:, None]
+
+
+def noisy_inputs(codes: torch.Tensor, share: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """`codes` (B, N) with about `share` of them swapped for codes drawn from the whole batch (so
+    the slips are codes as common as real ones, not uniform noise). At sampling time the model
+    reads its own draws, some of them slips; reading true codes only, it never learns to recover
+    from one, and a painting can turn into another style halfway down (exposure bias)."""
+    if share <= 0:
+        return codes
+    swap = torch.rand(codes.shape, generator=generator, device=codes.device) < share
+    pool = codes.flatten()
+    drawn = pool[torch.randint(0, pool.numel(), codes.shape, generator=generator, device=codes.device)]
+    return torch.where(swap, drawn, codes)
 
 
 def evaluation_inputs(codes: torch.Tensor, cfg: ARConfig) -> torch.Tensor:

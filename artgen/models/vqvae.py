@@ -164,7 +164,7 @@ class VQVAE(nn.Module):
         vq = self.quantizer(z)
         recon = self.decoder(vq.quantized) * 0.5 + 0.5        # (B, 3, H, W), unclamped for the loss
         recon_mse = ((recon - images) ** 2).mean()
-        return {"recon": recon, "codes": vq.codes, "counts": vq.counts,
+        return {"recon": recon, "codes": vq.codes, "counts": vq.counts, "quantized": vq.quantized,
                 "recon_mse": recon_mse, "vq_loss": vq.loss, "loss": recon_mse + vq.loss}
 
     @torch.no_grad()

@@ -93,6 +93,30 @@ def decoded_parts(decoder: Decoder, quantized: torch.Tensor) -> tuple[torch.Tens
     return base, torch.zeros_like(base) if grain is None else grain
 
 
+def adversarial_terms(decoder: Decoder, discriminator: nn.Module, quantized: torch.Tensor, real: torch.Tensor,
+                      adversarial_weight: float, grain_l1: bool = True):
+    """(L1 loss, weighted adversarial surrogate, discriminator hinge loss, logs) of decoding
+    `quantized` against `real` (both in [-1, 1]). Each loss reaches only its own network when
+    they are summed under one optimiser: the discriminator's hinge loss sees the decoded images
+    detached, and the decoder's adversarial loss reaches the decoder (and whatever made
+    `quantized`) through a surrogate, decoded images times the loss's gradient with respect to
+    them, which leaves the discriminator's weights untouched. The adversarial weight is VQGAN's:
+    the ratio of the two losses' gradient norms at the decoder's last layer."""
+    base, grain = decoded_parts(decoder, quantized)                    # (B, 3, H, W) in ~[-1, 1] each
+    fake = base + grain
+    rec = ((fake if grain_l1 else base + grain.detach()) - real).abs().mean()
+    d_loss = F.relu(1 - discriminator(real)).mean() + F.relu(1 + discriminator(fake.detach())).mean()
+    probe = fake.detach().requires_grad_(True)
+    g_adv = -discriminator(probe).mean()
+    (grad,) = torch.autograd.grad(g_adv, probe)
+    surrogate = (fake * grad).sum()
+    last = _last_layer(decoder)
+    (g_rec,) = torch.autograd.grad(rec, last, retain_graph=True)
+    (g_sur,) = torch.autograd.grad(surrogate, last, retain_graph=True)
+    weight = (g_rec.norm() / (g_sur.norm() + 1e-4)).clamp(0, 1e4).detach() * adversarial_weight
+    return rec, weight * surrogate, d_loss, {"l1": rec.detach(), "g_adv": g_adv.detach(), "d": d_loss.detach(), "w": weight}
+
+
 class DecoderTask:
     """The adversarial decoder as a task of the shared training loop.
 
@@ -128,22 +152,9 @@ class DecoderTask:
         net = getattr(model, "module", model)
         with torch.no_grad():
             quantized = self.vqvae.quantizer.lookup(self.vqvae.encode_indices(batch))
-        base, grain = decoded_parts(net.decoder, quantized)                # (B, 3, H, W) in ~[-1, 1] each
-        fake = base + grain
-        real = batch * 2 - 1
-        rec = ((fake if self.preset.grain_l1 else base + grain.detach()) - real).abs().mean()
-        d_loss = F.relu(1 - net.discriminator(real)).mean() + F.relu(1 + net.discriminator(fake.detach())).mean()
-        # The decoder's adversarial loss, by its gradient at the decoded images only.
-        probe = fake.detach().requires_grad_(True)
-        g_adv = -net.discriminator(probe).mean()
-        (grad,) = torch.autograd.grad(g_adv, probe)
-        surrogate = (fake * grad).sum()
-        last = _last_layer(net.decoder)
-        (g_rec,) = torch.autograd.grad(rec, last, retain_graph=True)
-        (g_sur,) = torch.autograd.grad(surrogate, last, retain_graph=True)
-        weight = (g_rec.norm() / (g_sur.norm() + 1e-4)).clamp(0, 1e4).detach() * self.preset.adversarial_weight
-        loss = rec + weight * surrogate + d_loss
-        return loss, {"l1": rec.detach(), "g_adv": g_adv.detach(), "d": d_loss.detach(), "w": weight}
+        rec, adv, d_loss, logs = adversarial_terms(net.decoder, net.discriminator, quantized, batch * 2 - 1,
+                                                   self.preset.adversarial_weight, grain_l1=self.preset.grain_l1)
+        return rec + adv + d_loss, logs
 
     @torch.no_grad()
     def evaluate(self, model) -> dict:

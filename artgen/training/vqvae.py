@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from artgen.data.latents import ensure_latents
 from artgen.data.pixels import load_images, to_float
@@ -42,6 +44,8 @@ class VQVAEPreset:
     variant: str = "ema-kmeans-restart"          # quantiser variant, see models.quantizer.QUANTIZER_VARIANTS
     train: dict = field(default_factory=dict)   # TrainConfig fields
     mirror: bool = True                          # train on horizontal mirrors too (half of every batch)
+    grain_weight: float = 0.0                    # weight of the noise-scale head's likelihood (`NoiseScaleHead`):
+                                                 # > 0 teaches the codes where the canvas grain is; 0: no head
 
 
 PRESETS: dict[str, VQVAEPreset] = {
@@ -58,17 +62,62 @@ PRESETS: dict[str, VQVAEPreset] = {
 }
 
 
+class NoiseScaleHead(nn.Module):
+    """A training device that teaches a VQ-VAE's codes where the canvas grain is.
+
+    A VQ-VAE trained on squared error alone has no reason to record grain: no decoder can redraw
+    i.i.d. noise, so knowing about it lowers no squared error, and "textured" vanishes from
+    every code grid (docs/vqvae.md). This head predicts, from the code vectors alone, each
+    pixel's spread around the decoded image (a Gaussian's sigma, (B, 3, H, W) > 0) and is
+    trained by the Gaussian negative log-likelihood of the painting given the detached decoded
+    image: a grainy patch is far likelier under a large sigma and a flat one under a small
+    sigma, so its gradient, straight through the quantiser to the encoder, makes the codes say
+    which is which. The decoded image keeps its squared-error loss. The head is not saved: the
+    adversarial decoder (`artgen train decoder`) draws the grain the codes now ask for."""
+
+    def __init__(self, dim: int, downsample: int, min_sigma: float = 0.004, channels: int = 32):
+        super().__init__()
+        self.min_sigma = min_sigma  # in [-1, 1] units: about half a grey level
+        layers: list[nn.Module] = [nn.Conv2d(dim, channels, 3, padding=1)]
+        c = channels
+        for i in range(int(math.log2(downsample))):
+            last = 2 ** (i + 1) == downsample
+            layers += [nn.ReLU(), nn.ConvTranspose2d(c, 3 if last else max(c // 2, 8), 4, stride=2, padding=1)]
+            c = max(c // 2, 8)
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, quantized: torch.Tensor) -> torch.Tensor:
+        return F.softplus(self.net(quantized)) + self.min_sigma
+
+    def nll(self, quantized: torch.Tensor, decoded: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """Mean Gaussian negative log-likelihood (without its constant) of `real` around the
+        detached `decoded` (both in [-1, 1])."""
+        sigma = self(quantized)
+        return (0.5 * ((real - decoded.detach()) / sigma) ** 2 + sigma.log()).mean()
+
+
+class VQVAEWithGrainHead(nn.Module):
+    """What a VQ-VAE run with `grain_weight` > 0 trains: the VQ-VAE and its noise-scale head, one
+    module so the shared loop's optimiser, checkpoints and resume cover both."""
+
+    def __init__(self, vqvae: VQVAE, head: NoiseScaleHead):
+        super().__init__()
+        self.vqvae = vqvae
+        self.head = head
+
+
 class VQVAETask:
     """The VQ-VAE as a task of the shared training loop (see artgen/training/trainer.py)."""
 
     def __init__(self, cfg: VQVAEConfig, train_pixels: torch.Tensor, test_pixels: torch.Tensor,
-                 init_seed: int = 0, eval_batch: int = 256, mirror: bool = True):
-        self.cfg, self.mirror = cfg, mirror
+                 init_seed: int = 0, eval_batch: int = 256, mirror: bool = True, grain_weight: float = 0.0):
+        self.cfg, self.mirror, self.grain_weight = cfg, mirror, grain_weight
         self.train_pixels = train_pixels
         self.test_pixels = test_pixels
         self.eval_batch = eval_batch
         torch.manual_seed(init_seed)
-        self.model = VQVAE(cfg)
+        vqvae = VQVAE(cfg)
+        self.model = VQVAEWithGrainHead(vqvae, NoiseScaleHead(cfg.quantizer.dim, cfg.downsample)) if grain_weight > 0 else vqvae
 
     def batch(self, step: int, generator: torch.Generator, batch_size: int) -> torch.Tensor:
         idx = torch.randint(0, len(self.train_pixels), (batch_size,), generator=generator)
@@ -77,16 +126,27 @@ class VQVAETask:
         return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
     def loss(self, model, batch):
-        out = model(batch)
+        net = getattr(model, "module", model)
+        out = (net.vqvae if self.grain_weight > 0 else model)(batch)
         counts = out["counts"].detach()
-        return out["loss"], {"mse": out["recon_mse"].detach(), "usage": usage_of(counts),
-                             "ppl": perplexity_of(counts)}
+        logs = {"mse": out["recon_mse"].detach(), "usage": usage_of(counts), "ppl": perplexity_of(counts)}
+        if self.grain_weight <= 0:
+            return out["loss"], logs
+        nll = net.head.nll(out["quantized"], out["recon"] * 2 - 1, batch * 2 - 1)
+        return out["loss"] + self.grain_weight * nll, {**logs, "grain_nll": nll.detach()}
 
     def evaluate(self, model) -> dict:
-        return evaluate_vqvae(model, self.test_pixels, batch_size=self.eval_batch)
+        return evaluate_vqvae(vqvae_of(model), self.test_pixels, batch_size=self.eval_batch)
 
     def config(self) -> dict:
-        return {"kind": "vqvae", "model": self.cfg.to_dict(), **({} if self.mirror else {"mirror": False})}
+        return {"kind": "vqvae", "model": self.cfg.to_dict(), **({} if self.mirror else {"mirror": False}),
+                **({"grain_weight": self.grain_weight} if self.grain_weight > 0 else {})}
+
+
+def vqvae_of(model: nn.Module) -> VQVAE:
+    """The VQ-VAE inside what a VQ-VAE run trains (itself, or itself with its noise-scale head)."""
+    model = getattr(model, "module", model)
+    return model.vqvae if isinstance(model, VQVAEWithGrainHead) else model
 
 
 @torch.no_grad()
@@ -123,7 +183,7 @@ def train_vqvae(ws: Workspace, preset: str = "quick", resume: bool = False, devi
                 threads: int = 0, steps: int | None = None, batch_size: int | None = None, variant: str | None = None,
                 model_overrides: dict | None = None, out_dir: Path | None = None,
                 show_progress: bool = True, build_latents: bool = True, tracker: Tracker = NO_TRACKER,
-                mirror: bool | None = None) -> dict:
+                mirror: bool | None = None, grain_weight: float | None = None) -> dict:
     """Train the VQ-VAE, save it to `checkpoints/vqvae`, write metrics and pictures; returns metrics
     (None on the non-zero ranks of a data-parallel run). A new run trains in a staging folder that
     replaces the finished VQ-VAE only when complete; one process at a time (a workspace lock).
@@ -131,7 +191,7 @@ def train_vqvae(ws: Workspace, preset: str = "quick", resume: bool = False, devi
     checkpoint's JSON files and pictures."""
     if preset not in PRESETS:
         raise ArtgenError(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
-    p = PRESETS[preset] if mirror is None else replace(PRESETS[preset], mirror=mirror)
+    p = replace(PRESETS[preset], **{k: v for k, v in (("mirror", mirror), ("grain_weight", grain_weight)) if v is not None})
     tcfg = TrainConfig(**{**p.train, "device": device, "threads": threads, "show_progress": show_progress})
     if steps is not None:
         tcfg = replace(tcfg, steps=steps, checkpoint_every=min(tcfg.checkpoint_every, max(1, steps // 2)),
@@ -156,7 +216,7 @@ def _train_vqvae(ws: Workspace, p: VQVAEPreset, preset: str, tcfg: TrainConfig, 
     _, train_pixels = load_images(ws.data, "train")
     _, test_pixels = load_images(ws.data, "test")
     cfg = build_config(p, train_pixels.shape[-1], variant, model_overrides)
-    task = VQVAETask(cfg, train_pixels, test_pixels, mirror=p.mirror)
+    task = VQVAETask(cfg, train_pixels, test_pixels, mirror=p.mirror, grain_weight=p.grain_weight)
     tracker.log_params({"stage": STAGE, "preset": preset, "variant": variant or p.variant, "resumed": resume,
                         "train_images": len(train_pixels), "test_images": len(test_pixels),
                         "model": cfg.to_dict(), "train": asdict(tcfg)})
@@ -164,13 +224,14 @@ def _train_vqvae(ws: Workspace, p: VQVAEPreset, preset: str, tcfg: TrainConfig, 
 
     if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
         return None
-    model = result.model.cpu().eval()
+    model = vqvae_of(result.model).cpu().eval()
     model.save_pretrained(work)
     world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
     counts = result.metrics.pop("code_counts")
     metrics = {
         **result.metrics,
-        "preset": preset, "variant": variant or p.variant, "mirror": p.mirror, "steps": tcfg.steps, "batch_size": tcfg.batch_size,
+        "preset": preset, "variant": variant or p.variant, "mirror": p.mirror, "grain_weight": p.grain_weight,
+        "steps": tcfg.steps, "batch_size": tcfg.batch_size,
         "world_size": world, "images_seen": tcfg.steps * tcfg.batch_size * world,
         "train_seconds_this_run": round(result.seconds, 1), "train_images_per_s": round(result.images_per_s, 2),
         "parameters": model.num_parameters(), "device": str(next(iter(result.model.parameters())).device),
