@@ -2,15 +2,17 @@
 autoregressive generator's paintings in one style? (A probe of the idea, not the product.)
 
 The pictures drift: a gradient asked for often turns into another style halfway down the
-grid. Here every train grid gets a layout id, the k-means cluster (k = --clusters) of its code
-histogram (Hellinger: square roots of the code frequencies; unsupervised, no style labels),
-and the default AR preset (tiny encoder) trains with it: the id's embedding is one more text
+grid. Here every train grid gets a layout id, a k-means cluster (k = --clusters; unsupervised,
+no style labels) of its painting's measured image statistics (`--features stats`, standardised
+`artgen.data.image_stats`: colour, edges and their orientation, symmetry, texture, rhythm; a
+mirror image takes its painting's id) or of its code histogram (`--features codes`, Hellinger:
+square roots of the code frequencies), and the default AR preset (tiny encoder) trains with it: the id's embedding is one more text
 token the generator reads (dropped with the text, for guidance), and a linear head on the
 pooled text learns p(layout | text). Sampling draws the layout from that head, then the codes.
 Also reported: the same model given each test painting's true layout (the ceiling of the idea)
 and the layouts' purity in the corpus's styles (how far unsupervised layouts are styles).
 
-    python scripts/ar_layout_token_probe.py --workdir W [--steps 2000] [--clusters 64] [--captions 300]
+    python scripts/ar_layout_token_probe.py --workdir W [--steps 2000] [--clusters 64] [--features stats|codes] [--captions 300]
 
 W needs the corpus, gt annotations and the VQ-VAE latents; the model trains into a folder of
 its own (W/checkpoints/tiny-ar-layout) and is scored like `ar_sampling_sweep.py --no-fid`
@@ -29,11 +31,12 @@ import torch.nn.functional as F
 from ar_probe_common import probe_set
 from safetensors.torch import load_file
 from sklearn.cluster import KMeans
+from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 import artgen.training.predictor as training
 from artgen.data.corpus import load_corpus
-from artgen.data.latents import FLIPPED, load_latents
+from artgen.data.latents import FLIPPED, load_latents, painting_id
 from artgen.generate import gumbel, pick_codes
 from artgen.models.text_to_codes import TextToCodes
 from artgen.models.vqvae import VQVAE
@@ -41,6 +44,13 @@ from artgen.sampling import AR_DEFAULT_GUIDANCE, AR_DEFAULT_TEMPERATURE, AR_NOIS
 from artgen.workspace import Workspace
 
 LAYOUTS: dict = {}  # filled before training: "train" (N,) ids of the train grids in load order, "k"
+
+
+def stats_of(ws: Workspace, images) -> np.ndarray:
+    from artgen.data.corpus import decode_image
+    from bench.run import _cached_stats
+
+    return _cached_stats(ws, [decode_image(im) for im in images])
 
 
 def hellinger(codes: np.ndarray, k: int) -> np.ndarray:
@@ -143,6 +153,7 @@ def main() -> None:
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--clusters", type=int, default=64)
+    ap.add_argument("--features", choices=["stats", "codes"], default="stats")
     ap.add_argument("--captions", type=int, default=300)
     ap.add_argument("--batch", type=int, default=50)
     ap.add_argument("--skip-training", action="store_true", help="score the model already in the folder")
@@ -153,11 +164,26 @@ def main() -> None:
     train_ids, train_codes = load_latents(ws, "train")
     flip_ids, flip_codes = load_latents(ws, FLIPPED)
     all_codes = np.concatenate([train_codes, flip_codes])        # the order the AR preset (flipped) trains on
-    km = KMeans(args.clusters, n_init=1, random_state=0).fit(hellinger(all_codes, k))
-    LAYOUTS.update(train=km.labels_.astype(np.int64), k=args.clusters)
-    styles = dict(zip(load_corpus(ws.data)["train"]["id"], load_corpus(ws.data)["train"]["style"]))
+    corpus = load_corpus(ws.data)
+    if args.features == "codes":
+        km = KMeans(args.clusters, n_init=1, random_state=0).fit(hellinger(all_codes, k))
+        labels = km.labels_
+
+        def test_layouts(rows, codes):
+            return km.predict(hellinger(codes, k))
+    else:
+        scaler = StandardScaler().fit(stats_of(ws, corpus["train"]["image"]))
+        train_stats = scaler.transform(stats_of(ws, corpus["train"]["image"]))
+        km = KMeans(args.clusters, n_init=1, random_state=0).fit(train_stats)
+        by_id = dict(zip(corpus["train"]["id"], km.labels_))
+        labels = np.array([by_id[painting_id(i)] for i in train_ids + flip_ids])
+
+        def test_layouts(rows, codes):
+            return km.predict(scaler.transform(stats_of(ws, rows["image"])))
+    LAYOUTS.update(train=labels.astype(np.int64), k=args.clusters)
+    styles = dict(zip(corpus["train"]["id"], corpus["train"]["style"]))
     by_cluster: dict[int, list[str]] = {}
-    for pid, c in zip(train_ids, km.labels_[:len(train_ids)]):
+    for pid, c in zip(train_ids, labels[:len(train_ids)]):
         by_cluster.setdefault(int(c), []).append(styles.get(pid, "?"))
     purity = sum(max(np.unique(v, return_counts=True)[1]) for v in by_cluster.values()) / len(train_ids)
     print(f"{args.clusters} layouts over {len(all_codes)} train grids; purity in the corpus's styles {purity:.3f}")
@@ -191,7 +217,7 @@ def main() -> None:
     n = len(probe.captions)
     test_ids, test_codes = load_latents(ws, "test")
     row_of = {pid: i for i, pid in enumerate(test_ids)}
-    true_layouts = torch.from_numpy(km.predict(hellinger(test_codes[[row_of[i] for i in probe.rows["id"]]], k))).long()
+    true_layouts = torch.from_numpy(test_layouts(probe.rows, test_codes[[row_of[i] for i in probe.rows["id"]]])).long()
     final = json.loads((folder / "metrics.json").read_text())
     print(f"{n} test captions; test CE {final['ce']:.3f} with text vs {final['ce_no_text']:.3f} without (the layout "
           f"token not given), {final['steps']} steps in {final['train_seconds_this_run'] / 60:.1f} min")
