@@ -2,7 +2,7 @@
 rows of docs/generation.md that are not a preset of their own.
 
     python scripts/train_ar_variant.py --workdir W --lr 5e-4 [--steps N] [--no-text-modulation] [--no-rope] [--heads H] [--rope-base B]
-        [--ema-decay D] [--compile | --no-compile] [--text-drop P] [--input-noise P]
+        [--ema-decay D] [--compile | --no-compile] [--text-drop P] [--input-noise P] [--batch-size B]
 
 Writes W/checkpoints/tiny-ar (W needs the corpus and a VQ-VAE, as `artgen train` does); its
 metrics.json holds the test CE at every evaluation, to compare with artgen/assets/tiny/train_metrics.json.
@@ -22,6 +22,7 @@ def main() -> None:
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--lr", type=float, default=None, help="peak learning rate (the preset's: 1e-3)")
     ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--batch-size", type=int, default=None, help="paintings per step (the preset's: 32)")
     ap.add_argument("--no-text-modulation", action="store_true")
     ap.add_argument("--no-rope", action="store_true", help="no 2-D rotary positions in the self-attention")
     ap.add_argument("--heads", type=int, default=None, help="attention heads (the preset's: 4 of width 32)")
@@ -38,6 +39,7 @@ def main() -> None:
     args = ap.parse_args()
     p = AR_PRESETS["default"]["tiny"]
     train = {**p.train, **({"lr": args.lr} if args.lr is not None else {}),
+             **({"batch_size": args.batch_size} if args.batch_size is not None else {}),
              **({"ema_decay": args.ema_decay} if args.ema_decay is not None else {}),
              **({"compile": args.compile} if args.compile is not None else {})}
     predictor = {**p.predictor, **({"text_modulation": False} if args.no_text_modulation else {}),
