@@ -24,6 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
+import sys
 
 import numpy as np
 import torch
@@ -190,6 +192,8 @@ def main() -> None:
 
     folder = ws.checkpoint("tiny-ar-layout")
     if not args.skip_training:
+        # a `kill` must still put the plain model back (the finally below)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         training.TextToCodes, training.PredictorTask = LayoutTextToCodes, LayoutTask
         plain = ws.checkpoint("tiny-ar")
         backup = plain.with_name("tiny-ar.before-layout-probe")
