@@ -197,3 +197,23 @@ def test_grain_weight_reaches_the_training_and_the_head_is_not_saved(small_corpu
 
     assert not any(k.startswith("head.") or k.startswith("vqvae.") for k in load_file(str(ckpt / "model.safetensors")))
     VQVAE.from_pretrained(ckpt)  # strict: exactly a VQ-VAE's weights
+
+
+def test_evaluate_vqvae_scores_the_decoder_it_is_given():
+    """The adversarial decoder's training scores its decoder on the frozen VQ-VAE's codes through
+    `evaluate_vqvae(..., decoder=...)`: the same numbers as a VQ-VAE holding that decoder."""
+    import copy
+
+    from artgen.models.vqvae import Decoder, VQVAEConfig
+    from artgen.training.vqvae import evaluate_vqvae
+
+    torch.manual_seed(0)
+    cfg = VQVAEConfig(image_size=16, downsample=4, hidden=8, res_hidden=4, res_blocks=1)
+    model, other = VQVAE(cfg).eval(), Decoder(cfg)
+    pixels = torch.randint(0, 256, (5, 3, 16, 16), dtype=torch.uint8)
+    holding = copy.deepcopy(model)
+    holding.decoder.load_state_dict(other.state_dict())
+    given, held, own = evaluate_vqvae(model, pixels, decoder=other), evaluate_vqvae(holding, pixels), evaluate_vqvae(model, pixels)
+    assert given["recon_mse"] == pytest.approx(held["recon_mse"]) and given["recon_l1"] == pytest.approx(held["recon_l1"])
+    assert given["recon_mse"] != pytest.approx(own["recon_mse"])
+    assert given["code_counts"] == own["code_counts"]  # the codes are the model's either way

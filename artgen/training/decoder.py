@@ -25,7 +25,6 @@ progress, atomic checkpoints, exact resume) in a staging folder.
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 from dataclasses import asdict, dataclass, field, replace
@@ -44,6 +43,7 @@ from artgen.models.vqvae import DECODER_FILE, DECODER_METRICS_FILE, VQVAE, Decod
 from artgen.progress import console
 from artgen.tracking import NO_TRACKER, Tracker
 from artgen.training.trainer import TrainConfig, run_dir, train
+from artgen.training.vqvae import evaluate_vqvae
 from artgen.workspace import Workspace
 
 STAGE = "decoder"
@@ -156,18 +156,10 @@ class DecoderTask:
                                                    self.preset.adversarial_weight, grain_l1=self.preset.grain_l1)
         return rec + adv + d_loss, logs
 
-    @torch.no_grad()
     def evaluate(self, model) -> dict:
-        decoder = getattr(model, "module", model).decoder.eval()
-        sq, ab, n = 0.0, 0.0, 0
-        for s in range(0, len(self.test_pixels), self.eval_batch):
-            x = to_float(self.test_pixels[s:s + self.eval_batch])
-            recon = (decoder(self.vqvae.quantizer.lookup(self.vqvae.encode_indices(x))) * 0.5 + 0.5).clamp(0, 1)
-            sq += float(((recon - x) ** 2).sum())
-            ab += float((recon - x).abs().sum())
-            n += x.numel()
-        mse = sq / n
-        return {"recon_mse": mse, "recon_l1": ab / n, "psnr": 10 * math.log10(1.0 / mse) if mse > 0 else float("inf")}
+        decoder = getattr(model, "module", model).decoder
+        m = evaluate_vqvae(self.vqvae, self.test_pixels, batch_size=self.eval_batch, decoder=decoder)
+        return {k: m[k] for k in ("recon_mse", "recon_l1", "psnr")}
 
     def config(self) -> dict:
         return {"kind": "decoder", "vqvae": self.vqvae.cfg.to_dict(), "vqvae_hash": self.vqvae_hash,

@@ -150,21 +150,24 @@ def vqvae_of(model: nn.Module) -> VQVAE:
 
 
 @torch.no_grad()
-def evaluate_vqvae(model: VQVAE, pixels: torch.Tensor, batch_size: int = 256) -> dict:
-    """recon_mse, psnr, codebook_usage, perplexity over all of `pixels` (N, 3, H, W) uint8."""
+def evaluate_vqvae(model: VQVAE, pixels: torch.Tensor, batch_size: int = 256, decoder: nn.Module | None = None) -> dict:
+    """recon_mse, recon_l1, psnr, codebook_usage, perplexity over all of `pixels` (N, 3, H, W)
+    uint8; the codes decoded by `decoder` (a retrained one, `artgen train decoder`) or the model's own."""
     model.eval()
+    decoder = (decoder or model.decoder).eval()
     device = next(model.parameters()).device
-    sq_err, n_values = 0.0, 0
+    sq_err, abs_err, n_values = 0.0, 0.0, 0
     counts = torch.zeros(model.cfg.quantizer.codebook_size, dtype=torch.long)
     for s in range(0, len(pixels), batch_size):
         x = to_float(pixels[s:s + batch_size]).to(device)
-        codes = model.encode_indices(x)                            # (B, h, w)
-        recon = model.decode_indices(codes)                        # (B, 3, H, W) in [0, 1]
+        codes = model.encode_indices(x)                                                    # (B, h, w)
+        recon = (decoder(model.quantizer.lookup(codes)) * 0.5 + 0.5).clamp(0.0, 1.0)       # (B, 3, H, W) in [0, 1]
         sq_err += float(((recon - x) ** 2).sum())
+        abs_err += float((recon - x).abs().sum())
         n_values += x.numel()
         counts += torch.bincount(codes.reshape(-1).cpu(), minlength=counts.numel())
     mse = sq_err / n_values
-    return {"recon_mse": mse, "psnr": 10 * math.log10(1.0 / mse) if mse > 0 else float("inf"),
+    return {"recon_mse": mse, "recon_l1": abs_err / n_values, "psnr": 10 * math.log10(1.0 / mse) if mse > 0 else float("inf"),
             "codebook_usage": usage_of(counts), "perplexity": perplexity_of(counts),
             "code_counts": counts.tolist()}
 
