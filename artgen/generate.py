@@ -43,7 +43,7 @@ from artgen.models.encoders import ENCODERS, TextEncoder, unknown_encoder
 from artgen.models.generators import split_model_name
 from artgen.models.text_to_codes import FILES as TEXT_TO_CODES_FILES
 from artgen.models.text_to_codes import TextToCodes
-from artgen.models.vqvae import VQVAE, VQVAE_FILES, checkpoint_hash
+from artgen.models.vqvae import VQVAE, VQVAE_FILES
 from artgen.sampling import (
     AR_DEFAULT_GUIDANCE,
     AR_DEFAULT_TEMPERATURE,
@@ -119,7 +119,7 @@ class Generator:
         vqvae_dir = local_dir(vqvae_dir, VQVAE_FILES, "VQ-VAE")
         model, config = TextToCodes.from_pretrained(model_dir, retrain_hint=retrain_hint)
         vqvae = VQVAE.from_pretrained(vqvae_dir)
-        if checkpoint_hash(vqvae_dir) != config["summary"]["vqvae_hash"]:
+        if vqvae.checkpoint_sha256 != config["summary"]["vqvae_hash"]:
             raise ArtgenError(f"{model_dir} was trained on the codes of another VQ-VAE than {vqvae_dir}: "
                               f"retrain it with `{retrain_hint}`")
         kind = ARGenerator if config.get("generator", "masked") == "ar" else Generator

@@ -218,8 +218,9 @@ class VQVAE(nn.Module):
             raise ArtgenError(f"the VQ-VAE checkpoint at {d} is damaged ({type(e).__name__}): "
                               f"train it again with `artgen train vqvae`") from e
         model.decoder_source = "squared error (trained with the VQ-VAE)"
+        model.checkpoint_sha256 = checkpoint_hash(d)  # what trained models and decoders name their codes by
         if adversarial_decoder and (d / DECODER_FILE).is_file():
-            state = load_adversarial_decoder(d, map_location)
+            state = load_adversarial_decoder(d, map_location, vqvae_hash=model.checkpoint_sha256)
             try:
                 if any(k.startswith("grain.") for k in state):
                     model.decoder.add_grain()
@@ -231,9 +232,10 @@ class VQVAE(nn.Module):
         return model.eval()
 
 
-def load_adversarial_decoder(directory: Path, map_location: str = "cpu") -> dict:
+def load_adversarial_decoder(directory: Path, map_location: str = "cpu", vqvae_hash: str | None = None) -> dict:
     """The decoder weights `artgen train decoder` saved in a VQ-VAE folder, checked to be for
-    this VQ-VAE's codes (its `checkpoint_hash`, which covers only config.json and model.safetensors)."""
+    this VQ-VAE's codes (its `checkpoint_hash`, which covers only config.json and model.safetensors;
+    `vqvae_hash` when the caller has already computed it)."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
@@ -245,7 +247,7 @@ def load_adversarial_decoder(directory: Path, map_location: str = "cpu") -> dict
     except Exception as e:
         raise ArtgenError(f"the adversarial decoder at {path} is damaged ({type(e).__name__}): "
                           f"train it again with `artgen train decoder`, or delete it") from e
-    if tagged != checkpoint_hash(directory):
+    if tagged != (vqvae_hash or checkpoint_hash(directory)):
         raise ArtgenError(f"{path} was trained for another VQ-VAE's codes: train it again with "
                           f"`artgen train decoder`, or delete it")
     return state
