@@ -93,17 +93,10 @@ class LayoutTask(training.PredictorTask):
         self.train_layouts = torch.from_numpy(LAYOUTS["train"]).long()
 
     def batch(self, step, generator, batch_size):
-        idx = torch.randint(0, len(self.train_codes), (batch_size,), generator=generator)
-        rng = training.caption_rng(int(torch.randint(0, 2**62, (1,), generator=generator)))
-        labels = [self.train_labels[i] for i in idx.tolist()]
-        captions = [self.make_caption(a, rng) if a else "" for a in labels]
-        has_text = torch.tensor([bool(a) for a in labels])
-        tokens = self._tokens(captions)
-        codes = self.train_codes[idx]
-        inputs, masked, text_mask = self.kind.training_inputs(codes, tokens.mask & has_text[:, None], self.cfg, generator)
-        self.steps_done = step + 1
-        return {"codes": codes, "inputs": inputs, "masked": masked, "ids": tokens.ids, "mask": tokens.mask,
-                "text_mask": text_mask, "layouts": self.train_layouts[idx], "has_text": has_text}
+        b = super().batch(step, generator, batch_size)
+        rows = b["rows"].tolist()
+        return {**b, "layouts": self.train_layouts[b["rows"]],
+                "has_text": torch.tensor([bool(self.train_labels[i]) for i in rows])}
 
     def loss(self, model, b):
         logits, layout_logits = model(b["inputs"], b["ids"], b["mask"], b["text_mask"], b["layouts"])

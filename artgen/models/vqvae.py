@@ -157,6 +157,19 @@ class VQVAE(nn.Module):
         self.encoder = Encoder(cfg)
         self.quantizer = VectorQuantizer(cfg.quantizer)
         self.decoder = Decoder(cfg)
+        self.checkpoint_dir: Path | None = None  # the folder `from_pretrained` read it from
+        self._checkpoint_sha256: str | None = None
+
+    @property
+    def checkpoint_sha256(self) -> str:
+        """`checkpoint_hash` of the folder this VQ-VAE was loaded from, what trained models and
+        decoders name its codes by; computed once, on first use."""
+        if self._checkpoint_sha256 is None:
+            if self.checkpoint_dir is None:
+                raise ArtgenError("this VQ-VAE was not loaded from a checkpoint folder, so it has no checkpoint hash: "
+                                  "save it with `save_pretrained` and load it with `VQVAE.from_pretrained`")
+            self._checkpoint_sha256 = checkpoint_hash(self.checkpoint_dir)
+        return self._checkpoint_sha256
 
     def forward(self, images: torch.Tensor) -> dict:
         """Training pass: images (B, 3, H, W) in [0, 1] -> recon, codes, losses, code counts."""
@@ -218,7 +231,7 @@ class VQVAE(nn.Module):
             raise ArtgenError(f"the VQ-VAE checkpoint at {d} is damaged ({type(e).__name__}): "
                               f"train it again with `artgen train vqvae`") from e
         model.decoder_source = "squared error (trained with the VQ-VAE)"
-        model.checkpoint_sha256 = checkpoint_hash(d)  # what trained models and decoders name their codes by
+        model.checkpoint_dir = d
         if adversarial_decoder and (d / DECODER_FILE).is_file():
             state = load_adversarial_decoder(d, map_location, vqvae_hash=model.checkpoint_sha256)
             try:

@@ -39,7 +39,7 @@ from artgen.errors import ArtgenError
 from artgen.files import atomic_save_safetensors, atomic_write_json
 from artgen.locks import stage_lock
 from artgen.models.discriminator import PatchDiscriminator, PatchDiscriminatorConfig
-from artgen.models.vqvae import DECODER_FILE, DECODER_METRICS_FILE, VQVAE, Decoder, checkpoint_hash
+from artgen.models.vqvae import DECODER_FILE, DECODER_METRICS_FILE, VQVAE, Decoder
 from artgen.progress import console
 from artgen.tracking import NO_TRACKER, Tracker
 from artgen.training.trainer import TrainConfig, run_dir, train
@@ -188,7 +188,7 @@ def train_decoder(ws: Workspace, preset: str = "default", resume: bool = False, 
         raise ArtgenError(f"no VQ-VAE at {vq_dir}: train one first with `artgen train vqvae`")
     with stage_lock(ws, "checkpoint-vqvae", f"the VQ-VAE at {vq_dir}"):
         vqvae = VQVAE.from_pretrained(vq_dir, adversarial_decoder=False)
-        vq_hash = checkpoint_hash(vq_dir)
+        vq_hash = vqvae.checkpoint_sha256
         work = run_dir(ws.checkpoint(STAGE), resume)
         _, train_pixels = load_images(ws.data, "train")
         _, test_pixels = load_images(ws.data, "test")

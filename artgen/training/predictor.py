@@ -154,7 +154,7 @@ class PredictorTask:
         inputs, masked, text_mask = self.kind.training_inputs(codes, tokens.mask & has_text[:, None], self.cfg, generator)
         self.steps_done = step + 1
         return {"codes": codes, "inputs": inputs, "masked": masked, "ids": tokens.ids, "mask": tokens.mask,
-                "text_mask": text_mask}
+                "text_mask": text_mask, "rows": idx}  # rows: which train grids (for tasks that add per-grid data)
 
     def loss(self, model, b):
         logits = model(b["inputs"], b["ids"], b["mask"], b["text_mask"])  # (B, N, K)

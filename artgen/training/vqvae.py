@@ -98,12 +98,19 @@ class NoiseScaleHead(nn.Module):
 
 class VQVAEWithGrainHead(nn.Module):
     """What a VQ-VAE run with `grain_weight` > 0 trains: the VQ-VAE and its noise-scale head, one
-    module so the shared loop's optimiser, checkpoints and resume cover both."""
+    module so the shared loop's optimiser, checkpoints, resume and data-parallel wrapper cover both."""
 
-    def __init__(self, vqvae: VQVAE, head: NoiseScaleHead):
+    def __init__(self, vqvae: VQVAE, head: NoiseScaleHead, grain_weight: float):
         super().__init__()
         self.vqvae = vqvae
         self.head = head
+        self.grain_weight = grain_weight
+
+    def forward(self, images: torch.Tensor) -> dict:
+        """`VQVAE.forward`'s outputs, with the head's likelihood (`grain_nll`) added to its loss."""
+        out = self.vqvae(images)
+        nll = self.head.nll(out["quantized"], out["recon"] * 2 - 1, images * 2 - 1)
+        return {**out, "grain_nll": nll, "loss": out["loss"] + self.grain_weight * nll}
 
 
 class VQVAETask:
@@ -117,7 +124,8 @@ class VQVAETask:
         self.eval_batch = eval_batch
         torch.manual_seed(init_seed)
         vqvae = VQVAE(cfg)
-        self.model = VQVAEWithGrainHead(vqvae, NoiseScaleHead(cfg.quantizer.dim, cfg.downsample)) if grain_weight > 0 else vqvae
+        self.model = (VQVAEWithGrainHead(vqvae, NoiseScaleHead(cfg.quantizer.dim, cfg.downsample), grain_weight)
+                      if grain_weight > 0 else vqvae)
 
     def batch(self, step: int, generator: torch.Generator, batch_size: int) -> torch.Tensor:
         idx = torch.randint(0, len(self.train_pixels), (batch_size,), generator=generator)
@@ -126,14 +134,12 @@ class VQVAETask:
         return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
     def loss(self, model, batch):
-        net = getattr(model, "module", model)
-        out = (net.vqvae if self.grain_weight > 0 else model)(batch)
+        out = model(batch)
         counts = out["counts"].detach()
         logs = {"mse": out["recon_mse"].detach(), "usage": usage_of(counts), "ppl": perplexity_of(counts)}
-        if self.grain_weight <= 0:
-            return out["loss"], logs
-        nll = net.head.nll(out["quantized"], out["recon"] * 2 - 1, batch * 2 - 1)
-        return out["loss"] + self.grain_weight * nll, {**logs, "grain_nll": nll.detach()}
+        if "grain_nll" in out:
+            logs["grain_nll"] = out["grain_nll"].detach()
+        return out["loss"], logs
 
     def evaluate(self, model) -> dict:
         return evaluate_vqvae(vqvae_of(model), self.test_pixels, batch_size=self.eval_batch)
