@@ -3,6 +3,7 @@ rows of docs/generation.md that are not a preset of their own.
 
     python scripts/train_ar_variant.py --workdir W --lr 5e-4 [--steps N] [--no-text-modulation] [--no-rope] [--heads H] [--rope-base B]
         [--ema-decay D] [--compile | --no-compile] [--text-drop P] [--input-noise P] [--batch-size B]
+        [--optimizer adamw|muon] [--seed S]
 
 Writes W/checkpoints/tiny-ar (W needs the corpus and a VQ-VAE, as `artgen train` does); its
 metrics.json holds the test CE at every evaluation, to compare with artgen/assets/tiny/train_metrics.json.
@@ -35,13 +36,20 @@ def main() -> None:
                     help="keep a moving average of the weights (e.g. 0.999; 0: none); evaluations score both")
     ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                     help="torch.compile the training forward (the preset's choice when not given)")
+    ap.add_argument("--optimizer", choices=("adamw", "muon"), default=None,
+                    help="muon: Muon on the transformer blocks' matrices, AdamW on the rest (the preset's: adamw)")
+    ap.add_argument("--seed", type=int, default=None,
+                    help="training seed: the generator's initial weights and the batches (the preset's: 0); another seed "
+                         "measures how far two runs of the same settings differ")
     ap.add_argument("--annotations", default="gt")
     args = ap.parse_args()
     p = AR_PRESETS["default"]["tiny"]
     train = {**p.train, **({"lr": args.lr} if args.lr is not None else {}),
              **({"batch_size": args.batch_size} if args.batch_size is not None else {}),
              **({"ema_decay": args.ema_decay} if args.ema_decay is not None else {}),
-             **({"compile": args.compile} if args.compile is not None else {})}
+             **({"compile": args.compile} if args.compile is not None else {}),
+             **({"optimizer": args.optimizer} if args.optimizer else {}),
+             **({"seed": args.seed} if args.seed is not None else {})}
     predictor = {**p.predictor, **({"text_modulation": False} if args.no_text_modulation else {}),
                  **({"rope": False} if args.no_rope else {}), **({"heads": args.heads} if args.heads else {}),
                  **({"rope_base": args.rope_base} if args.rope_base else {}),

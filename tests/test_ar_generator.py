@@ -147,6 +147,30 @@ def test_ar_training_writes_its_own_checkpoint_with_teacher_forced_metrics(train
     assert abs(metrics["ce"] - np.log(512)) < 1.0
 
 
+def test_the_training_seed_draws_the_generators_initial_weights(trained_ar, tmp_path):
+    """At learning rate 0 a run ends with its initial weights: seed 0 twice gives the same
+    generator, seed 1 another one (the text encoder's start is the same for both)."""
+    from dataclasses import replace
+
+    from safetensors.torch import load_file
+
+    def weights(seed: int, name: str) -> dict:
+        root = tmp_path / name
+        for d in ("data", "latents"):
+            shutil.copytree(trained_ar[0].root / d, root / d)
+        shutil.copytree(trained_ar[0].root / "checkpoints" / "vqvae", root / "checkpoints" / "vqvae")
+        preset = replace(TINY_AR, train={**TINY_AR.train, "lr": 0.0, "steps": 1, "seed": seed})
+        train_predictor(Workspace(root), "tiny", preset=preset, annotations="gt", device="cpu",
+                        show_progress=False, generator="ar")
+        return load_file(str(root / "checkpoints" / "tiny-ar" / "model.safetensors"))
+
+    a, b, c = weights(0, "a"), weights(0, "b"), weights(1, "c")
+    generator = [k for k in a if k.startswith("predictor.")]
+    assert generator and all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in generator)
+    assert all(torch.equal(a[k], c[k]) for k in a if k.startswith("encoder."))
+
+
 def test_ar_generation_is_seeded_and_guidance_one_is_the_conditional_model(trained_ar):
     from artgen.generate import ARGenerator, load_generator
 

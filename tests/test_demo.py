@@ -40,6 +40,24 @@ def test_the_stages_follow_the_pipeline_and_touch_nothing_until_run(tmp_path):
     assert not ws.root.exists()
 
 
+def test_samples_decoded_with_a_deleted_decoder_are_drawn_again(tmp_path):
+    import os
+    import time
+
+    ctx = Demo(Workspace(tmp_path / "ws"), DemoConfig(generator="ar")).ctx
+    for path in (ctx.tiny / "model.safetensors", ctx.decoder, ctx.samples):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    past = time.time() - 100
+    for path, age in ((ctx.tiny / "model.safetensors", 0), (ctx.decoder, 1), (ctx.vqvae, 1), (ctx.samples, 2)):
+        os.utime(path, (past + age, past + age))
+    assert demo_module.samples_done(ctx)
+    ctx.decoder.unlink()  # the pictures were decoded by a decoder that is gone
+    assert not demo_module.samples_done(ctx)
+    os.utime(ctx.samples, None)  # drawn again, by the plain decoder
+    assert demo_module.samples_done(ctx)
+
+
 def test_a_failing_stage_stops_the_demo_in_one_line_and_keeps_what_finished(tmp_path, monkeypatch, capsys):
     ws = Workspace(tmp_path / "ws")
     first, later = ws.root / "first.txt", []

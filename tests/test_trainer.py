@@ -178,3 +178,54 @@ def test_a_compiled_run_trains_the_same_model_as_an_eager_one(tmp_path):
     compiled = train(no_dropout(), cfg(compile=True), tmp_path / "compiled")
     a, b = weights(eager.model), weights(compiled.model)
     assert max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-4
+
+
+class BlockToyTask(ToyTask):
+    """ToyTask with its hidden layers in `blocks`, where Muon looks for matrices."""
+
+    def __init__(self, init_seed=0, crash_at=None):
+        super().__init__(init_seed, crash_at)
+        torch.manual_seed(init_seed)
+        self.model = nn.Sequential()
+        self.model.inp = nn.Linear(8, 16)
+        self.model.blocks = nn.Sequential(nn.Linear(16, 16), nn.Dropout(0.1), nn.ReLU(), nn.Linear(16, 16), nn.ReLU())
+        self.model.head = nn.Linear(16, 2)
+
+
+def test_muon_trains_the_block_matrices_and_resumes_exactly(tmp_path):
+    from artgen.training.optimizers import MuonAdamW, build_optimizer
+
+    task = BlockToyTask()
+    opt = build_optimizer(task.model, "muon", 1e-2, (0.9, 0.99), 0.01)
+    assert isinstance(opt, MuonAdamW)
+    hidden = {id(p) for g in opt.muon.param_groups for p in g["params"]}
+    assert hidden == {id(task.model.blocks[0].weight), id(task.model.blocks[3].weight)}
+    assert len(opt.param_groups) == 3  # Muon's, then AdamW's with and without decay
+
+    full = train(BlockToyTask(), cfg(optimizer="muon"), tmp_path / "full")
+    with pytest.raises(Crash):
+        train(BlockToyTask(crash_at=12), cfg(optimizer="muon"), tmp_path / "killed")
+    resumed = train(BlockToyTask(init_seed=99), cfg(optimizer="muon"), tmp_path / "killed", resume=True)
+    a, b = weights(full.model), weights(resumed.model)
+    assert max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-6
+    adamw = train(BlockToyTask(), cfg(), tmp_path / "adamw")
+    assert not torch.equal(weights(adamw.model)["blocks.0.weight"], a["blocks.0.weight"])
+    assert full.metrics["test_mse"] < BlockToyTask().evaluate(BlockToyTask().model)["test_mse"]
+    with pytest.raises(ArtgenError, match="different training options"):
+        train(BlockToyTask(), cfg(steps=30), tmp_path / "full", resume=True)  # adamw now: refused
+
+
+def test_an_unknown_optimizer_or_muon_without_blocks_is_a_clear_error(tmp_path):
+    with pytest.raises(ArtgenError, match="unknown optimizer"):
+        train(ToyTask(), cfg(optimizer="sgd"), tmp_path / "a")
+    with pytest.raises(ArtgenError, match="no transformer block matrices"):
+        train(ToyTask(), cfg(optimizer="muon"), tmp_path / "b")
+
+
+def test_a_checkpoint_from_before_an_option_existed_resumes_with_its_default(tmp_path):
+    train(ToyTask(), cfg(steps=10), tmp_path / "run")
+    path = tmp_path / "run" / STATE_DIR / "config.json"
+    meta = json.loads(path.read_text())
+    del meta["train"]["optimizer"]
+    path.write_text(json.dumps(meta))
+    assert train(ToyTask(), cfg(steps=12), tmp_path / "run", resume=True).step == 12

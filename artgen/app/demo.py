@@ -264,7 +264,10 @@ def tiny_headline(ctx: DemoContext) -> str:
 
 
 def samples_done(ctx: DemoContext) -> bool:
-    return is_newer(ctx.samples, ctx.tiny / "model.safetensors") and (not ctx.decoder.exists() or is_newer(ctx.samples, ctx.decoder))
+    """Drawn after the generator, and after the decoder they were decoded with; without one,
+    after the VQ-VAE folder last changed (deleting a decoder changes it: its pictures are stale)."""
+    decoded_with = ctx.decoder if ctx.decoder.exists() else ctx.vqvae
+    return is_newer(ctx.samples, ctx.tiny / "model.safetensors") and is_newer(ctx.samples, decoded_with)
 
 
 def draw_samples(ctx: DemoContext) -> None:

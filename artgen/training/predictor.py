@@ -289,7 +289,7 @@ def _train_predictor(ws: Workspace, encoder: str, preset: str | PredictorPreset,
         text_encoder = load_encoder(encoder, texts=texts, pretrained=pretrained, finetune=finetune, overrides=p.encoder)
     grid = train_codes.shape[1]
     pcfg = kind.config(**{**p.predictor, "grid": grid, "text_width": text_encoder.width})
-    torch.manual_seed(0)
+    torch.manual_seed(p.train.get("seed", 0))  # the training seed also draws the initial weights
     model = TextToCodes(text_encoder, kind.build(pcfg))
 
     n_enc, n_pred = text_encoder.num_parameters(), model.predictor.num_parameters()

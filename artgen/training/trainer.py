@@ -1,4 +1,4 @@
-"""The shared training loop: AdamW, warm-up + cosine, rich progress, atomic checkpoints,
+"""The shared training loop: AdamW (or Muon, `optimizers.py`), warm-up + cosine, rich progress, atomic checkpoints,
 exact resume, DDP under `torchrun`.
 
 A task plugs in by being an object with these members (see `Task`):
@@ -36,7 +36,7 @@ output) lands in `result.history` and, when given, goes to `on_log(row, step)` a
 
 Checkpoints go to `out_dir/train_state/` every `checkpoint_every` steps and at the end:
 `config.json` (task config, train config, step), `model.safetensors`, `optimizer.safetensors`
-(AdamW moments, tensors only) and `rng.safetensors` (torch RNG states). The learning rate is a
+(the optimiser's moments, tensors only) and `rng.safetensors` (torch RNG states). The learning rate is a
 pure function of the step, so no scheduler state is needed. Each checkpoint is written to a
 temporary directory and renamed into place: a crash mid-save leaves the previous one intact.
 With `ema_decay` > 0 an exponential moving average of the weights (torch's `AveragedModel`,
@@ -73,6 +73,7 @@ from torch import nn
 from artgen.errors import ArtgenError
 from artgen.files import replace_dir
 from artgen.progress import make_progress
+from artgen.training.optimizers import build_optimizer
 
 STATE_DIR = "train_state"
 
@@ -97,6 +98,7 @@ class TrainConfig:
     ema_decay: float = 0.0          # > 0: also keep an exponential moving average of the weights (decay per
                                     # step), evaluate and return it; the raw weights stay in train_state/
     compile: bool = False           # torch.compile the training forward (falls back to eager where it cannot)
+    optimizer: str = "adamw"        # "adamw", or "muon": Muon on the transformer blocks' matrices (optimizers.py)
 
 
 # Fields that may change between a run and its resumption without changing its result.
@@ -199,7 +201,7 @@ def publish_run(work: Path, final: Path) -> None:
 
 # ---------------------------------------------------------------- checkpoint (de)serialisation
 
-def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+def _optimizer_tensors(opt) -> tuple[dict[str, torch.Tensor], dict]:
     sd = opt.state_dict()
     tensors = {}
     for pid, st in sd["state"].items():
@@ -210,7 +212,7 @@ def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tens
     return tensors, {"param_groups": groups}
 
 
-def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict, device) -> None:
+def _load_optimizer(opt, tensors: dict[str, torch.Tensor], meta: dict, device) -> None:
     state: dict[int, dict] = {}
     for key, t in tensors.items():
         _, pid, name = key.split(".", 2)
@@ -335,14 +337,7 @@ def train(task: Task, cfg: TrainConfig, out_dir: Path, resume: bool = False,
         torch.set_num_threads(cfg.threads)
     rank, world, device = _dist_setup(cfg.device)
     model = task.model.to(device)
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr, betas=tuple(cfg.betas),
-    )
+    opt = build_optimizer(model, cfg.optimizer, cfg.lr, tuple(cfg.betas), cfg.weight_decay)
     task_config = task.config()
     ema = _moving_average(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
 
@@ -351,6 +346,10 @@ def train(task: Task, cfg: TrainConfig, out_dir: Path, resume: bool = False,
         ckpt = find_checkpoint(out_dir)
         if ckpt is None:
             raise ArtgenError(f"nothing to resume: no checkpoint in {out_dir / STATE_DIR}: run again without --resume")
+        try:  # the options first: another optimiser's state would not even load
+            _check_resumable(json.loads((ckpt / "config.json").read_text()), task_config, cfg, ckpt)
+        except (OSError, ValueError, KeyError):
+            pass  # an unreadable config is reported as a damaged checkpoint below
         meta = load_checkpoint(ckpt, model, opt, device, ema)
         _check_resumable(meta, task_config, cfg, ckpt)
         start = int(meta["step"])
@@ -480,8 +479,8 @@ def _check_resumable(meta: dict, task_config: dict, cfg: TrainConfig, ckpt: Path
         raise ArtgenError(f"the checkpoint at {ckpt} was made with a different model/task config: "
                           f"resume with the same options, or train again without --resume")
     now = json.loads(json.dumps(asdict(cfg)))
-    then = meta.get("train", {})
-    changed = sorted(k for k in now if k not in _RESUME_FREE and now[k] != then.get(k))
+    then = {**json.loads(json.dumps(asdict(TrainConfig()))), **meta.get("train", {})}  # older runs: defaults
+    changed = sorted(k for k in now if k not in _RESUME_FREE and now[k] != then[k])
     if changed:
         raise ArtgenError(f"the checkpoint at {ckpt} used different training options ({', '.join(changed)}): "
                           f"resume with the same options, or train again without --resume")
