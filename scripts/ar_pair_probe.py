@@ -196,7 +196,7 @@ def main() -> None:
     model = TextToCodes(encoder_from_directory(folder, load_weights=False), PairARPredictor(PairConfig(**config["predictor"])))
     model.load_state_dict(load_file(str(folder / "model.safetensors")), strict=True)
     model.eval()
-    decoder = load_generator(ws, args.decoder_from)
+    decoder = load_generator(ws, "tiny-ar", checkpoint=ws.checkpoint(args.decoder_from))
     probe = probe_set(ws, args.captions)
     n = len(probe.captions)
     final = json.loads((folder / "metrics.json").read_text())

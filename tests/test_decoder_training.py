@@ -172,3 +172,44 @@ def test_the_discriminator_scores_one_logit_per_patch(norm):
     assert disc(torch.zeros(2, 3, 32, 32)).shape == (2, 1, 8, 8)  # two stride-2 layers: 32 px -> 8 x 8 patches
     with pytest.raises(ValueError, match="unknown discriminator norm"):
         PatchDiscriminator(PatchDiscriminatorConfig(norm="layer"))
+
+
+@pytest.mark.parametrize("code_noise", [0.0, 0.3])
+def test_code_noise_changes_the_codes_the_decoder_reads_not_its_target(trained_workspace, monkeypatch, code_noise):
+    from dataclasses import replace
+
+    from artgen.training import decoder as decoder_module
+
+    vqvae = VQVAE.from_pretrained(trained_workspace.checkpoint("vqvae"), adversarial_decoder=False)
+    pixels = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    task = DecoderTask(vqvae, pixels, pixels, replace(PRESETS["quick"], code_noise=code_noise))
+    calls, seen = [], {}
+
+    def slips(codes, share, generator=None):  # every code read as code 0
+        calls.append(share)
+        return torch.zeros_like(codes)
+
+    def terms(decoder, discriminator, quantized, real, *args, **kw):
+        seen.update(quantized=quantized, real=real)
+        zero = quantized.sum() * 0
+        return zero, zero, zero, {}
+
+    monkeypatch.setattr(decoder_module, "noisy_inputs", slips)
+    monkeypatch.setattr(decoder_module, "adversarial_terms", terms)
+    batch = task.batch(0, torch.Generator().manual_seed(0), 4)
+    task.loss(task.model, batch)
+    codes = vqvae.encode_indices(batch)
+    want = torch.zeros_like(codes) if code_noise else codes
+    assert calls == ([code_noise] if code_noise else [])
+    assert torch.equal(seen["quantized"], vqvae.quantizer.lookup(want))
+    assert torch.equal(seen["real"], batch * 2 - 1)  # the target is the true painting either way
+    assert ("code_noise" in task.config()) == bool(code_noise)  # older decoder runs still resume
+
+
+def test_a_decoder_trained_with_changed_settings_is_not_recorded_as_its_preset(trained_workspace, tmp_path):
+    from artgen.training.decoder import train_decoder
+
+    ws = copy_workspace(trained_workspace, tmp_path / "ws")
+    assert train_decoder(ws, "quick", steps=2, threads=1, show_progress=False)["preset"] == "quick"
+    metrics = train_decoder(ws, "quick", steps=2, threads=1, show_progress=False, code_noise=0.1)
+    assert metrics["preset"] == "custom" and metrics["code_noise"] == 0.1

@@ -38,6 +38,7 @@ from artgen.data.pixels import load_images, to_float
 from artgen.errors import ArtgenError
 from artgen.files import atomic_save_safetensors, atomic_write_json
 from artgen.locks import stage_lock
+from artgen.models.ar_predictor import noisy_inputs
 from artgen.models.discriminator import PatchDiscriminator, PatchDiscriminatorConfig
 from artgen.models.vqvae import DECODER_FILE, DECODER_METRICS_FILE, VQVAE, Decoder
 from artgen.progress import console
@@ -56,6 +57,9 @@ class DecoderPreset:
     grain_l1: bool = True  # the grain under the L1 loss too (False: the discriminator alone trains it; spreads it everywhere)
     mirror: bool = False  # train on mirror images too: off, as a mirror shifts a canvas weave's phase by a pixel,
                           # and a decoder can draw the weave from its codes only if its phase is fixed
+    code_noise: float = 0.0  # share of each training grid's codes swapped for codes drawn from the batch, the
+                             # target still the true painting: a decoder that draws a painting through the slips
+                             # a generator makes (`models.ar_predictor.noisy_inputs`)
     discriminator: dict = field(default_factory=dict)  # PatchDiscriminatorConfig fields
     train: dict = field(default_factory=dict)  # TrainConfig fields
 
@@ -151,7 +155,10 @@ class DecoderTask:
     def loss(self, model, batch):
         net = getattr(model, "module", model)
         with torch.no_grad():
-            quantized = self.vqvae.quantizer.lookup(self.vqvae.encode_indices(batch))
+            codes = self.vqvae.encode_indices(batch)  # (B, h, w)
+            if self.preset.code_noise > 0:
+                codes = noisy_inputs(codes.flatten(1), self.preset.code_noise).view_as(codes)
+            quantized = self.vqvae.quantizer.lookup(codes)
         rec, adv, d_loss, logs = adversarial_terms(net.decoder, net.discriminator, quantized, batch * 2 - 1,
                                                    self.preset.adversarial_weight, grain_l1=self.preset.grain_l1)
         return rec + adv + d_loss, logs
@@ -165,6 +172,7 @@ class DecoderTask:
         return {"kind": "decoder", "vqvae": self.vqvae.cfg.to_dict(), "vqvae_hash": self.vqvae_hash,
                 "adversarial_weight": self.preset.adversarial_weight,
                 "mirror": self.preset.mirror, "grain": self.preset.grain, "grain_l1": self.preset.grain_l1,
+                **({"code_noise": self.preset.code_noise} if self.preset.code_noise else {}),
                 "discriminator": asdict(PatchDiscriminatorConfig(**self.preset.discriminator))}
 
 
@@ -202,9 +210,11 @@ def train_decoder(ws: Workspace, preset: str = "default", resume: bool = False, 
                        on_log=tracker.log_metrics)
         decoder = result.model.decoder.eval()
         metrics = {
-            **result.metrics, "squared_error_decoder": before, "preset": preset, "steps": tcfg.steps,
+            **result.metrics, "squared_error_decoder": before, "steps": tcfg.steps,
+            # a variant's settings are its own preset: the demo and release-model then retrain the default
+            "preset": preset if p == PRESETS[preset] else "custom",
             "batch_size": tcfg.batch_size, "adversarial_weight": p.adversarial_weight, "mirror": p.mirror, "grain": p.grain,
-            "grain_l1": p.grain_l1,
+            "grain_l1": p.grain_l1, "code_noise": p.code_noise,
             "discriminator_parameters": sum(q.numel() for q in result.model.discriminator.parameters()),
             "decoder_parameters": sum(q.numel() for q in decoder.parameters()),
             "train_seconds_this_run": round(result.seconds, 1), "vqvae_hash": vq_hash,
