@@ -37,8 +37,7 @@ from safetensors.torch import load_file
 
 import artgen.models.generators as generators
 from artgen.generate import gumbel, load_generator, pick_codes
-from artgen.models.ar_predictor import (ARConfig, ARPredictor, CausalSelfAttention, apply_rope, evaluation_inputs,
-                                        training_inputs)
+from artgen.models.ar_predictor import ARConfig, ARPredictor, CausalSelfAttention, apply_rope, evaluation_inputs, training_inputs
 from artgen.models.encoders import encoder_from_directory
 from artgen.models.text_to_codes import TextToCodes
 from artgen.sampling import AR_DEFAULT_GUIDANCE, AR_DEFAULT_TEMPERATURE, AR_NOISE_STREAM
