@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
+from artgen.training.optimizers import OPTIMIZERS
 from artgen.training.predictor import AR_PRESETS, train_predictor
 from artgen.workspace import Workspace
 
@@ -36,7 +37,7 @@ def main() -> None:
                     help="keep a moving average of the weights (e.g. 0.999; 0: none); evaluations score both")
     ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                     help="torch.compile the training forward (the preset's choice when not given)")
-    ap.add_argument("--optimizer", choices=("adamw", "muon"), default=None,
+    ap.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
                     help="muon: Muon on the transformer blocks' matrices, AdamW on the rest (the preset's: adamw)")
     ap.add_argument("--seed", type=int, default=None,
                     help="training seed: the generator's initial weights and the batches (the preset's: 0); another seed "

@@ -41,10 +41,6 @@ class MuonAdamW:
     def param_groups(self) -> list[dict]:
         return self.muon.param_groups + self.adamw.param_groups
 
-    @property
-    def state(self):
-        return {**self.muon.state, **self.adamw.state}
-
     def zero_grad(self, set_to_none: bool = True) -> None:
         for part in self._parts:
             part.zero_grad(set_to_none=set_to_none)

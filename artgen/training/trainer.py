@@ -256,14 +256,25 @@ def save_checkpoint(out_dir: Path, model: nn.Module, opt: torch.optim.Optimizer,
 
 
 def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, device,
-                    ema: nn.Module | None = None) -> dict:
+                    ema: nn.Module | None = None, check: Callable[[dict], None] | None = None) -> dict:
     """Restore model, optimiser, RNG (and the weights' moving average) from a checkpoint dir;
-    returns its config.json."""
+    returns its config.json. `check(config)` runs before any state loads (another optimiser's
+    state would not even load, so a resume with other options must be refused first)."""
     from safetensors.torch import load_file
 
     path = Path(path)
+
+    def damaged(e: Exception) -> ArtgenError:
+        return ArtgenError(f"the training checkpoint at {path} is damaged ({type(e).__name__}: {e}): "
+                           f"delete {path} and train again without --resume")
+
     try:
         meta = json.loads((path / "config.json").read_text())
+    except Exception as e:
+        raise damaged(e) from e
+    if check is not None:
+        check(meta)
+    try:
         weights = load_file(str(path / "model.safetensors"))
         opt_tensors = load_file(str(path / "optimizer.safetensors"))
         rng = load_file(str(path / "rng.safetensors"))
@@ -272,10 +283,7 @@ def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, de
         if ema is not None:
             ema.load_state_dict(load_file(str(path / "ema.safetensors"), device=str(device)), strict=True)
     except Exception as e:
-        raise ArtgenError(
-            f"the training checkpoint at {path} is damaged ({type(e).__name__}: {e}): "
-            f"delete {path} and train again without --resume"
-        ) from e
+        raise damaged(e) from e
     torch.set_rng_state(rng["torch"])
     if torch.cuda.is_available():
         cuda = [rng[k] for k in sorted(rng) if k.startswith("cuda")]
@@ -346,12 +354,8 @@ def train(task: Task, cfg: TrainConfig, out_dir: Path, resume: bool = False,
         ckpt = find_checkpoint(out_dir)
         if ckpt is None:
             raise ArtgenError(f"nothing to resume: no checkpoint in {out_dir / STATE_DIR}: run again without --resume")
-        try:  # the options first: another optimiser's state would not even load
-            _check_resumable(json.loads((ckpt / "config.json").read_text()), task_config, cfg, ckpt)
-        except (OSError, ValueError, KeyError):
-            pass  # an unreadable config is reported as a damaged checkpoint below
-        meta = load_checkpoint(ckpt, model, opt, device, ema)
-        _check_resumable(meta, task_config, cfg, ckpt)
+        meta = load_checkpoint(ckpt, model, opt, device, ema,
+                               check=lambda meta: _check_resumable(meta, task_config, cfg, ckpt))
         start = int(meta["step"])
     else:
         torch.manual_seed(cfg.seed * 7919 + rank)
