@@ -24,24 +24,20 @@ W needs the corpus, gt annotations and the VQ-VAE latents (with the mirror image
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from ar_probe_common import probe_set
-from safetensors.torch import load_file
+from ar_probe_common import load_swapped_network, print_style_row, probe_set, train_swapped_network
 
 import artgen.models.generators as generators
 from artgen.generate import gumbel, load_generator, pick_codes
 from artgen.models.ar_predictor import ARConfig, ARPredictor, CausalSelfAttention, apply_rope, evaluation_inputs, training_inputs
-from artgen.models.encoders import encoder_from_directory
 from artgen.models.text_to_codes import TextToCodes
 from artgen.sampling import AR_DEFAULT_GUIDANCE, AR_DEFAULT_TEMPERATURE, AR_NOISE_STREAM
-from artgen.training.predictor import train_predictor
+from artgen.training.predictor import AR_PRESETS
 from artgen.workspace import Workspace
 
 
@@ -159,45 +155,23 @@ def main() -> None:
     ws = Workspace.resolve(args.workdir)
     cell_order(args.order, 16)  # an unknown order fails before training
     suffix = f"-seed{args.seed}" if args.seed else ""
-    folder, plain = ws.checkpoint(f"tiny-ar-{args.order}{suffix}"), ws.checkpoint("tiny-ar")
+    folder = ws.checkpoint(f"tiny-ar-{args.order}{suffix}")
     if not args.skip_training:
-        if plain.exists():
-            raise SystemExit(f"{plain} exists: move it aside first (this probe trains there)")
-        from dataclasses import replace
-
-        from artgen.training.predictor import AR_PRESETS
-
         p = AR_PRESETS["default"]["tiny"]
         p = replace(p, predictor={**p.predictor, "order": args.order}, train={**p.train, "seed": args.seed})
-        original = generators.GENERATORS["ar"]
-        generators.GENERATORS["ar"] = ordered_kind
-        try:
-            train_predictor(ws, "tiny", preset=p, annotations="gt", generator="ar", steps=args.steps)
-        finally:
-            generators.GENERATORS["ar"] = original
-        if folder.exists():
-            shutil.rmtree(folder)
-        shutil.move(plain, folder)
+        train_swapped_network(ws, ordered_kind, p, args.steps, folder)
 
-    config = json.loads((folder / "config.json").read_text())
-    model = TextToCodes(encoder_from_directory(folder, load_weights=False), OrderedARPredictor(OrderConfig(**config["predictor"])))
-    model.load_state_dict(load_file(str(folder / "model.safetensors")), strict=True)
-    model.eval()
+    model, final = load_swapped_network(folder, OrderedARPredictor, OrderConfig)
     decoder = load_generator(ws, "tiny-ar", checkpoint=ws.checkpoint(args.decoder_from))
     probe = probe_set(ws, args.captions)
     n = len(probe.captions)
-    final = json.loads((folder / "metrics.json").read_text())
     print(f"{n} test captions; order {args.order}; test CE {final['ce']:.3f} with text vs {final['ce_no_text']:.3f} "
           f"without; {final['steps']} steps in {final['train_seconds_this_run'] / 60:.1f} min")
     start = time.perf_counter()
     codes = torch.cat([draw(model, probe.captions[s:s + args.batch], list(range(s, min(s + args.batch, n))),
                             AR_DEFAULT_GUIDANCE, AR_DEFAULT_TEMPERATURE) for s in range(0, n, args.batch)])
     seconds = time.perf_counter() - start
-    drawn = probe.judge.predict(list(decoder.decode(codes)))
-    hits = float(np.mean([d == t for d, t in zip(drawn, probe.targets)]))
-    counts = np.unique(drawn, return_counts=True)[1]
-    print("| order | style consistency | styles / top share | sampling seconds |\n|---|---|---|---|")
-    print(f"| {args.order} | {hits:.3f} | {len(counts)} / {counts.max() / n:.2f} | {seconds:.0f} |")
+    print_style_row(args.order, decoder, probe, codes, seconds)
 
 
 if __name__ == "__main__":

@@ -25,25 +25,21 @@ beside the plain model at the same steps.
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import time
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-from ar_probe_common import probe_set
-from safetensors.torch import load_file
+from ar_probe_common import load_swapped_network, print_style_row, probe_set, train_swapped_network
 from torch import nn
 
 import artgen.models.generators as generators
 from artgen.generate import gumbel, load_generator, pick_codes
 from artgen.models.ar_predictor import ARConfig, ARPredictor, evaluation_inputs, training_inputs
-from artgen.models.encoders import encoder_from_directory
 from artgen.models.layers import MLP
 from artgen.models.text_to_codes import TextToCodes
 from artgen.sampling import AR_DEFAULT_GUIDANCE, AR_DEFAULT_TEMPERATURE, AR_NOISE_STREAM
-from artgen.training.predictor import AR_PRESETS, train_predictor
+from artgen.training.predictor import AR_PRESETS
 from artgen.workspace import Workspace
 
 
@@ -176,30 +172,15 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(2)
     ws = Workspace.resolve(args.workdir)
-    folder, plain = ws.checkpoint("tiny-ar-pairs"), ws.checkpoint("tiny-ar")
+    folder = ws.checkpoint("tiny-ar-pairs")
     if not args.skip_training:
-        if plain.exists():
-            raise SystemExit(f"{plain} exists: move it aside first (this probe trains there)")
         p = AR_PRESETS["default"]["tiny"]
-        p = replace(p, predictor={**p.predictor, "layers": args.layers})
-        original = generators.GENERATORS["ar"]
-        generators.GENERATORS["ar"] = pair_kind
-        try:
-            train_predictor(ws, "tiny", preset=p, annotations="gt", generator="ar", steps=args.steps)
-        finally:
-            generators.GENERATORS["ar"] = original
-        if folder.exists():
-            shutil.rmtree(folder)
-        shutil.move(plain, folder)
+        train_swapped_network(ws, pair_kind, replace(p, predictor={**p.predictor, "layers": args.layers}), args.steps, folder)
 
-    config = json.loads((folder / "config.json").read_text())
-    model = TextToCodes(encoder_from_directory(folder, load_weights=False), PairARPredictor(PairConfig(**config["predictor"])))
-    model.load_state_dict(load_file(str(folder / "model.safetensors")), strict=True)
-    model.eval()
+    model, final = load_swapped_network(folder, PairARPredictor, PairConfig)
     decoder = load_generator(ws, "tiny-ar", checkpoint=ws.checkpoint(args.decoder_from))
     probe = probe_set(ws, args.captions)
     n = len(probe.captions)
-    final = json.loads((folder / "metrics.json").read_text())
     print(f"{n} test captions; {args.layers} layers, {model.predictor.num_parameters() / 1e6:.2f}M generator parameters; "
           f"test CE {final['ce']:.3f} per code with text vs {final['ce_no_text']:.3f} without; {final['steps']} steps in "
           f"{final['train_seconds_this_run'] / 60:.1f} min")
@@ -207,11 +188,7 @@ def main() -> None:
     codes = torch.cat([draw(model, probe.captions[s:s + args.batch], list(range(s, min(s + args.batch, n))),
                             AR_DEFAULT_GUIDANCE, AR_DEFAULT_TEMPERATURE) for s in range(0, n, args.batch)])
     seconds = time.perf_counter() - start
-    drawn = probe.judge.predict(list(decoder.decode(codes)))
-    hits = float(np.mean([d == t for d, t in zip(drawn, probe.targets)]))
-    counts = np.unique(drawn, return_counts=True)[1]
-    print("| model | style consistency | styles / top share | sampling seconds |\n|---|---|---|---|")
-    print(f"| pairs, {args.layers} layers | {hits:.3f} | {len(counts)} / {counts.max() / n:.2f} | {seconds:.0f} |")
+    print_style_row(f"pairs, {args.layers} layers", decoder, probe, codes, seconds)
 
 
 if __name__ == "__main__":

@@ -104,3 +104,51 @@ def drawn_styles(gen, captions: list[str], judge: StyleJudge, guidance: float | 
                                     guidance, temperature, None if given is None else given[s:s + batch], known)[0]
                        for s in range(0, len(captions), batch)])
     return judge.predict(list(gen.decode(codes.view(-1, grid, grid))))
+
+
+def train_swapped_network(ws: Workspace, kind_factory, preset, steps: int, folder) -> None:
+    """Train `preset` (an AR preset) with the autoregressive generator kind swapped for
+    `kind_factory` (a probe's network), in the workspace's `tiny-ar` folder, then move the model
+    to `folder`. Refuses when `tiny-ar` exists (a probe never overwrites a real model)."""
+    import shutil
+
+    import artgen.models.generators as generators
+    from artgen.training.predictor import train_predictor
+
+    plain = ws.checkpoint("tiny-ar")
+    if plain.exists():
+        raise SystemExit(f"{plain} exists: move it aside first (this probe trains there)")
+    original = generators.GENERATORS["ar"]
+    generators.GENERATORS["ar"] = kind_factory
+    try:
+        train_predictor(ws, "tiny", preset=preset, annotations="gt", generator="ar", steps=steps)
+    finally:
+        generators.GENERATORS["ar"] = original
+    if folder.exists():
+        shutil.rmtree(folder)
+    shutil.move(plain, folder)
+
+
+def load_swapped_network(folder, predictor_class, config_class):
+    """(text-to-codes model in eval mode, its final metrics) of a model `train_swapped_network` wrote."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from artgen.models.encoders import encoder_from_directory
+    from artgen.models.text_to_codes import TextToCodes
+
+    config = json.loads((folder / "config.json").read_text())
+    model = TextToCodes(encoder_from_directory(folder, load_weights=False), predictor_class(config_class(**config["predictor"])))
+    model.load_state_dict(load_file(str(folder / "model.safetensors")), strict=True)
+    return model.eval(), json.loads((folder / "metrics.json").read_text())
+
+
+def print_style_row(name: str, decoder, probe: ProbeSet, codes: torch.Tensor, seconds: float) -> None:
+    """The style judge's verdict on `codes` (B, h, w) decoded by `decoder` (a generator of the
+    workspace, for its VQ-VAE), as a one-row Markdown table."""
+    drawn = probe.judge.predict(list(decoder.decode(codes)))
+    hits = float(np.mean([d == t for d, t in zip(drawn, probe.targets)]))
+    counts = np.unique(drawn, return_counts=True)[1]
+    print("| model | style consistency | styles / top share | sampling seconds |\n|---|---|---|---|")
+    print(f"| {name} | {hits:.3f} | {len(counts)} / {counts.max() / len(drawn):.2f} | {seconds:.0f} |")
