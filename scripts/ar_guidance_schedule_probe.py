@@ -23,11 +23,9 @@ import time
 import numpy as np
 import torch
 from ar_probe_common import add_probe_args, guided_codes, open_probe
-from decoder_probe import attribute_judge, score
+from decoder_probe import judged_setup, score
 
-from artgen.data.corpus import decode_image
 from artgen.sampling import AR_DEFAULT_TEMPERATURE
-from bench.attributes import requested_adjectives
 
 
 def row_guidance(schedule: str, grid: int) -> list[float]:
@@ -49,9 +47,7 @@ def main() -> None:
     ap.add_argument("--per-adjective", default="", help="comma-separated adjectives to show per schedule")
     args = ap.parse_args()
     ws, gen, probe = open_probe(args)
-    judge = attribute_judge(ws)
-    requested = requested_adjectives(probe.captions)
-    real = np.stack([decode_image(im) for im in probe.rows["image"]])
+    judge, requested, real = judged_setup(ws, probe)
     acc, style, _ = score(real, judge, requested, probe.judge, probe.targets)
     n, grid = len(probe.captions), gen.predictor.cfg.grid
     print(f"model {args.model} ({gen.source}), {n} test captions, temperature {args.temperature:g}; "

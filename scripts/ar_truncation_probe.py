@@ -21,11 +21,9 @@ import time
 import numpy as np
 import torch
 from ar_probe_common import add_probe_args, open_probe
-from decoder_probe import attribute_judge, score
+from decoder_probe import judged_setup, score
 
 import artgen.generate as generate
-from artgen.data.corpus import decode_image
-from bench.attributes import requested_adjectives
 
 ORIGINAL = generate.pick_codes
 
@@ -48,9 +46,7 @@ def main() -> None:
     ap.add_argument("--per-adjective", default="", help="comma-separated adjectives to show per setting")
     args = ap.parse_args()
     ws, gen, probe = open_probe(args)
-    judge = attribute_judge(ws)
-    requested = requested_adjectives(probe.captions)
-    real = np.stack([decode_image(im) for im in probe.rows["image"]])
+    judge, requested, real = judged_setup(ws, probe)
     acc, style, _ = score(real, judge, requested, probe.judge, probe.targets)
     n = len(probe.captions)
     print(f"{n} test captions; real test paintings: attribute accuracy {acc:.3f}, style consistency {style:.3f}")

@@ -38,6 +38,13 @@ def attribute_judge(ws) -> AttributeClassifier:
     return AttributeClassifier(AttributeConfig()).fit(_cached_stats(ws, images), labels)
 
 
+def judged_setup(ws, probe) -> tuple[AttributeClassifier, list, np.ndarray]:
+    """What every attribute probe starts from: the bench's attribute judge, the adjectives each
+    probe caption asks for, and the real test paintings (N, H, W, 3) uint8 behind the captions."""
+    return (attribute_judge(ws), requested_adjectives(probe.captions),
+            np.stack([decode_image(im) for im in probe.rows["image"]]))
+
+
 def decode_all(vqvae: VQVAE, codes: torch.Tensor, batch: int = 100) -> np.ndarray:
     """(N, H, W, 3) uint8 images of (N, h, w) code grids, as the bench decodes its reference rows."""
     return _vqvae_decode(vqvae, codes, batch)
@@ -80,9 +87,7 @@ def main() -> None:
     args = ap.parse_args()
     ws, gen, probe = open_probe(args)
     grid = gen.predictor.cfg.grid
-    judge = attribute_judge(ws)
-    requested = requested_adjectives(probe.captions)
-    real = np.stack([decode_image(im) for im in probe.rows["image"]])
+    judge, requested, real = judged_setup(ws, probe)
     pixels = torch.from_numpy(real).permute(0, 3, 1, 2).contiguous()
     real_codes = torch.cat([gen.vqvae.encode_indices(to_float(pixels[s:s + 100])) for s in range(0, len(pixels), 100)])
     start = time.perf_counter()

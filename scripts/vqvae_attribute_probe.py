@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 import torch
 from ar_probe_common import probe_set
-from decoder_probe import attribute_judge, decode_all, score
+from decoder_probe import decode_all, judged_setup, score
 
-from artgen.data.corpus import decode_image
 from artgen.data.pixels import to_float
 from artgen.models.vqvae import VQVAE
 from artgen.workspace import Workspace
-from bench.attributes import requested_adjectives
 
 
 def main() -> None:
@@ -32,9 +29,7 @@ def main() -> None:
     torch.set_num_threads(2)
     ws = Workspace.resolve(args.workdir)
     probe = probe_set(ws, args.captions)
-    judge = attribute_judge(ws)
-    requested = requested_adjectives(probe.captions)
-    real = np.stack([decode_image(im) for im in probe.rows["image"]])
+    judge, requested, real = judged_setup(ws, probe)
     pixels = to_float(torch.from_numpy(real).permute(0, 3, 1, 2).contiguous())
     rows, per = [], {}
     acc, style, per["real"] = score(real, judge, requested, probe.judge, probe.targets)
