@@ -37,7 +37,17 @@ def test_the_stages_follow_the_pipeline_and_touch_nothing_until_run(tmp_path):
     release = Demo(ws, DemoConfig(vqvae_preset="default", decoder_preset="default", encoder_preset="default"))
     names = [s.name for s in release.stages]  # release-model's pipeline: the adversarial decoder after the VQ-VAE
     assert names[names.index("VQ-VAE (default)") + 1] == "adversarial decoder (default)"
+    long = Demo(ws, DemoConfig(vqvae_preset="default", encoder_preset="long", generator="ar"))
+    assert "tiny-ar encoder + generator (long)" in [s.name for s in long.stages]
     assert not ws.root.exists()
+
+
+def test_a_model_of_a_longer_preset_serves_a_shorter_one_and_not_the_reverse(tmp_path):
+    metrics = tmp_path / "metrics.json"
+    for got, asked, done in (("long", "default", True), ("default", "long", False), ("default", "quick", True),
+                             ("custom", "quick", False)):
+        metrics.write_text(json.dumps({"preset": got}))
+        assert demo_module.trained_with(metrics, asked) is done, (got, asked)
 
 
 def test_samples_decoded_with_a_deleted_decoder_are_drawn_again(tmp_path):

@@ -191,7 +191,8 @@ def train_encoder_cmd(
     ctx: typer.Context,
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Text encoder to train with the index predictor: tiny, clip or "
                                                                   "distilbert."),
-    preset: str = typer.Option("quick", help="quick (<= 10 min per encoder on 2 CPU cores) or default."),
+    preset: str = typer.Option("quick", help="quick (<= 10 min per encoder on 2 CPU cores), default, or long (--generator ar "
+                                              "only: twice the default's steps)."),
     annotations: str = typer.Option("auto", help="Caption labels: auto (the most complete of the openai and heuristic files), "
                                                  "heuristic, openai or gt."),
     pretrained: Optional[str] = typer.Option(None, help="Folder or hub id with real clip/distilbert weights (frozen unless --finetune)."),
@@ -295,7 +296,10 @@ def _generate_with_shipped_model(ws: Workspace, texts: list[str], out: Path, n: 
 @app.command("release-model")
 def release_model_cmd(
     ctx: typer.Context,
-    preset: str = typer.Option("default", help="Preset for the VQ-VAE and the tiny model (default: the shipped one)."),
+    preset: str = typer.Option("default", help="Preset for the VQ-VAE, the decoder and the tiny model (default: the shipped one)."),
+    model_preset: Optional[str] = typer.Option(None, "--model-preset", help="Preset for the tiny encoder + generator only "
+                                                                           "(default: --preset; long: the AR generator's "
+                                                                           "12,000 steps)."),
     quick_bench: bool = typer.Option(False, "--quick-bench", help="Bench with --quick instead of the full run."),
     annotations: str = typer.Option("gt", help="Caption labels: gt (the synthetic corpus's ground truth), heuristic, openai, auto."),
     generator: Optional[str] = typer.Option(None, "--generator", help="masked or ar (default: the shipped model's generator)."),
@@ -303,7 +307,8 @@ def release_model_cmd(
     """Train (default presets), bench, export int8 and copy the tiny model into artgen/assets/tiny."""
     from artgen.app.release import release_model
 
-    release_model(workspace(ctx), preset=preset, quick_bench=quick_bench, annotations=annotations, generator=generator)
+    release_model(workspace(ctx), preset=preset, quick_bench=quick_bench, annotations=annotations, generator=generator,
+                  model_preset=model_preset)
 
 
 @app.command("encoders")

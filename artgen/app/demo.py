@@ -34,7 +34,7 @@ SAMPLE_PROMPTS = (
     "dark, dramatic, contrasting", "bright, soft, gradient", "geometric, blocky, colorful", "organic, fluid, curved",
 )
 RUNTIME_PROMPT = "warm, chaotic, vivid"
-PRESET_RANK = {"custom": 0, "quick": 1, "default": 2}
+PRESET_RANK = {"custom": 0, "quick": 1, "default": 2, "long": 3}  # "long": the AR generator's twice-as-long preset
 
 
 @dataclass
@@ -58,7 +58,7 @@ class DemoConfig:
         """Bad settings are named before any stage runs (not after minutes of training)."""
         from artgen.data.captions import LABEL_SOURCES
         from artgen.models.generators import generator_kind
-        from artgen.training.predictor import PRESETS
+        from artgen.training.predictor import presets_for
         from artgen.training.vqvae import PRESETS as VQVAE_PRESETS
 
         generator_kind(self.generator)
@@ -66,7 +66,7 @@ class DemoConfig:
             raise ArtgenError(f"unknown label source {self.annotations!r}: use one of {', '.join(LABEL_SOURCES)}")
         from artgen.training.decoder import PRESETS as DECODER_PRESETS
 
-        checks = [("--preset", self.vqvae_preset, VQVAE_PRESETS), ("--preset", self.encoder_preset, PRESETS)]
+        checks = [("--preset", self.vqvae_preset, VQVAE_PRESETS), ("--preset", self.encoder_preset, presets_for(self.generator))]
         if self.decoder_preset is not None:
             checks.append(("--preset", self.decoder_preset, DECODER_PRESETS))
         for flag, value, known in checks:

@@ -30,12 +30,16 @@ def shipped_generator() -> str:
 
 
 def release_model(ws: Workspace, preset: str = "default", out: Path = SHIPPED_MODEL, quick_bench: bool = False,
-                  annotations: str = "gt", generator: str | None = None) -> dict:
+                  annotations: str = "gt", generator: str | None = None, model_preset: str | None = None) -> dict:
+    """`preset` trains the VQ-VAE and the decoder, `model_preset` (default: `preset`) the tiny
+    encoder and its generator (`long`: the AR generator's twice-as-long preset)."""
     with stage_lock(ws, "release", f"a release into {out}"):
-        return _release(ws, preset, out, quick_bench, annotations, generator or shipped_generator())
+        return _release(ws, preset, model_preset or preset, out, quick_bench, annotations,
+                        generator or shipped_generator())
 
 
-def _release(ws: Workspace, preset: str, out: Path, quick_bench: bool, annotations: str, generator: str) -> dict:
+def _release(ws: Workspace, preset: str, model_preset: str, out: Path, quick_bench: bool, annotations: str,
+             generator: str) -> dict:
     from artgen.app.demo import DemoConfig, demo_bench_dir, run_demo
     from artgen.generate import load_generator
     from artgen.models.generators import model_name
@@ -43,7 +47,7 @@ def _release(ws: Workspace, preset: str, out: Path, quick_bench: bool, annotatio
     from export.parity import check_parity
 
     model = model_name("tiny", generator)
-    run_demo(ws, DemoConfig(vqvae_preset=preset, decoder_preset=preset, encoder_preset=preset, bench_quick=quick_bench,
+    run_demo(ws, DemoConfig(vqvae_preset=preset, decoder_preset=preset, encoder_preset=model_preset, bench_quick=quick_bench,
                             annotations=annotations, generator=generator))
     bundle = ws.bundles / f"{model}-int8"  # the demo's int8 export of the model just trained
     meta = json.loads((bundle / "bundle.json").read_text())
