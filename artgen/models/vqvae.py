@@ -186,10 +186,11 @@ class VQVAE(nn.Module):
         self._check_images(images)
         return self.quantizer.encode(self.encoder(images * 2 - 1))
 
-    def decode_indices(self, codes: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) float in [0, 1] for code indices (B, h, w). ONNX-exportable (opset 17)."""
+    def decode_indices(self, codes: torch.Tensor, decoder: nn.Module | None = None) -> torch.Tensor:
+        """(B, 3, H, W) float in [0, 1] for code indices (B, h, w), through `decoder` (a retrained
+        one, `artgen train decoder`) or the model's own. ONNX-exportable (opset 17)."""
         q = self.quantizer.lookup(codes)                      # (B, D, h, w)
-        return (self.decoder(q) * 0.5 + 0.5).clamp(0.0, 1.0)
+        return ((decoder or self.decoder)(q) * 0.5 + 0.5).clamp(0.0, 1.0)
 
     def _check_images(self, images: torch.Tensor) -> None:
         if images.ndim != 4 or images.shape[1] != 3:

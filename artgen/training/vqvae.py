@@ -167,7 +167,7 @@ def evaluate_vqvae(model: VQVAE, pixels: torch.Tensor, batch_size: int = 256, de
     for s in range(0, len(pixels), batch_size):
         x = to_float(pixels[s:s + batch_size]).to(device)
         codes = model.encode_indices(x)                                                    # (B, h, w)
-        recon = (decoder(model.quantizer.lookup(codes)) * 0.5 + 0.5).clamp(0.0, 1.0)       # (B, 3, H, W) in [0, 1]
+        recon = model.decode_indices(codes, decoder)                                       # (B, 3, H, W) in [0, 1]
         sq_err += float(((recon - x) ** 2).sum())
         abs_err += float((recon - x).abs().sum())
         n_values += x.numel()
