@@ -78,6 +78,11 @@ def _set_metadata(path: Path, props: dict) -> None:
     onnx.checker.check_model(str(path), full_check=True)
 
 
+# graphs an int8 bundle keeps fp32 since 2026-11-29 22:20 UTC (ar_step: the note in _write_bundle);
+# an int8 bundle that quantised one of them was exported by an older version and is re-exported
+FP32_GRAPHS = ("ar_step",)
+
+
 def _quantize(path: Path, only: tuple[str, ...] = ()) -> None:
     """Dynamic int8 quantisation of the graph's MatMul/Gemm weights; with `only`, just the
     nodes that produce those outputs."""
@@ -272,7 +277,7 @@ def _write_bundle(gen: Generator, out: Path, cfg: ExportConfig) -> dict:
     # under the 95 % bar; fp32 step: 98.9 %) for no speed (the 128-wide step is as fast in fp32:
     # 68-72 ms either way) at +1.7 MB (docs/export.md)
     modulated = getattr(gen.predictor.cfg, "text_modulation", False)
-    quantized = [n for n in names if n not in ("decoder", "ar_context", "ar_step")
+    quantized = [n for n in names if n not in ("decoder", "ar_context", *FP32_GRAPHS)
                  or (n == "decoder" and cfg.quantize_decoder) or (n == "ar_context" and modulated)]
     for name in names:
         path = out / f"{name}.onnx"
@@ -351,6 +356,8 @@ def bundle_is_current(bundle: Path, checkpoint: Path, vqvae: Path | None = None)
             return False
     sampling = meta.get("sampling", {})  # the runtime samples with these: they must be today's
     if meta.get("format") != BUNDLE_FORMAT or "files" not in meta:  # older bundles record no sizes and hashes
+        return False
+    if set(meta.get("int8_graphs", [])) & set(FP32_GRAPHS):  # quantised by an older export: re-export
         return False
     if meta.get("generator") == "ar":
         return sampling.get("noise_stream") == AR_NOISE_STREAM

@@ -248,6 +248,13 @@ def test_ar_export_parity_and_the_torch_free_runtime(trained_ar):
     assert sum(n.op_type == "MatMul" for n in context.node) == 1 + gen.predictor.cfg.layers  # text_proj + one kv per block
     report8 = check_parity(gen, ws.bundles / "tiny-ar-int8", n_prompts=16)
     assert report8.precision == "int8" and report8.passed, report8
+    from export.bundle import bundle_is_current
+
+    meta_path = ws.bundles / "tiny-ar-int8" / "bundle.json"
+    assert bundle_is_current(meta_path.parent, ws.checkpoint("tiny-ar"))
+    old = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**old, "int8_graphs": [*old["int8_graphs"], "ar_step"]}))
+    assert not bundle_is_current(meta_path.parent, ws.checkpoint("tiny-ar"))  # an older export's int8 step: re-export
 
 
 TORCH_FREE_AR = r"""

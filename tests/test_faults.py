@@ -248,7 +248,8 @@ def test_kill_9_of_a_new_training_run_leaves_the_finished_model_usable(small_cor
 def test_release_and_demo_settings_are_checked_before_any_stage_runs(tmp_path):
     for args, needle in ((("--annotations", "bogus"), "unknown label source 'bogus'"),
                          (("--generator", "x"), "unknown generator 'x'"), (("--preset", "huge"), "unknown preset 'huge'"),
-                         (("--generator", "masked", "--model-preset", "long"), "unknown preset 'long'")):
+                         (("--generator", "masked", "--model-preset", "long"), "unknown preset 'long': use --model-preset"),
+                         (("--generator", "ar", "--preset", "long"), "use --preset default --model-preset long")):
         r = run_cli("release-model", "--quick-bench", *args, workdir=tmp_path)
         _one_line_error(r, needle)
     assert not (tmp_path / "data").exists()  # nothing was drawn or trained

@@ -53,6 +53,7 @@ class DemoConfig:
     bench_captions: int | None = None
     bench_latency_runs: int | None = None
     encoder_overrides: dict = field(default_factory=dict)  # small predictor/encoder configs for tests
+    encoder_preset_flag: str = "--preset"  # the option that set encoder_preset, named in its error
 
     def __post_init__(self) -> None:
         """Bad settings are named before any stage runs (not after minutes of training)."""
@@ -66,7 +67,12 @@ class DemoConfig:
             raise ArtgenError(f"unknown label source {self.annotations!r}: use one of {', '.join(LABEL_SOURCES)}")
         from artgen.training.decoder import PRESETS as DECODER_PRESETS
 
-        checks = [("--preset", self.vqvae_preset, VQVAE_PRESETS), ("--preset", self.encoder_preset, presets_for(self.generator))]
+        model_presets = presets_for(self.generator)
+        if self.vqvae_preset not in VQVAE_PRESETS and self.vqvae_preset in model_presets:
+            raise ArtgenError(f"{self.vqvae_preset!r} is a preset of the tiny model only, not of the VQ-VAE: use "
+                              f"--preset default --model-preset {self.vqvae_preset}")
+        checks = [("--preset", self.vqvae_preset, VQVAE_PRESETS),
+                  (self.encoder_preset_flag, self.encoder_preset, model_presets)]
         if self.decoder_preset is not None:
             checks.append(("--preset", self.decoder_preset, DECODER_PRESETS))
         for flag, value, known in checks:

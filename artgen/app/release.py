@@ -34,11 +34,10 @@ def release_model(ws: Workspace, preset: str = "default", out: Path = SHIPPED_MO
     """`preset` trains the VQ-VAE and the decoder, `model_preset` (default: `preset`) the tiny
     encoder and its generator (`long`: the AR generator's twice-as-long preset)."""
     with stage_lock(ws, "release", f"a release into {out}"):
-        return _release(ws, preset, model_preset or preset, out, quick_bench, annotations,
-                        generator or shipped_generator())
+        return _release(ws, preset, model_preset, out, quick_bench, annotations, generator or shipped_generator())
 
 
-def _release(ws: Workspace, preset: str, model_preset: str, out: Path, quick_bench: bool, annotations: str,
+def _release(ws: Workspace, preset: str, model_preset: str | None, out: Path, quick_bench: bool, annotations: str,
              generator: str) -> dict:
     from artgen.app.demo import DemoConfig, demo_bench_dir, run_demo
     from artgen.generate import load_generator
@@ -47,8 +46,9 @@ def _release(ws: Workspace, preset: str, model_preset: str, out: Path, quick_ben
     from export.parity import check_parity
 
     model = model_name("tiny", generator)
-    run_demo(ws, DemoConfig(vqvae_preset=preset, decoder_preset=preset, encoder_preset=model_preset, bench_quick=quick_bench,
-                            annotations=annotations, generator=generator))
+    run_demo(ws, DemoConfig(vqvae_preset=preset, decoder_preset=preset, encoder_preset=model_preset or preset,
+                            encoder_preset_flag="--model-preset" if model_preset else "--preset",
+                            bench_quick=quick_bench, annotations=annotations, generator=generator))
     bundle = ws.bundles / f"{model}-int8"  # the demo's int8 export of the model just trained
     meta = json.loads((bundle / "bundle.json").read_text())
     if meta["size_bytes"] / 1e6 > SIZE_LIMIT_MB:

@@ -190,7 +190,7 @@ class VQVAE(nn.Module):
         """(B, 3, H, W) float in [0, 1] for code indices (B, h, w), through `decoder` (a retrained
         one, `artgen train decoder`) or the model's own. ONNX-exportable (opset 17)."""
         q = self.quantizer.lookup(codes)                      # (B, D, h, w)
-        return ((decoder or self.decoder)(q) * 0.5 + 0.5).clamp(0.0, 1.0)
+        return ((decoder if decoder is not None else self.decoder)(q) * 0.5 + 0.5).clamp(0.0, 1.0)
 
     def _check_images(self, images: torch.Tensor) -> None:
         if images.ndim != 4 or images.shape[1] != 3:
