@@ -24,19 +24,16 @@ W needs the corpus, gt annotations and the VQ-VAE latents (with the mirror image
 from __future__ import annotations
 
 import argparse
-import time
 from dataclasses import dataclass, replace
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from ar_probe_common import load_swapped_network, print_style_row, probe_set, train_swapped_network
+from ar_probe_common import draw_probe_codes, guided_start, load_swapped_network, print_style_row, probe_set, train_swapped_network
 
 import artgen.models.generators as generators
-from artgen.generate import gumbel, load_generator, pick_codes
+from artgen.generate import load_generator, pick_codes
 from artgen.models.ar_predictor import ARConfig, ARPredictor, CausalSelfAttention, apply_rope, evaluation_inputs, training_inputs
 from artgen.models.text_to_codes import TextToCodes
-from artgen.sampling import AR_DEFAULT_GUIDANCE, AR_DEFAULT_TEMPERATURE, AR_NOISE_STREAM
 from artgen.training.predictor import AR_PRESETS
 from artgen.workspace import Workspace
 
@@ -122,12 +119,8 @@ def ordered_kind() -> generators.GeneratorKind:
 
 @torch.no_grad()
 def draw(model: TextToCodes, captions: list[str], seeds: list[int], guidance: float, temperature: float) -> torch.Tensor:
-    P = model.predictor
-    N, K, B = P.cfg.positions, P.cfg.codebook_size, len(captions)
-    states, mask = model.encoder.encode(model.encoder.tokenize(captions))
-    context = P.context(torch.cat([states, states]), torch.cat([mask, torch.zeros_like(mask)]))
-    past_k, past_v = P.empty_cache(2 * B)
-    noise = torch.from_numpy(np.stack([gumbel(s, AR_NOISE_STREAM, (N, K)) for s in seeds]).astype(np.float32))
+    P, N, B = model.predictor, model.predictor.cfg.positions, len(captions)
+    context, past_k, past_v, noise = guided_start(model, captions, seeds)
     token = torch.full((2 * B, 1), P.cfg.start_id, dtype=torch.long)
     codes = torch.empty((B, N), dtype=torch.long)
     for t in range(N):
@@ -167,10 +160,7 @@ def main() -> None:
     n = len(probe.captions)
     print(f"{n} test captions; order {args.order}; test CE {final['ce']:.3f} with text vs {final['ce_no_text']:.3f} "
           f"without; {final['steps']} steps in {final['train_seconds_this_run'] / 60:.1f} min")
-    start = time.perf_counter()
-    codes = torch.cat([draw(model, probe.captions[s:s + args.batch], list(range(s, min(s + args.batch, n))),
-                            AR_DEFAULT_GUIDANCE, AR_DEFAULT_TEMPERATURE) for s in range(0, n, args.batch)])
-    seconds = time.perf_counter() - start
+    codes, seconds = draw_probe_codes(draw, model, probe, args.batch)
     print_style_row(args.order, decoder, probe, codes, seconds)
 
 

@@ -25,20 +25,17 @@ beside the plain model at the same steps.
 from __future__ import annotations
 
 import argparse
-import time
 from dataclasses import dataclass, replace
 
-import numpy as np
 import torch
-from ar_probe_common import load_swapped_network, print_style_row, probe_set, train_swapped_network
+from ar_probe_common import draw_probe_codes, guided_start, load_swapped_network, print_style_row, probe_set, train_swapped_network
 from torch import nn
 
 import artgen.models.generators as generators
-from artgen.generate import gumbel, load_generator, pick_codes
+from artgen.generate import load_generator, pick_codes
 from artgen.models.ar_predictor import ARConfig, ARPredictor, evaluation_inputs, training_inputs
 from artgen.models.layers import MLP
 from artgen.models.text_to_codes import TextToCodes
-from artgen.sampling import AR_DEFAULT_GUIDANCE, AR_DEFAULT_TEMPERATURE, AR_NOISE_STREAM
 from artgen.training.predictor import AR_PRESETS
 from artgen.workspace import Workspace
 
@@ -142,10 +139,7 @@ def draw(model: TextToCodes, captions: list[str], seeds: list[int], guidance: fl
     noise row of its raster position, as the plain sampler's)."""
     P = model.predictor
     S, K, B, N = P.cfg.steps, P.cfg.codebook_size, len(captions), P.cfg.positions
-    states, mask = model.encoder.encode(model.encoder.tokenize(captions))
-    context = P.context(torch.cat([states, states]), torch.cat([mask, torch.zeros_like(mask)]))
-    past_k, past_v = P.empty_cache(2 * B)
-    noise = torch.from_numpy(np.stack([gumbel(s, AR_NOISE_STREAM, (N, K)) for s in seeds]).astype(np.float32))
+    context, past_k, past_v, noise = guided_start(model, captions, seeds)
     prev = torch.full((2 * B, 2), P.cfg.start_id, dtype=torch.long)
     codes = torch.empty((B, N), dtype=torch.long)
     for t in range(S):
@@ -184,10 +178,7 @@ def main() -> None:
     print(f"{n} test captions; {args.layers} layers, {model.predictor.num_parameters() / 1e6:.2f}M generator parameters; "
           f"test CE {final['ce']:.3f} per code with text vs {final['ce_no_text']:.3f} without; {final['steps']} steps in "
           f"{final['train_seconds_this_run'] / 60:.1f} min")
-    start = time.perf_counter()
-    codes = torch.cat([draw(model, probe.captions[s:s + args.batch], list(range(s, min(s + args.batch, n))),
-                            AR_DEFAULT_GUIDANCE, AR_DEFAULT_TEMPERATURE) for s in range(0, n, args.batch)])
-    seconds = time.perf_counter() - start
+    codes, seconds = draw_probe_codes(draw, model, probe, args.batch)
     print_style_row(f"pairs, {args.layers} layers", decoder, probe, codes, seconds)
 
 

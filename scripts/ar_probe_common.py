@@ -15,6 +15,7 @@ agreement of the drawn codes comes back beside them.
 from __future__ import annotations
 
 import argparse
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +24,7 @@ import torch
 from artgen.data.captions import make_caption
 from artgen.data.corpus import load_corpus
 from artgen.generate import gumbel, load_generator, pick_codes
-from artgen.sampling import AR_NOISE_STREAM
+from artgen.sampling import AR_DEFAULT_GUIDANCE, AR_DEFAULT_TEMPERATURE, AR_NOISE_STREAM
 from artgen.workspace import Workspace
 from bench.style import StyleJudge, style_judge
 
@@ -49,6 +50,28 @@ def probe_set(ws: Workspace, captions: int) -> ProbeSet:
 
 
 @torch.no_grad()
+def guided_start(model, captions: list[str], seeds: list[int]):
+    """What every guided AR sampler here starts from, for a generator or a `TextToCodes`: the
+    text context of the prompt rows then the same rows with no text, an empty KV cache for
+    both halves, and image i's Gumbel noise (N, K) drawn from seed i as the runtime does."""
+    P = model.predictor
+    N, K = P.cfg.positions, P.cfg.codebook_size
+    states, mask = model.encoder.encode(model.encoder.tokenize(captions))
+    context = P.context(torch.cat([states, states]), torch.cat([mask, torch.zeros_like(mask)]))
+    past_k, past_v = P.empty_cache(2 * len(captions))
+    noise = torch.from_numpy(np.stack([gumbel(s, AR_NOISE_STREAM, (N, K)) for s in seeds]).astype(np.float32))
+    return context, past_k, past_v, noise
+
+
+def draw_probe_codes(draw, model, probe: ProbeSet, batch: int) -> tuple[torch.Tensor, float]:
+    """(codes, seconds): `draw(model, captions, seeds, guidance, temperature)` over the probe's
+    captions in batches of `batch`, image i with seed i, at the AR default sampler."""
+    n, start = len(probe.captions), time.perf_counter()
+    codes = torch.cat([draw(model, probe.captions[s:s + batch], list(range(s, min(s + batch, n))),
+                            AR_DEFAULT_GUIDANCE, AR_DEFAULT_TEMPERATURE) for s in range(0, n, batch)])
+    return codes, time.perf_counter() - start
+
+
 def guided_codes(gen, captions: list[str], seeds: list[int], guidance: float | list[float],
                  temperature: float | list[float], given: torch.Tensor | None = None,
                  known: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,12 +79,8 @@ def guided_codes(gen, captions: list[str], seeds: list[int], guidance: float | l
     top-k), except that positions < `known` take `given`'s codes (B, N), and `guidance` and
     `temperature` may be one value per position (a schedule). The agreement is the sum over
     the drawn positions of log p(code | text) - log p(code | no text)."""
-    P, B = gen.predictor, len(captions)
-    N, K = P.cfg.positions, P.cfg.codebook_size
-    states, mask = gen.encoder.encode(gen.encoder.tokenize(captions))
-    context = P.context(torch.cat([states, states]), torch.cat([mask, torch.zeros_like(mask)]))
-    past_k, past_v = P.empty_cache(2 * B)
-    noise = torch.from_numpy(np.stack([gumbel(s, AR_NOISE_STREAM, (N, K)) for s in seeds]).astype(np.float32))
+    P, B, N = gen.predictor, len(captions), gen.predictor.cfg.positions
+    context, past_k, past_v, noise = guided_start(gen, captions, seeds)
     token = torch.full((2 * B, 1), P.cfg.start_id, dtype=torch.long)
     codes, agreement = torch.empty((B, N), dtype=torch.long), torch.zeros(B)
     guidance = [guidance] * N if np.isscalar(guidance) else list(guidance)
