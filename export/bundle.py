@@ -274,8 +274,8 @@ def _write_bundle(gen: Generator, out: Path, cfg: ExportConfig) -> dict:
     # on more positions): only its text-modulation projection, most of its weights, goes int8.
     # ar_step stays fp32: each position's code is drawn from its logits, 256 times in a row, and
     # int8 blocks moved the argmax on 5.4 % of positions of the 12,000-step model (parity 94.6 %,
-    # under the 95 % bar; fp32 step: 98.9 %) for no speed (the 128-wide step is as fast in fp32:
-    # 68-72 ms either way) at +1.7 MB (docs/export.md)
+    # under the 95 % bar; fp32 step: 98.9 %) for little speed (full bench 69.4 ms fp32 step vs 69.9
+    # int8 step before) at +1.7 MB (scripts/int8_graph_probe.py, docs/export.md)
     modulated = getattr(gen.predictor.cfg, "text_modulation", False)
     quantized = [n for n in names if n not in ("decoder", "ar_context", *FP32_GRAPHS)
                  or (n == "decoder" and cfg.quantize_decoder) or (n == "ar_context" and modulated)]
