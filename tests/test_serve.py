@@ -19,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 from helpers import ROOT, assert_one_line_error, run_cli
 
-from artgen.app.serve import ServeConfig, batch_invariant, create_app, grid_png, image_png
+from artgen.app.serve import MAX_SEED, ServeConfig, batch_invariant, create_app, grid_png, image_png
 from artgen.workspace import SHIPPED_MODEL
 from export.runtime import Runtime, save_png
 
@@ -142,6 +142,7 @@ def test_an_unseeded_request_says_which_seed_it_drew(client):
     ({"prompt": PROMPT, "n": 2.5}, 422, "n: input should be a valid integer"),
     ({"prompt": 3}, 422, "prompt: input should be a valid string"),
     ({"prompt": PROMPT, "seed": -1}, 422, "seed: input should be greater than or equal to 0"),
+    ({"prompt": PROMPT, "seed": 2**32 - 1, "n": 2}, 422, "the largest seed for n=2 is 4294967294"),
     ({"prompt": PROMPT, "style": "cubist"}, 422, "unknown field 'style'"),
     ({"prompt": PROMPT, "format": "gif"}, 422, "'png' or 'json'"),
     ({"prompt": PROMPT, "steps": 8}, 422, "leave steps out"),
@@ -161,10 +162,12 @@ def test_bad_fields_are_one_line_naming_the_fix(client, body, status, needle):
     (b'{"prompt": "warm", ', 400, "not valid JSON"),
     (b'["warm"]', 400, "must be a JSON object"),
     (b"", 400, "must be a JSON object"),
+    (b'{"prompt": "warm \\ud83d"}', 422, "the prompt is not valid Unicode text"),  # an emoji cut in half
 ])
 def test_bodies_that_are_not_a_request(client, raw, status, needle):
     r = client.post("/v1/images", content=raw, headers={"content-type": "application/json"})
     assert r.status_code == status and list(r.json()) == ["error"] and needle in r.json()["error"], r.text
+    assert "\n" not in r.json()["error"]
 
 
 def test_a_big_body_is_413_and_unknown_pages_404(client):
@@ -176,6 +179,76 @@ def test_a_big_body_is_413_and_unknown_pages_404(client):
     r = client.get("/v2/images")
     assert r.status_code == 404 and "POST /v1/images" in r.json()["error"]
     assert client.get("/v1/images").status_code == 405
+
+
+def test_seeds_stay_within_the_largest_seed():
+    with TestClient(create_app(FakeRuntime())) as c:
+        r = post(c, seed=MAX_SEED - 1, n=2)
+        assert r.status_code == 200 and r.headers["x-seeds"] == "4294967294,4294967295"
+        assert post(c, seed=MAX_SEED).headers["x-seeds"] == "4294967295"
+        # a drawn seed leaves room for all n: the largest draw still ends at MAX_SEED
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr("artgen.app.serve.secrets.randbelow", lambda k: k - 1)
+            seeds = post(c, n=16, format="json").json()["seeds"]
+        assert seeds[-1] == MAX_SEED and seeds == list(range(MAX_SEED - 15, MAX_SEED + 1))
+
+
+def test_head_is_answered_on_the_get_routes(client):
+    for path in ("/healthz", "/v1/model", "/openapi.json"):
+        get, head = client.get(path), client.head(path)
+        assert head.status_code == 200 and head.content == b"", path
+        assert head.headers["content-type"] == get.headers["content-type"]
+        assert head.headers["content-length"] == str(len(get.content))
+    r = client.head("/v1/images")
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
+    paths = client.get("/openapi.json").json()["paths"]
+    assert set(paths["/healthz"]) == set(paths["/v1/model"]) == {"get"}  # HEAD stays out of the schema
+
+
+def test_a_trailing_slash_is_served_as_the_plain_path(client):
+    r = client.post("/v1/images/", json={"prompt": PROMPT, "seed": 5}, follow_redirects=False)
+    assert r.status_code == 200 and r.headers["x-seeds"] == "5" and r.content == post(client, seed=5).content
+    assert client.get("/v1/model/", follow_redirects=False).json() == client.get("/v1/model").json()
+    assert client.get("/healthz/", follow_redirects=False).json()["status"] == "ok"
+    assert client.head("/healthz/", follow_redirects=False).status_code == 200
+    assert client.get("/openapi.json/", follow_redirects=False).status_code == 200
+    assert client.post("/v1/images/", json={"prompt": ""}, follow_redirects=False).status_code == 422
+    for path in ("/v1/images//", "/v2/images/"):  # no bare 307 anywhere: a JSON 404 naming the API
+        r = client.post(path, json={"prompt": PROMPT}, follow_redirects=False)
+        assert r.status_code == 404 and "POST /v1/images" in r.json()["error"], path
+
+
+PREFLIGHT = {"Origin": "https://art.example", "Access-Control-Request-Method": "POST",
+             "Access-Control-Request-Headers": "content-type"}
+
+
+def test_cors_is_off_unless_asked_for(client):
+    assert client.options("/v1/images", headers=PREFLIGHT).status_code == 405
+    r = post(client, seed=0, n=1)
+    assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
+
+
+def test_cors_origins_may_call_the_api():
+    config = ServeConfig(cors_origins=("https://art.example,http://localhost:3000/", "https://other.example"))
+    assert config.cors_origins == ("https://art.example", "http://localhost:3000", "https://other.example")
+    with TestClient(create_app(FakeRuntime(), config)) as c:
+        r = c.options("/v1/images", headers=PREFLIGHT)
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://art.example"
+        assert "POST" in r.headers["access-control-allow-methods"]
+        assert "content-type" in r.headers["access-control-allow-headers"].lower()
+        r = c.post("/v1/images", json={"prompt": PROMPT, "seed": 3}, headers={"Origin": "https://art.example"})
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://art.example"
+        exposed = {h.strip().lower() for h in r.headers["access-control-expose-headers"].split(",")}
+        assert {"x-seeds", "retry-after"} <= exposed
+        r = c.post("/v1/images", json={"prompt": ""}, headers={"Origin": "https://art.example"})
+        assert r.status_code == 422 and r.headers["access-control-allow-origin"] == "https://art.example"  # errors too
+        r = c.options("/v1/images", headers={**PREFLIGHT, "Origin": "https://evil.example"})
+        assert r.status_code == 400 and list(r.json()) == ["error"] and "--cors-origin" in r.json()["error"]
+        r = c.post("/v1/images", json={"prompt": PROMPT}, headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in r.headers
+    with TestClient(create_app(FakeRuntime(), ServeConfig(cors_origins=("*",)))) as c:
+        r = c.options("/healthz", headers={**PREFLIGHT, "Access-Control-Request-Method": "GET"})
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "*"
 
 
 def test_model_health_and_schema(client):
@@ -313,6 +386,7 @@ def test_a_web_folder_is_served_at_the_root(rt, tmp_path):
     with TestClient(create_app(rt, ServeConfig(), static_dir=tmp_path)) as c:
         assert c.get("/").text == "<h1>artgen</h1>"
         assert c.get("/healthz").json()["status"] == "ok"
+        assert c.get("/healthz/").json()["status"] == "ok"  # not a file of the folder
         assert c.get("/missing.js").status_code == 404
 
 
@@ -320,6 +394,7 @@ def test_a_web_folder_is_served_at_the_root(rt, tmp_path):
     (["--batching", "fast"], "batching must be one of exact, merge"),
     (["--web", "no-such-folder"], "build it with `artgen web`"),
     (["--bundle", "tests"], "not an artgen bundle"),
+    (["--cors-origin", "localhost:3000"], "--cors-origin 'localhost:3000' is not an origin"),
 ])
 def test_serve_reports_bad_options_in_one_line(args, needle):
     assert_one_line_error(run_cli("serve", *args, timeout=60), needle)  # each fails before it listens

@@ -440,12 +440,15 @@ def serve_cmd(
     timeout_s: float = typer.Option(30.0, "--timeout-s", min=0.001, help="Seconds a request may wait and run; beyond: 504."),
     batching: str = typer.Option("exact", help="exact: merge requests only where no image can change (fp32 bundles); merge: always."),
     web: Optional[Path] = typer.Option(None, "--web", help="A folder served at / (a page built by `artgen web`)."),
+    cors_origin: Optional[list[str]] = typer.Option(
+        None, "--cors-origin", metavar="ORIGIN", help="Let pages on this origin call the API (CORS), e.g. http://localhost:3000; "
+        "repeat it or separate with commas; * for any. Default: none."),
 ) -> None:
     """Serve a bundle over HTTP: POST /v1/images, GET /v1/model, GET /healthz (docs/serve.md)."""
     from artgen.app.serve import ServeConfig, serve
 
     config = ServeConfig(max_batch=max_batch, batch_window_ms=batch_window_ms, queue=queue, timeout_s=timeout_s,
-                         threads=threads, batching=batching)
+                         threads=threads, batching=batching, cors_origins=tuple(cors_origin or ()))
     serve(bundle if bundle is not None else SHIPPED_MODEL, config, host=host, port=port, static_dir=web)
 
 

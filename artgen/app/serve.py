@@ -6,6 +6,9 @@
     GET  /healthz    liveness and queue depth
     GET  /openapi.json, /docs   the request schema, from FastAPI
 
+Every GET route answers HEAD too, every route is served at its path plus one trailing slash as
+well (no redirect), and with `cors_origins` pages on those origins may call the API (CORS).
+
 Requests wait in a bounded queue (full: 503 with Retry-After) and one worker thread runs
 every ONNX Runtime call. After taking the first waiting request the worker waits up to
 `batch_window_ms` for more with the same sampling settings, up to `max_batch` images, and
@@ -27,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import re
 import secrets
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -39,8 +43,11 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Mount
 
 from artgen.errors import ArtgenError
 from artgen.images import grid_png as images_grid_png
@@ -58,6 +65,8 @@ MAX_TIMEOUT_S = 3600.0
 GRID_PAD, GRID_SCALE = 2, 2  # the PNG grid of `artgen generate`: 2 px white gaps, upscaled 2x
 BATCHING = ("exact", "merge")
 EXAMPLE = '{"prompt": "warm, chaotic, vivid", "n": 4}'
+EXPOSED_HEADERS = ("X-Seeds", "Retry-After")  # the response headers a cross-origin page may read
+ORIGIN = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s?#]+")  # scheme://host[:port], as a browser's Origin header
 
 
 @dataclass
@@ -71,8 +80,17 @@ class ServeConfig:
     max_body_bytes: int = 16 * 1024  # a larger request body is answered 413
     threads: int | None = None  # ONNX Runtime threads, when create_app loads the bundle itself
     batching: str = "exact"  # "exact": merge requests only where that cannot change an image; "merge": always
+    cors_origins: tuple[str, ...] = ()  # origins whose pages may call the API ("*": any); each may be comma-separated
 
     def __post_init__(self) -> None:
+        origins = [self.cors_origins] if isinstance(self.cors_origins, str) else list(self.cors_origins)
+        origins = [o.strip() for item in origins for o in str(item).split(",") if o.strip()]
+        origins = [o[:-1] if o.endswith("/") and ORIGIN.fullmatch(o[:-1]) else o for o in origins]
+        for o in origins:
+            if o != "*" and not ORIGIN.fullmatch(o):
+                raise ArtgenError(f"--cors-origin {o!r} is not an origin: give scheme://host[:port] without a path, "
+                                  "e.g. http://localhost:3000, or * for any origin")
+        self.cors_origins = tuple(dict.fromkeys(origins))
         for name in ("max_batch", "queue", "max_body_bytes"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ArtgenError(f"{name} must be a whole number >= 1 (got {getattr(self, name)!r})")
@@ -94,7 +112,8 @@ class ImageRequest(BaseModel):
     prompt: str = Field(description="A few adjectives, e.g. \"warm, chaotic, vivid\" (limits: GET /v1/model).",
                         examples=["warm, chaotic, vivid"])
     n: int = Field(1, ge=1, le=MAX_IMAGES, description="Images to draw, with seeds seed .. seed + n - 1.")
-    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="The first image's seed (default: a random one, returned).")
+    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="The first image's seed, with seed + n - 1 at most "
+                             f"{MAX_SEED} (default: a random one, returned).")
     steps: int | None = Field(None, ge=1, description="Masked bundles: decoding steps (1: one shot). "
                               "Autoregressive bundles draw one position per step: leave it out.")
     guidance: float | None = Field(None, ge=0.0, le=20.0, allow_inf_nan=False,
@@ -124,6 +143,11 @@ def resolve_sampling(rt: Runtime, req: ImageRequest) -> Sampling:
     """The request's settings with the bundle's defaults, checked as `Runtime.sample_codes` checks
     them (BundleError, one line), so that a bad request fails alone rather than its whole batch."""
     meta, d = rt.meta, rt.meta["sampling"]
+    try:  # JSON may carry a lone UTF-16 surrogate ("\ud83d": an emoji cut in half), which no tokenizer takes
+        req.prompt.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise BundleError(f"the prompt is not valid Unicode text (a lone surrogate {req.prompt[e.start]!r} at character "
+                          f"{e.start}, e.g. half an emoji): send whole characters") from None
     check_prompt(req.prompt, meta["prompt_limits"])
     rt.tokenizer([req.prompt])  # raises when the prompt has more tokens than the encoder reads
     guidance = float(d["guidance"] if req.guidance is None else req.guidance)
@@ -389,6 +413,36 @@ class _BodyTooBig(Exception):
     pass
 
 
+class TrailingSlash:
+    """ASGI middleware: a route's path with one trailing slash (`POST /v1/images/`) is served as
+    the route, where Starlette would answer a bare 307 that many clients do not follow with a POST."""
+
+    def __init__(self, app, routes: list):
+        self.app, self.routes = app, routes  # the app's route list, read per request
+
+    async def __call__(self, scope, receive, send):
+        path = scope.get("path", "")
+        if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
+            route_path = path[len(scope.get("root_path", "")):] if path.startswith(scope.get("root_path", "")) else path
+            if any(getattr(r, "path", None) == route_path[:-1] for r in self.routes if not isinstance(r, Mount)):
+                scope = {**scope, "path": path[:-1]}
+                if scope.get("raw_path", b"").endswith(b"/"):
+                    scope["raw_path"] = scope["raw_path"][:-1]
+        await self.app(scope, receive, send)
+
+
+class Cors(CORSMiddleware):
+    """Starlette's CORS middleware, with a refused preflight as the API's JSON error."""
+
+    def preflight_response(self, request_headers):
+        response = super().preflight_response(request_headers)
+        if response.status_code == 200:
+            return response
+        headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-type")}
+        return error_response(response.status_code, f"CORS preflight refused ({response.body.decode()}): "
+                              "start the server with --cors-origin naming this page's origin", headers=headers)
+
+
 def load_runtime(bundle: str | Path, threads: int | None = None) -> Runtime:
     try:
         return Runtime(bundle, threads=threads)
@@ -416,9 +470,14 @@ def create_app(runtime_or_bundle: Runtime | str | Path | None = None, config: Se
         await batcher.close()
 
     app = FastAPI(title="artgen", version=rt.meta.get("producer", "artgen").split()[-1], lifespan=lifespan,
-                  description="Abstract art from a few adjectives: the artgen ONNX runtime over HTTP.")
+                  description="Abstract art from a few adjectives: the artgen ONNX runtime over HTTP.",
+                  redirect_slashes=False)  # TrailingSlash serves the slash forms; anything else is a JSON 404
     app.state.runtime, app.state.batcher, app.state.config = rt, batcher, config
     app.add_middleware(BodyLimit, limit=config.max_body_bytes)
+    app.add_middleware(TrailingSlash, routes=app.router.routes)
+    if config.cors_origins:  # outermost: preflights are answered first, and errors carry the CORS headers too
+        app.add_middleware(Cors, allow_origins=config.cors_origins, allow_methods=("GET", "HEAD", "POST"),
+                           allow_headers=("Content-Type",), expose_headers=EXPOSED_HEADERS)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
@@ -449,11 +508,14 @@ def create_app(runtime_or_bundle: Runtime | str | Path | None = None, config: Se
               responses={200: {"content": {"image/png": {}, "application/json": {}},
                                "description": "a PNG grid of n images, or JSON with base64 PNGs"}, **error_docs})
     async def images(req: ImageRequest):
+        if req.seed is not None and req.seed + req.n - 1 > MAX_SEED:
+            return error_response(422, f"seed {req.seed} with n={req.n} goes past the largest seed {MAX_SEED} "
+                                       f"(image i is drawn with seed + i): the largest seed for n={req.n} is {MAX_SEED - req.n + 1}")
         try:
             sampling = resolve_sampling(rt, req)
         except BundleError as e:
             return error_response(422, str(e))
-        seed = req.seed if req.seed is not None else secrets.randbelow(MAX_SEED + 1)
+        seed = req.seed if req.seed is not None else secrets.randbelow(MAX_SEED - req.n + 2)  # seed + n - 1 <= MAX_SEED
         seeds = [seed + i for i in range(req.n)]
         try:
             out = await batcher.submit(req.prompt, seeds, sampling)
@@ -483,6 +545,10 @@ def create_app(runtime_or_bundle: Runtime | str | Path | None = None, config: Se
     async def healthz():
         return {"status": "ok", "generator": rt.generator, "waiting": len(batcher.waiting), "queue": config.queue,
                 "runtime_calls": batcher.runtime_calls, "images": batcher.images}
+
+    for route in list(app.routes):  # HEAD on each GET route (uptime monitors, curl -I): its headers, no body
+        if isinstance(route, APIRoute) and "GET" in route.methods:
+            app.add_api_route(route.path, route.endpoint, methods=["HEAD"], include_in_schema=False)
 
     if static_dir is not None:
         from starlette.staticfiles import StaticFiles
