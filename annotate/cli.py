@@ -38,6 +38,9 @@ def annotate(
     max_retries: int = typer.Option(5, "--max-retries", help="Retries per request (429, 5xx, timeouts, dropped connections, malformed "
                                                              "replies)."),
     retry_delay: float = typer.Option(1.0, "--retry-delay", help="Base of the exponential backoff, seconds."),
+    max_tokens: int = typer.Option(120, "--max-tokens", help="openai: token budget of each answer (sent as max_tokens, or "
+                                                              "max_completion_tokens where the server wants it); "
+                                                              "reasoning models think inside it: give them 1000 or more."),
     workers: int = typer.Option(0, help="heuristic: worker processes (0: one per CPU core)."),
 ) -> None:
     """Label every painting of the corpus with 3-5 adjectives; resumable (a rerun skips finished images)."""
@@ -58,7 +61,7 @@ def annotate(
     summary = run_annotation(ws, AnnotateConfig(
         backend=backend, mode=mode, base_url=base_url, model=model, concurrency=concurrency, limit=limit,
         split=split, price_in=price_in, price_out=price_out, dry_run=dry_run, timeout=timeout,
-        max_retries=max_retries, base_delay=retry_delay, workers=workers))
+        max_retries=max_retries, base_delay=retry_delay, max_tokens=max_tokens, workers=workers))
     if dry_run:
         return
     for line in summary.lines():

@@ -4,8 +4,13 @@ through the official async `openai` client.
 The client's own retries are off (`max_retries=0`): this module retries by itself so it can
 count retries by cause, honour `Retry-After`, and treat a malformed reply like a failed
 request. Structured output (`response_format` with a JSON schema) is tried first; a server
-that refuses it with 400 is asked again, for the rest of the run, with plain JSON parsing.
-The API key is redacted from every message this module produces.
+that refuses it with a 400 naming it is asked again, for the rest of the run, with plain JSON
+parsing. A 400 that names `max_tokens` or `temperature` as unsupported (OpenAI's reasoning
+models) is answered the same way: `max_completion_tokens` instead, the model's own
+temperature. A run whose first requests all fail the same hopeless way (no server at the
+URL, no chat completion, every answer cut by the token limit) stops with one line instead of
+retrying painting after painting. The API key is redacted from every message this module
+produces.
 """
 
 from __future__ import annotations
@@ -29,6 +34,22 @@ DEFAULT_MODEL = "gpt-4o-mini"
 OPENAI_URL = "https://api.openai.com/v1"
 # A key for servers that ignore it (vLLM, Ollama, LM Studio) when OPENAI_API_KEY is unset.
 PLACEHOLDER_KEY = "not-needed"
+# Statuses retried besides 5xx (as the openai client does), by cause.
+RETRIED_STATUS = {408: "timeout", 409: "conflict", 429: "rate_limit"}
+# The run stops when this many attempts failed the same hopeless way before any painting was
+# answered: retrying each of 9,735 paintings would take hours to fail.
+GIVE_UP_AFTER = 8
+# A 400 that names one of these is the server refusing structured output.
+STRUCTURED_WORDS = ("response_format", "response format", "json_schema", "json schema", "structured output",
+                    "structured_output", "guided", "grammar")
+# What the summary says about each change made during a run.
+EVENT_NOTES = {
+    "structured_output_refused": "the server refused structured output (response_format): fell back to plain JSON "
+                                 "answers",
+    "max_tokens_unsupported": "the server does not accept max_tokens: sent max_completion_tokens instead",
+    "max_completion_tokens_unsupported": "the server does not accept max_completion_tokens either: sent no token limit",
+    "temperature_unsupported": "the server does not accept the temperature: left it at the model's default",
+}
 
 
 @dataclass
@@ -41,7 +62,7 @@ class ClientConfig:
     max_delay: float = 30.0
     max_retry_after: float = 120.0  # a server asking to wait longer than this is not obeyed in full
     temperature: float = 0.0
-    max_tokens: int = 120
+    max_tokens: int = 120  # the answer's token budget (a reasoning model thinks inside it)
     structured: bool = True  # try response_format with the JSON schema first
 
 
@@ -57,6 +78,10 @@ def resolve_api_key(base_url: str | None) -> str:
 
 class Failure(Exception):
     """This image could not be annotated (after retries); the run goes on."""
+
+
+class NotChatCompletion(ValueError):
+    """A 200 reply that is not an OpenAI chat completion (an HTML page, an SSE stream, ...)."""
 
 
 @dataclass
@@ -109,6 +134,11 @@ class OpenAIAnnotator:
 
     def __post_init__(self):
         self.structured = self.cfg.structured
+        self.token_param: str | None = "max_tokens"  # then max_completion_tokens, then none
+        self.send_temperature = True
+        self.answered = 0  # replies parsed into a word list, in this run
+        self.hopeless: Counter = Counter()  # kind -> attempts failed that way while answered == 0
+        self.fatal: str | None = None  # set once the run cannot go on; every request then stops
         self.client = AsyncOpenAI(base_url=self.cfg.base_url or OPENAI_URL, api_key=self.api_key,
                                   max_retries=0, timeout=self.cfg.timeout)
 
@@ -127,24 +157,72 @@ class OpenAIAnnotator:
             return min(retry_after, self.cfg.max_retry_after)
         return backoff
 
+    def _request(self, messages: list[dict]) -> dict:
+        kwargs = dict(model=self.cfg.model, messages=messages)
+        if self.send_temperature:
+            kwargs["temperature"] = self.cfg.temperature
+        if self.token_param:
+            kwargs[self.token_param] = self.cfg.max_tokens
+        if self.structured:
+            kwargs["response_format"] = RESPONSE_FORMAT
+        return kwargs
+
+    def _adapt(self, kwargs: dict, e: openai.BadRequestError) -> bool:
+        """After a 400: stop sending, for the rest of the run, the parameter it refused. True
+        when the request is to be sent again (the settings have changed since it was sent)."""
+        param = _unsupported_parameter(e)
+        if param == "temperature" and "temperature" in kwargs:
+            if self.send_temperature:
+                self.send_temperature = False
+                self.events["temperature_unsupported"] += 1
+            return True
+        if param in ("max_tokens", "max_completion_tokens") and param in kwargs:
+            if self.token_param == param:
+                self.token_param = "max_completion_tokens" if param == "max_tokens" else None
+                self.events[f"{param}_unsupported"] += 1
+            return True
+        if "response_format" in kwargs and _names_structured_output(e):
+            if self.structured:
+                self.structured = False
+                self.events["structured_output_refused"] += 1
+            return True
+        return False
+
+    def _give_up_if_hopeless(self, kind: str, detail: str) -> None:
+        """Count an attempt that failed in a way no retry mends while no painting was answered;
+        after GIVE_UP_AFTER of one kind the run cannot go on."""
+        if self.answered or self.fatal:
+            return
+        self.hopeless[kind] += 1
+        n = self.hopeless[kind]
+        if n < GIVE_UP_AFTER:
+            return
+        url = self.cfg.base_url or OPENAI_URL
+        if kind == "connection":
+            self.fatal = (f"the server at {url} is not reachable ({n} connection attempts failed, no painting "
+                          "answered): start it or fix --base-url")
+        elif kind == "not_chat":
+            self.fatal = (f"the server at {url} did not answer with an OpenAI chat completion ({n} replies, {detail}): "
+                          "check --base-url (an OpenAI-compatible API usually ends in /v1)")
+        else:
+            limit = f"at {self.cfg.max_tokens} tokens" if self.token_param else "by the server's token limit"
+            self.fatal = (f"every answer was cut {limit} (finish_reason length, {n} replies) before any painting "
+                          "was labelled: raise --max-tokens (reasoning models need 1000 or more)")
+        self.fatal = self.redact(self.fatal)
+
     async def _complete(self, messages: list[dict], usage: Usage) -> tuple[list[str], str]:
         """One answer's raw word list and text, retrying transient failures."""
         failures = 0
         while True:
-            structured = self.structured
-            kwargs = dict(model=self.cfg.model, messages=messages, temperature=self.cfg.temperature,
-                          max_tokens=self.cfg.max_tokens)
-            if structured:
-                kwargs["response_format"] = RESPONSE_FORMAT
-            retry_after = None
+            if self.fatal:
+                raise ArtgenError(self.fatal)
+            kwargs = self._request(messages)
+            retry_after, detail = None, ""
             usage.attempts += 1
             try:
                 resp = await self.client.chat.completions.create(**kwargs)
             except openai.BadRequestError as e:
-                if structured:  # the server refuses the JSON schema: plain JSON from now on
-                    if self.structured:
-                        self.structured = False
-                        self.events["structured_output_refused"] += 1
+                if self._adapt(kwargs, e):
                     continue
                 raise Failure(self.redact(f"the server rejected the request (400): {_message(e)}")) from None
             except (openai.AuthenticationError, openai.PermissionDeniedError) as e:
@@ -154,27 +232,41 @@ class OpenAIAnnotator:
                 raise ArtgenError(self.redact(
                     f"the server has no model {self.cfg.model!r} or no chat endpoint at this URL (404): "
                     f"check --model and --base-url ({_message(e)})")) from None
-            except openai.RateLimitError as e:
-                cause, retry_after = "rate_limit", _retry_after(e.response)
             except openai.APITimeoutError:
                 cause = "timeout"
             except openai.APIConnectionError:
                 cause = "connection"
+                self._give_up_if_hopeless("connection", "")
             except openai.APIStatusError as e:
-                if e.status_code < 500:
+                cause = RETRIED_STATUS.get(e.status_code) or ("server_error" if e.status_code >= 500 else None)
+                if cause is None:
                     raise Failure(self.redact(f"the server answered {e.status_code}: {_message(e)}")) from None
-                cause = "server_error"
+                retry_after = _retry_after(e.response)  # on any retried status, as the server asked
             else:
-                if resp.usage is not None:
-                    usage.prompt_tokens += resp.usage.prompt_tokens or 0
-                    usage.completion_tokens += resp.usage.completion_tokens or 0
-                text = resp.choices[0].message.content if resp.choices else None
+                _count_usage(resp, usage)
                 try:
-                    return parse_answer(text), text or ""
-                except ValueError:
-                    cause = "malformed"
+                    text, finish_reason = _chat_content(resp)
+                except NotChatCompletion as e:
+                    cause, detail = "malformed", str(e)
+                    self._give_up_if_hopeless("not_chat", detail)
+                else:
+                    try:
+                        words = parse_answer(text)
+                    except ValueError as e:
+                        if finish_reason == "length":
+                            cause = "length"
+                            limit = f"at {self.cfg.max_tokens} tokens" if self.token_param else "by the server's token limit"
+                            detail = f"the answer was cut {limit} (finish_reason length): raise --max-tokens"
+                            self._give_up_if_hopeless("length", detail)
+                        else:
+                            cause, detail = "malformed", str(e)
+                    else:
+                        self.answered += 1
+                        return words, text
+            if self.fatal:
+                raise ArtgenError(self.fatal)
             if failures >= self.cfg.max_retries:
-                raise Failure(f"{cause}: gave up after {failures + 1} attempts")
+                raise Failure(self.redact(f"{cause}: gave up after {failures + 1} attempts" + (f": {detail}" if detail else "")))
             self.retries[cause] += 1
             await asyncio.sleep(self._delay(failures, retry_after))
             failures += 1
@@ -202,6 +294,58 @@ class OpenAIAnnotator:
             raise
         return Annotation(norm.adjectives[:5], extra, norm.adjectives[5:], usage.prompt_tokens,
                           usage.completion_tokens, usage.attempts)
+
+
+def _count_usage(resp, usage: Usage) -> None:
+    u = getattr(resp, "usage", None)
+    for name in ("prompt_tokens", "completion_tokens"):
+        n = getattr(u, name, None)
+        if isinstance(n, int):
+            setattr(usage, name, getattr(usage, name) + n)
+
+
+def _chat_content(resp) -> tuple[str | None, str | None]:
+    """(text, finish_reason) of a chat completion's first choice; NotChatCompletion for a
+    reply that is not one (the openai client hands over an HTML page or an SSE stream as str)."""
+    if isinstance(resp, (str, bytes)):
+        got = " ".join(str(resp[:60] if isinstance(resp, str) else resp[:60].decode(errors="replace")).split())
+        raise NotChatCompletion(f"the server did not answer with an OpenAI chat completion: got {got!r}")
+    choices = getattr(resp, "choices", None)
+    message = getattr(choices[0], "message", None) if isinstance(choices, list) and choices else None
+    if message is None:
+        raise NotChatCompletion("the server did not answer with an OpenAI chat completion: no choices[0].message")
+    content, finish_reason = getattr(message, "content", None), getattr(choices[0], "finish_reason", None)
+    if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}, ...]
+        content = "".join(p.get("text") or "" for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    if content is not None and not isinstance(content, str):
+        raise NotChatCompletion(f"the server did not answer with an OpenAI chat completion: content is a "
+                                f"{type(content).__name__}")
+    return content, finish_reason
+
+
+def _error_fields(e) -> dict:
+    body = getattr(e, "body", None)
+    err = body.get("error", body) if isinstance(body, dict) else None
+    return err if isinstance(err, dict) else {}
+
+
+def _unsupported_parameter(e) -> str | None:
+    """`max_tokens`, `max_completion_tokens` or `temperature` when a 400 says that parameter
+    (or its value) is not supported, as OpenAI's reasoning models answer; else None."""
+    names = ("max_tokens", "max_completion_tokens", "temperature")
+    err = _error_fields(e)
+    text = f"{err.get('code') or ''} {_message(e)}".lower()
+    if "unsupported" not in text and "not supported" not in text:  # e.g. "max_tokens is too large": not ours to change
+        return None
+    if err.get("param") in names:
+        return err["param"]
+    found = [(text.find(n), n) for n in names if n in text]
+    return min(found)[1] if found else None
+
+
+def _names_structured_output(e) -> bool:
+    text = f"{_message(e)} {getattr(e, 'body', '')}".lower()
+    return any(w in text for w in STRUCTURED_WORDS)
 
 
 def _message(e) -> str:

@@ -43,6 +43,7 @@ class AnnotateConfig:
     timeout: float = 60.0
     max_retries: int = 5
     base_delay: float = 1.0
+    max_tokens: int = 120  # openai: the answer's token budget
     workers: int = 0  # heuristic: processes (0: one per CPU core)
     show_progress: bool = True
 
@@ -84,8 +85,11 @@ class Summary:
             out.append("  retries: " + ", ".join(f"{k} {v}" for k, v in sorted(self.retries.items())))
         else:
             out.append("  retries: none")
-        for k, v in sorted(self.events.items()):
-            out.append(f"  note: {k.replace('_', ' ')} ({v}x): fell back to plain JSON answers")
+        if self.events:
+            from annotate.openai_backend import EVENT_NOTES
+
+            for k, v in sorted(self.events.items()):
+                out.append(f"  note: {EVENT_NOTES.get(k, k.replace('_', ' '))} ({v}x)")
         out.append(f"  tokens: {self.prompt_tokens} prompt, {self.completion_tokens} completion")
         if self.cost is not None:
             out.append(f"  estimated cost: ${self.cost:.4f} (at ${self.price_in or 0:g} / ${self.price_out or 0:g} "
@@ -141,6 +145,14 @@ def run_annotation(ws: Workspace, cfg: AnnotateConfig) -> Summary:
     for name, price in (("--price-in", cfg.price_in), ("--price-out", cfg.price_out)):
         if price is not None and price < 0:
             raise ArtgenError(f"{name} must be a price in USD per million tokens, 0 or more (got {price})")
+    if cfg.max_tokens < 1:
+        raise ArtgenError(f"--max-tokens must be at least 1 (got {cfg.max_tokens})")
+    if cfg.backend == "openai" and cfg.base_url is not None \
+            and not cfg.base_url.strip().lower().startswith(("http://", "https://")):
+        url = cfg.base_url.strip()
+        example = f"http://{url}" if url and "://" not in url else "http://localhost:8000/v1"
+        raise ArtgenError(f"--base-url {cfg.base_url!r} does not start with http:// or https://: pass the full URL, "
+                          f"e.g. {example}")
     mode = "stats" if cfg.backend == "heuristic" else cfg.mode
     api_key = None
     if cfg.backend == "openai" and not cfg.dry_run:
@@ -278,7 +290,8 @@ async def _run_openai(cfg: AnnotateConfig, summary: Summary, pending: list, writ
     from annotate.openai_backend import ClientConfig, Failure, OpenAIAnnotator
 
     annotator = OpenAIAnnotator(ClientConfig(base_url=cfg.base_url, model=summary.model, timeout=cfg.timeout,
-                                             max_retries=cfg.max_retries, base_delay=cfg.base_delay), api_key)
+                                             max_retries=cfg.max_retries, base_delay=cfg.base_delay,
+                                             max_tokens=cfg.max_tokens), api_key)
     summary.retries = annotator.retries  # shared: an interrupted run still reports them
     summary.events = annotator.events
     loop = asyncio.get_running_loop()
@@ -294,6 +307,9 @@ async def _run_openai(cfg: AnnotateConfig, summary: Summary, pending: list, writ
     # the HTTP client and retried as a dropped connection. Requests in flight finish and are
     # written; queued ones are dropped; the run then ends as interrupted.
     stop = asyncio.Event()
+    # An error that ends the run (bad key, no such model, no server at the URL) stops it the
+    # same way, so answers already on their way are still written; it is raised at the end.
+    fatal: list[ArtgenError] = []
     try:
         loop.add_signal_handler(signal.SIGINT, stop.set)
         handler = True
@@ -317,6 +333,10 @@ async def _run_openai(cfg: AnnotateConfig, summary: Summary, pending: list, writ
             base = {"id": id_, "backend": "openai", "model": summary.model, "mode": cfg.mode}
             try:
                 ann = await annotator.annotate(messages)
+            except ArtgenError as e:
+                fatal.append(e)
+                stop.set()
+                continue
             except Failure as e:
                 u = getattr(e, "usage", None)
                 pt, ct = (u.prompt_tokens, u.completion_tokens) if u else (0, 0)
@@ -342,6 +362,8 @@ async def _run_openai(cfg: AnnotateConfig, summary: Summary, pending: list, writ
         with progress_bar(f"annotate ({summary.model}, {cfg.mode})", total=len(pending),
                           enabled=cfg.show_progress) as advance:
             await asyncio.gather(producer(), *(worker(advance) for _ in range(n_workers)))
+        if fatal:
+            raise fatal[0]
         if stop.is_set():
             raise KeyboardInterrupt
     finally:

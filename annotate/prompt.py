@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 
 import numpy as np
 
@@ -161,27 +162,89 @@ def render_messages(messages: list[dict], max_url: int = 80) -> str:
     return "\n".join(out)
 
 
+_THINK = re.compile(r"<think>.*?</think>", re.S | re.I)  # a reasoning model's thinking, braces and all
+_TRAILING_COMMA = re.compile(r",\s*([\]}])")
+_SEPARATORS = re.compile(r"[,;\n]")
+_BARE_WORD = re.compile(r"[A-Za-z][A-Za-z' -]*")  # one item of a bare list: letters, spaces, hyphens
+ANSWER_KEYS = ("adjectives", "words", "labels")
+ITEM_KEYS = ("adjective", "word", "label", "name", "term", "value")  # [{"word": "warm"}, ...]
+
+
+def strip_thinking(text: str) -> str:
+    """The reply without its <think>...</think> blocks; after a lone </think> (the opening tag
+    was in the prompt) only what follows counts, and a <think> never closed (cut) is dropped."""
+    text = _THINK.sub(" ", text)
+    low = text.lower()
+    if "</think>" in low:
+        text = text[low.rfind("</think>") + len("</think>"):]
+    elif "<think>" in low:
+        text = text[:low.find("<think>")]
+    return text
+
+
+def _words(value) -> list[str] | None:
+    """The words of an answer's list: a list (strings split at commas, nested lists flattened,
+    {"word": ...} objects read; numbers and the like dropped) or a comma/semicolon-separated
+    string. None when `value` is neither."""
+    if isinstance(value, str):
+        return [w.strip() for w in _SEPARATORS.split(value) if w.strip()]
+    if not isinstance(value, list):
+        return None
+    out = []
+    for item in value:
+        if isinstance(item, (str, list)):
+            out += _words(item)
+        elif isinstance(item, dict):
+            fields = {str(k).lower(): v for k, v in item.items()}
+            word = next((fields[k] for k in ITEM_KEYS if isinstance(fields.get(k), str)), None)
+            if word is not None:
+                out += _words(word)
+    return out
+
+
+def _bare_list(text: str) -> list[str] | None:
+    """`warm, vivid, chaotic` (commas, semicolons or new lines; each item at most three words of
+    letters), else None: prose such as `Sure! Here are some: warm` is not a list."""
+    items = [i.strip().strip("\"'`*").strip().rstrip(".").strip() for i in _SEPARATORS.split(text)]
+    items = [i for i in items if i]
+    if items and all(_BARE_WORD.fullmatch(i) and len(i.split()) <= 3 for i in items):
+        return items
+    return None
+
+
 def parse_answer(text: str | None) -> list[str]:
-    """The raw word list from a reply: JSON {"adjectives": [...]}, a bare JSON list, or JSON
-    inside surrounding prose / a code fence. Raises ValueError for anything else."""
+    """The raw word list from a reply: JSON {"adjectives": [...]} (or a comma-separated string
+    in place of the list), a bare JSON list, JSON inside surrounding prose / a code fence or
+    with trailing commas, or a bare `warm, vivid, chaotic` line; <think> blocks are ignored.
+    Raises ValueError for anything else."""
     if not text or not text.strip():
         raise ValueError("empty reply")
-    candidates = [text.strip()]
-    start, end = text.find("{"), text.rfind("}")
+    answer = strip_thinking(text).strip()
+    if not answer:
+        raise ValueError("the reply held only reasoning (<think>), no answer")
+    candidates = [answer]
+    start, end = answer.find("{"), answer.rfind("}")
     if 0 <= start < end:
-        candidates.append(text[start:end + 1])
-    start, end = text.find("["), text.rfind("]")
+        candidates.append(answer[start:end + 1])
+    start, end = answer.find("["), answer.rfind("]")
     if 0 <= start < end:
-        candidates.append(text[start:end + 1])
+        candidates.append(answer[start:end + 1])
     for c in candidates:
-        try:
-            obj = json.loads(c)
-        except ValueError:
-            continue
-        if isinstance(obj, dict):
-            for key in ("adjectives", "words", "labels"):
-                if isinstance(obj.get(key), list):
-                    return [str(w) for w in obj[key]]
-        if isinstance(obj, list) and all(isinstance(w, str) for w in obj):
-            return obj
+        for attempt in (c, _TRAILING_COMMA.sub(r"\1", c)):
+            try:
+                obj = json.loads(attempt)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                fields = {str(k).lower(): v for k, v in obj.items()}
+                for key in ANSWER_KEYS:
+                    words = _words(fields.get(key))
+                    if words is not None:
+                        return words
+            if isinstance(obj, list) and (words := _words(obj)):
+                return words
+            break
+    words = _bare_list(answer)
+    if words is not None:
+        return words
     raise ValueError(f"reply is not the JSON asked for: {text[:80]!r}")

@@ -35,9 +35,25 @@ def test_parse_answer_reads_json_in_its_usual_disguises():
     assert parse_answer('{"adjectives": ["warm", "calm", "dense"]}') == ["warm", "calm", "dense"]
     assert parse_answer('```json\n{"adjectives": ["a", "b"]}\n```') == ["a", "b"]
     assert parse_answer('Here you go: ["warm", "cool"]') == ["warm", "cool"]
-    for bad in ("", None, "warm, vivid, calm", '{"colour": "red"}'):
+    for bad in ("", None, '{"colour": "red"}', "Sure! Here are some adjectives: warm, vivid",
+                "<think>warm, vivid, calm</think>", "<think>warm, vivid, calm (the answer was cut"):
         with pytest.raises(ValueError):
             parse_answer(bad)
+
+
+def test_parse_answer_reads_the_shapes_normalise_can_handle():
+    three = ["warm", "vivid", "chaotic"]
+    assert parse_answer("warm, vivid, chaotic") == three
+    assert parse_answer("Warm; vivid; chaotic.") == ["Warm", "vivid", "chaotic"]
+    assert parse_answer('{"adjectives": "warm, vivid, chaotic"}') == three  # a string for the list
+    assert parse_answer('{"adjectives": ["warm", "vivid", "chaotic",],}') == three  # trailing commas
+    thinking = '<think>Maybe {"adjectives": ["dark", "calm"]}? No: [cool].</think>\n{"adjectives": ["warm", "vivid", "chaotic"]}'
+    assert parse_answer(thinking) == three
+    assert parse_answer('the reds dominate, so </think>{"adjectives": ["warm", "vivid", "chaotic"]}') == three
+    # nested lists and objects are read, not turned into strings like "{'word': 'warm'}"
+    nested = '{"adjectives": [{"word": "warm", "score": 0.9}, ["vivid", ["chaotic"]], 3, null, {"score": 1}]}'
+    assert parse_answer(nested) == three
+    assert normalise(parse_answer(nested)).extra == []
 
 
 def test_prompt_holds_every_definition_and_stats_mode_sends_no_image(small_corpus):

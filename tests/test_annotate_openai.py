@@ -201,3 +201,111 @@ def test_two_annotate_runs_at_once_label_and_bill_every_painting_once(ws):
     assert f"pid {first.pid}" in err2 and "annotate" in err2 and "Traceback" not in err2
     ids = [r["id"] for r in records(out)]
     assert len(ids) == len(set(ids)) == 120 and requests == 120  # labelled once, billed once
+
+
+def test_a_base_url_without_a_scheme_is_refused_up_front(ws, capsys):
+    from artgen.app.cli import main
+
+    with pytest.raises(ArtgenError) as err:
+        run_annotation(ws, AnnotateConfig(backend="openai", mode="stats", base_url="localhost:11434/v1", limit=2,
+                                          max_retries=0, base_delay=0.001, show_progress=False))
+    assert "http://localhost:11434/v1" in str(err.value) and not (ws.annotations / "openai.failures.jsonl").exists()
+    assert main(["--workdir", str(ws.root), "annotate", "--backend", "openai", "--base-url", "localhost:8000/v1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not start with http:// or https://" in err[0] and "--base-url" in err[0]
+
+
+def test_a_dead_server_stops_the_run_after_a_few_attempts_and_keeps_the_finished_labels(ws):
+    with LocalChatServer() as server:
+        run_annotation(ws, config(server, limit=3))
+    # the server is gone: nothing listens on its port any more
+    t0 = time.monotonic()
+    with pytest.raises(ArtgenError) as err:
+        run_annotation(ws, config(server, concurrency=2))  # 117 paintings pending
+    msg = str(err.value)
+    assert f"the server at {server.base_url} is not reachable" in msg and "start it or fix --base-url" in msg
+    assert "\n" not in msg and time.monotonic() - t0 < 30
+    assert len(records(ws.annotations / "openai.jsonl")) == 3  # finished work is kept
+    assert len(records(ws.annotations / "openai.failures.jsonl")) <= 2  # not 117 paintings tried in turn
+
+
+def test_connection_drops_after_the_server_has_answered_are_retried_not_fatal(ws):
+    with LocalChatServer(plan=lambda n, body: "drop" if 2 <= n <= 9 else "ok") as server:
+        summary = run_annotation(ws, config(server, limit=4))
+    assert summary.done == 2 and summary.failed == 2 and summary.retries["connection"] == 6
+
+
+def test_a_reasoning_model_that_refuses_max_tokens_and_temperature_gets_what_it_accepts(ws):
+    bodies = []
+    with LocalChatServer(reject_params=("max_tokens", "temperature"),
+                         plan=lambda n, body: bodies.append(body) or "ok") as server:
+        summary = run_annotation(ws, config(server, limit=4, concurrency=2, max_tokens=2000))
+    assert summary.done == 4 and summary.failed == 0
+    assert dict(summary.events) == {"max_tokens_unsupported": 1, "temperature_unsupported": 1}
+    assert all(b["max_completion_tokens"] == 2000 and "max_tokens" not in b and "temperature" not in b
+               and "response_format" in b for b in bodies)  # structured output was never turned off
+    notes = [line for line in summary.lines() if "note:" in line]
+    assert len(notes) == 2 and not any("plain JSON" in line for line in notes)
+    assert any("max_completion_tokens" in line for line in notes)
+
+
+def test_a_400_that_does_not_name_structured_output_fails_the_painting_only(ws):
+    bodies = []
+    with LocalChatServer(plan=lambda n, body: bodies.append(body) or ("400" if n == 1 else "ok")) as server:
+        summary = run_annotation(ws, config(server, limit=2))
+    assert not summary.events and summary.done == 1 and summary.failed == 1
+    assert all("response_format" in b for b in bodies)  # structured output stays on
+    [fail] = records(ws.annotations / "openai.failures.jsonl")
+    assert fail["reason"] == "the server rejected the request (400): the image is too large"
+
+
+def test_an_answer_cut_by_the_token_limit_says_so(ws, capsys):
+    from artgen.app.cli import main
+
+    bodies = []
+    with LocalChatServer(plan=lambda n, body: bodies.append(body) or "length") as server:
+        summary = run_annotation(ws, config(server, limit=3, max_retries=1, max_tokens=64))
+        assert summary.failed == 3 and summary.retries["length"] == 3 and {b["max_tokens"] for b in bodies} == {64}
+        reasons = {f["reason"] for f in records(ws.annotations / "openai.failures.jsonl")}
+        assert reasons == {"length: gave up after 2 attempts: the answer was cut at 64 tokens (finish_reason length): "
+                           "raise --max-tokens"}
+        # when every answer is cut, the run stops early with one line
+        rc = main(["--workdir", str(ws.root), "annotate", "--backend", "openai", "--mode", "stats", "--base-url",
+                   server.base_url, "--max-tokens", "80", "--concurrency", "1", "--retry-delay", "0.001"])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]  # not the progress bar
+    assert rc == 2 and len(err) == 1 and "cut at 80 tokens" in err[0] and "raise --max-tokens" in err[0], err
+    assert bodies[-1]["max_tokens"] == 80 and len(bodies) < 20
+
+
+def test_a_reply_that_is_not_a_chat_completion_is_retried_then_a_failure_not_a_crash(ws):
+    faults = {1: "html", 2: "html", 3: "sse", 4: "no_message"}
+    with LocalChatServer(plan=lambda n, body: faults.get(n, "ok")) as server:
+        summary = run_annotation(ws, config(server, limit=3, max_retries=1))
+    assert summary.done == 1 and summary.failed == 2 and summary.retries["malformed"] == 2
+    reasons = [f["reason"] for f in records(ws.annotations / "openai.failures.jsonl")]
+    assert all(r.startswith("malformed: gave up after 2 attempts: the server did not answer with an OpenAI chat "
+                            "completion") for r in reasons)
+    assert "<!doctype html>" in reasons[0] and "no choices[0].message" in reasons[1]
+    # a server that never answers with one (a web page on the wrong port) stops the run
+    with LocalChatServer(plan=lambda n, body: "html") as server:
+        with pytest.raises(ArtgenError) as err:
+            run_annotation(ws, config(server, max_retries=1))
+        assert server.requests < 20
+    assert "did not answer with an OpenAI chat completion" in str(err.value) and "--base-url" in str(err.value)
+    assert len(records(ws.annotations / "openai.jsonl")) == 1
+
+
+def test_retry_after_is_obeyed_on_any_retried_status_and_408_409_are_retried(ws, monkeypatch):
+    slept = []
+    real_sleep = backend.asyncio.sleep
+
+    async def recording_sleep(seconds):
+        slept.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr(backend.asyncio, "sleep", recording_sleep)
+    with LocalChatServer(plan={1: "503", 3: "408", 5: "409"}, retry_after=7) as server:
+        summary = run_annotation(ws, config(server, limit=3))
+    assert summary.done == 3 and summary.failed == 0
+    assert dict(summary.retries) == {"server_error": 1, "timeout": 1, "conflict": 1}
+    assert slept[0] == 7  # the 503's Retry-After, not the 1 ms backoff
