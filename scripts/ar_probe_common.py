@@ -4,7 +4,8 @@
 `probe_set`: the test captions every probe reads — a seeded sample of test paintings, for
 painting i a caption of 3-5 of its ground-truth adjectives (seed i), its style as the target,
 and the bench's style judge (trained on real train paintings, cached in the workspace).
-`add_probe_args` / `open_probe`: the options every probe takes (--workdir, --model, --captions)
+`add_probe_args` / `open_probe`: the options every probe takes (--workdir, --model or --checkpoint,
+--captions)
 and what they open: the workspace, its autoregressive generator and the probe set.
 `drawn_styles`: the judge's style of each caption's guided image.
 `guided_codes`: the runtime's sampler (guided Gumbel-max, one cached step per position),
@@ -101,6 +102,7 @@ def guided_codes(gen, captions: list[str], seeds: list[int], guidance: float | l
 def add_probe_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--model", default="tiny-ar")
+    ap.add_argument("--checkpoint", default=None, help="a model folder instead of the workspace's --model")
     ap.add_argument("--captions", type=int, default=300)
 
 
@@ -108,9 +110,9 @@ def open_probe(args: argparse.Namespace):
     """(workspace, autoregressive generator, probe set) for `add_probe_args`' options, on 2 threads."""
     torch.set_num_threads(2)
     ws = Workspace.resolve(args.workdir)
-    gen = load_generator(ws, args.model)
+    gen = load_generator(ws, args.model, checkpoint=args.checkpoint)
     if gen.kind != "ar":
-        raise SystemExit(f"{args.model} is not an autoregressive model")
+        raise SystemExit(f"{args.checkpoint or args.model} is not an autoregressive model")
     return ws, gen, probe_set(ws, args.captions)
 
 

@@ -1,0 +1,139 @@
+"""Would the autoregressive generator draw its words' forms better after training on its own
+best drafts? A probe of rejection-sampling fine-tuning (RAFT, Dong et al. 2023; ReST, Gulcehre
+et al. 2023), aimed at the drift measured in docs/generation.md: the model starts the form its
+words ask for and loses it lower down the grid, a mistake teacher forcing never shows it.
+
+1. A code scorer: a small convolutional network over the VQ-VAE code grid that predicts which
+   vocabulary adjectives a painting carries, trained on the train grids (and their mirror images)
+   with their ground-truth adjectives. It never sees the corpus's `style` column nor an image;
+   the bench's judges (logistic regressions on image statistics, trained on real paintings) stay
+   independent of it. Its test recall of asked adjectives is printed.
+2. Drafts: for `--captions` captions of train paintings (3-5 of their adjectives, never a test
+   caption), `--candidates` draws each by the default sampler (guidance 2.5, T 0.8); the draft
+   whose codes the scorer finds most consistent with the caption's words (the mean log-probability
+   of the asked adjectives) is kept.
+3. Two fine-tunings of the same model from the same weights, the same steps, LR and batches:
+   `control` on the real train grids only, `self` with the kept drafts as `--share` of the
+   samples. The difference between them is the drafts' effect, not the extra steps'.
+
+    python scripts/ar_self_training_probe.py --workdir W [--model tiny-ar] [--captions 2000] [--candidates 4]
+        [--steps 1000] [--lr 3e-4] [--share 0.25] [--variants control,self]
+
+Writes W/checkpoints/tiny-ar-<variant> (a model folder), caches the scorer and the drafts in
+W/cache/self_training/; then score each with `scripts/ar_sampling_sweep.py --checkpoint DIR
+--guidance 2.5 --temperatures 0.8 --no-fid --captions 1000`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from artgen.data.captions import load_labels
+from artgen.data.latents import FLIPPED, ensure_latents, load_latents, painting_id
+from artgen.generate import load_generator
+from artgen.models.code_scorer import CodeScorer
+from artgen.models.generators import generator_kind
+from artgen.models.text_to_codes import TextToCodes
+from artgen.training.predictor import AR_PRESETS, PredictorTask
+from artgen.training.self_training import SelfTrainingConfig, draw_drafts, mixed_training_set, train_code_scorer
+from artgen.training.trainer import TrainConfig, train
+from artgen.workspace import Workspace
+
+
+def finetune(base_dir: Path, out: Path, train_codes: np.ndarray, train_labels: list[list[str]],
+             test_codes: np.ndarray, test_labels: list[list[str]], steps: int, lr: float, note: dict) -> dict:
+    model, config = TextToCodes.from_pretrained(base_dir)
+    model.train()
+    config = json.loads(json.dumps(config))
+    config["summary"] = {**config["summary"], "preset": "custom", "self_training": note}
+    kind = generator_kind("ar")
+    work = out.with_name(out.name + ".run")
+    task = PredictorTask(model, train_codes, train_labels, test_codes, test_labels, config, work / "metrics.json",
+                         kind=kind)
+    p = AR_PRESETS["default"]["tiny"]
+    tcfg = TrainConfig(**{**p.train, "steps": steps, "lr": lr, "warmup_steps": max(1, steps // 20),
+                          "checkpoint_every": 0, "eval_every": 0, "seed": 0})
+    result = train(task, tcfg, work, description=f"fine-tune {out.name}")
+    out.mkdir(parents=True, exist_ok=True)
+    result.model.save_pretrained(out, {**config, "train": asdict(tcfg)})
+    final = {**config["summary"], **result.metrics, "steps": steps, "lr": lr,
+             "train_seconds_this_run": round(result.seconds, 1)}
+    (out / "metrics.json").write_text(json.dumps(final, indent=1))
+    return final
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workdir", required=True)
+    ap.add_argument("--model", default="tiny-ar")
+    ap.add_argument("--captions", type=int, default=2000, help="train captions drafted")
+    ap.add_argument("--candidates", type=int, default=4, help="drafts per caption; the best one is kept")
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--share", type=float, default=0.25, help="share of the fine-tuning samples that are kept drafts")
+    ap.add_argument("--variants", default="control,self")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    cfg = SelfTrainingConfig(captions=args.captions, candidates=args.candidates, share=args.share, steps=args.steps,
+                             lr=args.lr)
+    ws = Workspace.resolve(args.workdir)
+    gen = load_generator(ws, args.model)
+    ensure_latents(ws, flipped=True)
+    labels_by_id, _ = load_labels(ws, "gt")
+    ids, codes = load_latents(ws, "train")
+    fids, fcodes = load_latents(ws, FLIPPED)
+    tids, tcodes = load_latents(ws, "test")
+    train_codes = np.concatenate([codes, fcodes])
+    train_labels = [labels_by_id.get(painting_id(i), []) for i in ids + fids]
+    test_labels = [labels_by_id.get(painting_id(i), []) for i in tids]
+    cache = ws.root / "cache" / "self_training"
+    cache.mkdir(parents=True, exist_ok=True)
+
+    if (cache / "code_scorer" / "config.json").exists():
+        scorer = CodeScorer.from_pretrained(cache / "code_scorer")
+        stats = json.loads((cache / "code_scorer.json").read_text())
+    else:
+        start = time.perf_counter()
+        scorer, stats = train_code_scorer(train_codes, train_labels, tcodes, test_labels,
+                                          gen.predictor.cfg.codebook_size, cfg)
+        stats["seconds"] = round(time.perf_counter() - start, 1)
+        scorer.save_pretrained(cache / "code_scorer")
+        (cache / "code_scorer.json").write_text(json.dumps(stats, indent=1))
+    print(f"code scorer: {stats}")
+
+    drafts_path = cache / f"drafts-{args.model}-{args.captions}x{args.candidates}.pkl"
+    if drafts_path.exists():
+        drafts = pickle.loads(drafts_path.read_bytes())
+    else:
+        start = time.perf_counter()
+        drafts = draw_drafts(gen, scorer, train_labels[:len(ids)], cfg)
+        drafts_path.write_bytes(pickle.dumps(drafts))
+        print(f"drafts: {args.captions} x {args.candidates} in {time.perf_counter() - start:.0f} s")
+    print(f"drafts: {drafts.summary()}")
+
+    base_dir = ws.checkpoint(args.model)
+    for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
+        out = ws.checkpoint(f"{args.model}-{variant}")
+        if variant == "control":
+            codes_v, labels_v = train_codes, train_labels
+        elif variant == "self":
+            codes_v, labels_v = mixed_training_set(train_codes, train_labels, drafts, cfg.share)
+            print(f"self: {len(codes_v) - len(train_codes)} draft samples beside {len(train_codes)} real grids")
+        else:
+            raise SystemExit(f"unknown variant {variant!r}: control or self")
+        note = {"variant": variant, "base": str(base_dir), **asdict(cfg), "share": cfg.share if variant == "self" else 0.0}
+        m = finetune(base_dir, out, codes_v, labels_v, tcodes, test_labels, cfg.steps, cfg.lr, note)
+        print(f"{variant}: test CE {m['ce']:.3f} (without text {m['ce_no_text']:.3f}), "
+              f"{m['train_seconds_this_run']:.0f} s -> {out}")
+
+
+if __name__ == "__main__":
+    main()
