@@ -70,6 +70,25 @@ def finetune(base_dir: Path, out: Path, train_codes: np.ndarray, train_labels: l
     return final
 
 
+def print_agreement(ws: Workspace, scorer: CodeScorer, folders: list[Path], captions: int = 600) -> None:
+    from ar_probe_common import probe_set
+
+    from artgen.training.self_training import caption_words
+
+    probe = probe_set(ws, captions)
+    asked = [caption_words(c, scorer.cfg.adjectives) for c in probe.captions]
+    print("| model | scorer agreement with the caption's words (mean log p) | asked words the scorer finds |\n|---|---|---|")
+    for folder in folders:
+        gen = load_generator(ws, "tiny-ar", checkpoint=folder)
+        codes = torch.cat([gen.sample_codes(probe.captions[s:s + 50], seeds=list(range(s, min(s + 50, captions))))
+                           for s in range(0, captions, 50)])
+        agreement = scorer.agreement(codes, asked)
+        y = scorer.targets(asked).bool()
+        with torch.no_grad():
+            found = (scorer(codes).sigmoid() > 0.5) & y
+        print(f"| {folder.name} | {agreement.mean():.3f} | {found.sum() / y.sum():.3f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", required=True)
@@ -80,6 +99,9 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--share", type=float, default=0.25, help="share of the fine-tuning samples that are kept drafts")
     ap.add_argument("--variants", default="control,self")
+    ap.add_argument("--agreement", nargs="*", default=None, metavar="MODEL_DIR",
+                    help="instead: the cached scorer's mean agreement with the words of 600 test captions for each model "
+                         "folder's default-sampler images (did the fine-tuning move what the scorer reads?)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     cfg = SelfTrainingConfig(captions=args.captions, candidates=args.candidates, share=args.share, steps=args.steps,
@@ -108,6 +130,9 @@ def main() -> None:
         scorer.save_pretrained(cache / "code_scorer")
         (cache / "code_scorer.json").write_text(json.dumps(stats, indent=1))
     print(f"code scorer: {stats}")
+    if args.agreement is not None:
+        print_agreement(ws, scorer, [ws.checkpoint(args.model), *map(Path, args.agreement)])
+        return
 
     drafts_path = cache / f"drafts-{args.model}-{args.captions}x{args.candidates}.pkl"
     if drafts_path.exists():
