@@ -81,34 +81,25 @@ def test_the_kept_draft_is_the_best_scoring_and_the_mix_holds_the_share():
     assert np.array_equal(mixed[len(real)], kept[0])
 
 
-@pytest.fixture(scope="module")
-def tiny_ar_workspace(small_corpus, tmp_path_factory):
-    """The small corpus, a 2-step VQ-VAE and a 4-step tiny AR model (test_ar_generator.TINY_AR)."""
+def test_drafts_come_from_the_generators_own_sampler(small_corpus, tmp_path):
+    """A tiny trained AR model: each draft is what `ARGenerator.sample_codes` draws for its
+    caption and seed, and the scores are the scorer's agreement with the caption's words."""
     import shutil
 
     from test_ar_generator import TINY_AR
 
-    from artgen.training.predictor import train_predictor
-    from artgen.training.vqvae import train_vqvae
-    from artgen.workspace import Workspace
-
-    root = tmp_path_factory.mktemp("self-training")
-    shutil.copytree(small_corpus / "data", root / "data")
-    ws = Workspace(root)
-    train_vqvae(ws, preset="quick", steps=2, batch_size=8, device="cpu", show_progress=False)
-    train_predictor(ws, "tiny", preset=TINY_AR, annotations="gt", device="cpu", show_progress=False, generator="ar")
-    return ws
-
-
-def test_drafts_come_from_the_generators_own_sampler(tiny_ar_workspace):
-    """Each draft is what `ARGenerator.sample_codes` draws for its caption and seed, and the
-    scores are the scorer's agreement with the caption's words."""
     from artgen.data.captions import load_labels
     from artgen.data.latents import load_latents
     from artgen.generate import load_generator
+    from artgen.training.predictor import train_predictor
     from artgen.training.self_training import DRAFT_SEED
+    from artgen.training.vqvae import train_vqvae
+    from artgen.workspace import Workspace
 
-    ws = tiny_ar_workspace
+    shutil.copytree(small_corpus / "data", tmp_path / "data")
+    ws = Workspace(tmp_path)
+    train_vqvae(ws, preset="quick", steps=2, batch_size=8, device="cpu", show_progress=False)
+    train_predictor(ws, "tiny", preset=TINY_AR, annotations="gt", device="cpu", show_progress=False, generator="ar")
     gen = load_generator(ws, "tiny-ar")
     labels_by_id, _ = load_labels(ws, "gt")
     ids, codes = load_latents(ws, "train")
@@ -122,51 +113,3 @@ def test_drafts_come_from_the_generators_own_sampler(tiny_ar_workspace):
     assert np.array_equal(again[0].numpy(), drafts.codes[1, 1])
     expected = scorer.agreement(torch.from_numpy(drafts.codes[1].astype(np.int64)), [drafts.asked[1]] * 2)
     assert np.allclose(expected.numpy(), drafts.scores[1], atol=1e-5)
-
-
-def test_a_preset_with_self_training_fine_tunes_the_trained_model_on_its_drafts(tiny_ar_workspace, tmp_path):
-    """`PredictorPreset.self_training`: after its steps the model is fine-tuned on real grids
-    and its kept drafts; the record (scorer, drafts, share) is in its config and metrics, its
-    evaluations hold the main run's then the fine-tuned model's, and it generates."""
-    import json
-    from dataclasses import replace
-
-    from helpers import copy_workspace
-    from test_ar_generator import TINY_AR
-
-    from artgen.generate import load_generator
-    from artgen.training.predictor import train_predictor
-
-    ws = copy_workspace(tiny_ar_workspace, tmp_path / "ws")
-    st = dict(captions=4, candidates=2, share=0.5, steps=2, lr=1e-3, scorer_epochs=1, scorer_width=8, scorer_batch=16)
-    metrics = train_predictor(ws, "tiny", preset=replace(TINY_AR, self_training=st), annotations="gt", device="cpu",
-                              show_progress=False, generator="ar")
-    record = metrics["self_training"]
-    assert record["captions"] == 4 and record["candidates"] == 2 and record["draft_samples"] > 0
-    assert record["drafts"]["agreement_kept"] >= record["drafts"]["agreement_first_draft"]
-    assert {"test_recall", "test_precision"} <= set(record["scorer"])
-    assert len(metrics["evaluations"]) == 2 and metrics["preset"] == "custom"
-    config = json.loads((ws.checkpoint("tiny-ar") / "config.json").read_text())
-    assert config["summary"]["self_training"]["drafts"] == record["drafts"]
-    assert (ws.checkpoint("tiny-ar") / "code_scorer" / "model.safetensors").is_file()
-    plain = load_generator(tiny_ar_workspace, "tiny-ar").predictor.state_dict()
-    tuned = load_generator(ws, "tiny-ar").predictor.state_dict()
-    assert any(not torch.equal(plain[k], tuned[k]) for k in plain)  # the drafts moved the weights
-    assert load_generator(ws, "tiny-ar").sample_codes(["warm, calm"], seed=0).shape[0] == 1
-
-
-def test_self_training_is_refused_for_the_masked_generator_and_for_unknown_settings(tiny_ar_workspace, tmp_path):
-    from dataclasses import replace
-
-    from helpers import copy_workspace
-    from test_ar_generator import TINY_AR
-
-    from artgen.training.predictor import train_predictor
-
-    ws = copy_workspace(tiny_ar_workspace, tmp_path / "ws")
-    with pytest.raises(ArtgenError, match="--generator ar"):
-        train_predictor(ws, "tiny", preset=replace(TINY_AR, self_training=dict(steps=2)), annotations="gt",
-                        device="cpu", show_progress=False, generator="masked")
-    with pytest.raises(ArtgenError, match="not SelfTrainingConfig fields"):
-        train_predictor(ws, "tiny", preset=replace(TINY_AR, self_training=dict(rounds=2)), annotations="gt",
-                        device="cpu", show_progress=False, generator="ar")

@@ -18,7 +18,6 @@ weight source or "trained from scratch", predictor config, vocabulary hash, VQ-V
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,8 +39,7 @@ from artgen.models.text_to_codes import TextToCodes
 from artgen.models.vqvae import checkpoint_hash
 from artgen.progress import console
 from artgen.tracking import NO_TRACKER, Tracker, checkpoint_files
-from artgen.training.self_training import SelfTrainingConfig
-from artgen.training.trainer import TrainConfig, find_checkpoint, publish_run, resolve_device, resume_dir, run_dir, train
+from artgen.training.trainer import TrainConfig, publish_run, resolve_device, resume_dir, run_dir, train
 from artgen.training.vqvae import train_vqvae
 from artgen.workspace import Workspace
 
@@ -55,8 +53,6 @@ class PredictorPreset:
     train: dict = field(default_factory=dict)  # TrainConfig fields
     eval_images: int = 0  # test paintings evaluated (0: the whole test split)
     flipped: bool = False  # also train on the mirror images of the train paintings (4x the grids)
-    self_training: dict = field(default_factory=dict)  # SelfTrainingConfig fields: after training, fine-tune the AR
-                                                       # generator on its own best drafts ({}: none; self_training.py)
 
 
 _QUICK_TRAIN = dict(batch_size=32, lr=1e-3, warmup_steps=30, weight_decay=0.01, checkpoint_every=100, log_every=10)
@@ -213,54 +209,6 @@ class PredictorTask:
         }
 
 
-def _self_training_config(p: PredictorPreset, generator: str) -> SelfTrainingConfig | None:
-    if not p.self_training:
-        return None
-    if generator != "ar":
-        raise ArtgenError("self-training drafts with the autoregressive generator: train it with --generator ar")
-    try:
-        return SelfTrainingConfig(**p.self_training)
-    except TypeError as e:
-        raise ArtgenError(f"the preset's self_training settings are not SelfTrainingConfig fields ({e})") from None
-
-
-def _self_train(model: TextToCodes, task: PredictorTask, tcfg: TrainConfig, st: SelfTrainingConfig, work: Path,
-                train_set: tuple[np.ndarray, list[list[str]]], n_paintings: int,
-                test_set: tuple[np.ndarray, list[list[str]]],
-                eval_images: int, show_progress: bool, tracker: Tracker):
-    """The trained AR model fine-tuned on its own best drafts (`artgen.training.self_training`),
-    in `work/self_training/` (its own resumable state; the main run's stays where it is).
-    `train_set` and `test_set`: (code grids, labels); the first `n_paintings` train grids are the
-    paintings themselves (the rest their mirror images). Returns (the trainer's result, the
-    record for the model's config and metrics)."""
-    from artgen.generate import ARGenerator
-    from artgen.training.self_training import draw_drafts, mixed_training_set, train_code_scorer
-
-    (train_codes, train_labels), (test_codes, test_labels) = train_set, test_set
-    start = time.perf_counter()
-    model.eval()
-    scorer, scorer_stats = train_code_scorer(train_codes, train_labels, test_codes, test_labels, task.cfg.codebook_size, st,
-                                             show_progress=show_progress)
-    scorer.save_pretrained(work / "code_scorer")
-    drafts = draw_drafts(ARGenerator(model.encoder, model.predictor, None, {}), scorer, train_labels[:n_paintings], st,
-                         seed=tcfg.seed, show_progress=show_progress)
-    codes, labels = mixed_training_set(train_codes, train_labels, drafts, st.share)
-    drafted = time.perf_counter() - start
-    fine = PredictorTask(model, codes, labels, test_codes, test_labels, task.config(), task.metrics_path,
-                         eval_images=eval_images, kind=task.kind)
-    fine.evaluations = task.evaluations  # one list: the main run's evaluations, then the fine-tuned model's
-    ftcfg = replace(tcfg, steps=st.steps, lr=st.lr, warmup_steps=max(1, st.steps // 20), eval_every=0, ema_decay=0.0,
-                    checkpoint_every=min(tcfg.checkpoint_every, st.steps))
-    state = work / "self_training"  # a killed fine-tuning resumes (the drafts are drawn again, the same)
-    result = train(fine, ftcfg, state, resume=find_checkpoint(state) is not None,
-                   description="self-training on the best drafts", on_log=tracker.log_metrics)
-    record = {**asdict(st), "scorer": scorer_stats, "drafts": drafts.summary(),
-              "draft_samples": len(codes) - len(train_codes), "drafting_seconds": round(drafted, 1),
-              "fine_tuning_seconds": round(result.seconds, 1)}
-    result.seconds += drafted
-    return result, record
-
-
 def _labels_for(ids: list[str], labels: dict[str, list[str]]) -> list[list[str]]:
     return [labels.get(painting_id(i), []) for i in ids]
 
@@ -322,7 +270,6 @@ def _train_predictor(ws: Workspace, encoder: str, preset: str | PredictorPreset,
 
     if flipped is not None:
         p = replace(p, flipped=flipped)
-    self_training = _self_training_config(p, generator)  # checked before any training
     labels, label_source = load_labels(ws, annotations)  # a missing annotation file is named early
     vq_dir = _ensure_vqvae(ws, device, show_progress, flipped=p.flipped)
     train_ids, train_codes = load_latents(ws, "train")
@@ -381,13 +328,6 @@ def _train_predictor(ws: Workspace, encoder: str, preset: str | PredictorPreset,
 
     if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
         return result.metrics
-    if self_training is not None:
-        seconds = result.seconds
-        result, summary["self_training"] = _self_train(
-            result.model, task, tcfg, self_training, work, (train_codes, train_labels),
-            n_paintings, (test_codes, test_labels), p.eval_images, show_progress, tracker)
-        result.seconds += seconds
-        config["summary"] = summary
     result.model.save_pretrained(work, {**config, "train": asdict(tcfg)})
     final = {**summary, "evaluations": task.evaluations, **result.metrics,
              "steps": tcfg.steps, "batch_size": tcfg.batch_size, "train_seconds_this_run": round(result.seconds, 1),
