@@ -458,7 +458,8 @@ class Runtime:
             options = ort.SessionOptions()
             if name == "ar_step":
                 # Run 2 x 256 times per image on a batch of 2 rows: a second thread costs more in
-                # hand-offs than it saves (scripts/bench_ar_step.py: 53 vs 74 ms for 128x3 int8).
+                # hand-offs than it saves (`scripts/bench_ar_step.py --sizes 128x3 --text-modulation
+                # --rope`, 2026-11-29: the fp32 step loop 75 vs 87 ms on 1 vs 2 threads).
                 options.intra_op_num_threads = 1
                 options.inter_op_num_threads = 1
             elif threads:
