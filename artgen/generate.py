@@ -276,11 +276,20 @@ def load_generator(ws: Workspace, encoder: str = "tiny", checkpoint: str | Path 
 
 
 def read_prompts(path: Path) -> list[str]:
-    """One prompt per non-empty line of a text file."""
+    """One prompt per line of a UTF-8 text file (a byte-order mark is dropped); blank lines and
+    lines starting with # are skipped."""
     path = Path(path)
     if not path.is_file():
-        raise ArtgenError(f"prompt file {path} does not exist: give a text file with one prompt per line")
-    prompts = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+        problem = "is a folder" if path.is_dir() else "does not exist"
+        raise ArtgenError(f"prompt file {path} {problem}: give a text file with one prompt per line")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:  # decoded with replacement, its words would be silently other words
+        line_no = data[:e.start].count(b"\n") + 1
+        raise ArtgenError(f"prompt file {path} is not UTF-8 text (byte 0x{data[e.start]:02x} on line {line_no}): "
+                          "save it as UTF-8") from None
+    prompts = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     if not prompts:
         raise ArtgenError(f"prompt file {path} holds no prompts: write one prompt per line")
     return prompts

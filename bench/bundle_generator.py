@@ -30,7 +30,7 @@ class BundleGenerator:
         from export.runtime import BundleError, Runtime
 
         bundle = Path(bundle)
-        if not bundle.is_dir():
+        if not bundle.exists():  # a file (bundle.json itself, say) is named by the runtime
             raise ArtgenError(f"--bundle {bundle} is not a folder: give a bundle written by `artgen export`")
         try:
             return cls(Runtime(bundle, threads=threads))

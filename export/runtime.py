@@ -123,9 +123,15 @@ class _Tokenizer:
 
 
 def check_prompt(prompt: str, limits: dict) -> None:
-    """The same limits `artgen generate` applies: not empty, not over-long."""
+    """The same limits `artgen generate` applies: not empty, words in it, not over-long, whole characters."""
     if not isinstance(prompt, str) or not prompt.strip():
         raise BundleError('the prompt is empty: give a few adjectives, e.g. "warm, chaotic, vivid"')
+    surrogate = re.search("[\ud800-\udfff]", prompt)
+    if surrogate:  # half an emoji cut by a UTF-16 substring, or a non-UTF-8 byte in argv: no tokenizer takes it
+        raise BundleError(f"the prompt is not valid Unicode text (a lone surrogate {surrogate.group()!r} at character "
+                          f"{surrogate.start()}, e.g. half an emoji or a byte that is not UTF-8): send whole characters")
+    if not re.search(r"\w", prompt):  # only punctuation, symbols or emoji: nothing the model was trained on
+        raise BundleError(f'the prompt {prompt[:40]!r} holds no words: give a few adjectives, e.g. "warm, chaotic, vivid"')
     if len(prompt) > limits["max_chars"]:
         raise BundleError(f"the prompt is {len(prompt)} characters long (limit {limits['max_chars']}): use 3-5 adjectives")
     words = [w for w in re.split(r"[,;/|+\s]+", prompt.lower()) if w.strip(".!?'\"()")]
@@ -153,7 +159,10 @@ def pick_codes(logits: np.ndarray, noise: np.ndarray, temperature: float, top_k:
 
 
 def check_prompts(prompts) -> list[str]:
-    """`prompts` as a list of 1 to MAX_IMAGES strings (each checked later by check_prompt)."""
+    """`prompts` as a list of 1 to MAX_IMAGES strings (each checked later by check_prompt); one
+    string is one prompt, as `generate` takes it."""
+    if isinstance(prompts, str):
+        return [prompts]
     if prompts is None or (isinstance(prompts, (list, tuple)) and not prompts):
         raise BundleError("no prompt given: pass a prompt such as \"warm, chaotic, vivid\"")
     if not isinstance(prompts, (list, tuple)) or not all(isinstance(p, str) for p in prompts):
@@ -248,16 +257,23 @@ def load_meta(bundle: Path) -> dict:
     """bundle.json of `bundle`, checked: an object of a format this runtime reads, every setting
     it uses present and of the right type, and the ones tied together agreeing."""
     meta_path = bundle / "bundle.json"
+    if bundle.is_file():
+        raise BundleError(f"{bundle} is a file, not a bundle folder: give the folder that holds bundle.json"
+                          + (f" ({bundle.parent})" if bundle.name == "bundle.json" else ""))
     if not meta_path.is_file():
         raise BundleError(f"{bundle} is not an artgen bundle (no bundle.json): create one with `artgen export`")
     try:
         meta = json.loads(meta_path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:  # RecursionError: nesting past Python's limit
         raise BundleError(f"{meta_path} is not valid JSON ({getattr(e, 'msg', None) or _first_line(e)}): {FIX}") from None
     if not isinstance(meta, dict):
         kind = {list: "a list", str: "a string", type(None): "null"}.get(type(meta), type(meta).__name__)
         raise BundleError(f"{meta_path} holds {kind}, not the object of settings a bundle has: {FIX}")
     fmt = meta.get("format")
+    if type(fmt) is int and fmt > BUNDLE_FORMAT:  # from a newer artgen: the runtime.py copied into it reads it
+        raise BundleError(f"{bundle} has bundle format {fmt}, newer than this runtime reads "
+                          f"({', '.join(map(str, READABLE_FORMATS))}): run it with the runtime.py inside the bundle, "
+                          "or upgrade artgen")
     if type(fmt) is not int or fmt not in READABLE_FORMATS:
         raise BundleError(f"{bundle} has bundle format {_short(fmt)}, this runtime reads formats "
                           f"{', '.join(map(str, READABLE_FORMATS))}: export it again with the matching artgen version")

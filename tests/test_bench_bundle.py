@@ -106,3 +106,11 @@ def test_bad_bundles_are_one_line_errors(trained, bundle, tmp_path):
         result = run_cli("bench", *args, workdir=trained.root)
         assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "bundle" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_path_of_bundle_json_names_its_folder():
+    """`--bundle DIR/bundle.json` for `--bundle DIR`: named as such, not "export a bundle"."""
+    from artgen.workspace import SHIPPED_MODEL
+
+    with pytest.raises(ArtgenError, match=r"bundle\.json is a file, not a bundle folder: .*holds bundle\.json \(.*tiny\)"):
+        BundleGenerator.open(SHIPPED_MODEL / "bundle.json")

@@ -44,3 +44,15 @@ def test_synth_and_show_through_the_environment_workdir(tmp_path):
     result = run_cli("data", "show", "--n", "16", env={"ARTGEN_HOME": str(ws)})
     assert result.returncode == 0, result.stderr
     assert (ws / "reports" / "contact_sheet.png").stat().st_size > 1000
+
+
+def test_generate_with_the_shipped_model_refuses_odd_input_in_one_line(tmp_path):
+    """`artgen generate` before any training (the shipped bundle): input no model can read is one line."""
+    latin = tmp_path / "latin1.txt"
+    latin.write_bytes("chaud, caf\xe9\n".encode("latin-1"))
+    out = str(tmp_path / "x.png")
+    # a prompt typed in a Latin-1 terminal: the byte reaches Python as a lone surrogate (a sentencepiece traceback before)
+    _assert_one_line_error(run_cli("generate", b"warm \xe9", "-n", "1", "-o", out, workdir=tmp_path), "not valid Unicode")
+    _assert_one_line_error(run_cli("generate", "--prompts", str(latin), "-o", out, workdir=tmp_path),
+                           "not UTF-8 text", "line 1")
+    assert not (tmp_path / "x.png").exists()

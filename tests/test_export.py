@@ -180,3 +180,37 @@ def test_cli_export_check_and_errors(ws, tmp_path):
     assert r.returncode == 2 and "artgen train --encoder tiny" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("export", "--encoder", "gpt", workdir=ws.root)
     assert r.returncode == 2 and "unknown encoder" in r.stderr
+
+
+def test_odd_prompts_on_the_shipped_bundle(tmp_path):
+    """Prompts an app passes by mistake: one BundleError line, or the image a list would give."""
+    from artgen.workspace import SHIPPED_MODEL
+    from export.runtime import BundleError, Runtime
+
+    rt = Runtime(SHIPPED_MODEL, threads=1)
+    for prompt, needle in (("warm \ud83d", "lone surrogate '\\ud83d' at character 5"), ("!!! ,,, ...", "holds no words"),
+                           ("🔥 🔥", "holds no words")):
+        with pytest.raises(BundleError, match=needle.replace("\\", "\\\\")):
+            rt.sample_codes([prompt])
+    # one string for sample_codes is one prompt, as generate takes it (not "a string or a list ... (got str)")
+    np.testing.assert_array_equal(rt.sample_codes("warm, vivid", seed=3), rt.sample_codes(["warm, vivid"], seed=3))
+    # a byte that is not UTF-8 in argv reaches Python as a lone surrogate: one line, no sentencepiece traceback
+    r = subprocess.run([sys.executable, "-m", "export.runtime", str(SHIPPED_MODEL), b"warm \xed", "-o", str(tmp_path / "x.png")],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "not valid Unicode" in r.stderr, r.stderr
+
+
+def test_bundle_folder_mistakes_name_the_fix(tmp_path):
+    from artgen.workspace import SHIPPED_MODEL
+    from export.runtime import BundleError, Runtime
+
+    with pytest.raises(BundleError, match=r"bundle\.json is a file, not a bundle folder: .*holds bundle\.json \(.*tiny\)"):
+        Runtime(SHIPPED_MODEL / "bundle.json")
+    newer = tmp_path / "newer"
+    newer.mkdir()
+    (newer / "bundle.json").write_text(json.dumps({**json.loads((SHIPPED_MODEL / "bundle.json").read_text()), "format": 4}))
+    with pytest.raises(BundleError, match="format 4, newer than this runtime reads .*runtime.py inside the bundle"):
+        Runtime(newer)
+    (newer / "bundle.json").write_text("[" * 100_000 + "]" * 100_000)  # nested past Python's recursion limit
+    with pytest.raises(BundleError, match="is not valid JSON"):
+        Runtime(newer)

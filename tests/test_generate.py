@@ -201,3 +201,22 @@ def test_generator_from_pretrained_is_the_one_checkpoint_api(trained_workspace, 
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
     with pytest.raises(ArtgenError, match="no trained model at"):
         Generator.from_pretrained(tmp_path / "nowhere", ws.checkpoint("vqvae"))
+
+
+def test_prompt_files_as_editors_save_them(tmp_path):
+    from artgen.data.vocabulary import parse_prompt
+    from artgen.generate import read_prompts
+
+    f = tmp_path / "p.txt"
+    f.write_bytes("\ufeff# my prompts\r\nwarm, vivid\r\n\r\n  # cool ones\r\ncool, calm\r\n".encode())  # Notepad: BOM, CRLF
+    assert read_prompts(f) == ["warm, vivid", "cool, calm"]
+    f.write_bytes("chaud, caf\xe9\n".encode("latin-1"))  # not silently "caf\ufffd"
+    with pytest.raises(ArtgenError, match=r"not UTF-8 text \(byte 0xe9 on line 1\): save it as UTF-8"):
+        read_prompts(f)
+    with pytest.raises(ArtgenError, match="is a folder"):
+        read_prompts(tmp_path)
+    f.write_text("# only a comment\n\n")
+    with pytest.raises(ArtgenError, match="holds no prompts"):
+        read_prompts(f)
+    with pytest.raises(ArtgenError, match="not valid Unicode"):  # a non-UTF-8 byte in argv, as Python keeps it
+        parse_prompt("warm \udced")

@@ -118,7 +118,7 @@ def tokenizer_fixtures() -> dict:
         except BundleError as e:
             cases.append({"prompt": p, "error": str(e)})
     checks = []
-    for p in [*PROMPTS, "   ", "x" * 201, " ".join(["warm"] * 17), "warm, (vivid)!, ...", "a/b|c+d;e"]:
+    for p in [*PROMPTS, "   ", "x" * 201, " ".join(["warm"] * 17), "warm, (vivid)!, ...", "a/b|c+d;e", "!!! ,,, ...", "🔥 🔥"]:
         try:
             check_prompt(p, SHIPPED_META["prompt_limits"])
             checks.append({"prompt": p})
@@ -324,3 +324,24 @@ def test_page_runs_from_artgen_serve(chromium, shipped_site):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_page_says_why_when_its_scripts_cannot_start(chromium, tmp_path):
+    """Opened as a file (double-clicked), a module missing or not onnxruntime-web: the status
+    names the problem instead of "Loading the model…" forever."""
+    site = tmp_path / "site"
+    build_web(site, ort_package=fake_ort_package(tmp_path))  # ort/ holds stand-ins: not a working runtime
+    page = browser.open_page(chromium, (site / "index.html").as_uri(), timeout_s=20)
+    assert page.get_attribute("#status", "data-state") == "error"
+    assert "cannot run from a file" in page.text_content("#status") and "http.server" in page.text_content("#status")
+    page.close()
+    with browser.static_server(site) as url:
+        page = browser.open_page(chromium, url, timeout_s=20)  # a module that is no onnxruntime-web
+        assert page.get_attribute("#status", "data-state") == "error"
+        assert "could not be loaded" in page.text_content("#status") and page.is_disabled("#generate")
+        page.close()
+        (site / "ort" / ORT_FILES[0]).unlink()
+        page = browser.open_page(chromium, url, timeout_s=20)
+        assert page.get_attribute("#status", "data-state") == "error"
+        assert "scripts could not be loaded" in page.text_content("#status")
+        page.close()

@@ -238,7 +238,8 @@ def generate_cmd(
                                                                     "likely code)."),
     top_k: Optional[int] = typer.Option(None, "--top-k", min=0, help="Autoregressive generator only: sample among the k most likely "
                                                                      "codes (0: all)."),
-    prompts: Optional[Path] = typer.Option(None, "--prompts", help="Text file with one prompt per line (one row each)."),
+    prompts: Optional[Path] = typer.Option(None, "--prompts", help="UTF-8 text file with one prompt per line (one row each; "
+                                                                   "blank lines and # comments are skipped)."),
     out: Path = typer.Option(Path("generated.png"), "-o", "--out", help="PNG grid to write."),
 ) -> None:
     """Generate abstract paintings from adjectives and write them as a PNG grid."""

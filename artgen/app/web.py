@@ -55,11 +55,8 @@ def _read_bundle(bundle: Path) -> dict:
     hashes of its files, paths, settings, graph signatures, tokenizer)."""
     from export.runtime import BundleError, Runtime
 
-    meta_path = bundle / "bundle.json"
-    if not meta_path.is_file():
-        raise ArtgenError(f"{bundle} is not an artgen bundle (no bundle.json): create one with `artgen export`")
-    try:
-        return Runtime(bundle, threads=1).meta  # the runtime's checks cover JSON, generator kind and every graph file
+    try:  # the runtime's checks cover a missing bundle.json, JSON, generator kind and every graph file
+        return Runtime(bundle, threads=1).meta
     except BundleError as e:
         raise ArtgenError(str(e)) from None
 

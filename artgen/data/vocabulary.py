@@ -191,6 +191,10 @@ def parse_prompt(text: str) -> ParsedPrompt:
     """
     if text is None or not text.strip():
         raise ArtgenError("the prompt is empty: give a few adjectives, e.g. \"warm, chaotic, vivid\"")
+    surrogate = re.search("[\ud800-\udfff]", text)
+    if surrogate:  # a byte that is not UTF-8 in argv (Python keeps it as a lone surrogate): no tokenizer takes it
+        raise ArtgenError(f"the prompt is not valid Unicode text (a lone surrogate {surrogate.group()!r} at character "
+                          f"{surrogate.start()}, e.g. a byte that is not UTF-8): type it again in UTF-8")
     if len(text) > MAX_PROMPT_CHARS:
         raise ArtgenError(
             f"the prompt is {len(text)} characters long (limit {MAX_PROMPT_CHARS}): "

@@ -8,12 +8,6 @@ import { Generator, PromptError } from "./generator.mjs";
 const $ = (id) => document.getElementById(id);
 const status = (text, state) => { $("status").textContent = text; $("status").dataset.state = state; };
 
-// One thread: the page needs no cross-origin isolation (any static server works), and the
-// Python runtime runs the per-step graph on one thread too.
-ort.env.wasm.numThreads = 1;
-ort.env.wasm.proxy = false;
-ort.env.wasm.wasmPaths = { wasm: new URL("./ort/ort-wasm-simd-threaded.wasm", import.meta.url).href };
-
 const read = async (path) => {
   const r = await fetch(new URL(path, import.meta.url));
   if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
@@ -66,7 +60,12 @@ async function onGenerate(event) {
 
 async function main() {
   const t0 = performance.now();
-  try {
+  try { // everything that can fail on a damaged folder, the onnxruntime-web module included, shows in #status
+    // One thread: the page needs no cross-origin isolation (any static server works), and the
+    // Python runtime runs the per-step graph on one thread too.
+    ort.env.wasm.numThreads = 1;
+    ort.env.wasm.proxy = false;
+    ort.env.wasm.wasmPaths = { wasm: new URL("./ort/ort-wasm-simd-threaded.wasm", import.meta.url).href };
     state.generator = await Generator.load(ort, read);
   } catch (e) {
     state.error = e.message;

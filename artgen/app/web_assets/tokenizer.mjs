@@ -186,10 +186,14 @@ function pyRepr(s) {
   return s.includes("'") && !s.includes('"') ? `"${s}"` : `'${s.replace(/'/g, "\\'")}'`;
 }
 
-/** export/runtime.py check_prompt: not empty, not over-long. */
+/** export/runtime.py check_prompt: not empty, words in it, not over-long. */
 export function checkPrompt(prompt, limits) {
   if (typeof prompt !== "string" || !prompt.trim()) {
     throw new PromptError('the prompt is empty: give a few adjectives, e.g. "warm, chaotic, vivid"');
+  }
+  if (!/[\p{L}\p{N}_]/u.test(prompt)) { // Python's \w: only punctuation, symbols or emoji hold no words
+    throw new PromptError(`the prompt ${pyRepr([...prompt].slice(0, 40).join(""))} holds no words: ` +
+                          'give a few adjectives, e.g. "warm, chaotic, vivid"');
   }
   const chars = [...prompt].length;
   if (chars > limits.max_chars) {
