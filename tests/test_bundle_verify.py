@@ -205,10 +205,18 @@ def test_bundle_json_that_is_not_an_object_is_refused(shipped, text, needle):
     _refused(shipped, "bundle.json", needle, "artgen export")
 
 
-@pytest.mark.parametrize("fmt", [1, 99, "3", True, None])
+@pytest.mark.parametrize("fmt", [1, "3", True, None])
 def test_unknown_and_old_formats_are_refused(shipped, fmt):
     _edit(shipped, lambda meta: meta.update(format=fmt) if fmt is not None else meta.pop("format"))
     _refused(shipped, "bundle format", "export it again")
+
+
+def test_a_newer_format_names_the_runtime_inside_the_bundle(shipped):
+    """Exporting again with this (older) artgen is not the fix for a bundle from a newer one."""
+    _edit(shipped, lambda meta: meta.update(format=99))
+    message = _refused(shipped, "bundle format 99", "newer than this runtime reads", "runtime.py inside the bundle",
+                       "upgrade artgen")
+    assert "export it again" not in message
 
 
 @pytest.mark.parametrize("path", ["grid", "codebook_size", "image_size", "text_width", "sampling", "graphs", "tokenizer",
