@@ -19,7 +19,7 @@ words ask for and loses it lower down the grid, a mistake teacher forcing never 
     python scripts/ar_self_training_probe.py --workdir W [--model tiny-ar] [--captions 2000] [--candidates 4]
         [--steps 1000] [--lr 3e-4] [--share 0.25] [--variants control,self]
 
-Writes W/checkpoints/tiny-ar-<variant> (a model folder), caches the scorer and the drafts in
+Writes W/checkpoints/tiny-ar-control and tiny-ar-self<share in %> (model folders), caches the scorer and the drafts in
 W/cache/self_training/; then score each with `scripts/ar_sampling_sweep.py --checkpoint DIR
 --guidance 2.5 --temperatures 0.8 --no-fid --captions 1000`.
 """
@@ -146,7 +146,7 @@ def main() -> None:
 
     base_dir = ws.checkpoint(args.model)
     for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
-        out = ws.checkpoint(f"{args.model}-{variant}")
+        out = ws.checkpoint(f"{args.model}-control" if variant == "control" else f"{args.model}-self{round(100 * cfg.share)}")
         if variant == "control":
             codes_v, labels_v = train_codes, train_labels
         elif variant == "self":
