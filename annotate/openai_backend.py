@@ -188,6 +188,10 @@ class OpenAIAnnotator:
             return True
         return False
 
+    def _token_limit(self) -> str:
+        """Where a cut answer stopped, as the failure messages say it."""
+        return f"at {self.cfg.max_tokens} tokens" if self.token_param else "by the server's token limit"
+
     def _give_up_if_hopeless(self, kind: str, detail: str) -> None:
         """Count an attempt that failed in a way no retry mends while no painting was answered;
         after GIVE_UP_AFTER of one kind the run cannot go on."""
@@ -205,8 +209,7 @@ class OpenAIAnnotator:
             self.fatal = (f"the server at {url} did not answer with an OpenAI chat completion ({n} replies, {detail}): "
                           "check --base-url (an OpenAI-compatible API usually ends in /v1)")
         else:
-            limit = f"at {self.cfg.max_tokens} tokens" if self.token_param else "by the server's token limit"
-            self.fatal = (f"every answer was cut {limit} (finish_reason length, {n} replies) before any painting "
+            self.fatal = (f"every answer was cut {self._token_limit()} (finish_reason length, {n} replies) before any painting "
                           "was labelled: raise --max-tokens (reasoning models need 1000 or more)")
         self.fatal = self.redact(self.fatal)
 
@@ -255,8 +258,7 @@ class OpenAIAnnotator:
                     except ValueError as e:
                         if finish_reason == "length":
                             cause = "length"
-                            limit = f"at {self.cfg.max_tokens} tokens" if self.token_param else "by the server's token limit"
-                            detail = f"the answer was cut {limit} (finish_reason length): raise --max-tokens"
+                            detail = f"the answer was cut {self._token_limit()} (finish_reason length): raise --max-tokens"
                             self._give_up_if_hopeless("length", detail)
                         else:
                             cause, detail = "malformed", str(e)
@@ -349,10 +351,7 @@ def _names_structured_output(e) -> bool:
 
 
 def _message(e) -> str:
-    body = getattr(e, "body", None)
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        msg = err.get("message") if isinstance(err, dict) else None
-        if msg:
-            return " ".join(str(msg).split())[:200]
+    msg = _error_fields(e).get("message")
+    if msg:
+        return " ".join(str(msg).split())[:200]
     return " ".join(str(getattr(e, "message", e)).split())[:200]

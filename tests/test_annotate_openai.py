@@ -30,6 +30,20 @@ def ws(small_corpus, tmp_path, monkeypatch):
     return Workspace(tmp_path)
 
 
+@pytest.fixture
+def slept(monkeypatch) -> list[float]:
+    """The backend's waits between retries, recorded instead of slept."""
+    waits = []
+    real_sleep = backend.asyncio.sleep
+
+    async def recording_sleep(seconds):
+        waits.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr(backend.asyncio, "sleep", recording_sleep)
+    return waits
+
+
 def records(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
@@ -40,15 +54,7 @@ def config(server, **kw) -> AnnotateConfig:
     return AnnotateConfig(**{**base, **kw})
 
 
-def test_faults_on_a_schedule_are_retried_and_every_image_ends_labelled(ws, monkeypatch):
-    slept = []
-    real_sleep = backend.asyncio.sleep
-
-    async def recording_sleep(seconds):
-        slept.append(seconds)
-        await real_sleep(0)
-
-    monkeypatch.setattr(backend.asyncio, "sleep", recording_sleep)
+def test_faults_on_a_schedule_are_retried_and_every_image_ends_labelled(ws, slept):
     # one image at a time: each fault hits a different image, whose retry then succeeds
     plan = {2: "429", 4: "500", 6: "slow", 8: "drop", 10: "malformed", 12: "oov", 14: "few"}
     with LocalChatServer(plan=plan, retry_after=0.25, slow_seconds=1.5) as server:
@@ -295,15 +301,7 @@ def test_a_reply_that_is_not_a_chat_completion_is_retried_then_a_failure_not_a_c
     assert len(records(ws.annotations / "openai.jsonl")) == 1
 
 
-def test_retry_after_is_obeyed_on_any_retried_status_and_408_409_are_retried(ws, monkeypatch):
-    slept = []
-    real_sleep = backend.asyncio.sleep
-
-    async def recording_sleep(seconds):
-        slept.append(seconds)
-        await real_sleep(0)
-
-    monkeypatch.setattr(backend.asyncio, "sleep", recording_sleep)
+def test_retry_after_is_obeyed_on_any_retried_status_and_408_409_are_retried(ws, slept):
     with LocalChatServer(plan={1: "503", 3: "408", 5: "409"}, retry_after=7) as server:
         summary = run_annotation(ws, config(server, limit=3))
     assert summary.done == 3 and summary.failed == 0
