@@ -143,11 +143,6 @@ def resolve_sampling(rt: Runtime, req: ImageRequest) -> Sampling:
     """The request's settings with the bundle's defaults, checked as `Runtime.sample_codes` checks
     them (BundleError, one line), so that a bad request fails alone rather than its whole batch."""
     meta, d = rt.meta, rt.meta["sampling"]
-    try:  # JSON may carry a lone UTF-16 surrogate ("\ud83d": an emoji cut in half), which no tokenizer takes
-        req.prompt.encode("utf-8")
-    except UnicodeEncodeError as e:
-        raise BundleError(f"the prompt is not valid Unicode text (a lone surrogate {req.prompt[e.start]!r} at character "
-                          f"{e.start}, e.g. half an emoji): send whole characters") from None
     check_prompt(req.prompt, meta["prompt_limits"])
     rt.tokenizer([req.prompt])  # raises when the prompt has more tokens than the encoder reads
     guidance = float(d["guidance"] if req.guidance is None else req.guidance)
