@@ -71,7 +71,7 @@ def finetune(base_dir: Path, out: Path, train_codes: np.ndarray, train_labels: l
 
 
 def print_agreement(ws: Workspace, scorer: CodeScorer, folders: list[Path], captions: int = 600) -> None:
-    from ar_probe_common import probe_set
+    from ar_probe_common import draw_probe_codes, probe_set
 
     from artgen.training.self_training import caption_words
 
@@ -80,8 +80,8 @@ def print_agreement(ws: Workspace, scorer: CodeScorer, folders: list[Path], capt
     print("| model | scorer agreement with the caption's words (mean log p) | asked words the scorer finds |\n|---|---|---|")
     for folder in folders:
         gen = load_generator(ws, "tiny-ar", checkpoint=folder)
-        codes = torch.cat([gen.sample_codes(probe.captions[s:s + 50], seeds=list(range(s, min(s + 50, captions))))
-                           for s in range(0, captions, 50)])
+        codes, _ = draw_probe_codes(lambda g, c, seeds, guidance, temperature: g.sample_codes(
+            c, seeds=seeds, guidance=guidance, temperature=temperature), gen, probe, 50)
         agreement = scorer.agreement(codes, asked)
         y = scorer.targets(asked).bool()
         with torch.no_grad():
