@@ -118,7 +118,8 @@ def tokenizer_fixtures() -> dict:
         except BundleError as e:
             cases.append({"prompt": p, "error": str(e)})
     checks = []
-    for p in [*PROMPTS, "   ", "x" * 201, " ".join(["warm"] * 17), "warm, (vivid)!, ...", "a/b|c+d;e", "!!! ,,, ...", "🔥 🔥"]:
+    for p in [*PROMPTS, "   ", "x" * 201, " ".join(["warm"] * 17), "warm, (vivid)!, ...", "a/b|c+d;e", "!!! ,,, ...", "🔥 🔥",
+              "warm \ud83d vivid", "\udd25 cool", "🔥 warm, vivid\ud83d", "\udd25\ud83d calm"]:
         try:
             check_prompt(p, SHIPPED_META["prompt_limits"])
             checks.append({"prompt": p})

@@ -186,10 +186,17 @@ function pyRepr(s) {
   return s.includes("'") && !s.includes('"') ? `"${s}"` : `'${s.replace(/'/g, "\\'")}'`;
 }
 
-/** export/runtime.py check_prompt: not empty, words in it, not over-long. */
+/** export/runtime.py check_prompt: not empty, whole characters, words in it, not over-long. */
 export function checkPrompt(prompt, limits) {
   if (typeof prompt !== "string" || !prompt.trim()) {
     throw new PromptError('the prompt is empty: give a few adjectives, e.g. "warm, chaotic, vivid"');
+  }
+  // half an emoji cut by a UTF-16 substring: TextEncoder would turn it into U+FFFD, and no tokenizer takes it
+  const lone = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.exec(prompt);
+  if (lone) {
+    const at = [...prompt.slice(0, lone.index)].length; // in code points, as Python counts
+    throw new PromptError(`the prompt is not valid Unicode text (a lone surrogate '\\u${lone[0].charCodeAt(0).toString(16)}' ` +
+                          `at character ${at}, e.g. half an emoji or a byte that is not UTF-8): send whole characters`);
   }
   if (!/[\p{L}\p{N}_]/u.test(prompt)) { // Python's \w: only punctuation, symbols or emoji hold no words
     throw new PromptError(`the prompt ${pyRepr([...prompt].slice(0, 40).join(""))} holds no words: ` +
