@@ -163,6 +163,9 @@ def test_bad_fields_are_one_line_naming_the_fix(client, body, status, needle):
     (b'["warm"]', 400, "must be a JSON object"),
     (b"", 400, "must be a JSON object"),
     (b'{"prompt": "warm \\ud83d"}', 422, "the prompt is not valid Unicode text"),  # an emoji cut in half
+    (b'{"prompt": "warm caf\xe9"}', 400, "not UTF-8 text (byte 0xe9 at offset 20)"),  # Latin-1, as some clients send
+    (b'{"prompt": "warm", "n": ' + b"1" * 5000 + b"}", 400, "a number with too many digits"),
+    (b'{"prompt": "warm", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}", 400, "nested too deeply"),
 ])
 def test_bodies_that_are_not_a_request(client, raw, status, needle):
     r = client.post("/v1/images", content=raw, headers={"content-type": "application/json"})
@@ -246,6 +249,12 @@ def test_cors_origins_may_call_the_api():
         assert r.status_code == 400 and list(r.json()) == ["error"] and "--cors-origin" in r.json()["error"]
         r = c.post("/v1/images", json={"prompt": PROMPT}, headers={"Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in r.headers
+        # an allowed page asking for more than the API takes is told that, not to allow its origin again
+        r = c.options("/v1/images", headers={**PREFLIGHT, "Access-Control-Request-Headers": "content-type, x-request-id"})
+        assert r.status_code == 400 and "Content-Type" in r.json()["error"] and "--cors-origin" not in r.json()["error"]
+        # Chrome's preflight from a public page to a server on this machine or the LAN (Private Network Access)
+        r = c.options("/v1/images", headers={**PREFLIGHT, "Access-Control-Request-Private-Network": "true"})
+        assert r.status_code == 200 and r.headers["access-control-allow-private-network"] == "true"
     with TestClient(create_app(FakeRuntime(), ServeConfig(cors_origins=("*",)))) as c:
         r = c.options("/healthz", headers={**PREFLIGHT, "Access-Control-Request-Method": "GET"})
         assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "*"
@@ -359,6 +368,53 @@ def test_a_slow_request_is_504_and_leaves_the_queue():
         wait_until(lambda: len(fake.calls) == 1)  # the queued one was dropped, not run
         time.sleep(0.05)
         assert len(fake.calls) == 1
+
+
+def test_a_request_whose_client_hung_up_leaves_the_queue_undrawn():
+    import asyncio
+
+    fake = FakeRuntime()
+    fake.gate.clear()
+    app = create_app(fake, ServeConfig())
+
+    async def call(body: dict, hang_up: asyncio.Event | None = None) -> int:
+        """POST body straight to the ASGI app; the client hangs up when hang_up is set."""
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+                 "path": "/v1/images", "raw_path": b"/v1/images", "root_path": "", "query_string": b"",
+                 "headers": [(b"content-type", b"application/json")], "client": ("t", 1), "server": ("t", 80)}
+        messages = [{"type": "http.request", "body": json.dumps(body).encode(), "more_body": False}]
+        sent = []
+
+        async def receive():
+            if messages:
+                return messages.pop(0)
+            await (hang_up or asyncio.Event()).wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message):
+            sent.append(message)
+
+        await app(scope, receive, send)
+        return sent[0]["status"]
+
+    async def main():
+        running = asyncio.ensure_future(call({"prompt": "first", "seed": 1}))
+        while not fake.entered.is_set():  # the worker is stuck in its runtime call
+            await asyncio.sleep(0.005)
+        hang_up = asyncio.Event()
+        left = asyncio.ensure_future(call({"prompt": "left", "seed": 2}, hang_up))
+        while not app.state.batcher.waiting:
+            await asyncio.sleep(0.005)
+        hang_up.set()
+        try:  # answered at once, not after the call ahead of it
+            assert await asyncio.wait_for(left, 5) == 499 and not app.state.batcher.waiting
+        finally:
+            fake.gate.set()
+        assert await running == 200
+        assert await call({"prompt": "next", "seed": 3}) == 200
+
+    asyncio.run(main())
+    assert fake.calls == [[("first", 1)], [("next", 3)]]  # the request nobody waits for was never drawn
 
 
 def test_a_crash_is_500_without_internals(caplog):

@@ -9,11 +9,11 @@
 Every GET route answers HEAD too, every route is served at its path plus one trailing slash as
 well (no redirect), and with `cors_origins` pages on those origins may call the API (CORS).
 
-Requests wait in a bounded queue (full: 503 with Retry-After) and one worker thread runs
-every ONNX Runtime call. After taking the first waiting request the worker waits up to
-`batch_window_ms` for more with the same sampling settings, up to `max_batch` images, and
-runs them as one `Runtime.sample_codes` call in which every image keeps the seed it gets
-alone (request seed + i), then splits the images back per request.
+Requests wait in a bounded queue (full: 503 with Retry-After; one whose client hangs up leaves
+it undrawn) and one worker thread runs every ONNX Runtime call. After taking the first waiting
+request the worker waits up to `batch_window_ms` for more with the same sampling settings, up
+to `max_batch` images, and runs them as one `Runtime.sample_codes` call in which every image
+keeps the seed it gets alone (request seed + i), then splits the images back per request.
 
 Merging requests is exact only where the bundle's graphs are batch-invariant. An int8 graph
 quantises its activations with one scale per tensor, taken over every row of the batch, so
@@ -171,6 +171,10 @@ class QueueFull(Exception):
     """The waiting queue holds `ServeConfig.queue` requests already."""
 
 
+class ClientGone(Exception):
+    """The client closed its connection while its request waited: it left the queue undrawn."""
+
+
 @dataclass(eq=False)
 class _Job:
     prompt: str
@@ -208,18 +212,29 @@ class Batcher:
         self.waiting.clear()
         self.executor.shutdown(wait=False, cancel_futures=True)
 
-    async def submit(self, prompt: str, seeds: list[int], sampling: Sampling) -> np.ndarray:
+    async def submit(self, prompt: str, seeds: list[int], sampling: Sampling, gone=None) -> np.ndarray:
         """(n, H, W, 3) uint8 images of one request; QueueFull at once when the queue is full,
-        TimeoutError after `timeout_s` (the request then leaves the queue)."""
+        TimeoutError after `timeout_s`, ClientGone as soon as `gone()` (an awaitable that returns
+        when the client has hung up) returns; either way the request then leaves the queue, so
+        that the worker draws no images nobody will read."""
         self.start()
         if len(self.waiting) >= self.config.queue:
             raise QueueFull()
         job = _Job(prompt, seeds, sampling, self._loop.create_future())
         self.waiting.append(job)
         self._arrived.set()
+        watch = asyncio.ensure_future(gone()) if gone is not None else None
         try:
-            return await asyncio.wait_for(job.future, self.config.timeout_s)
+            if watch is None:
+                return await asyncio.wait_for(job.future, self.config.timeout_s)
+            await asyncio.wait((job.future, watch), timeout=self.config.timeout_s, return_when=asyncio.FIRST_COMPLETED)
+            if job.future.done():
+                return job.future.result()
+            raise ClientGone() if watch.done() else asyncio.TimeoutError()
         finally:
+            if watch is not None:
+                watch.cancel()
+                job.future.cancel()  # unless settled: the worker skips it, and drops it from a batch not yet run
             if job in self.waiting:
                 self.waiting.remove(job)
 
@@ -361,6 +376,20 @@ def validation_message(err: dict) -> tuple[int, str]:
     return 422, f"{name}: {msg[:1].lower() + msg[1:]} (got {_short(got)})"
 
 
+def unreadable_body(cause: BaseException | None) -> str:
+    """One line for a body FastAPI could not read as JSON at all, where its own 400 says only
+    "There was an error parsing the body" (`cause`: the exception it raised that from)."""
+    if isinstance(cause, UnicodeDecodeError):  # JSON is UTF-8 (RFC 8259); a charset parameter is not read
+        byte = cause.object[cause.start:cause.start + 1].hex()
+        return (f"the body is not UTF-8 text (byte 0x{byte} at offset {cause.start}): send the JSON encoded as UTF-8, "
+                f"e.g. {EXAMPLE}")
+    if isinstance(cause, RecursionError):
+        return f"the body's JSON is nested too deeply to read: send a flat JSON object such as {EXAMPLE}"
+    if isinstance(cause, ValueError):  # an integer of more digits than Python converts (4300)
+        return f"the body holds a number with too many digits to read: send a JSON object such as {EXAMPLE}"
+    return f"the body could not be read as JSON: send a JSON object such as {EXAMPLE}"
+
+
 class BodyLimit:
     """ASGI middleware: a request body over `limit` bytes gets 413, whether it declares its
     Content-Length or streams chunks."""
@@ -434,8 +463,14 @@ class Cors(CORSMiddleware):
         if response.status_code == 200:
             return response
         headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-type")}
-        return error_response(response.status_code, f"CORS preflight refused ({response.body.decode()}): "
-                              "start the server with --cors-origin naming this page's origin", headers=headers)
+        reason = response.body.decode()  # "Disallowed CORS origin, method, headers"
+        if "origin" in reason:
+            fix = "start the server with --cors-origin naming this page's origin"
+        else:  # the origin is allowed: the request asks for more than the API takes
+            fix = ("call the API with GET, HEAD or POST and no request header but Content-Type (got "
+                   f"{request_headers.get('access-control-request-method', '')[:20]!r} with headers "
+                   f"{request_headers.get('access-control-request-headers', '')[:80]!r})")
+        return error_response(response.status_code, f"CORS preflight refused ({reason}): {fix}", headers=headers)
 
 
 def load_runtime(bundle: str | Path, threads: int | None = None) -> Runtime:
@@ -472,7 +507,8 @@ def create_app(runtime_or_bundle: Runtime | str | Path | None = None, config: Se
     app.add_middleware(TrailingSlash, routes=app.router.routes)
     if config.cors_origins:  # outermost: preflights are answered first, and errors carry the CORS headers too
         app.add_middleware(Cors, allow_origins=config.cors_origins, allow_methods=("GET", "HEAD", "POST"),
-                           allow_headers=("Content-Type",), expose_headers=EXPOSED_HEADERS)
+                           allow_headers=("Content-Type",), expose_headers=EXPOSED_HEADERS,
+                           allow_private_network=True)  # a page on an allowed origin may call a server on this machine or LAN
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
@@ -484,6 +520,8 @@ def create_app(runtime_or_bundle: Runtime | str | Path | None = None, config: Se
         if exc.status_code == 404:
             return error_response(404, f"no such page {request.url.path[:80]!r}: the API is POST /v1/images, GET /v1/model, "
                                        "GET /healthz (schema at /openapi.json)")
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":  # FastAPI's, naming no fix
+            return error_response(400, unreadable_body(exc.__cause__))
         if exc.status_code == 405:
             return error_response(405, f"{request.method} is not allowed on {request.url.path[:80]}: see /openapi.json",
                                   headers=getattr(exc, "headers", None))
@@ -502,7 +540,7 @@ def create_app(runtime_or_bundle: Runtime | str | Path | None = None, config: Se
     @app.post("/v1/images", summary="Generate images from a prompt",
               responses={200: {"content": {"image/png": {}, "application/json": {}},
                                "description": "a PNG grid of n images, or JSON with base64 PNGs"}, **error_docs})
-    async def images(req: ImageRequest):
+    async def images(req: ImageRequest, request: Request):
         if req.seed is not None and req.seed + req.n - 1 > MAX_SEED:
             return error_response(422, f"seed {req.seed} with n={req.n} goes past the largest seed {MAX_SEED} "
                                        f"(image i is drawn with seed + i): the largest seed for n={req.n} is {MAX_SEED - req.n + 1}")
@@ -512,8 +550,15 @@ def create_app(runtime_or_bundle: Runtime | str | Path | None = None, config: Se
             return error_response(422, str(e))
         seed = req.seed if req.seed is not None else secrets.randbelow(MAX_SEED - req.n + 2)  # seed + n - 1 <= MAX_SEED
         seeds = [seed + i for i in range(req.n)]
+
+        async def gone():  # returns when the client hangs up (the body is read: nothing else arrives)
+            while (await request.receive())["type"] != "http.disconnect":
+                await asyncio.sleep(0.05)  # a server that answers at once with empty bodies is polled, not spun on
+
         try:
-            out = await batcher.submit(req.prompt, seeds, sampling)
+            out = await batcher.submit(req.prompt, seeds, sampling, gone)
+        except ClientGone:  # no one reads it (nginx logs the case as 499, "client closed request")
+            return error_response(499, "the client closed the connection before its images were drawn")
         except QueueFull:
             return error_response(503, f"the server is busy ({config.queue} requests waiting): retry in a second",
                                   headers={"Retry-After": "1"})
