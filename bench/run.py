@@ -486,8 +486,15 @@ def _prepare(ws: Workspace, cfg: BenchConfig, feature_net: torch.nn.Module | Non
     rng = np.random.default_rng(cfg.seed)
     test_ids, train_ids = test_ds["id"], train_ds["id"]
     labelled = [i for i, k in enumerate(test_ids) if labels.get(k)]
-    if len(labelled) < 2:
-        raise ArtgenError(f"fewer than 2 test paintings have {label_source} labels: run `artgen annotate` first")
+    least = cfg.pr_k + 1  # precision / recall compare each image with its k-th nearest neighbour
+    if cfg.captions < least:
+        raise ArtgenError(f"--captions {cfg.captions} is too few for precision/recall (k = {cfg.pr_k}): pass --captions {least} "
+                          "or more")
+    if len(test_ids) < least:
+        raise ArtgenError(f"the corpus has only {len(test_ids)} test painting(s) and the bench needs at least {least}: import "
+                          "more paintings with `artgen data import SOURCE --force`")
+    if len(labelled) < least:
+        raise ArtgenError(f"fewer than {least} test paintings have {label_source} labels: run `artgen annotate` first")
     cap_idx = sorted(rng.choice(labelled, size=min(cfg.captions, len(labelled)), replace=False).tolist())
     captions = [make_caption(labels[test_ids[i]], np.random.default_rng([cfg.seed, i])) for i in cap_idx]
     requested = requested_adjectives(captions)
@@ -506,8 +513,12 @@ def _prepare(ws: Workspace, cfg: BenchConfig, feature_net: torch.nn.Module | Non
     if cfg.classifier_train and len(judge_idx) > cfg.classifier_train:
         judge_idx = sorted(rng.choice(judge_idx, size=cfg.classifier_train, replace=False).tolist())
     judge_images = _decode_split(train_ds, judge_idx)
-    judge = AttributeClassifier(AttributeConfig()).fit(
-        _cached_stats(ws, judge_images), [labels[train_ids[i]] for i in judge_idx])
+    try:
+        judge = AttributeClassifier(AttributeConfig()).fit(
+            _cached_stats(ws, judge_images), [labels[train_ids[i]] for i in judge_idx])
+    except ValueError as e:  # a small imported corpus: too few paintings per adjective to train the judge
+        raise ArtgenError(f"cannot train the attribute judge on {len(judge_idx)} labelled train paintings ({e}): import more "
+                          "paintings (a few hundred) with `artgen data import SOURCE --force` and annotate them") from None
     judge.validate(_cached_stats(ws, real_images), [labels.get(test_ids[i], []) for i in real_idx])
     del judge_images
     timings["attribute judge"] = round(time.perf_counter() - start, 1)

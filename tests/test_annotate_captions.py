@@ -59,3 +59,29 @@ def test_load_labels_from_the_corpus_ground_truth(small_corpus):
     labels, source = load_labels(Workspace(small_corpus), "gt")
     assert source == "gt" and len(labels) == 120
     assert all(3 <= len(v) <= 5 for v in labels.values())
+
+
+def test_a_hand_written_label_file_is_read_as_its_words_and_unknown_words_are_named(tmp_path, capsys):
+    """A user's own label file: "Warm " and "VIVID" are vocabulary words, a record of unknown words only
+    is unlabelled and counted (it used to count as labelled with nothing, scoring 0 silently); a damaged
+    line never asks to delete the file of finished labels."""
+    from artgen.data.captions import read_labels
+
+    path = tmp_path / "mine.jsonl"
+    rows = [{"id": "a", "adjectives": ["Warm ", "VIVID", "warm", "blorpy"], "note": "extra column"},
+            {"id": "b", "adjectives": ["blorpy", "zingy"]}, {"id": "c", "adjectives": []}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert read_labels(path) == {"a": ["warm", "vivid"]}
+    err = capsys.readouterr().err
+    assert "skipped 1 records" in err and "'blorpy'" in err
+    path.write_bytes(b'{"id": "a", "adjectives": ["warm"]}\n{"id": "b", "note": "caf\xe9"}\n{"id": "c", "adjectives": ["dark"]}\n')
+    with pytest.raises(ArtgenError, match="line 2") as e:
+        read_records(path)
+    assert "delete the file" not in str(e.value)
+
+
+def test_annotation_report_against_a_folder_is_a_one_line_error(small_corpus, tmp_path):
+    from annotate.report import write_report
+
+    with pytest.raises(ArtgenError, match="is a folder"):
+        write_report(Workspace(small_corpus), labels="gt", against=str(tmp_path))

@@ -164,3 +164,26 @@ def test_bench_quick_command_and_html_renders_in_chromium(trained, tmp_path):
     if check.returncode == 3:
         pytest.skip(check.stdout.strip())  # no chromium on this machine: the script says how to install it
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_a_corpus_or_caption_count_too_small_to_bench_is_a_one_line_error(small_corpus, tmp_path):
+    """Precision/recall need more than k images a side and the attribute judge 20 paintings with
+    and without an adjective: a small imported corpus, or --captions 3, used to end in a ValueError."""
+    import datasets
+
+    from artgen.data.corpus import load_corpus, save_corpus
+    from bench.run import _prepare
+
+    def prepare(ws, **kw):
+        return _prepare(Workspace(ws), BenchConfig(**{**SMALL, "labels": "gt", **kw}).resolved(), PixelFeatures())
+
+    with pytest.raises(ArtgenError, match="--captions 4 or more"):
+        prepare(small_corpus, captions=3)
+    dd = load_corpus(small_corpus / "data")
+    rows = {s: list(dd[s].cast_column("image", datasets.Image(decode=False))) for s in ("train", "test")}
+    save_corpus(tmp_path / "few_test" / "data", rows["train"], rows["test"][:3])
+    with pytest.raises(ArtgenError, match="only 3 test painting.*at least 4"):
+        prepare(tmp_path / "few_test")
+    save_corpus(tmp_path / "few_train" / "data", rows["train"][:10], rows["test"])
+    with pytest.raises(ArtgenError, match="attribute judge on 10 labelled train paintings.*import more"):
+        prepare(tmp_path / "few_train")

@@ -136,3 +136,34 @@ def test_an_unreadable_file_is_skipped_not_fatal(tmp_path, monkeypatch):
     report = import_paintings(str(src), tmp_path / "data", tmp_path / "import.log", size=16, show_progress=False)
     assert report.train + report.test == 19
     assert report.skipped == [("p3.png", "cannot read the file (PermissionError: Permission denied)")]
+
+
+def test_a_handful_of_paintings_gets_both_splits(tmp_path):
+    """Five paintings can all hash to the train split: the one nearest the split line goes to
+    test instead of the import being refused (two paintings were accepted, five refused)."""
+    import hashlib
+    import io
+
+    from artgen.data.importer import is_test
+
+    src = tmp_path / "paintings"
+    src.mkdir()
+    kept, seed = 0, 0
+    while kept < 5:  # five paintings whose content hashes all fall in the train split
+        buf = io.BytesIO()
+        rng = np.random.default_rng(seed)
+        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(buf, format="PNG")
+        seed += 1
+        if not is_test(hashlib.sha256(buf.getvalue()).hexdigest()):
+            (src / f"p{kept}.png").write_bytes(buf.getvalue())
+            kept += 1
+    report = import_paintings(str(src), tmp_path / "data", tmp_path / "import.log", size=16, show_progress=False)
+    assert (report.train, report.test) == (4, 1)
+    dd = load_corpus(tmp_path / "data")
+    assert len(dd["test"]) == 1 and dd["test"]["id"][0] == min([*dd["test"]["id"], *dd["train"]["id"]])
+    assert "4 train, 1 test" in (tmp_path / "import.log").read_text()
+
+    for p in sorted(src.iterdir())[1:]:
+        p.unlink()
+    with pytest.raises(ArtgenError, match="only 1 usable images"):
+        import_paintings(str(src), tmp_path / "data1", tmp_path / "import1.log", size=16, show_progress=False)

@@ -217,3 +217,25 @@ def test_evaluate_vqvae_scores_the_decoder_it_is_given():
     assert given["recon_mse"] == pytest.approx(held["recon_mse"]) and given["recon_l1"] == pytest.approx(held["recon_l1"])
     assert given["recon_mse"] != pytest.approx(own["recon_mse"])
     assert given["code_counts"] == own["code_counts"]  # the codes are the model's either way
+
+
+def test_fewer_test_paintings_than_a_row_still_get_a_reconstruction_sheet(tmp_path):
+    """A small imported corpus can have 1-7 test paintings: the sheet holds them in one row
+    (a torch.cat of nothing used to end the training in a traceback, losing the trained model)."""
+    from PIL import Image
+
+    from artgen.models.vqvae import VQVAEConfig
+    from artgen.training.vqvae import save_reconstructions
+
+    model = VQVAE(VQVAEConfig(image_size=16)).eval()
+    pixels = torch.randint(0, 256, (3, 3, 16, 16), dtype=torch.uint8)
+    save_reconstructions(model, pixels, tmp_path / "r.png", scale=1)
+    assert Image.open(tmp_path / "r.png").size == (48, 32)  # 3 originals over their 3 reconstructions
+
+
+def test_a_corpus_size_the_codes_do_not_divide_names_the_fix():
+    from artgen.training.vqvae import PRESETS, build_config
+
+    with pytest.raises(ArtgenError, match=r"30 px.*--size 64 --force"):
+        build_config(PRESETS["quick"], 30)
+    assert build_config(PRESETS["quick"], 32).image_size == 32

@@ -53,7 +53,8 @@ def read_records(path: Path) -> list[dict]:
         except ValueError:
             if i == len(lines) - 1:  # the unterminated last line of an interrupted write
                 break
-            raise ArtgenError(f"{path} line {i + 1} is not JSON: delete the file and rerun `artgen annotate`")
+            raise ArtgenError(f"{path} line {i + 1} is not JSON (one UTF-8 JSON object per line): fix or delete that line "
+                              "(the other lines are finished labels)")
         if isinstance(obj, dict):
             records.append(obj)
     return records
@@ -118,6 +119,7 @@ def read_labels(path: Path) -> dict[str, list[str]]:
     records whose adjectives are not a list of words are skipped and counted."""
     labels: dict[str, list[str]] = {}
     duplicates = malformed = 0
+    unknown: list[str] = []  # records none of whose words is a vocabulary adjective
     for rec in read_records(path):
         adjectives = rec.get("adjectives")
         if "id" not in rec or not adjectives:
@@ -129,11 +131,18 @@ def read_labels(path: Path) -> dict[str, list[str]]:
         if key in labels:
             duplicates += 1
             continue
-        labels[key] = [a for a in adjectives if a in BY_WORD]
+        words = _vocabulary_words(adjectives)  # "Warm " is warm; held-out synonyms never reach a caption
+        if not words:
+            unknown.append(adjectives[0])
+            continue
+        labels[key] = words
     if duplicates:
         console.print(f"note: {path} labels {duplicates:,} paintings more than once: kept the first label of each")
     if malformed:
         console.print(f"note: skipped {malformed:,} records of {path} whose adjectives are not a list of words")
+    if unknown:
+        console.print(f"note: skipped {len(unknown):,} records of {path} with no vocabulary adjective (e.g. {unknown[0]!r}): "
+                      "they count as unlabelled")
     return labels
 
 

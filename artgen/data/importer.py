@@ -215,6 +215,10 @@ def import_paintings(source: str, out_dir: Path, log_path: Path, size: int = 64,
                 "params": json.dumps({"source": name, "sha256": digest}),
             }
             (test if is_test(digest) else train).append(row)
+    if len(train) > 1 and not test:  # a handful of paintings can all hash to one side: the one nearest the split line crosses
+        test.append(train.pop(train.index(min(train, key=lambda r: r["id"]))))
+    elif len(test) > 1 and not train:
+        train.append(test.pop(test.index(max(test, key=lambda r: r["id"]))))
     log_path.parent.mkdir(parents=True, exist_ok=True)
     # file names that are not valid UTF-8 (old drives, zip extracts) are written escaped, not fatal
     with open(log_path, "w", encoding="utf-8", errors="backslashreplace") as f:
@@ -227,8 +231,9 @@ def import_paintings(source: str, out_dir: Path, log_path: Path, size: int = 64,
             f.write(f"not an image file\t{name}\n")
     if not train or not test:
         raise ArtgenError(
-            f"only {len(train) + len(test)} usable images in {source} ({len(report.skipped)} skipped, see {log_path}): "
-            "the corpus needs images in both splits, import at least a few dozen"
+            f"only {len(train) + len(test)} usable images in {source} ({report.duplicates} duplicates dropped, "
+            f"{len(report.skipped)} skipped, see {log_path}): "
+            "the corpus needs images in both splits, import at least 2 (a few dozen to train anything useful)"
         )
     save_corpus(out_dir, train, test)
     report.train, report.test = len(train), len(test)

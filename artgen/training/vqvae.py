@@ -181,6 +181,11 @@ def evaluate_vqvae(model: VQVAE, pixels: torch.Tensor, batch_size: int = 256, de
 def build_config(preset: VQVAEPreset, image_size: int, variant: str | None = None,
                  model_overrides: dict | None = None) -> VQVAEConfig:
     kw = {**preset.model, **(model_overrides or {})}
+    down = kw.get("downsample", VQVAEConfig.downsample)
+    if isinstance(down, int) and down > 0 and image_size % down:
+        raise ArtgenError(f"the corpus's {image_size} px images do not divide into the VQ-VAE's {down} x {down} px code cells: "
+                          f"rebuild the corpus at a multiple of {down} px (`artgen data import SOURCE --size 64 --force`, or "
+                          "`artgen data synth --size 64 --force`)")
     return VQVAEConfig.with_variant(variant or preset.variant, image_size=image_size, **kw)
 
 
@@ -272,6 +277,7 @@ def save_reconstructions(model: VQVAE, pixels: torch.Tensor, path: Path, per_row
     with torch.no_grad():
         recon = model.decode_indices(model.encode_indices(to_float(pixels)))
     recon = (recon * 255).round().clamp(0, 255).to(torch.uint8)
+    per_row = max(1, min(per_row, len(pixels)))  # a small imported corpus may have fewer test images than a row
     n = (len(pixels) // per_row) * per_row
     rows = []
     for s in range(0, n, per_row):
