@@ -16,6 +16,7 @@ order they do not). Everything else, training and the sampler (guidance 2.5, T 0
 the Gumbel noise of its raster position), as the plain model's.
 
     python scripts/ar_order_probe.py --workdir W [--order subscale2|subscale4|raster] [--steps 2000] [--seed 0] [--captions 1000]
+        [--compile]
 
 W needs the corpus, gt annotations and the VQ-VAE latents (with the mirror images), and no
 `checkpoints/tiny-ar` (it trains there, then moves the model to `checkpoints/tiny-ar-<order>[-seed<S>]`).
@@ -143,6 +144,7 @@ def main() -> None:
     ap.add_argument("--decoder-from", default="tiny-ar-base2000",
                     help="an AR model in the workspace whose generator decodes (only its VQ-VAE is used)")
     ap.add_argument("--skip-training", action="store_true", help="score the model already in tiny-ar-<order>")
+    ap.add_argument("--compile", action="store_true", help="train through torch.compile (as the long preset)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     ws = Workspace.resolve(args.workdir)
@@ -151,7 +153,8 @@ def main() -> None:
     folder = ws.checkpoint(f"tiny-ar-{args.order}{suffix}")
     if not args.skip_training:
         p = AR_PRESETS["default"]["tiny"]
-        p = replace(p, predictor={**p.predictor, "order": args.order}, train={**p.train, "seed": args.seed})
+        p = replace(p, predictor={**p.predictor, "order": args.order}, train={**p.train, "seed": args.seed,
+                                                                                  "compile": args.compile})
         train_swapped_network(ws, ordered_kind, p, args.steps, folder)
 
     model, final = load_swapped_network(folder, OrderedARPredictor, OrderConfig)
