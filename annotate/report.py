@@ -20,7 +20,7 @@ def _read_file(path: Path) -> dict[str, list[str]]:
 
     if not path.exists():
         raise ArtgenError(f"no annotation file at {path}: give an existing JSONL file written by `artgen annotate`")
-    if not path.is_file():
+    if path.is_dir():  # a pipe or /dev/fd/N (process substitution) is read as a file
         raise ArtgenError(f"{path} is a folder, not an annotation file: give a JSONL file such as {path / 'heuristic.jsonl'}")
     return read_labels(path)
 

@@ -513,12 +513,16 @@ def _prepare(ws: Workspace, cfg: BenchConfig, feature_net: torch.nn.Module | Non
     if cfg.classifier_train and len(judge_idx) > cfg.classifier_train:
         judge_idx = sorted(rng.choice(judge_idx, size=cfg.classifier_train, replace=False).tolist())
     judge_images = _decode_split(train_ds, judge_idx)
+    judge_stats = _cached_stats(ws, judge_images)
     try:
-        judge = AttributeClassifier(AttributeConfig()).fit(
-            _cached_stats(ws, judge_images), [labels[train_ids[i]] for i in judge_idx])
-    except ValueError as e:  # a small imported corpus: too few paintings per adjective to train the judge
-        raise ArtgenError(f"cannot train the attribute judge on {len(judge_idx)} labelled train paintings ({e}): import more "
-                          "paintings (a few hundred) with `artgen data import SOURCE --force` and annotate them") from None
+        judge = AttributeClassifier(AttributeConfig()).fit(judge_stats, [labels[train_ids[i]] for i in judge_idx])
+    except ValueError as e:  # too few paintings per adjective to train the judge
+        if "no adjective has" not in str(e):
+            raise
+        fix = ("annotate the train split (`artgen annotate`)" if len(judge_idx) < len(train_ids) else
+               "import more paintings (a few hundred) with `artgen data import SOURCE --force` and annotate them")
+        raise ArtgenError(f"cannot train the attribute judge on {len(judge_idx)} labelled train paintings of "
+                          f"{len(train_ids)} ({e}): {fix}") from None
     judge.validate(_cached_stats(ws, real_images), [labels.get(test_ids[i], []) for i in real_idx])
     del judge_images
     timings["attribute judge"] = round(time.perf_counter() - start, 1)

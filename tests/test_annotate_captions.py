@@ -85,3 +85,24 @@ def test_annotation_report_against_a_folder_is_a_one_line_error(small_corpus, tm
 
     with pytest.raises(ArtgenError, match="is a folder"):
         write_report(Workspace(small_corpus), labels="gt", against=str(tmp_path))
+
+
+def test_annotation_report_reads_a_pipe_and_names_a_file_that_is_not_jsonl(small_corpus, tmp_path):
+    """`--against <(grep ...)` hands the report a pipe (is_file() is False): it is read, not called a
+    folder; a CSV or pretty-printed JSON file is named as the wrong kind of file, not a damaged line."""
+    import os
+    import threading
+
+    from annotate.report import _read_file
+
+    fifo = tmp_path / "labels.pipe"
+    os.mkfifo(fifo)
+    line = json.dumps({"id": "x", "adjectives": ["warm", "calm"]}) + "\n"
+    writer = threading.Thread(target=lambda: fifo.write_text(line))
+    writer.start()
+    assert _read_file(fifo) == {"x": ["warm", "calm"]}
+    writer.join()
+    csv = tmp_path / "labels.csv"
+    csv.write_text("id,adjectives\nx,warm\n")
+    with pytest.raises(ArtgenError, match="is not a JSONL annotation file"):
+        _read_file(csv)

@@ -185,5 +185,5 @@ def test_a_corpus_or_caption_count_too_small_to_bench_is_a_one_line_error(small_
     with pytest.raises(ArtgenError, match="only 3 test painting.*at least 4"):
         prepare(tmp_path / "few_test")
     save_corpus(tmp_path / "few_train" / "data", rows["train"][:10], rows["test"])
-    with pytest.raises(ArtgenError, match="attribute judge on 10 labelled train paintings.*import more"):
+    with pytest.raises(ArtgenError, match="attribute judge on 10 labelled train paintings of 10.*import more"):
         prepare(tmp_path / "few_train")

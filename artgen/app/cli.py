@@ -326,7 +326,7 @@ def bench_cmd(
     quick: bool = typer.Option(False, "--quick", help="150 test captions and 20 latency runs (tests, the demo)."),
     encoders: Optional[str] = typer.Option(None, "--encoders", help="Comma-separated encoders, e.g. tiny,clip (default: every trained "
                                                                     "one)."),
-    captions: Optional[int] = typer.Option(None, min=2, help="Test captions, one generated image each (default 1000; quick 150)."),
+    captions: Optional[int] = typer.Option(None, min=4, help="Test captions, one generated image each (default 1000; quick 150)."),
     latency_runs: Optional[int] = typer.Option(None, min=1, help="Timed runs per latency figure (default 100; quick 20)."),
     threads: int = typer.Option(2, min=1, help="Threads for torch, ONNX Runtime and the FID network."),
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Report folder (default <workdir>/reports/bench)."),

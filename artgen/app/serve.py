@@ -172,7 +172,8 @@ class QueueFull(Exception):
 
 
 class ClientGone(Exception):
-    """The client closed its connection while its request waited: it left the queue undrawn."""
+    """The client closed its connection before its images were ready: its request left the queue
+    undrawn, or its batch's images are dropped."""
 
 
 @dataclass(eq=False)
@@ -230,6 +231,8 @@ class Batcher:
             await asyncio.wait((job.future, watch), timeout=self.config.timeout_s, return_when=asyncio.FIRST_COMPLETED)
             if job.future.done():
                 return job.future.result()
+            if watch.done() and watch.exception() is not None:  # the watcher broke: not a hang-up
+                raise watch.exception()
             raise ClientGone() if watch.done() else asyncio.TimeoutError()
         finally:
             if watch is not None:
@@ -385,7 +388,7 @@ def unreadable_body(cause: BaseException | None) -> str:
                 f"e.g. {EXAMPLE}")
     if isinstance(cause, RecursionError):
         return f"the body's JSON is nested too deeply to read: send a flat JSON object such as {EXAMPLE}"
-    if isinstance(cause, ValueError):  # an integer of more digits than Python converts (4300)
+    if isinstance(cause, ValueError) and "digits" in str(cause):  # an integer over Python's 4,300-digit conversion limit
         return f"the body holds a number with too many digits to read: send a JSON object such as {EXAMPLE}"
     return f"the body could not be read as JSON: send a JSON object such as {EXAMPLE}"
 

@@ -53,6 +53,9 @@ def read_records(path: Path) -> list[dict]:
         except ValueError:
             if i == len(lines) - 1:  # the unterminated last line of an interrupted write
                 break
+            if not records:  # not one record read: the wrong kind of file (CSV, pretty-printed JSON), not a damaged line
+                raise ArtgenError(f"{path} is not a JSONL annotation file (line {i + 1} is not JSON): give a file of one JSON "
+                                  "object per line, as `artgen annotate` writes")
             raise ArtgenError(f"{path} line {i + 1} is not JSON (one UTF-8 JSON object per line): fix or delete that line "
                               "(the other lines are finished labels)")
         if isinstance(obj, dict):

@@ -192,11 +192,14 @@ export function checkPrompt(prompt, limits) {
     throw new PromptError('the prompt is empty: give a few adjectives, e.g. "warm, chaotic, vivid"');
   }
   // half an emoji cut by a UTF-16 substring: TextEncoder would turn it into U+FFFD, and no tokenizer takes it
-  const lone = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.exec(prompt);
-  if (lone) {
-    const at = [...prompt.slice(0, lone.index)].length; // in code points, as Python counts
-    throw new PromptError(`the prompt is not valid Unicode text (a lone surrogate '\\u${lone[0].charCodeAt(0).toString(16)}' ` +
-                          `at character ${at}, e.g. half an emoji or a byte that is not UTF-8): send whole characters`);
+  let at = 0; // in code points, as Python counts; the string iterator yields a lone surrogate alone
+  for (const ch of prompt) {
+    const unit = ch.charCodeAt(0);
+    if (ch.length === 1 && unit >= 0xd800 && unit <= 0xdfff) {
+      throw new PromptError(`the prompt is not valid Unicode text (a lone surrogate '\\u${unit.toString(16)}' ` +
+                            `at character ${at}, e.g. half an emoji or a byte that is not UTF-8): send whole characters`);
+    }
+    at += 1;
   }
   if (!/[\p{L}\p{N}_]/u.test(prompt)) { // Python's \w: only punctuation, symbols or emoji hold no words
     throw new PromptError(`the prompt ${pyRepr([...prompt].slice(0, 40).join(""))} holds no words: ` +
