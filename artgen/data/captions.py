@@ -84,7 +84,7 @@ def load_labels(ws: Workspace, source: str = "auto") -> tuple[dict[str, list[str
         labels = {}
         for split in dd:
             for i, adj in zip(dd[split]["id"], dd[split]["gt_adjectives"]):
-                labels[i] = [a for a in adj if a in BY_WORD]
+                labels[i] = _vocabulary_words(adj)
         if not any(labels.values()):
             raise ArtgenError(f"the corpus at {ws.data} has no ground-truth adjectives (imported paintings): "
                               "label it with `artgen annotate --backend heuristic`")
@@ -117,9 +117,10 @@ def load_labels(ws: Workspace, source: str = "auto") -> tuple[dict[str, list[str
 
 
 def read_labels(path: Path) -> dict[str, list[str]]:
-    """{id: vocabulary adjectives} of one annotation file. The first record of an id wins (a
-    file written by two runs at once holds duplicates: how many were dropped is printed);
-    records whose adjectives are not a list of words are skipped and counted."""
+    """{id: vocabulary adjectives} of one annotation file. The first record of an id with a
+    vocabulary word wins (a file written by two runs at once holds duplicates: how many were
+    dropped is printed); records whose adjectives are not a list of words, or hold no vocabulary
+    word, are skipped and counted (the painting stays unlabelled)."""
     labels: dict[str, list[str]] = {}
     duplicates = malformed = 0
     unknown: list[str] = []  # records none of whose words is a vocabulary adjective

@@ -2,7 +2,8 @@
 
 SOURCE is an image folder (searched recursively), a dataset saved with `save_to_disk`, or
 a Hugging Face hub id. Every image is RGB-converted, centre-cropped and resized; the split
-is decided by a hash of the image content, so it does not depend on file order or names.
+is decided by a hash of the image content, so it does not depend on file order or names
+(when a handful of images all hash to one side, the one nearest the split line crosses over).
 Unreadable, truncated and empty files are skipped and listed in a log, as are files whose
 suffix is not an image's; exact duplicates (same content hash) are dropped. Images are turned
 upright by their EXIF orientation, transparent ones laid on white, 16-bit ones scaled to 8 bits.
