@@ -3,10 +3,12 @@ under `torch.compile`, with every batch's captions of one length or of varying l
 training, where the tokenizer pads each batch to its longest caption). Random codes and a
 small tokenizer: the cost does not depend on what the network has learned.
 
-    python scripts/bench_train_step.py [--batch 32] [--steps 15] [--modes eager,compile] [--lengths fixed,varied]
+    python scripts/bench_train_step.py [--batch 32] [--steps 15] [--modes eager,compile] [--lengths fixed,varied] [--profile]
 
 Prints one row per (mode, lengths): the first steps' wall time (compilation) and the median
-seconds per later step, with samples per second. Run it on a quiet machine.
+seconds per later step, with samples per second. `--profile` instead prints where the eager
+step's CPU time goes (torch.profiler, the steps after the first few, by operator). Run it on a
+quiet machine.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def captions(step: int, batch: int, varied: bool) -> list[str]:
     return [" ".join(rng.choice(WORDS, size=n, replace=False)) for n in sizes]
 
 
-def run(mode: str, varied: bool, batch: int, steps: int) -> tuple[float, float]:
+def run(mode: str, varied: bool, batch: int, steps: int, profile: bool = False) -> tuple[float, float]:
     p = AR_PRESETS["default"]["tiny"]
     encoder = load_encoder("tiny", texts=[" ".join(WORDS)] * 20 + WORDS * 5, overrides=p.encoder)
     kind = generator_kind("ar")
@@ -44,7 +46,14 @@ def run(mode: str, varied: bool, batch: int, steps: int) -> tuple[float, float]:
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     g = torch.Generator().manual_seed(0)
     times = []
+    warm = min(5, steps // 2)
+    profiler = None
     for step in range(steps):
+        if profile and step == warm:
+            from torch.profiler import ProfilerActivity
+            from torch.profiler import profile as start_profile
+
+            profiler = start_profile(activities=[ProfilerActivity.CPU]).__enter__()
         tokens = encoder.tokenize(captions(step, batch, varied))
         codes = torch.randint(0, cfg.codebook_size, (batch, cfg.positions), generator=g)
         inputs, _, text_mask = kind.training_inputs(codes, tokens.mask, cfg, g)
@@ -55,7 +64,9 @@ def run(mode: str, varied: bool, batch: int, steps: int) -> tuple[float, float]:
         loss.backward()
         opt.step()
         times.append(time.perf_counter() - t)
-    warm = min(5, steps // 2)
+    if profiler is not None:
+        profiler.__exit__(None, None, None)
+        print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
     return sum(times[:warm]), float(np.median(times[warm:]))
 
 
@@ -65,7 +76,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=15)
     ap.add_argument("--modes", default="eager,compile")
     ap.add_argument("--lengths", default="fixed,varied")
+    ap.add_argument("--profile", action="store_true", help="where the eager step's time goes, by operator")
     args = ap.parse_args()
+    if args.profile:
+        run("eager", True, args.batch, args.steps, profile=True)
+        return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}\n")
     print("| mode | caption lengths | first 5 steps (s) | s / step (median) | samples / s |\n|---|---|---|---|---|")
     for mode in args.modes.split(","):
