@@ -53,6 +53,7 @@ from artgen.sampling import (
     DEFAULT_STEPS,
     DEFAULT_TEMPERATURE,
     MAX_STEPS,
+    MIN_TEMPERATURE,
     ORDER_STREAM,
     guided_steps,
 )
@@ -171,7 +172,7 @@ class Generator:
             for b in range(B):  # fix the next positions of each image's order
                 rows = torch.from_numpy(order[b, known:upto])  # (n,)
                 scores = logits[b, rows]  # (n, K)
-                if temperature > 0:
+                if temperature >= MIN_TEMPERATURE:
                     scores = scores / temperature + torch.from_numpy(gumbel(seeds[b], step, (len(rows), K))).float()
                 codes[b, rows] = scores.argmax(-1)
             known = upto
@@ -255,11 +256,11 @@ class ARGenerator(Generator):
 
 def pick_codes(logits: torch.Tensor, noise: torch.Tensor, temperature: float, top_k: int) -> torch.Tensor:
     """(B,) codes from logits (B, K): keep the top_k most likely (0: all), then Gumbel-max at
-    `temperature` with the given noise (B, K), or the argmax at temperature 0."""
+    `temperature` with the given noise (B, K), or the argmax below MIN_TEMPERATURE (0 included)."""
     if top_k:
         kth = logits.topk(top_k, dim=-1).values[:, -1:]  # (B, 1)
         logits = logits.masked_fill(logits < kth, float("-inf"))
-    if temperature > 0:
+    if temperature >= MIN_TEMPERATURE:
         logits = logits / temperature + noise
     return logits.argmax(-1)
 

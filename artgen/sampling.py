@@ -9,6 +9,9 @@ DEFAULT_STEPS = 8  # parallel decoding in 8 steps (1: the direct, one-shot predi
 DEFAULT_GUIDANCE = 3.0  # classifier-free guidance scale (1: none)
 GUIDED_SHARE = 0.5  # guidance on the first ceil(steps * share) steps; later steps: the plain conditional model
 DEFAULT_TEMPERATURE = 1.0  # Gumbel-max sampling temperature (0: the most likely code)
+# A temperature below this samples the most likely code, as 0 does: smaller ones change nothing
+# but float32 rounding, and the tiniest divide the logits into inf (export.runtime.MIN_TEMPERATURE)
+MIN_TEMPERATURE = 1e-6
 # The random stream of an image's reveal order, numpy default_rng([seed, ORDER_STREAM]); the
 # Gumbel noise of step k uses default_rng([seed, k]) with k < MAX_STEPS, so they never meet.
 ORDER_STREAM = 1000

@@ -126,6 +126,20 @@ def test_json_holds_each_image_as_save_png_writes_it(client, rt, tmp_path):
         assert base64.b64decode(b64) == (tmp_path / f"{i}.png").read_bytes()
 
 
+def test_a_vanishing_temperature_samples_the_most_likely_code(client, rt):
+    # 1e-320 is 0 in float32: the logits divided by it were inf and nan, and every code came out 0
+    greedy = rt.sample_codes([PROMPT], seed=3, temperature=0.0)
+    for t in (5e-324, 1e-320, 1e-40, 1e-7):
+        assert np.array_equal(rt.sample_codes([PROMPT], seed=3, temperature=t), greedy), t
+    r = post(client, seed=3, temperature=1e-320, format="json")
+    assert r.status_code == 200 and r.json()["sampling"]["temperature"] == 0.0  # the temperature it ran with
+    assert r.json()["images"] == post(client, seed=3, temperature=0.0, format="json").json()["images"]
+    from artgen.sampling import MIN_TEMPERATURE
+    from export.runtime import MIN_TEMPERATURE as RUNTIME_MIN_TEMPERATURE
+
+    assert MIN_TEMPERATURE == RUNTIME_MIN_TEMPERATURE == 1e-6  # PyTorch and the runtime draw alike
+
+
 def test_an_unseeded_request_says_which_seed_it_drew(client):
     body = post(client, format="json").json()
     again = post(client, format="json", seed=body["seeds"][0]).json()
@@ -171,6 +185,23 @@ def test_bodies_that_are_not_a_request(client, raw, status, needle):
     r = client.post("/v1/images", content=raw, headers={"content-type": "application/json"})
     assert r.status_code == status and list(r.json()) == ["error"] and needle in r.json()["error"], r.text
     assert "\n" not in r.json()["error"]
+
+
+@pytest.mark.parametrize("content_type", ["text/plain;charset=UTF-8", "application/x-www-form-urlencoded", None])
+def test_a_json_body_is_read_whatever_its_content_type(content_type):
+    # a page's fetch sends text/plain to skip the CORS preflight, `curl -d` a form's type, some clients none
+    headers = {} if content_type is None else {"content-type": content_type}
+    with TestClient(create_app(FakeRuntime())) as c:
+        r = c.post("/v1/images", content=json.dumps({"prompt": PROMPT, "seed": 5, "n": 2}), headers=headers)
+        assert r.status_code == 200 and r.headers["x-seeds"] == "5,6" and r.content == post(c, seed=5, n=2).content
+        for raw, status, needle in ((b"prompt=warm&n=2", 400, "not valid JSON"), (b"", 400, "must be a JSON object"),
+                                    (b'["warm"]', 400, "must be a JSON object"),
+                                    (b'{"prompt": "warm", "style": "cubist"}', 422, "unknown field 'style'"),
+                                    (b'{"prompt": "warm", "n": "2"}', 422, "n: input should be a valid integer"),
+                                    (json.dumps({"prompt": "a" * 20000}).encode(), 413, "16384 bytes")):
+            r = c.post("/v1/images", content=raw, headers=headers)
+            assert r.status_code == status and list(r.json()) == ["error"] and needle in r.json()["error"], (raw, r.text)
+            assert "\n" not in r.json()["error"] and (status != 400 or 'such as {"prompt": ' in r.json()["error"])
 
 
 def test_a_big_body_is_413_and_unknown_pages_404(client):
@@ -258,6 +289,41 @@ def test_cors_origins_may_call_the_api():
     with TestClient(create_app(FakeRuntime(), ServeConfig(cors_origins=("*",)))) as c:
         r = c.options("/healthz", headers={**PREFLIGHT, "Access-Control-Request-Method": "GET"})
         assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "*"
+
+
+class BrokenTokenizer(FakeRuntime):
+    """A runtime whose tokenizer fails outside any handler of the route: the prompt "boom" escapes as a crash."""
+
+    def tokenizer(self, prompts):
+        if prompts == ["boom"]:
+            raise RuntimeError("sentencepiece failed in /private/bundles/fake/tokenizer/spm.model")
+
+
+def test_every_error_carries_the_cors_headers_of_a_success(caplog):
+    # Starlette answers an unhandled exception outside every middleware: its 500 had no CORS headers,
+    # so a page on an allowed origin saw a CORS failure instead of the JSON error
+    def cors(r):
+        return {k: v for k, v in r.headers.items() if k.startswith("access-control-") or k == "vary"}
+
+    for origins, origin in ((("https://art.example",), "https://art.example"), (("*",), "https://any.example")):
+        with TestClient(create_app(BrokenTokenizer(), ServeConfig(cors_origins=origins)),
+                        raise_server_exceptions=False) as c:
+            page = {"Origin": origin}
+            ok = c.post("/v1/images", json={"prompt": PROMPT}, headers=page)
+            assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] in (origin, "*")
+            r = c.post("/v1/images", json={"prompt": "boom"}, headers=page)
+            assert r.status_code == 500 and list(r.json()) == ["error"] and "private" not in r.text
+            assert cors(r) == cors(ok), origins
+            assert "/private/bundles/fake/tokenizer/spm.model" in caplog.text  # logged in full on the server
+            for r in (c.post("/v1/images", content=b"x" * 20000, headers=page), c.get("/v2", headers=page),
+                      c.get("/v1/images", headers=page), c.post("/v1/images", content=b"{", headers=page)):
+                assert r.status_code in (400, 404, 405, 413) and cors(r) == cors(ok), r.text
+            assert post(c).status_code == 200  # still serving
+        if origins != ("*",):
+            with TestClient(create_app(BrokenTokenizer(), ServeConfig(cors_origins=origins)),
+                        raise_server_exceptions=False) as c:
+                r = c.post("/v1/images", json={"prompt": "boom"}, headers={"Origin": "https://evil.example"})
+                assert r.status_code == 500 and "access-control-allow-origin" not in r.headers
 
 
 def test_model_health_and_schema(client):

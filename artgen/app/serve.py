@@ -7,7 +7,8 @@
     GET  /openapi.json, /docs   the request schema, from FastAPI
 
 Every GET route answers HEAD too, every route is served at its path plus one trailing slash as
-well (no redirect), and with `cors_origins` pages on those origins may call the API (CORS).
+well (no redirect), a POST body is read as JSON whatever its content type, and with
+`cors_origins` pages on those origins may call the API (CORS), errors and 500s included.
 
 Requests wait in a bounded queue (full: 503 with Retry-After; one whose client hangs up leaves
 it undrawn) and one worker thread runs every ONNX Runtime call. After taking the first waiting
@@ -53,7 +54,7 @@ from artgen.errors import ArtgenError
 from artgen.images import grid_png as images_grid_png
 from artgen.images import png_bytes
 from artgen.workspace import SHIPPED_MODEL
-from export.runtime import BundleError, Runtime, check_int, check_prompt
+from export.runtime import BundleError, Runtime, check_int, check_prompt, check_temperature
 
 log = logging.getLogger("artgen.app.serve")
 
@@ -66,6 +67,7 @@ GRID_PAD, GRID_SCALE = 2, 2  # the PNG grid of `artgen generate`: 2 px white gap
 BATCHING = ("exact", "merge")
 EXAMPLE = '{"prompt": "warm, chaotic, vivid", "n": 4}'
 EXPOSED_HEADERS = ("X-Seeds", "Retry-After")  # the response headers a cross-origin page may read
+CRASH = "internal error (logged on the server): try again, and report it if it persists"
 ORIGIN = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s?#]+")  # scheme://host[:port], as a browser's Origin header
 
 
@@ -146,7 +148,7 @@ def resolve_sampling(rt: Runtime, req: ImageRequest) -> Sampling:
     check_prompt(req.prompt, meta["prompt_limits"])
     rt.tokenizer([req.prompt])  # raises when the prompt has more tokens than the encoder reads
     guidance = float(d["guidance"] if req.guidance is None else req.guidance)
-    temperature = float(d["temperature"] if req.temperature is None else req.temperature)
+    temperature = check_temperature(d["temperature"] if req.temperature is None else req.temperature)  # < 1e-6: 0
     if rt.generator == "ar":
         if req.steps is not None and req.steps != d["steps"]:
             raise BundleError(f"steps {req.steps} does not apply to this autoregressive bundle: it draws the "
@@ -367,7 +369,7 @@ def validation_message(err: dict) -> tuple[int, str]:
         reason = (err.get("ctx") or {}).get("error", "JSON decode error")
         return 400, f"the body is not valid JSON ({reason}): send a JSON object such as {EXAMPLE}"
     if not where or kind in ("model_attributes_type", "model_type", "dict_type"):
-        return 400, f"the body must be a JSON object (content-type application/json) such as {EXAMPLE}"
+        return 400, f"the body must be a JSON object such as {EXAMPLE}"
     name = where[0]
     if kind == "extra_forbidden":
         return 422, f"unknown field {name!r}: the fields are {', '.join(ImageRequest.model_fields)}"
@@ -440,6 +442,52 @@ class _BodyTooBig(Exception):
     pass
 
 
+class JsonBody:
+    """ASGI middleware: a POST body is read as JSON whatever its content type. FastAPI reads JSON
+    only under application/json, but a page's fetch sends text/plain to skip the CORS preflight,
+    `curl -d` sends application/x-www-form-urlencoded, and some clients send none; the body
+    must still parse as a JSON object and pass the same checks."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["method"] == "POST":
+            headers = scope.get("headers", [])
+            declared = dict(headers).get(b"content-type", b"").split(b";")[0].strip().lower()  # b"": none
+            if declared != b"application/json" and not (declared.startswith(b"application/") and declared.endswith(b"+json")):
+                scope = {**scope, "headers": [*((k, v) for k, v in headers if k != b"content-type"),
+                                              (b"content-type", b"application/json")]}
+        await self.app(scope, receive, send)
+
+
+class Crash:
+    """ASGI middleware: an exception nothing else handled is a JSON 500, logged in full here.
+    Starlette answers it in ServerErrorMiddleware, outside every middleware of the app, so the
+    500 would miss the CORS headers and a page would see a CORS failure; under Cors it gets them."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def watched(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            if started:  # too late for a JSON body: Starlette's handler logs it and the server drops the connection
+                raise
+            log.error("unhandled error on %s %s", scope.get("method"), scope.get("path"), exc_info=exc)
+            await error_response(500, CRASH)(scope, receive, send)
+
+
 class TrailingSlash:
     """ASGI middleware: a route's path with one trailing slash (`POST /v1/images/`) is served as
     the route, where Starlette would answer a bare 307 that many clients do not follow with a POST."""
@@ -506,8 +554,10 @@ def create_app(runtime_or_bundle: Runtime | str | Path | None = None, config: Se
                   description="Abstract art from a few adjectives: the artgen ONNX runtime over HTTP.",
                   redirect_slashes=False)  # TrailingSlash serves the slash forms; anything else is a JSON 404
     app.state.runtime, app.state.batcher, app.state.config = rt, batcher, config
+    app.add_middleware(JsonBody)
     app.add_middleware(BodyLimit, limit=config.max_body_bytes)
     app.add_middleware(TrailingSlash, routes=app.router.routes)
+    app.add_middleware(Crash)  # under Cors: a 500 carries the CORS headers as every other answer does
     if config.cors_origins:  # outermost: preflights are answered first, and errors carry the CORS headers too
         app.add_middleware(Cors, allow_origins=config.cors_origins, allow_methods=("GET", "HEAD", "POST"),
                            allow_headers=("Content-Type",), expose_headers=EXPOSED_HEADERS,
@@ -530,10 +580,10 @@ def create_app(runtime_or_bundle: Runtime | str | Path | None = None, config: Se
                                   headers=getattr(exc, "headers", None))
         return error_response(exc.status_code, str(exc.detail))
 
-    @app.exception_handler(Exception)
+    @app.exception_handler(Exception)  # the rest: a failure in Cors itself, or after a response has begun
     async def _crash(request: Request, exc: Exception):
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return error_response(500, "internal error (logged on the server): try again, and report it if it persists")
+        return error_response(500, CRASH)
 
     error_docs = {s: {"description": d, "content": {"application/json": {"example": {"error": "..."}}}}
                   for s, d in ((400, "body is not a JSON object"), (413, "body too large"),

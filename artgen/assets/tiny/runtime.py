@@ -49,6 +49,11 @@ GRAPHS = {"masked": ("text_encoder", "predictor", "decoder"),
 STEP_GRAPH = {"masked": "predictor", "ar": "ar_step"}  # the graph run once per sampling step
 MAX_IMAGES = 64  # images per call (`-n`, prompts per generate or sample_codes): the bench's batch
 MAX_SCALE = 16  # upscale factor of the saved PNG: 64 px images become 1024 px
+# A temperature below this samples the argmax, as 0 does. At 1e-6 the Gumbel noise (within
+# [-3.8, 16.1]) moves a score by at most 2e-5 logits, ten float32 steps of a logit near 16: it can only
+# reorder codes tied to that precision. Far smaller ones divide the logits into inf and nan (1e-320
+# is 0 in float32: every code came out 0). artgen.sampling.MIN_TEMPERATURE is the same number.
+MIN_TEMPERATURE = 1e-6
 # "hash" checks the size and sha256 of every file (the default), "size" the sizes only. Hashing the
 # shipped 4.8 MB bundle took 5.4 ms (median of 50, warm cache; sizes only 0.3 ms) of a 38 ms load
 # on the 2-core build machine: `python scripts/bench_bundle_verify.py --runs 50`.
@@ -149,11 +154,11 @@ def gumbel(seed: int, step: int, shape: tuple[int, ...]) -> np.ndarray:
 
 def pick_codes(logits: np.ndarray, noise: np.ndarray, temperature: float, top_k: int) -> np.ndarray:
     """(B,) codes from logits (B, K) float32: the top_k most likely (0: all), then Gumbel-max
-    at `temperature` with noise (B, K) float32, or the argmax at temperature 0."""
+    at `temperature` with noise (B, K) float32, or the argmax below MIN_TEMPERATURE (0 included)."""
     if top_k:
         kth = np.partition(logits, -top_k, axis=-1)[:, -top_k:].min(axis=-1, keepdims=True)  # (B, 1)
         logits = np.where(logits < kth, np.float32(-np.inf), logits)
-    if temperature > 0:
+    if temperature >= MIN_TEMPERATURE:
         logits = logits / np.float32(temperature) + noise
     return logits.argmax(-1)
 
@@ -207,6 +212,13 @@ def check_float(name: str, value, low: float | None = None, high: float | None =
             f" >= {low:g}" if low is not None else "")
         raise BundleError(f"{name} must be a finite number{bounds} (got {value!r})")
     return v
+
+
+def check_temperature(value) -> float:
+    """The sampling temperature as a finite float >= 0, or a BundleError naming it; one below
+    MIN_TEMPERATURE is 0, the argmax, which it differs from only by float32 rounding."""
+    t = check_float("temperature", value, low=0.0)
+    return t if t >= MIN_TEMPERATURE else 0.0
 
 
 def _first_line(e: Exception) -> str:
@@ -524,7 +536,7 @@ class Runtime:
         d = self.meta["sampling"]
         prompts = check_prompts(prompts)
         guidance = check_float("guidance", d["guidance"] if guidance is None else guidance)
-        temperature = check_float("temperature", d["temperature"] if temperature is None else temperature, low=0.0)
+        temperature = check_temperature(d["temperature"] if temperature is None else temperature)
         for p in prompts:
             check_prompt(p, self.meta["prompt_limits"])
         seeds = [check_seed(s) for s in seeds] if seeds is not None else [check_seed(seed) + i for i in range(len(prompts))]
@@ -554,7 +566,7 @@ class Runtime:
             for b in range(B):
                 rows = order[b, known:upto]
                 scores = logits[b, rows]  # (n, K)
-                if temperature > 0:
+                if temperature >= MIN_TEMPERATURE:
                     scores = scores / np.float32(temperature) + gumbel(seeds[b], step, (len(rows), K)).astype(np.float32)
                 codes[b, rows] = scores.argmax(-1)
             known = upto
