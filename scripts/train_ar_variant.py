@@ -1,8 +1,8 @@
 """Train the AR default preset (tiny encoder) with a few of its settings changed: the ablation
 rows of docs/generation.md that are not a preset of their own.
 
-    python scripts/train_ar_variant.py --workdir W --lr 5e-4 [--steps N] [--no-text-modulation] [--no-rope] [--heads H] [--rope-base B]
-        [--ema-decay D] [--compile | --no-compile] [--text-drop P] [--input-noise P] [--batch-size B]
+    python scripts/train_ar_variant.py --workdir W --lr 5e-4 [--steps N] [--no-text-modulation] [--no-rope] [--heads H] [--width W]
+        [--layers L] [--rope-base B] [--ema-decay D] [--compile | --no-compile] [--text-drop P] [--input-noise P] [--batch-size B]
         [--optimizer adamw|muon] [--seed S]
 
 Writes W/checkpoints/tiny-ar (W needs the corpus and a VQ-VAE, as `artgen train` does); its
@@ -28,6 +28,8 @@ def main() -> None:
     ap.add_argument("--no-text-modulation", action="store_true")
     ap.add_argument("--no-rope", action="store_true", help="no 2-D rotary positions in the self-attention")
     ap.add_argument("--heads", type=int, default=None, help="attention heads (the preset's: 4 of width 32)")
+    ap.add_argument("--width", type=int, default=None, help="the transformer's width (the preset's: 128)")
+    ap.add_argument("--layers", type=int, default=None, help="transformer blocks (the preset's: 3)")
     ap.add_argument("--rope-base", type=float, default=None, help="RoPE's wavelength base (the preset's: 100)")
     ap.add_argument("--text-drop", type=float, default=None,
                     help="share of training samples whose text is dropped, for guidance (the preset's: 0.1)")
@@ -53,6 +55,7 @@ def main() -> None:
              **({"seed": args.seed} if args.seed is not None else {})}
     predictor = {**p.predictor, **({"text_modulation": False} if args.no_text_modulation else {}),
                  **({"rope": False} if args.no_rope else {}), **({"heads": args.heads} if args.heads else {}),
+                 **({"width": args.width} if args.width else {}), **({"layers": args.layers} if args.layers else {}),
                  **({"rope_base": args.rope_base} if args.rope_base else {}),
                  **({"text_drop": args.text_drop} if args.text_drop is not None else {}),
                  **({"input_noise": args.input_noise} if args.input_noise is not None else {})}

@@ -157,6 +157,20 @@ def test_no_mirror_reaches_the_training_from_the_cli(small_corpus, tmp_path):
     assert json.loads((tmp_path / "checkpoints" / "vqvae" / "metrics.json").read_text())["mirror"] is False
 
 
+def test_downsample_sets_the_code_grid_from_the_cli(small_corpus, tmp_path):
+    from artgen.data.pixels import load_images
+
+    shutil.copytree(small_corpus / "data", tmp_path / "data")
+    side = load_images(tmp_path / "data", "test")[1].shape[-1]
+    r = run_cli("train", "vqvae", "--downsample", "8", *TINY, workdir=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "checkpoints" / "vqvae" / "metrics.json").read_text())["grid"] == side // 8
+    assert load_latents(Workspace(tmp_path), "train")[1].shape[1:] == (side // 8, side // 8)
+    r = run_cli("train", "vqvae", "--downsample", "3", *TINY, workdir=tmp_path)
+    assert r.returncode != 0 and "Traceback" not in r.stderr and "power of two" in r.stderr, r.stderr
+    assert json.loads((tmp_path / "checkpoints" / "vqvae" / "metrics.json").read_text())["grid"] == side // 8  # kept
+
+
 def test_the_grain_heads_likelihood_reaches_the_encoder_and_not_the_decoder():
     """`VQVAEPreset.grain_weight`: the noise-scale head's likelihood is judged against the
     detached decoded image, so it changes the encoder's (and the head's) gradient and leaves the

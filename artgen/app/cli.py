@@ -142,6 +142,9 @@ def train_vqvae_cmd(
     grain_weight: Optional[float] = typer.Option(None, "--grain-weight", min=0.0,
                                                  help="Weight of the noise-scale head that teaches the codes where the "
                                                       "canvas grain is (0: none; default: the preset's)."),
+    downsample: Optional[int] = typer.Option(None, "--downsample", min=2,
+                                             help="Pixels per code cell side, a power of two (default 4: 64 px images "
+                                                  "give a 16 x 16 code grid; 8 gives 8 x 8, fewer and coarser codes)."),
     track: Optional[str] = typer.Option(None, "--track", help=TRACK_HELP),
 ) -> None:
     """Train the VQ-VAE (512 x 64 codebook) and cache the corpus latents."""
@@ -152,7 +155,8 @@ def train_vqvae_cmd(
     ws = workspace(ctx)
     with start_tracking(track, ws, run_name=f"train vqvae ({preset})") as tracker:
         train_vqvae(ws, preset=preset, resume=resume, device=device, threads=threads, steps=steps,
-                    batch_size=batch_size, variant=variant, tracker=tracker, mirror=mirror, grain_weight=grain_weight)
+                    batch_size=batch_size, variant=variant, tracker=tracker, mirror=mirror, grain_weight=grain_weight,
+                    model_overrides={"downsample": downsample} if downsample else None)
 
 
 @train_app.command("decoder")

@@ -182,10 +182,14 @@ def build_config(preset: VQVAEPreset, image_size: int, variant: str | None = Non
                  model_overrides: dict | None = None) -> VQVAEConfig:
     kw = {**preset.model, **(model_overrides or {})}
     down = kw.get("downsample", VQVAEConfig.downsample)
-    if isinstance(down, int) and down > 0 and image_size % down:
+    if isinstance(down, int) and (down < 2 or down & (down - 1)):
+        raise ArtgenError(f"the code cell side (downsample) must be a power of two >= 2, got {down}: "
+                          "use --downsample 4 (the default) or 8")
+    if isinstance(down, int) and image_size % down:
+        size = down * max(1, -(-64 // down))
         raise ArtgenError(f"the corpus's {image_size} px images do not divide into the VQ-VAE's {down} x {down} px code cells: "
-                          f"rebuild the corpus at a multiple of {down} px (`artgen data import SOURCE --size 64 --force`, or "
-                          "`artgen data synth --size 64 --force`)")
+                          f"rebuild the corpus at a multiple of {down} px (`artgen data import SOURCE --size {size} --force`, or "
+                          f"`artgen data synth --size {size} --force`)")
     return VQVAEConfig.with_variant(variant or preset.variant, image_size=image_size, **kw)
 
 
@@ -245,7 +249,7 @@ def _train_vqvae(ws: Workspace, p: VQVAEPreset, preset: str, tcfg: TrainConfig, 
     metrics = {
         **result.metrics,
         "preset": preset, "variant": variant or p.variant, "mirror": p.mirror, "grain_weight": p.grain_weight,
-        "steps": tcfg.steps, "batch_size": tcfg.batch_size,
+        "steps": tcfg.steps, "batch_size": tcfg.batch_size, "grid": cfg.grid,
         "world_size": world, "images_seen": tcfg.steps * tcfg.batch_size * world,
         "train_seconds_this_run": round(result.seconds, 1), "train_images_per_s": round(result.images_per_s, 2),
         "parameters": model.num_parameters(), "device": str(next(iter(result.model.parameters())).device),
