@@ -167,3 +167,174 @@ def test_a_handful_of_paintings_gets_both_splits(tmp_path):
         p.unlink()
     with pytest.raises(ArtgenError, match="only 1 usable images"):
         import_paintings(str(src), tmp_path / "data1", tmp_path / "import1.log", size=16, show_progress=False)
+
+
+# ---------------------------------------------------------------- labels: the Hugging Face imagefolder conventions
+
+def _styles_by_source(data_dir):
+    """{source file name: (style, gt_adjectives)} of every imported painting."""
+    import json
+
+    dd = load_corpus(data_dir)
+    return {json.loads(r["params"])["source"]: (r["style"], r["gt_adjectives"]) for split in dd for r in dd[split]}
+
+
+def test_sub_folder_names_are_styles(tmp_path):
+    from bench.style import corpus_styles
+
+    src = tmp_path / "paintings"
+    for k, style in enumerate(["cubism", "fauvism", "minimal"]):
+        (src / style).mkdir(parents=True)
+        for i in range(6):
+            _painting(src / style / f"p{i}.png", 10 * k + i, size=(24, 16))
+    shutil.copy(src / "cubism" / "p0.png", src / "minimal" / "z_copy_of_cubism_p0.png")  # a duplicate keeps the first one's style
+
+    report = import_paintings(str(src), tmp_path / "data", tmp_path / "import.log", size=16, show_progress=False)
+    labels = _styles_by_source(tmp_path / "data")
+    assert len(labels) == 18 and report.duplicates == 1 and report.styles == 3
+    assert all(style == name.split("/")[0] for name, (style, _) in labels.items())
+    assert corpus_styles(load_corpus(tmp_path / "data")["train"])[0] is not None  # the bench can measure style consistency
+    log = (tmp_path / "import.log").read_text().splitlines()
+    assert log[1] == "# styles from sub-folder names: 3 styles; no adjectives (label them with `artgen annotate`)"
+    assert report.labels == log[1][2:]
+
+    # one painting directly in the root beside the style folders: no folder is a style, and the log says why
+    _painting(src / "loose.png", 99, size=(24, 16))
+    report = import_paintings(str(src), tmp_path / "data2", tmp_path / "import2.log", size=16, show_progress=False)
+    assert {style for style, _ in _styles_by_source(tmp_path / "data2").values()} == {"imported"}
+    assert report.labels.startswith("no style labels (1 image in the folder itself, beside sub-folders: put every image in a style")
+    assert "style consistency will not be measured" in (tmp_path / "import2.log").read_text().splitlines()[1]
+
+    # a single sub-folder name is no style either
+    (src / "loose.png").unlink()
+    for style in ("fauvism", "minimal"):
+        shutil.rmtree(src / style)
+    report = import_paintings(str(src), tmp_path / "data3", tmp_path / "import3.log", size=16, show_progress=False)
+    assert report.styles == 1 and "no style labels" in report.labels
+
+
+def test_a_metadata_csv_sets_styles_and_adjectives(tmp_path):
+    src = tmp_path / "paintings"
+    for style in ("a", "b"):
+        (src / style).mkdir(parents=True)
+        for i in range(5):
+            _painting(src / style / f"p{i}.png", ord(style) * 10 + i, size=(24, 16))
+    (src / "metadata.csv").write_text(
+        "file_name,style,adjectives\n"
+        'a/p0.png,cubism,"Warm, bold ,sparkly"\n'  # sparkly is not a vocabulary word: dropped, counted
+        "a/p1.png,cubism,cool;hazy\n"
+        "a/p2.png,,dark\n"  # no style in its row: the folder name
+        "b/p0.png,fauvism,sparkly;vivid\n"
+        "b/missing.png,fauvism,warm\n",  # a row naming no image: listed, not fatal
+        encoding="utf-8",
+    )
+    report = import_paintings(str(src), tmp_path / "data", tmp_path / "import.log", size=16, show_progress=False)
+    labels = _styles_by_source(tmp_path / "data")
+    assert len(labels) == 10
+    assert labels["a/p0.png"] == ("cubism", ["warm", "bold"])
+    assert labels["a/p1.png"] == ("cubism", ["cool", "hazy"])
+    assert labels["a/p2.png"] == ("a", ["dark"])
+    assert labels["b/p0.png"] == ("fauvism", ["vivid"])
+    assert labels["b/p4.png"] == ("b", [])  # no row: the folder name, no adjectives
+    assert report.dropped_words == {"sparkly": 2}
+    log = (tmp_path / "import.log").read_text()
+    assert log.splitlines()[1] == ("# styles from metadata.csv, else sub-folder names: 4 styles; adjectives from metadata.csv: "
+                                   "4 paintings labelled, 1 word outside the vocabulary dropped (listed in the log)")
+    assert "# metadata.csv: 6 images without a row, 1 row naming no image" in log
+    assert "adjective not in the vocabulary, dropped\tsparkly\t2 paintings" in log
+    assert "metadata row without an image\tb/missing.png" in log
+    assert "not an image file" not in log  # the metadata file is not a stray file
+
+
+def test_a_metadata_jsonl_in_a_flat_folder(tmp_path):
+    import json
+
+    src = tmp_path / "paintings"
+    src.mkdir()
+    rows = []
+    for i in range(8):
+        _painting(src / f"p{i}.png", 200 + i, size=(24, 16))
+        rows.append({"file_name": f"p{i}.png", "style": ["dots", "stripes"][i % 2],
+                     "adjectives": ["Warm", "minimal"] if i % 2 else "dense; cool"})
+    (src / "metadata.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    report = import_paintings(str(src), tmp_path / "data", tmp_path / "import.log", size=16, show_progress=False)
+    labels = _styles_by_source(tmp_path / "data")
+    assert labels["p0.png"] == ("dots", ["dense", "cool"]) and labels["p1.png"] == ("stripes", ["warm", "minimal"])
+    assert report.labels == "styles from metadata.jsonl: 2 styles; adjectives from metadata.jsonl: 8 paintings labelled"
+
+
+@pytest.mark.parametrize("file_name, text, needles", [
+    ("metadata.csv", "name,style\np0.png,dots\n", ["metadata.csv", "no `file_name` column", "file_name,style,adjectives"]),
+    ("metadata.csv", "file_name,style,adjectives\np0.png,dots,warm,bold\n", ["metadata.csv line 2", "quote"]),
+    ("metadata.csv", b"\xff\xfe\x00binary", ["metadata.csv", "not UTF-8"]),
+    ("metadata.jsonl", '{"file_name": "p0.png"}\n{"file_name": "p1.png",\n', ["metadata.jsonl line 2", "one per line"]),
+    ("metadata.jsonl", '{"style": "dots"}\n', ["metadata.jsonl line 1", "file_name"]),
+])
+def test_a_malformed_metadata_file_is_one_error_before_any_image_is_read(tmp_path, monkeypatch, file_name, text, needles):
+    from pathlib import Path
+
+    src = tmp_path / "paintings"
+    src.mkdir()
+    for i in range(4):
+        _painting(src / f"p{i}.png", i, size=(24, 16))
+    (src / file_name).write_bytes(text if isinstance(text, bytes) else text.encode())
+    read = Path.read_bytes
+
+    def no_image_yet(self):
+        assert self.suffix != ".png", "an image was read before the metadata was checked"
+        return read(self)
+
+    monkeypatch.setattr(Path, "read_bytes", no_image_yet)
+    with pytest.raises(ArtgenError) as e:
+        import_paintings(str(src), tmp_path / "data", tmp_path / "import.log", size=16, show_progress=False)
+    assert "\n" not in str(e.value)
+    for needle in needles:
+        assert needle in str(e.value)
+    assert not (tmp_path / "import.log").exists()
+
+
+def test_a_saved_dataset_keeps_its_labels(tmp_path, small_corpus):
+    import io
+
+    import datasets
+
+    original = load_corpus(small_corpus / "data")
+    import_paintings(str(small_corpus / "data"), tmp_path / "data", tmp_path / "log", size=16, show_progress=False)
+    labels = _styles_by_source(tmp_path / "data")
+    for name, (style, adjectives) in labels.items():
+        split, i = name[:-1].split("[")
+        row = original[split][int(i)]
+        assert (style, adjectives) == (row["style"], row["gt_adjectives"])
+    assert len({style for style, _ in labels.values()}) > 1
+    assert "styles from the dataset's `style` column" in (tmp_path / "log").read_text().splitlines()[1]
+
+    # what load_dataset("imagefolder") builds: a ClassLabel `label` from folder names; adjectives as a string
+    images = []
+    for i in range(8):
+        buf = io.BytesIO()
+        Image.fromarray(np.random.default_rng(300 + i).integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(buf, format="PNG")
+        images.append({"bytes": buf.getvalue(), "path": None})
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["cubism", "fauvism"]),
+                                  "adjectives": datasets.Value("string")})
+    ds = datasets.Dataset.from_dict({"image": images, "label": [i % 2 for i in range(8)],
+                                     "adjectives": ["Warm, shiny" if i % 2 else "" for i in range(8)]}, features=features)
+    ds.save_to_disk(str(tmp_path / "folder_dataset"))
+    report = import_paintings(str(tmp_path / "folder_dataset"), tmp_path / "data2", tmp_path / "log2", size=16, show_progress=False)
+    labels = _styles_by_source(tmp_path / "data2")
+    assert labels["data[0]"] == ("cubism", []) and labels["data[1]"] == ("fauvism", ["warm"])
+    assert report.dropped_words == {"shiny": 4}
+    assert report.labels == ("styles from the dataset's `label` column: 2 styles; adjectives from the dataset's `adjectives` "
+                             "column: 4 paintings labelled, 1 word outside the vocabulary dropped (listed in the log)")
+
+
+def test_the_import_command_says_where_the_labels_came_from(tmp_path):
+    from helpers import run_cli
+
+    src = tmp_path / "paintings"
+    for style in ("dots", "stripes"):
+        (src / style).mkdir(parents=True)
+        for i in range(3):
+            _painting(src / style / f"p{i}.png", len(style) * 10 + i, size=(24, 16))
+    r = run_cli("data", "import", str(src), "--size", "16", workdir=tmp_path / "ws")
+    assert r.returncode == 0, r.stderr
+    assert "styles from sub-folder names: 2 styles; no adjectives" in " ".join(r.stderr.split())

@@ -101,6 +101,7 @@ def data_import(
         f"imported {report.train} train + {report.test} test paintings to {ws.data}; "
         f"{report.duplicates} duplicates dropped, {len(report.skipped)} skipped (listed in {report.log_path})"
     )
+    console.print(report.labels, markup=False, highlight=False)  # folder names are not rich markup
 
 
 @data_app.command("show")

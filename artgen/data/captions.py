@@ -84,7 +84,7 @@ def load_labels(ws: Workspace, source: str = "auto") -> tuple[dict[str, list[str
         labels = {}
         for split in dd:
             for i, adj in zip(dd[split]["id"], dd[split]["gt_adjectives"]):
-                labels[i] = _vocabulary_words(adj)
+                labels[i] = vocabulary_words(adj)
         if not any(labels.values()):
             raise ArtgenError(f"the corpus at {ws.data} has no ground-truth adjectives (imported paintings): "
                               "label it with `artgen annotate --backend heuristic`")
@@ -135,7 +135,7 @@ def read_labels(path: Path) -> dict[str, list[str]]:
         if key in labels:
             duplicates += 1
             continue
-        words = _vocabulary_words(adjectives)  # "Warm " is warm; held-out synonyms never reach a caption
+        words = vocabulary_words(adjectives)  # "Warm " is warm; held-out synonyms never reach a caption
         if not words:
             unknown.append(adjectives[0])
             continue
@@ -162,7 +162,10 @@ def _covered(labels: dict[str, list[str]], corpus_ids: list[str]) -> int:
     return sum(1 for i in corpus_ids if labels.get(i)) if corpus_ids else sum(1 for v in labels.values() if v)
 
 
-def _vocabulary_words(adjectives: Sequence[str]) -> list[str]:
+def vocabulary_words(adjectives: Sequence[str]) -> list[str]:
+    """The vocabulary adjectives among raw label words, first-seen order: each stripped and
+    lower-cased ("Warm " is warm); words outside the vocabulary, synonyms too, are dropped.
+    Label files, the corpus ground truth and imported labels (`artgen data import`) all go through it."""
     words: list[str] = []
     for a in adjectives:
         a = str(a).strip().lower()
@@ -173,7 +176,7 @@ def _vocabulary_words(adjectives: Sequence[str]) -> list[str]:
 
 def make_caption(adjectives: Sequence[str], rng: np.random.Generator) -> str:
     """One caption: 3-5 of the painting's vocabulary adjectives (all if fewer), shuffled."""
-    words = _vocabulary_words(adjectives)
+    words = vocabulary_words(adjectives)
     if not words:
         raise ArtgenError(f"no vocabulary adjectives in {list(adjectives)!r}: annotate the painting first")
     k = min(len(words), int(rng.integers(3, 6)))

@@ -5,28 +5,70 @@ a Hugging Face hub id. Every image is RGB-converted, centre-cropped and resized;
 is decided by a hash of the image content, so it does not depend on file order or names
 (when a handful of images all hash to one side, the one nearest the split line crosses over).
 Unreadable, truncated and empty files are skipped and listed in a log, as are files whose
-suffix is not an image's; exact duplicates (same content hash) are dropped. Images are turned
-upright by their EXIF orientation, transparent ones laid on white, 16-bit ones scaled to 8 bits.
+suffix is not an image's; exact duplicates (same content hash) are dropped, the first one's
+labels kept. Images are turned upright by their EXIF orientation, transparent ones laid on
+white, 16-bit ones scaled to 8 bits.
+
+Labels follow the Hugging Face `imagefolder` conventions. In a folder, a painting's style is
+its parent folder's name when every image lies in a sub-folder at one depth and there are at
+least two such names (paintings/cubism/a.jpg is "cubism"); images directly in the root beside
+sub-folders, or at mixed depths, make every style "imported" (the log's header says why). A
+`metadata.csv` or `metadata.jsonl` at the root (a `file_name` column, the image's path relative
+to the root) sets `style` (over folder names) and `adjectives` (a list, or a comma/semicolon-
+separated string); a malformed one is an error before any image is read. A dataset keeps its
+`style` column (strings or a ClassLabel), else a ClassLabel `label` column (what
+`load_dataset("imagefolder")` builds from folder names), and its `gt_adjectives` or `adjectives`.
+Adjectives go through `vocabulary_words`, as label files do: words outside the vocabulary are
+dropped and counted in the log. A painting without a style label is "imported".
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
 import os
+import re
+from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Iterator
+from pathlib import Path, PurePosixPath
+from typing import Iterator, NamedTuple
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from artgen.data.captions import vocabulary_words
 from artgen.data.corpus import TEST_FRACTION, encode_png, save_corpus
 from artgen.errors import ArtgenError
 from artgen.progress import progress_bar
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+METADATA_FILES = ("metadata.csv", "metadata.jsonl")  # at the folder's root, as `imagefolder` reads them
+UNLABELLED_STYLE = "imported"  # the style of a painting that came without one
+
+
+class Item(NamedTuple):
+    """One painting of a source and the labels it came with."""
+
+    name: str  # for the log: the path below the folder, or split[row]
+    data: bytes | str | None  # the encoded image; None: an empty cell; a str: why it cannot be read
+    style: str | None = None  # None: no style label
+    adjectives: tuple[str, ...] = ()  # raw words, not yet put through `vocabulary_words`
+
+
+@dataclass
+class Source:
+    """The paintings of a source, and where their labels come from (None: nowhere)."""
+
+    total: int | None
+    items: Iterator[Item]
+    left_out: list[str] = field(default_factory=list)  # files left out for their suffix
+    style_origin: str | None = None  # e.g. "sub-folder names", "metadata.csv", "the dataset's `style` column"
+    no_style_reason: str = ""  # why a folder's sub-folders are not styles, when they are not
+    adjective_origin: str | None = None
+    notes: list[str] = field(default_factory=list)  # more header lines for the log
+    log_lines: list[str] = field(default_factory=list)  # more listed lines for the log (metadata rows naming no image)
 
 
 @dataclass
@@ -36,6 +78,9 @@ class ImportReport:
     duplicates: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (source name, reason)
     log_path: Path | None = None
+    labels: str = ""  # one line: where the styles and adjectives came from
+    styles: int = 0  # distinct styles of the imported paintings ("imported" included): style consistency needs 2
+    dropped_words: Counter = field(default_factory=Counter)  # {adjective outside the vocabulary: paintings that had it}
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -86,27 +131,186 @@ def _folder_files(folder: Path) -> list[Path]:
     return sorted(files)
 
 
-def _folder_items(files: list[Path], folder: Path) -> Iterator[tuple[str, bytes | None | str]]:
-    """(name, bytes), or (name, why) for a file that cannot be read (permissions, I/O errors)."""
+def _folder_items(files: list[Path], folder: Path, labels: dict[str, tuple[str | None, tuple[str, ...]]]) -> Iterator[Item]:
+    """Each file's Item, its labels looked up by its path below `folder`; a file that cannot be read
+    (permissions, I/O errors) comes with why."""
     for path in files:
+        name = str(path.relative_to(folder))
+        style, adjectives = labels.get(name, (None, ()))
         try:
             data = path.read_bytes()
         except OSError as e:
-            yield str(path.relative_to(folder)), f"cannot read the file ({type(e).__name__}: {e.strerror or e})"
+            data = f"cannot read the file ({type(e).__name__}: {e.strerror or e})"
+        yield Item(name, data, style, adjectives)
+
+
+def _folder_styles(names: list[str]) -> tuple[dict[str, str], str]:
+    """{image: style} by the `imagefolder` convention: when every image lies in a sub-folder at one
+    depth and there are at least 2 parent-folder names, the style is the parent folder's name.
+    Else ({}, why not, or "" when the images are simply all in the root)."""
+    paths = [PurePosixPath(n) for n in names]
+    depths = Counter(len(p.parts) - 1 for p in paths)  # 0: directly in the root
+    if len(depths) > 1:
+        if depths[0]:
+            return {}, f"{_count(depths[0], 'image')} in the folder itself, beside sub-folders: put every image in a style sub-folder"
+        return {}, "images at different sub-folder depths: keep every style folder at one depth"
+    if 0 in depths:
+        return {}, ""
+    styles = {n: p.parent.name for n, p in zip(names, paths)}
+    if len(set(styles.values())) < 2:
+        return {}, f"every image is in a folder named {next(iter(styles.values()))!r}: give each style a sub-folder"
+    return styles, ""
+
+
+def _adjective_words(value) -> tuple[str, ...] | None:
+    """A list of words, or a comma/semicolon-separated string, as a tuple of words; () for no value;
+    None for anything else."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(w for w in re.split(r"[,;]", value) if w.strip())
+    if isinstance(value, (list, tuple)) and all(isinstance(w, str) for w in value):
+        return tuple(value)
+    return None
+
+
+def _read_text(path: Path, kind: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")  # a spreadsheet's CSV export may start with a BOM
+    except UnicodeDecodeError:
+        raise ArtgenError(f"{path} is not UTF-8 text: save it as UTF-8 {kind}, or remove it to import without labels") from None
+    except OSError as e:
+        raise ArtgenError(f"cannot read {path} ({type(e).__name__}: {e.strerror or e}): fix its permissions, "
+                          "or remove it to import without labels") from None
+
+
+def _csv_records(path: Path) -> list[tuple[int, dict]]:
+    """(line number, {column: cell}) of a metadata.csv whose first line names the columns."""
+    records: list[tuple[int, dict]] = []
+    header: list[str] | None = None
+    reader = csv.reader(io.StringIO(_read_text(path, "CSV"), newline=""))
+    try:
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue
+            if header is None:
+                header = [cell.strip() for cell in row]
+                if "file_name" not in header:
+                    raise ArtgenError(f"{path} has no `file_name` column (its first line reads {','.join(header)[:60]!r}): "
+                                      "start it with a header line such as file_name,style,adjectives")
+                continue
+            if len(row) > len(header):
+                raise ArtgenError(f"{path} line {reader.line_num} has {len(row)} fields for {len(header)} columns: "
+                                  'quote a value that holds commas ("warm, bold") or separate adjectives with semicolons')
+            records.append((reader.line_num, dict(zip(header, row))))
+    except csv.Error as e:
+        raise ArtgenError(f"{path} is not a CSV file (line {reader.line_num}: {e}): save it as CSV with a file_name column, "
+                          "or remove it to import without labels") from None
+    if header is None:
+        raise ArtgenError(f"{path} is empty: give it a header line such as file_name,style,adjectives, or remove it")
+    return records
+
+
+def _jsonl_records(path: Path) -> list[tuple[int, dict]]:
+    """(line number, object) of a metadata.jsonl, one JSON object with a `file_name` per line."""
+    records: list[tuple[int, dict]] = []
+    for n, line in enumerate(_read_text(path, "JSON lines").splitlines(), 1):
+        if not line.strip():
             continue
-        yield str(path.relative_to(folder)), data
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            obj = None
+        if not isinstance(obj, dict) or "file_name" not in obj:
+            raise ArtgenError(f"{path} line {n} is not a JSON object with a \"file_name\": write one per line, "
+                              'e.g. {"file_name": "cubism/a.jpg", "style": "cubism", "adjectives": ["warm", "bold"]}')
+        records.append((n, obj))
+    return records
 
 
-def _dataset_items(ds) -> Iterator[tuple[str, bytes | None | str]]:
-    """(name, encoded image bytes, None for an empty cell, or why the file cannot be read)
-    from a datasets.Dataset with an Image column."""
+def _metadata_labels(path: Path) -> tuple[dict[str, tuple[str | None, tuple[str, ...]]], bool, bool]:
+    """({image path below the folder: (style or None, adjective words)}, has a `style` column,
+    has an `adjectives` column) of a metadata file; the first row of an image wins."""
+    records = _csv_records(path) if path.suffix == ".csv" else _jsonl_records(path)
+    labels: dict[str, tuple[str | None, tuple[str, ...]]] = {}
+    for n, rec in records:
+        name = rec["file_name"]
+        if not isinstance(name, str) or not name.strip():
+            raise ArtgenError(f"{path} line {n} has no file name: give each row the image's path below {path.parent}")
+        adjectives = _adjective_words(rec.get("adjectives") or None)
+        if adjectives is None:
+            raise ArtgenError(f"{path} line {n}: `adjectives` must be a list of words or a comma-separated string")
+        style = rec.get("style")
+        style = str(style).strip() if style is not None else ""
+        labels.setdefault(str(PurePosixPath(name.strip().replace("\\", "/"))), (style or None, adjectives))
+    has = {column: any(column in rec for _, rec in records) for column in ("style", "adjectives")}
+    return labels, has["style"], has["adjectives"]
+
+
+def _folder_source(path: Path) -> Source:
+    """An image folder, its styles from sub-folder names and its metadata file (checked here, before any image is read)."""
+    every = _folder_files(path)
+    files = [p for p in every if p.suffix.lower() in IMAGE_SUFFIXES]
+    if not files:
+        raise ArtgenError(
+            f"no images found in {path} (looked recursively for {', '.join(IMAGE_SUFFIXES)}): point at a folder of paintings"
+        )
+    found = [name for name in METADATA_FILES if (path / name).is_file()]
+    if len(found) > 1:
+        raise ArtgenError(f"{path} holds both {' and '.join(found)}: keep one metadata file")
+    others = [str(p.relative_to(path)) for p in every if p.suffix.lower() not in IMAGE_SUFFIXES]
+    names = [str(p.relative_to(path)) for p in files]
+    folder_styles, why_not = _folder_styles(names)
+    style_origin = "sub-folder names" if folder_styles else None
+    adjective_origin, notes, log_lines = None, [], []
+    metadata: dict[str, tuple[str | None, tuple[str, ...]]] = {}
+    if found:
+        metadata, has_style, has_adjectives = _metadata_labels(path / found[0])
+        if has_style:
+            style_origin = f"{found[0]}, else sub-folder names" if folder_styles else found[0]
+        adjective_origin = found[0] if has_adjectives else None
+        missing = sorted(set(metadata) - set(names))
+        notes.append(f"{found[0]}: {_count(sum(n not in metadata for n in names), 'image')} without a row, "
+                     f"{_count(len(missing), 'row')} naming no image" + (" (listed below)" if missing else ""))
+        log_lines = [f"metadata row without an image\t{name}" for name in missing]
+    labels = {}
+    for name in names:
+        style, adjectives = metadata.get(name, (None, ()))
+        labels[name] = (style or folder_styles.get(name), adjectives)
+    return Source(len(files), _folder_items(files, path, labels), left_out=[o for o in others if o not in found],
+                  style_origin=style_origin, no_style_reason=why_not, adjective_origin=adjective_origin,
+                  notes=notes, log_lines=log_lines)
+
+
+def _label_columns(features) -> tuple[str | None, str | None]:
+    """The columns a split's style and adjectives come from: `style` (strings or a ClassLabel), else
+    a ClassLabel `label` (what `load_dataset("imagefolder")` builds from folder names); `gt_adjectives`,
+    else `adjectives`."""
     import datasets
 
-    splits = ds.items() if isinstance(ds, datasets.DatasetDict) else [("data", ds)]
+    style = "style" if "style" in features else "label" if isinstance(features.get("label"), datasets.ClassLabel) else None
+    return style, next((c for c in ("gt_adjectives", "adjectives") if c in features), None)
+
+
+def _style_name(feature, value) -> str | None:
+    """A style cell as a name: a ClassLabel's index as its class name (-1, no label: None)."""
+    import datasets
+
+    if isinstance(feature, datasets.ClassLabel):
+        return feature.int2str(value) if isinstance(value, int) and 0 <= value < feature.num_classes else None
+    return (str(value).strip() or None) if value is not None else None
+
+
+def _dataset_items(splits: list[tuple[str, object]]) -> Iterator[Item]:
+    """Items (image bytes, None for an empty cell, or why the file cannot be read) from the
+    (name, datasets.Dataset) splits, each with an Image column."""
+    import datasets
+
     for split_name, split in splits:
         column = next((k for k, f in split.features.items() if isinstance(f, datasets.Image)), None)
         if column is None:
             raise ArtgenError(f"the dataset split {split_name!r} has no image column: import a dataset with a `datasets.Image` feature")
+        style_column, adjective_column = _label_columns(split.features)
         split = split.cast_column(column, datasets.Image(decode=False))
         for i, row in enumerate(split):
             cell = row[column]
@@ -116,32 +320,40 @@ def _dataset_items(ds) -> Iterator[tuple[str, bytes | None | str]]:
                     data = Path(cell["path"]).read_bytes()
                 except OSError as e:
                     data = f"cannot read {cell['path']} ({type(e).__name__}: {e.strerror or e})"
-            yield f"{split_name}[{i}]", data
+            style = _style_name(split.features[style_column], row[style_column]) if style_column else None
+            adjectives = _adjective_words(row[adjective_column]) if adjective_column else ()
+            yield Item(f"{split_name}[{i}]", data, style, adjectives or ())
 
 
-def _open_source(source: str) -> tuple[int | None, Iterator[tuple[str, bytes | None | str]], list[str]]:
-    """(item count, items, names of the files left out for their suffix)."""
+def _dataset_source(ds) -> Source:
+    """A datasets.Dataset or DatasetDict as a source."""
+    import datasets
+
+    splits = list(ds.items()) if isinstance(ds, datasets.DatasetDict) else [("data", ds)]
+    columns = [_label_columns(split.features) for _, split in splits]
+    style = next((s for s, _ in columns if s), None)
+    adjectives = next((a for _, a in columns if a), None)
+    return Source(
+        sum(len(split) for _, split in splits), _dataset_items(splits),
+        style_origin=None if style is None else f"the dataset's `{style}` column",
+        adjective_origin=None if adjectives is None else f"the dataset's `{adjectives}` column",
+    )
+
+
+def _open_source(source: str) -> Source:
+    """The paintings of SOURCE: a dataset saved with `save_to_disk`, an image folder or a hub id."""
     path = Path(source).expanduser()
     if path.is_dir():
         if (path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists():
             import datasets
 
-            ds = datasets.load_from_disk(str(path))
-            total = sum(len(s) for s in ds.values()) if isinstance(ds, datasets.DatasetDict) else len(ds)
-            return total, _dataset_items(ds), []
-        every = _folder_files(path)
-        files = [p for p in every if p.suffix.lower() in IMAGE_SUFFIXES]
-        if not files:
-            raise ArtgenError(
-                f"no images found in {path} (looked recursively for {', '.join(IMAGE_SUFFIXES)}): point at a folder of paintings"
-            )
-        others = [str(p.relative_to(path)) for p in every if p.suffix.lower() not in IMAGE_SUFFIXES]
-        return len(files), _folder_items(files, path), others
+            return _dataset_source(datasets.load_from_disk(str(path)))
+        return _folder_source(path)
     if path.exists():
         raise ArtgenError(f"{path} is a file, not a folder: give an image folder, a saved dataset or a hub id")
     if source.startswith((".", "/", "~")) or "/" not in source:
         raise ArtgenError(f"{source} does not exist: give an image folder, a dataset saved with save_to_disk, or a hub id like user/name")
-    return (*_hub_items(source), [])
+    return _dataset_source(_load_hub_dataset(source))
 
 
 OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
@@ -152,7 +364,7 @@ def offline_variable() -> str | None:
     return next((v for v in OFFLINE_VARIABLES if os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")), None)
 
 
-def _hub_items(hub_id: str) -> tuple[int, Iterator[tuple[str, bytes | None]]]:
+def _load_hub_dataset(hub_id: str):
     """Load (download, or read from the cache) before any progress is shown: errors come first."""
     import datasets
 
@@ -160,7 +372,7 @@ def _hub_items(hub_id: str) -> tuple[int, Iterator[tuple[str, bytes | None]]]:
     if offline:  # the local cache only: never a network lookup
         datasets.config.HF_HUB_OFFLINE = True
     try:
-        ds = datasets.load_dataset(hub_id)
+        return datasets.load_dataset(hub_id)
     except Exception as e:
         if offline:
             raise ArtgenError(f"{hub_id!r} is not in the local Hugging Face cache and {offline}=1 forbids downloading it: "
@@ -170,19 +382,43 @@ def _hub_items(hub_id: str) -> tuple[int, Iterator[tuple[str, bytes | None]]]:
             f"cannot load {hub_id!r} from the Hugging Face hub ({msg[:160]}): check the id and the network, or download it and import "
             "the folder"
         ) from e
-    total = sum(len(s) for s in ds.values()) if isinstance(ds, datasets.DatasetDict) else len(ds)
-    return total, _dataset_items(ds)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _labels_line(src: Source, rows: list[dict], label_styles: set[str], unstyled: int, labelled: int, dropped: int) -> str:
+    """One line for the summary and the log: where the styles and adjectives came from, and whether
+    the bench can measure style consistency (it needs 2 styles)."""
+    if src.style_origin is None:
+        styles = "no style labels" + (f" ({src.no_style_reason})" if src.no_style_reason else "")
+    else:
+        styles = f"styles from {src.style_origin}: {_count(len(label_styles), 'style')}"
+        if unstyled:
+            styles += f" ({_count(unstyled, 'painting')} without one: {UNLABELLED_STYLE!r})"
+    if len({r["style"] for r in rows}) < 2:
+        styles += ", so style consistency will not be measured" if src.style_origin else ": style consistency will not be measured"
+    if src.adjective_origin is None:
+        adjectives = "no adjectives (label them with `artgen annotate`)"
+    else:
+        adjectives = f"adjectives from {src.adjective_origin}: {_count(labelled, 'painting')} labelled"
+        if dropped:
+            adjectives += f", {_count(dropped, 'word')} outside the vocabulary dropped (listed in the log)"
+    return f"{styles}; {adjectives}"
 
 
 def import_paintings(source: str, out_dir: Path, log_path: Path, size: int = 64, show_progress: bool = True) -> ImportReport:
     if not 16 <= size <= 1024:
         raise ArtgenError(f"--size must be between 16 and 1024 pixels (got {size})")
-    total, items, others = _open_source(source)
+    src = _open_source(source)
     report = ImportReport(log_path=log_path)
     seen: set[str] = set()
     train, test = [], []
-    with progress_bar("import paintings", total=total or 0, enabled=show_progress) as advance:
-        for name, data in items:
+    label_styles: set[str] = set()
+    unstyled = labelled = 0
+    with progress_bar("import paintings", total=src.total or 0, enabled=show_progress) as advance:
+        for name, data, style, adjectives in src.items:
             advance(1)
             if isinstance(data, str):  # why the item could not be read
                 report.skipped.append((name, data))
@@ -191,7 +427,7 @@ def import_paintings(source: str, out_dir: Path, log_path: Path, size: int = 64,
                 report.skipped.append((name, "empty file (0 bytes)" if data == b"" else "no image in this row"))
                 continue
             digest = hashlib.sha256(data).hexdigest()
-            if digest in seen:
+            if digest in seen:  # the first one's labels are kept
                 report.duplicates += 1
                 continue
             try:
@@ -208,11 +444,18 @@ def import_paintings(source: str, out_dir: Path, log_path: Path, size: int = 64,
                 report.skipped.append((name, f"unreadable image ({type(e).__name__}: {str(e)[:80]})"))
                 continue
             seen.add(digest)
+            words = vocabulary_words(adjectives)  # as label files are read: "Warm " is warm, other words dropped
+            report.dropped_words.update({str(a).strip().lower() for a in adjectives if str(a).strip() and not vocabulary_words([a])})
+            labelled += bool(words)
+            if style is None:
+                unstyled += 1
+            else:
+                label_styles.add(style)
             row = {
                 "id": f"img-{digest[:16]}",
                 "image": {"bytes": encode_png(np.asarray(pixels)), "path": None},
-                "style": "imported",
-                "gt_adjectives": [],
+                "style": UNLABELLED_STYLE if style is None else style,
+                "gt_adjectives": words,
                 "params": json.dumps({"source": name, "sha256": digest}),
             }
             (test if is_test(digest) else train).append(row)
@@ -220,16 +463,24 @@ def import_paintings(source: str, out_dir: Path, log_path: Path, size: int = 64,
         test.append(train.pop(train.index(min(train, key=lambda r: r["id"]))))
     elif len(test) > 1 and not train:
         train.append(test.pop(test.index(max(test, key=lambda r: r["id"]))))
+    report.styles = len({r["style"] for r in train + test})
+    report.labels = _labels_line(src, train + test, label_styles, unstyled, labelled, len(report.dropped_words))
     log_path.parent.mkdir(parents=True, exist_ok=True)
     # file names that are not valid UTF-8 (old drives, zip extracts) are written escaped, not fatal
     with open(log_path, "w", encoding="utf-8", errors="backslashreplace") as f:
         f.write(f"# import of {source}: {len(train)} train, {len(test)} test, "
                 f"{report.duplicates} duplicates dropped, {len(report.skipped)} skipped, "
-                f"{len(others)} other files left out (not {', '.join(IMAGE_SUFFIXES)})\n")
+                f"{len(src.left_out)} other files left out (not {', '.join(IMAGE_SUFFIXES)})\n")
+        for line in (report.labels, *src.notes):
+            f.write(f"# {line}\n")
         for name, reason in report.skipped:
             f.write(f"skipped\t{name}\t{reason}\n")
-        for name in others:
+        for name in src.left_out:
             f.write(f"not an image file\t{name}\n")
+        for word, n in sorted(report.dropped_words.items(), key=lambda kv: (-kv[1], kv[0])):
+            f.write(f"adjective not in the vocabulary, dropped\t{word}\t{_count(n, 'painting')}\n")
+        for line in src.log_lines:
+            f.write(f"{line}\n")
     if not train or not test:
         raise ArtgenError(
             f"only {len(train) + len(test)} usable images in {source} ({report.duplicates} duplicates dropped, "
