@@ -160,10 +160,18 @@ def _style_line(judge: dict | None) -> str:
     if not judge["measured"]:
         return f"Style consistency: not measured — {judge['reason']}."
     cached = " (loaded from the workspace cache)" if judge.get("cached") else f", {judge.get('train_seconds')} s"
+    unlabelled = f" with a style label ({judge['n_unlabelled']} without one left out)" if judge.get("n_unlabelled") else ""
+    judged, captions = judge.get("captions_judged"), judge.get("captions")
+    if judged is None or judged == captions:  # reports from before unlabelled paintings were left out judged every caption
+        on = ""
+    elif judged:
+        on = f", judged on the {judged} of {captions} captions whose test painting has a style label"
+    else:
+        on = f" — {judge['reason']}"
     return (f"Style judge: {judge['model']}, trained on {judge['trained_on']}{cached}; on {judge['n_test']} real test "
-            f"paintings: accuracy {judge['accuracy']:.3f} over {judge['styles']} styles (chance {judge['chance']:.3f}, "
-            f"commonest style {judge['majority_share']:.3f}). style_consistency: the share of images judged of the "
-            f"style of the test painting whose caption prompted them.")
+            f"paintings{unlabelled}: accuracy {judge['accuracy']:.3f} over {judge['styles']} styles (chance "
+            f"{judge['chance']:.3f}, commonest style {judge['majority_share']:.3f}). style_consistency: the share of "
+            f"images judged of the style of the test painting whose caption prompted them{on}.")
 
 
 def _precision_recall_line(pr: dict | None) -> str:

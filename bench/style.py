@@ -2,20 +2,23 @@
 
 The judge is `StyleJudge`, a small CNN (fp32 torch) that tells the corpus's styles apart from
 pixels alone — no codes, no VQ-VAE, no text — trained on the real train paintings of a corpus
-that has a `style` column (the procedural corpus does; an imported one may not). Its accuracy
-on the real test paintings is part of the report, so a reader knows how far to trust it.
+that has a `style` column (the procedural corpus does; an imported one may not). A painting
+styled "imported" (`UNLABELLED_STYLE`: `artgen data import` found no style for it) has no
+label: the judge neither learns from it nor is validated or scored against it. Its accuracy
+on the labelled real test paintings is part of the report, so a reader knows how far to trust it.
 Training takes a minute or two on 2 CPU cores; the weights are cached under
 `<workspace>/cache/style/<key>/` (`model.safetensors` + `config.json`), the key hashing the
 train split (ids, styles, image bytes) and the judge's config, so a rerun does not retrain.
 
     judge = style_judge(ws, train_ds, StyleJudgeConfig())     # None: the corpus has no styles
-    judge.validate(test_images, test_styles)                   # accuracy on real test paintings
+    judge.validate(test_images, test_styles)                   # accuracy on labelled real test paintings
     metric = StyleConsistency(judge)
-    metric.update(images, styles_of_the_captions_paintings)
-    metric.compute()  # style_consistency, styles_covered, styles_total, top_style_share, ...
+    metric.update(images, styles_of_the_captions_paintings)   # None / "imported": no target
+    metric.compute()  # style_consistency, style_judged, styles_covered, styles_total, top_style_share, ...
 
 `style_consistency` is the share of images the judge assigns to the style of the test
-painting whose caption prompted them; `styles_covered` is how many distinct styles it finds
+painting whose caption prompted them, over the `style_judged` images whose painting has a
+style label (of `style_images`); `styles_covered` is how many distinct styles it finds
 among them (of `styles_total`) and `top_style_share` the commonest style's share: mode
 collapse shows as few styles covered and a large top share.
 """
@@ -35,6 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from artgen.data.importer import UNLABELLED_STYLE
 from artgen.files import atomic_write_json, replace_dir
 
 
@@ -52,17 +56,31 @@ class StyleJudgeConfig:
     seed: int = 0
 
 
-def corpus_styles(ds) -> tuple[list[str] | None, str]:
-    """(the styles of a split, or None, and why not): a corpus without a `style` column or
-    with a single style (an imported folder is all "imported") has no styles to tell apart."""
+def style_label(style) -> str | None:
+    """A painting's style label, or None where it has none (None, or `UNLABELLED_STYLE`)."""
+    return None if style is None or str(style) == UNLABELLED_STYLE else str(style)
+
+
+def corpus_styles(ds) -> tuple[list[str | None] | None, str]:
+    """(the style label of each painting of a split, None where it has none, or None for the
+    split, and why not): a corpus without a `style` column, or with fewer than two distinct
+    style labels (an imported folder is all "imported", i.e. unlabelled), has no styles to tell apart."""
     if "style" not in ds.column_names:
         return None, "the corpus has no `style` column (imported paintings carry no style labels)"
-    styles = [str(s) for s in ds["style"]]
-    distinct = sorted(set(styles))
-    if not distinct:
+    styles = [style_label(s) for s in ds["style"]]
+    if not styles:
         return None, "the corpus's `style` column is empty"
-    if len(distinct) == 1:
-        return None, f"the corpus's `style` column has a single value ({distinct[0]!r}): no styles to tell apart"
+    labelled = sorted({s for s in styles if s is not None})
+    unlabelled = styles.count(None)
+    if not unlabelled and len(labelled) == 1:
+        return None, f"the corpus's `style` column has a single value ({labelled[0]!r}): no styles to tell apart"
+    if not labelled:
+        return None, (f"the corpus's `style` column has a single value ({UNLABELLED_STYLE!r}): no painting came "
+                      "with a style label, so there are no styles to tell apart")
+    if len(labelled) == 1:
+        return None, (f"the corpus's `style` column has a single style label ({labelled[0]!r}, {len(styles) - unlabelled} "
+                      f"of {len(styles)} paintings; the other {unlabelled} are {UNLABELLED_STYLE!r}, without one): "
+                      "no styles to tell apart")
     return styles, ""
 
 
@@ -137,14 +155,21 @@ class StyleJudge:
     def predict(self, images: Sequence[np.ndarray] | np.ndarray) -> list[str]:
         return [self.styles[i] for i in self.predict_index(images)]
 
-    def validate(self, images: Sequence[np.ndarray], styles: Sequence[str]) -> dict:
-        """Accuracy on real paintings of known style (the test split), with chance levels."""
-        predicted = self.predict(images)
+    def validate(self, images: Sequence[np.ndarray], styles: Sequence[str | None]) -> dict:
+        """Accuracy on real paintings of known style (the test split), with chance levels;
+        paintings without a style label (None or "imported") are left out and counted."""
+        if len(images) != len(styles):
+            raise ValueError(f"{len(images)} images but {len(styles)} styles")
+        keep = [i for i, s in enumerate(styles) if style_label(s) is not None]
+        if not keep:
+            raise ValueError(f"none of the {len(styles)} paintings has a style label to validate the judge on")
+        predicted = self.predict([images[i] for i in keep])
+        styles = [str(styles[i]) for i in keep]
         counts = Counter(styles)
         per_style = {s: float(np.mean([p == s for p, t in zip(predicted, styles) if t == s])) for s in sorted(counts)}
         self.validation = {
             "accuracy": float(np.mean([p == t for p, t in zip(predicted, styles)])),
-            "n_test": len(styles), "styles": len(self.styles),
+            "n_test": len(styles), "n_unlabelled": len(images) - len(keep), "styles": len(self.styles),
             "chance": 1.0 / len(self.styles),  # a uniform guess
             "majority_share": max(counts.values()) / len(styles),  # always guessing the commonest test style
             "per_style": per_style,
@@ -211,8 +236,9 @@ def train_style_judge(images: Sequence[np.ndarray], styles: Sequence[str], cfg: 
 
 def style_judge(cache_root: Path | None, train_ds, cfg: StyleJudgeConfig | None = None,
                 show_progress: bool = False) -> tuple[StyleJudge | None, str]:
-    """(the judge of a corpus's styles, or None and why not), trained on `train_ds` (a split
-    with `image` and `style` columns) or loaded from `<cache_root>/<key>/` when it was before."""
+    """(the judge of a corpus's styles, or None and why not), trained on the labelled paintings
+    of `train_ds` (a split with `image` and `style` columns; "imported" ones are left out) or
+    loaded from `<cache_root>/<key>/` when it was before."""
     from artgen.data.corpus import decode_image
 
     cfg = cfg or StyleJudgeConfig()
@@ -223,9 +249,11 @@ def style_judge(cache_root: Path | None, train_ds, cfg: StyleJudgeConfig | None 
     where = Path(cache_root) / key if cache_root is not None else None
     if where is not None and (where / "model.safetensors").is_file() and (where / "config.json").is_file():
         judge = StyleJudge.load(where)
-        judge.info["cached"] = str(where)
-        return judge, ""
-    idx = np.arange(len(styles))
+        # a judge cached before "imported" meant unlabelled learnt it as a style: retrain that one
+        if judge.styles == sorted({s for s in styles if s is not None}):
+            judge.info["cached"] = str(where)
+            return judge, ""
+    idx = np.array([i for i, s in enumerate(styles) if s is not None])
     if cfg.max_train and len(idx) > cfg.max_train:
         idx = np.sort(np.random.default_rng(cfg.seed).choice(idx, size=cfg.max_train, replace=False))
     images = [decode_image(im) for im in train_ds.select(idx.tolist())["image"]]
@@ -239,7 +267,8 @@ def style_judge(cache_root: Path | None, train_ds, cfg: StyleJudgeConfig | None 
 
 class StyleConsistency:
     """Style metrics of an image set, torchmetrics-style: `update(images, target_styles)` any
-    number of times (targets None: coverage only), `compute()`, `reset()`."""
+    number of times, `compute()`, `reset()`. Targets None (or a target None or "imported": a
+    painting without a style label) count for coverage only, not for style_consistency."""
 
     def __init__(self, judge: StyleJudge):
         self.judge = judge
@@ -255,8 +284,9 @@ class StyleConsistency:
         if target_styles is not None:
             if len(target_styles) != len(predicted):
                 raise ValueError(f"{len(predicted)} images but {len(target_styles)} target styles")
-            self.hits += sum(p == t for p, t in zip(predicted, target_styles))
-            self.judged += len(predicted)
+            labelled = [(p, t) for p, t in zip(predicted, map(style_label, target_styles)) if t is not None]
+            self.hits += sum(p == t for p, t in labelled)
+            self.judged += len(labelled)
         self.predicted += predicted
 
     def compute(self) -> dict:
@@ -266,6 +296,7 @@ class StyleConsistency:
         top, top_n = counts.most_common(1)[0]
         return {
             "style_consistency": self.hits / self.judged if self.judged else None,
+            "style_judged": self.judged, "style_images": len(self.predicted),  # style_consistency is over the former
             "styles_covered": len(counts), "styles_total": len(self.judge.styles),
             "top_style": top, "top_style_share": top_n / len(self.predicted),
             "style_counts": dict(sorted(counts.items())),

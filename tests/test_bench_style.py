@@ -1,15 +1,18 @@
 """Style consistency: a style judge trained on real train paintings of a small synthetic
 corpus tells the styles apart far above chance; in the bench's reference rows the real test
 paintings are of their own style, random codes are near chance, and retrieval finds train
-paintings with the captions' adjectives. A corpus without styles is "not measured", and why."""
+paintings with the captions' adjectives. A corpus without styles is "not measured", and why;
+in a partly labelled corpus the "imported" paintings (no style label) are neither learnt nor
+scored against."""
 
 import numpy as np
 import pytest
 
 from artgen.data.corpus import SynthConfig, decode_image, load_corpus, synthesize
+from artgen.data.importer import UNLABELLED_STYLE
 from artgen.workspace import Workspace
 from bench.retrieval import retrieve
-from bench.style import StyleConsistency, StyleJudgeConfig, corpus_styles, style_judge
+from bench.style import StyleConsistency, StyleJudge, StyleJudgeConfig, StyleNet, corpus_styles, style_judge
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -59,6 +62,53 @@ def test_a_corpus_without_styles_is_not_measured_and_says_why(styled):
     assert style_judge(None, imported) == (None, why)
 
 
+def _partly_imported(ds):
+    """Every third painting "imported" (`artgen data import` found no style for it), the rest keep theirs."""
+    return ds.map(lambda row, i: {"style": UNLABELLED_STYLE if i % 3 == 0 else row["style"]}, with_indices=True)
+
+
+def test_a_partly_labelled_corpus_trains_the_judge_on_the_labelled_paintings_only(styled, tmp_path):
+    _, dd, judge = styled
+    train = _partly_imported(dd["train"].select(range(300)))
+    styles, why = corpus_styles(train)
+    labelled = [s for s in train["style"] if s != UNLABELLED_STYLE]
+    assert why == "" and styles.count(None) == 100 and [s for s in styles if s is not None] == labelled
+    quick = StyleJudgeConfig(epochs=1)
+    partly, _ = style_judge(tmp_path, train, quick)
+    assert partly.styles == sorted(set(labelled)) and UNLABELLED_STYLE not in partly.styles
+    assert partly.info["trained_on"] == 200
+
+    # a judge cached before "imported" meant unlabelled, under the same key, learnt it as a style: retrained
+    where = next(tmp_path.iterdir())
+    stale = partly.styles + [UNLABELLED_STYLE]
+    StyleJudge(StyleNet(len(stale), quick.widths), stale, quick.input_size, dict(partly.info)).save(where)
+    again, _ = style_judge(tmp_path, train, quick)
+    assert again.info["cached"] is None and again.styles == partly.styles
+    assert style_judge(tmp_path, train, quick)[0].info["cached"] == str(where)  # and cached again
+
+    # validated on the labelled test paintings only (a second wrapper: the module's judge keeps its validation)
+    judge = StyleJudge(judge.net, judge.styles, judge.input_size)
+    test = _partly_imported(dd["test"])
+    images = [decode_image(im) for im in test["image"]]
+    targets = [None if i % 6 == 3 else s for i, s in enumerate(test["style"])]  # None: no label either
+    out = judge.validate(images, targets)
+    keep = [i for i, s in enumerate(targets) if s not in (None, UNLABELLED_STYLE)]
+    assert out["n_test"] == len(keep) and out["n_unlabelled"] == len(test) - len(keep) > 0
+    predicted = judge.predict(images)
+    assert out["accuracy"] == pytest.approx(np.mean([predicted[i] == targets[i] for i in keep]))
+
+
+def test_one_style_label_beside_imported_paintings_is_not_measured(styled):
+    _, dd, _ = styled
+    test = dd["test"]
+    one = test.map(lambda row, i: {"style": "cubism" if i % 2 else UNLABELLED_STYLE}, with_indices=True)
+    styles, why = corpus_styles(one)
+    assert styles is None and "single style label ('cubism'" in why and "'imported'" in why
+    assert f"{len(test) // 2} of {len(test)} paintings" in why and "no styles to tell apart" in why
+    styles, why = corpus_styles(test.map(lambda row: {"style": "cubism"}))
+    assert styles is None and "single value ('cubism')" in why
+
+
 class _Named:
     """A judge that reads the style off the image: red channel value = style index."""
 
@@ -82,6 +132,21 @@ def test_style_consistency_counts_matches_styles_and_the_top_share():
     metric.reset()
     metric.update(images[:2])  # no targets: coverage only
     assert metric.compute()["style_consistency"] is None
+
+
+def test_style_consistency_counts_only_targets_with_a_style_label():
+    metric = StyleConsistency(_Named())
+    images = np.zeros((6, 2, 2, 3), dtype=np.uint8)
+    images[:, 0, 0, 0] = [0, 1, 2, 3, 3, 3]
+    metric.update(images[:3], ["a", None, "b"])  # None: the caption's painting has no style label
+    metric.update(images[3:], [UNLABELLED_STYLE, "d", "d"])
+    out = metric.compute()
+    assert out["style_consistency"] == 3 / 4 and out["style_judged"] == 4 and out["style_images"] == 6
+    assert out["styles_covered"] == 4 and out["top_style"] == "d" and out["top_style_share"] == 3 / 6  # every image
+    metric.reset()
+    metric.update(images[:2], [None, UNLABELLED_STYLE])
+    out = metric.compute()
+    assert out["style_consistency"] is None and out["style_judged"] == 0 and out["styles_covered"] == 2
 
 
 def test_retrieval_takes_an_exact_adjective_set_else_the_closest():
@@ -155,3 +220,38 @@ def test_the_bench_says_why_style_is_not_measured_on_a_corpus_without_styles(sma
     assert "not measured" in _style_line(report["style_judge"]) and "'imported'" in _style_line(report["style_judge"])
     assert any("single value ('imported')" in line for line in _not_measured(report))
     assert not (ws.root / "cache" / "style").exists()  # nothing trained
+
+
+def test_the_bench_judges_style_consistency_on_the_labelled_captions_only(small_corpus, tmp_path):
+    """A partly imported corpus (every third painting "imported", the rest of 14 styles): the
+    judge learns the labelled styles, is validated on the labelled real test paintings, and
+    every reference row scores style_consistency on the captions whose painting has a label,
+    coverage on all of them; the report says on how many."""
+    from helpers import PixelFeatures
+
+    from bench.report import _style_line
+    from bench.run import BenchConfig, _prepare, _reference_rows
+
+    ws = Workspace(tmp_path)
+    dd = load_corpus(small_corpus / "data")
+    dd.map(lambda row, i: {"style": UNLABELLED_STYLE if i % 3 == 0 else row["style"]}, with_indices=True
+           ).save_to_disk(str(ws.data))
+    cfg = BenchConfig(threads=1, captions=12, real_images=0, kid_subsets=3, labels="gt", style=StyleJudgeConfig(epochs=1),
+                      show_progress=False).resolved()
+    ctx = _prepare(ws, cfg, PixelFeatures())
+    train_styles, test_styles = ctx.train_ds["style"], ctx.test_ds["style"]
+    assert ctx.style.styles == sorted(set(train_styles) - {UNLABELLED_STYLE})
+    report = ctx.style_report
+    assert report["n_test"] == sum(s != UNLABELLED_STYLE for s in test_styles) and report["n_unlabelled"] > 0
+    judged = sum(test_styles[i] != UNLABELLED_STYLE for i in ctx.cap_idx)
+    assert 0 < judged < len(ctx.cap_idx) == 12 and report["captions_judged"] == judged and report["captions"] == 12
+    assert f"judged on the {judged} of 12 captions" in _style_line(report) and "'imported' left out" in report["trained_on"]
+
+    rows, missing = _reference_rows(ctx, lambda codes: np.zeros((len(codes), 32, 32, 3), np.uint8), 8, 512)
+    assert [m["what"] for m in missing] == ["VQ-VAE reconstructions (ceiling)"]
+    predicted = ctx.style.predict(ctx.caption_images)
+    for r in rows[1:]:  # all but the FID noise floor
+        assert r["style_judged"] == judged and r["style_images"] == 12 and sum(r["style_counts"].values()) == 12, r["name"]
+    real = rows[1]
+    assert real["style_consistency"] == pytest.approx(
+        np.mean([p == test_styles[i] for p, i in zip(predicted, ctx.cap_idx) if test_styles[i] != UNLABELLED_STYLE]))
