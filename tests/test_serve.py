@@ -204,6 +204,38 @@ def test_a_json_body_is_read_whatever_its_content_type(content_type):
             assert "\n" not in r.json()["error"] and (status != 400 or 'such as {"prompt": ' in r.json()["error"])
 
 
+@pytest.mark.parametrize("content_type", ["text/plain;charset=UTF-8", "application/x-www-form-urlencoded", None])
+def test_a_page_on_another_origin_cannot_post_without_a_preflight(content_type):
+    # text/plain, the form types and none are "simple" requests a browser sends cross-site with no
+    # preflight: read as JSON, any page a visitor opened could fill a localhost or LAN server's queue
+    body, plain = json.dumps({"prompt": PROMPT, "seed": 5}), {} if content_type is None else {"content-type": content_type}
+    evil = {**plain, "Origin": "https://evil.example"}
+    rt = FakeRuntime()
+    with TestClient(create_app(rt)) as c:
+        for headers in (evil, {**plain, "Sec-Fetch-Site": "cross-site"}, {**plain, "Origin": "null"},
+                        {**plain, "Origin": "http://testserver:8080"}, {**plain, "Origin": "https://testserver"}):
+            r = c.post("/v1/images", content=body, headers=headers)
+            assert r.status_code == 400 and list(r.json()) == ["error"], (headers, r.text)
+            assert "application/json" in r.json()["error"] and "--cors-origin" in r.json()["error"], r.text
+            assert "access-control-allow-origin" not in r.headers
+        assert rt.calls == []  # the runtime never ran
+        for headers in (plain, {**plain, "Origin": "http://testserver"}, {**plain, "Host": "art.lan:8000", "Origin": "http://art.lan:8000"},
+                        {**plain, "Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"}):  # curl, and a page served by --web
+            r = c.post("/v1/images", content=body, headers=headers)
+            assert r.status_code == 200 and r.headers["x-seeds"] == "5", (headers, r.text)
+        assert len(rt.calls) == 4
+        r = c.post("/v1/images", json={"prompt": PROMPT}, headers={"Origin": "https://evil.example"})
+        assert r.status_code == 200 and "access-control-allow-origin" not in r.headers  # JSON needs a preflight in a browser
+    for origins in (("https://evil.example",), ("*",)):
+        rt = FakeRuntime()
+        with TestClient(create_app(rt, ServeConfig(cors_origins=origins))) as c:
+            r = c.post("/v1/images", content=body, headers={**evil, "Sec-Fetch-Site": "cross-site"})
+            assert r.status_code == 200 and r.headers["x-seeds"] == "5" and len(rt.calls) == 1, (origins, r.text)
+            assert r.headers["access-control-allow-origin"] in ("https://evil.example", "*")
+            r = c.post("/v1/images", content=body, headers={**plain, "Origin": "https://other.example"})
+            assert r.status_code == (200 if origins == ("*",) else 400), (origins, r.text)
+
+
 def test_a_big_body_is_413_and_unknown_pages_404(client):
     r = client.post("/v1/images", content=json.dumps({"prompt": "a" * 20000}), headers={"content-type": "application/json"})
     assert r.status_code == 413 and "16384 bytes" in r.json()["error"]

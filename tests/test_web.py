@@ -19,7 +19,7 @@ from helpers import ROOT, assert_one_line_error, run_cli
 from artgen.app import browser
 from artgen.app.web import MARKER, ORT_FILES, ORT_PACKAGE, ORT_VERSION, build_web, sentencepiece_json, words_json
 from artgen.workspace import SHIPPED_MODEL
-from export.runtime import BundleError, Runtime, check_prompt, gumbel
+from export.runtime import MIN_TEMPERATURE, BundleError, Runtime, check_prompt, check_temperature, gumbel, pick_codes
 
 NODE = shutil.which("node")
 ORT_MISSING = None if (ORT_PACKAGE / "package.json").is_file() else f"onnxruntime-web is not installed at {ORT_PACKAGE}: run `make web`"
@@ -139,14 +139,31 @@ def tokenizer_fixtures() -> dict:
             "words": words_json(SHIPPED_META)}
 
 
+TEMPERATURES = (0.0, 5e-324, 1e-320, 1e-40, 1e-7, 9.99e-7, 1e-6, 2e-6, 0.01, 0.7, 1.0, 3.0)
+
+
+def sampler_fixtures() -> dict:
+    """pick_codes on random float32 logits and the runtime's noise, at temperatures around
+    MIN_TEMPERATURE (1e-320 divided the logits into inf before it), and check_temperature."""
+    B, K = 24, 64
+    logits = (np.random.default_rng(4).standard_normal((B, K)) * 3).astype(np.float32)
+    noise = gumbel(9, 2, (B, K)).astype(np.float32)
+    picks = [{"temperature": t, "top_k": k, "codes": pick_codes(logits, noise, t, k).tolist()}
+             for t in TEMPERATURES for k in (0, 5)]
+    return {"sampler": {"K": K, "logits": logits.reshape(-1).tolist(), "noise": noise.reshape(-1).tolist(), "picks": picks,
+                        "min_temperature": MIN_TEMPERATURE,
+                        "temperatures": [{"temperature": t, "resolved": check_temperature(t)} for t in TEMPERATURES]}}
+
+
 def generator_fixture(name: str, bundle: Path, site: Path, cases: list[tuple], min_rate: float, min_identical: int,
                       min_prefix: int) -> dict:
     """Python's codes for (prompt, seed, steps) cases of a bundle, with the agreement the JS must reach."""
     rt = Runtime(bundle, threads=1)
     out = []
-    for prompt, seed, steps in cases:
-        codes = rt.sample_codes([prompt], seed=seed, steps=steps).reshape(-1)
-        out.append({"prompt": prompt, "seed": seed, "steps": steps, "codes": codes.tolist()})
+    for prompt, seed, steps, *temperature in cases:  # (prompt, seed, steps[, temperature])
+        temperature = temperature[0] if temperature else None
+        codes = rt.sample_codes([prompt], seed=seed, steps=steps, temperature=temperature).reshape(-1)
+        out.append({"prompt": prompt, "seed": seed, "steps": steps, "temperature": temperature, "codes": codes.tolist()})
     first = np.array(out[0]["codes"]).reshape(1, rt.meta["grid"], rt.meta["grid"])
     pixels = {"codes": out[0]["codes"], "rgb": rt.decode(first).reshape(-1).tolist()}
     return {"name": name, "site": str(site), "cases": out, "pixels": pixels, "min_rate": min_rate,
@@ -168,8 +185,9 @@ def run_node(tmp_path, fixtures: dict, *tests: str) -> list[dict]:
 
 
 @pytest.mark.skipif(NODE is None, reason="node is not installed")
-def test_javascript_random_streams_and_tokenizer_match_numpy_and_sentencepiece(tmp_path):
-    run_node(tmp_path, {**random_fixtures(), **tokenizer_fixtures()}, "rng.test.mjs", "tokenizer.test.mjs")
+def test_javascript_random_streams_tokenizer_and_sampler_match_numpy_sentencepiece_and_the_runtime(tmp_path):
+    run_node(tmp_path, {**random_fixtures(), **tokenizer_fixtures(), **sampler_fixtures()},
+             "rng.test.mjs", "tokenizer.test.mjs", "sampler.test.mjs")
 
 
 @pytest.fixture(scope="module")
@@ -220,6 +238,7 @@ def test_javascript_masked_and_ar_samplers_equal_python_on_small_bundles(tmp_pat
         build_web(tmp_path / "sites" / name, bundle=bundle)
         steps = (1, 3, None) if generator == "masked" else (None,)
         cases = [(p, s, k) for p in ("warm, chaotic, vivid", "cool calm") for s in (0, 5) for k in steps]
+        cases.append(("warm, chaotic, vivid", 3, steps[-1], 1e-320))  # the argmax, as 0: not inf/NaN scores
         fixtures.append(generator_fixture(name, bundle, tmp_path / "sites" / name, cases,
                                           min_rate=0.9 if int8 else 1.0, min_identical=len(cases) // 2 if int8 else len(cases),
                                           min_prefix=0))

@@ -7,8 +7,9 @@
     GET  /openapi.json, /docs   the request schema, from FastAPI
 
 Every GET route answers HEAD too, every route is served at its path plus one trailing slash as
-well (no redirect), a POST body is read as JSON whatever its content type, and with
-`cors_origins` pages on those origins may call the API (CORS), errors and 500s included.
+well (no redirect), a POST body is read as JSON whatever its content type unless a page on an
+origin not allowed sent it (see JsonBody), and with `cors_origins` pages on those origins may
+call the API (CORS), errors and 500s included.
 
 Requests wait in a bounded queue (full: 503 with Retry-After; one whose client hangs up leaves
 it undrawn) and one worker thread runs every ONNX Runtime call. After taking the first waiting
@@ -39,6 +40,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -443,22 +445,68 @@ class _BodyTooBig(Exception):
 
 
 class JsonBody:
-    """ASGI middleware: a POST body is read as JSON whatever its content type. FastAPI reads JSON
-    only under application/json, but a page's fetch sends text/plain to skip the CORS preflight,
-    `curl -d` sends application/x-www-form-urlencoded, and some clients send none; the body
-    must still parse as a JSON object and pass the same checks."""
+    """ASGI middleware: a POST body is read as JSON whatever its content type, unless it comes
+    from a page on another origin that `cors_origins` does not allow. FastAPI reads JSON only
+    under application/json, but `curl -d` sends application/x-www-form-urlencoded, some clients
+    send none, and a page may send text/plain; the body must still parse as a JSON object and
+    pass the same checks. text/plain and the form types are CORS "simple" requests a browser
+    sends cross-site without a preflight, so reading them from any page would let every site a
+    visitor opens run generations on a server on their machine or LAN: a cross-site request keeps
+    its content type, and the strict path refuses it (a 400 naming the fix)."""
 
-    def __init__(self, app):
-        self.app = app
+    def __init__(self, app, cors_origins: tuple[str, ...] = ()):
+        self.app, self.cors_origins = app, tuple(cors_origins)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope["method"] == "POST":
             headers = scope.get("headers", [])
             declared = dict(headers).get(b"content-type", b"").split(b";")[0].strip().lower()  # b"": none
             if declared != b"application/json" and not (declared.startswith(b"application/") and declared.endswith(b"+json")):
-                scope = {**scope, "headers": [*((k, v) for k, v in headers if k != b"content-type"),
-                                              (b"content-type", b"application/json")]}
+                if self.allowed(scope):
+                    scope = {**scope, "headers": [*((k, v) for k, v in headers if k != b"content-type"),
+                                                  (b"content-type", b"application/json")]}
+                elif declared:
+                    scope = {**scope, CROSS_SITE: True}
+                else:  # no type (a fetch of a Blob): labelled, as some FastAPI versions read an unlabelled body as JSON
+                    scope = {**scope, CROSS_SITE: True,
+                             "headers": [*headers, (b"content-type", b"application/octet-stream")]}
         await self.app(scope, receive, send)
+
+    def allowed(self, scope) -> bool:
+        """Whether the request is not cross-site: no Origin (curl, scripts) and no
+        `Sec-Fetch-Site: cross-site`, the server's own origin (a page served by --web), or an
+        origin `cors_origins` allows."""
+        if "*" in self.cors_origins:
+            return True
+        headers = dict(scope.get("headers", []))
+        origin = headers.get(b"origin", b"").decode("latin-1").strip()
+        if origin and origin.rstrip("/") in self.cors_origins:
+            return True
+        if headers.get(b"sec-fetch-site", b"").strip().lower() == b"cross-site":  # the browser says so, Origin or not
+            return False
+        if not origin:
+            return True
+        own = _origin_key(f"{scope.get('scheme', 'http')}://{headers.get(b'host', b'').decode('latin-1').strip()}")
+        return own is not None and _origin_key(origin) == own
+
+
+CROSS_SITE = "artgen.cross_site"  # scope key: a POST from a page on an origin not allowed, body not read as JSON
+DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+def _origin_key(origin: str) -> tuple[str, str, int | None] | None:
+    """(scheme, host, port) of scheme://host[:port], the default port filled in; None if unreadable
+    ("null", a path, a bad port)."""
+    if not ORIGIN.fullmatch(origin):
+        return None
+    try:
+        url = urlsplit(origin.lower())
+        port = url.port
+    except ValueError:
+        return None
+    if not url.hostname:
+        return None
+    return url.scheme, url.hostname, port if port is not None else DEFAULT_PORTS.get(url.scheme)
 
 
 class Crash:
@@ -554,7 +602,7 @@ def create_app(runtime_or_bundle: Runtime | str | Path | None = None, config: Se
                   description="Abstract art from a few adjectives: the artgen ONNX runtime over HTTP.",
                   redirect_slashes=False)  # TrailingSlash serves the slash forms; anything else is a JSON 404
     app.state.runtime, app.state.batcher, app.state.config = rt, batcher, config
-    app.add_middleware(JsonBody)
+    app.add_middleware(JsonBody, cors_origins=config.cors_origins)
     app.add_middleware(BodyLimit, limit=config.max_body_bytes)
     app.add_middleware(TrailingSlash, routes=app.router.routes)
     app.add_middleware(Crash)  # under Cors: a 500 carries the CORS headers as every other answer does
@@ -566,6 +614,9 @@ def create_app(runtime_or_bundle: Runtime | str | Path | None = None, config: Se
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
         status, message = validation_message(exc.errors()[0])
+        if status == 400 and request.scope.get(CROSS_SITE):
+            message = (f"{message}; a page on another origin ({request.headers.get('origin', 'a cross-site page')[:80]}) "
+                       "must send Content-Type: application/json and be allowed with --cors-origin")
         return error_response(status, message)
 
     @app.exception_handler(StarletteHTTPException)

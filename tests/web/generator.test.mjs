@@ -20,11 +20,11 @@ test("codes agree with the Python runtime", { skip }, async () => {
     let equal = 0, total = 0, identical = 0;
     const report = [];
     for (const c of b.cases) {
-      const codes = await gen.sampleCodes(c.prompt, c.seed, { steps: c.steps });
+      const codes = await gen.sampleCodes(c.prompt, c.seed, { steps: c.steps, temperature: c.temperature ?? null });
       const same = c.codes.filter((v, i) => v === codes[i]).length;
       const first = c.codes.findIndex((v, i) => v !== codes[i]);
       equal += same; total += codes.length; identical += same === codes.length;
-      report.push(`${c.prompt}/${c.seed}${c.steps ? `/${c.steps} steps` : ""}: ${same}/${codes.length}` + (first >= 0 ? ` (first differs at ${first})` : ""));
+      report.push(`${c.prompt}/${c.seed}${c.steps ? `/${c.steps} steps` : ""}${c.temperature != null ? `/t=${c.temperature}` : ""}: ${same}/${codes.length}` + (first >= 0 ? ` (first differs at ${first})` : ""));
       assert.ok(first === -1 || first >= b.min_prefix, `${b.name}: ${report.at(-1)}: the first ${b.min_prefix} codes should agree`);
     }
     const rate = equal / total;

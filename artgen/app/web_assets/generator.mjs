@@ -14,6 +14,10 @@ const READABLE_FORMATS = [2, 3];
 
 const f32 = Math.fround;
 
+/** export/runtime.py MIN_TEMPERATURE: a temperature below it samples the argmax, as 0 does (far
+ *  smaller ones, 1e-320 say, are 0 in float32 and divide the logits into inf and NaN). */
+export const MIN_TEMPERATURE = 1e-6;
+
 /** argmax over row[0..K) with numpy's tie rule (the first maximum). */
 function argmax(row) {
   let best = 0, value = row[0];
@@ -21,15 +25,16 @@ function argmax(row) {
   return best;
 }
 
-/** export/runtime.py pick_codes for one row: top-k, then Gumbel-max at `temperature` (float32). */
-function pickCode(logits, noise, temperature, topK) {
+/** export/runtime.py pick_codes for one row: top-k, then Gumbel-max at `temperature` (float32),
+ *  or the argmax below MIN_TEMPERATURE (0 included). */
+export function pickCode(logits, noise, temperature, topK) {
   const K = logits.length;
   const row = new Float32Array(logits);
   if (topK) {
     const kth = Float32Array.from(row).sort()[K - topK];
     for (let k = 0; k < K; k++) if (row[k] < kth) row[k] = -Infinity;
   }
-  if (temperature > 0) {
+  if (temperature >= MIN_TEMPERATURE) {
     const t = f32(temperature);
     for (let k = 0; k < K; k++) row[k] = f32(row[k] / t) + noise[k]; // the Float32Array store rounds the sum
   }
@@ -49,6 +54,12 @@ function checkNumber(name, value, low) {
     throw new PromptError(`${name} must be a finite number${low !== undefined ? ` >= ${low}` : ""} (got ${value})`);
   }
   return v;
+}
+
+/** export/runtime.py check_temperature: a finite number >= 0, and 0 below MIN_TEMPERATURE. */
+export function checkTemperature(value) {
+  const t = checkNumber("temperature", value, 0);
+  return t >= MIN_TEMPERATURE ? t : 0;
 }
 
 function checkInt(name, value, low, high) {
@@ -117,7 +128,7 @@ export class Generator {
     const d = this.meta.sampling;
     const s = {
       guidance: checkNumber("guidance", guidance ?? d.guidance),
-      temperature: checkNumber("temperature", temperature ?? d.temperature, 0),
+      temperature: checkTemperature(temperature ?? d.temperature),
     };
     if (this.kind === "ar") {
       if (steps !== null && steps !== d.steps) {
@@ -193,7 +204,7 @@ export class Generator {
       const logits = await this.predictorLogits(codes, states, mask, step < guidedSteps ? guidance : 1.0); // (N, K)
       const upto = N - Math.floor(N * Math.cos(Math.PI / 2 * (step + 1) / steps));
       const rows = order.subarray(known, upto);
-      const noise = temperature > 0 ? gumbel(seed, step, rows.length * K) : null;
+      const noise = temperature >= MIN_TEMPERATURE ? gumbel(seed, step, rows.length * K) : null;
       rows.forEach((pos, j) => {
         codes[pos] = pickCode(logits.subarray(pos * K, (pos + 1) * K), noise && noise.subarray(j * K, (j + 1) * K), temperature, 0);
       });
