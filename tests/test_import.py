@@ -269,6 +269,7 @@ def test_a_metadata_jsonl_in_a_flat_folder(tmp_path):
     ("metadata.csv", b"\xff\xfe\x00binary", ["metadata.csv", "not UTF-8"]),
     ("metadata.jsonl", '{"file_name": "p0.png"}\n{"file_name": "p1.png",\n', ["metadata.jsonl line 2", "one per line"]),
     ("metadata.jsonl", '{"style": "dots"}\n', ["metadata.jsonl line 1", "file_name"]),
+    ("metadata.csv", "style,adjectives,file_name\ndots\n", ["metadata.csv line 2 has no file name"]),  # a short row
 ])
 def test_a_malformed_metadata_file_is_one_error_before_any_image_is_read(tmp_path, monkeypatch, file_name, text, needles):
     from pathlib import Path
@@ -338,3 +339,124 @@ def test_the_import_command_says_where_the_labels_came_from(tmp_path):
     r = run_cli("data", "import", str(src), "--size", "16", workdir=tmp_path / "ws")
     assert r.returncode == 0, r.stderr
     assert "styles from sub-folder names: 2 styles; no adjectives" in " ".join(r.stderr.split())
+
+
+# ---------------------------------------------------------------- review fixes: hidden files, split layout, odd label cells
+
+def _tiny(path, seed):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _painting(path, seed, size=(8, 8))
+
+
+def test_hidden_files_and_folders_are_skipped(tmp_path):
+    src = tmp_path / "paintings"
+    for k, style in enumerate(["cubism", "fauvism"]):
+        for i in range(3):
+            _tiny(src / style / f"p{i}.png", 10 * k + i)
+    _tiny(src / "__MACOSX" / "cubism" / "._p0.png", 50)  # a Mac zip's resource forks: at another depth
+    _tiny(src / ".ipynb_checkpoints" / "p0-checkpoint.png", 51)
+    (src / "cubism" / ".DS_Store").write_bytes(b"\0junk")
+    report = import_paintings(str(src), tmp_path / "data", tmp_path / "import.log", size=16, show_progress=False)
+    assert report.train + report.test == 6 and not report.skipped
+    assert report.labels.startswith("styles from sub-folder names: 2 styles")
+    log = (tmp_path / "import.log").read_text()
+    assert "# 3 hidden files or folders skipped" in log
+    assert "not an image file" not in log and "0 other files left out" in log
+
+
+def test_split_folders_are_not_styles(tmp_path):
+    src = tmp_path / "paintings"
+    for j, split in enumerate(["train", "Test"]):
+        for k, style in enumerate(["cubism", "fauvism"]):
+            for i in range(3):
+                _tiny(src / split / style / f"p{i}.png", 100 * j + 10 * k + i)
+    (src / "train" / "metadata.csv").write_text("file_name,style\ncubism/p0.png,expressionism\n")  # relative to train/
+    report = import_paintings(str(src), tmp_path / "data", tmp_path / "import.log", size=16, show_progress=False)
+    labels = _styles_by_source(tmp_path / "data")
+    assert labels["train/cubism/p0.png"][0] == "expressionism" and labels["Test/cubism/p0.png"][0] == "cubism"
+    assert {s for s, _ in labels.values()} == {"cubism", "fauvism", "expressionism"}
+    assert report.labels.startswith("styles from train/metadata.csv, else sub-folder names: 3 styles")
+    log = (tmp_path / "import.log").read_text()
+    assert "split folders Test, train (the Hugging Face split layout)" in log and "the source's split is not kept" in log
+    assert "not an image file" not in log
+
+    flat = tmp_path / "flat"  # split folders without style folders below them: no styles
+    for i in range(4):
+        _tiny(flat / ["train", "validation"][i % 2] / f"p{i}.png", 300 + i)
+    report = import_paintings(str(flat), tmp_path / "data2", tmp_path / "import2.log", size=16, show_progress=False)
+    assert report.labels.startswith("no style labels: style consistency will not be measured")
+
+
+def test_adjectives_written_as_a_list_in_a_string():
+    from artgen.data.importer import _adjective_words
+
+    assert _adjective_words("['warm', 'vivid']") == ("warm", "vivid")  # pandas to_csv of a list
+    assert _adjective_words('["warm", null, 3]') == ("warm",)
+    assert _adjective_words("['warm', None]") == ("warm",)
+    assert _adjective_words(["warm", None]) == ("warm",)
+    assert _adjective_words("warm; vivid") == ("warm", " vivid")
+
+
+def test_imported_is_no_style_label_and_the_warning_agrees_with_the_bench(tmp_path):
+    import json
+
+    from bench.style import corpus_styles
+
+    src = tmp_path / "paintings"
+    rows = []
+    for i in range(6):
+        _tiny(src / f"p{i}.png", 400 + i)
+        rows.append({"file_name": f"p{i}.png", "style": ["dots", "imported"][i % 2], "adjectives": ["warm", None]})
+    (src / "metadata.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    report = import_paintings(str(src), tmp_path / "data", tmp_path / "import.log", size=16, show_progress=False)
+    assert report.labels == ("styles from metadata.jsonl: 1 style (3 paintings without one: 'imported'), so style consistency "
+                             "will not be measured; adjectives from metadata.jsonl: 6 paintings labelled")
+    assert corpus_styles(load_corpus(tmp_path / "data")["train"])[0] is None
+
+
+def test_metadata_names_match_in_nfc_and_non_images_are_named(tmp_path):
+    src = tmp_path / "paintings"
+    for i in range(4):
+        _tiny(src / ("cafe\u0301.png" if i == 0 else f"p{i}.png"), 500 + i)  # decomposed on disk (macOS)
+    (src / "notes.txt").write_text("not an image")
+    (src / "metadata.csv").write_text("file_name,style\n/caf\u00e9.png, e\u0301cole \np1.png,dots\nnotes.txt,dots\n",
+                                      encoding="utf-8")
+    import_paintings(str(src), tmp_path / "data", tmp_path / "import.log", size=16, show_progress=False)
+    labels = _styles_by_source(tmp_path / "data")
+    assert labels["cafe\u0301.png"][0] == "\u00e9cole" and labels["p1.png"][0] == "dots"
+    log = (tmp_path / "import.log").read_text(encoding="utf-8")
+    assert "0 rows naming no image, 1 row naming a file that is not an image file" in log
+    assert "metadata row naming a file that is not an image file\tnotes.txt" in log
+    assert "metadata row without an image" not in log
+
+
+def test_dataset_label_cells_of_other_types(tmp_path):
+    import io
+
+    import datasets
+
+    images = []
+    for i in range(8):
+        buf = io.BytesIO()
+        Image.fromarray(np.random.default_rng(600 + i).integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(buf, format="PNG")
+        images.append({"bytes": buf.getvalue(), "path": None})
+    features = datasets.Features({"image": datasets.Image(), "style": datasets.Value("float64"),
+                                  "adjectives": datasets.Sequence(datasets.ClassLabel(names=["warm", "vivid"]))})
+    ds = datasets.Dataset.from_dict({"image": images, "style": [3.0, 4.0, float("nan"), None] * 2,
+                                     "adjectives": [[0, 1], [1], [], [0]] * 2}, features=features)
+    ds.save_to_disk(str(tmp_path / "numbers"))
+    import_paintings(str(tmp_path / "numbers"), tmp_path / "data", tmp_path / "log", size=16, show_progress=False)
+    labels = _styles_by_source(tmp_path / "data")
+    assert labels["data[0]"] == ("3", ["warm", "vivid"]) and labels["data[1]"] == ("4", ["vivid"])
+    assert labels["data[2]"] == ("imported", []) and labels["data[3]"] == ("imported", ["warm"])
+
+    features = datasets.Features({"image": datasets.Image(), "style": datasets.Value("string"),
+                                  "gt_adjectives": datasets.Sequence(datasets.Value("string"))})
+    ds = datasets.Dataset.from_dict({"image": images, "style": ["dots", "imported", " stripes ", ""] * 2,
+                                     "gt_adjectives": [["warm", None], None, ["vivid"], []] * 2}, features=features)
+    ds.save_to_disk(str(tmp_path / "strings"))
+    report = import_paintings(str(tmp_path / "strings"), tmp_path / "data2", tmp_path / "log2", size=16, show_progress=False)
+    labels = _styles_by_source(tmp_path / "data2")
+    assert labels["data[0]"] == ("dots", ["warm"]) and labels["data[1]"] == ("imported", [])
+    assert labels["data[2]"] == ("stripes", ["vivid"]) and labels["data[3]"] == ("imported", [])
+    assert report.labels.startswith("styles from the dataset's `style` column: 2 styles (4 paintings without one")

@@ -12,24 +12,33 @@ white, 16-bit ones scaled to 8 bits.
 Labels follow the Hugging Face `imagefolder` conventions. In a folder, a painting's style is
 its parent folder's name when every image lies in a sub-folder at one depth and there are at
 least two such names (paintings/cubism/a.jpg is "cubism"); images directly in the root beside
-sub-folders, or at mixed depths, make every style "imported" (the log's header says why). A
-`metadata.csv` or `metadata.jsonl` at the root (a `file_name` column, the image's path relative
-to the root) sets `style` (over folder names) and `adjectives` (a list, or a comma/semicolon-
-separated string); a malformed one is an error before any image is read. A dataset keeps its
+sub-folders, or at mixed depths, make every style "imported" (the log's header says why). Hidden
+files and folders (".*") and "__*" folders (__MACOSX) are skipped and counted. A top level of split
+folders only (train, test, validation/valid/val, dev) is the split layout: styles are the folders
+below them (paintings/train/cubism/a.jpg is "cubism"), and the source's split is not kept. A
+`metadata.csv` or `metadata.jsonl` at the root or in each split folder (a `file_name` column, the
+image's path relative to that folder; matched in Unicode NFC, a leading "/" or "./" ignored) sets
+`style` (over folder names) and `adjectives` (a list, a comma/semicolon-separated string, or a
+string holding a list, "['warm', 'vivid']"); a malformed one is an error before any image is read. A dataset keeps its
 `style` column (strings or a ClassLabel), else a ClassLabel `label` column (what
-`load_dataset("imagefolder")` builds from folder names), and its `gt_adjectives` or `adjectives`.
+`load_dataset("imagefolder")` builds from folder names), and its `gt_adjectives` or `adjectives`
+(strings, or a Sequence of ClassLabel). Styles are NFC and stripped; an empty, NaN or "imported" one
+is no label, a whole-number float (3.0) is "3"; the None items of an adjective list are left out.
 Adjectives go through `vocabulary_words`, as label files do: words outside the vocabulary are
 dropped and counted in the log. A painting without a style label is "imported".
 """
 
 from __future__ import annotations
 
+import ast
 import csv
 import hashlib
 import io
 import json
+import math
 import os
 import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -46,6 +55,7 @@ from artgen.progress import progress_bar
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 METADATA_FILES = ("metadata.csv", "metadata.jsonl")  # at the folder's root, as `imagefolder` reads them
 UNLABELLED_STYLE = "imported"  # the style of a painting that came without one
+SPLIT_NAMES = ("train", "test", "validation", "valid", "val", "dev")  # top folders of the `imagefolder` split layout
 
 
 class Item(NamedTuple):
@@ -117,18 +127,46 @@ def is_test(content_hash: str) -> bool:
     return int(content_hash[:15], 16) / 16**15 < TEST_FRACTION
 
 
-def _folder_files(folder: Path) -> list[Path]:
-    """Every file under `folder`, following linked folders (each real folder once: no loops)."""
-    seen, files = set(), []
+def _hidden(name: str, is_dir: bool) -> bool:
+    """A hidden file or folder (".DS_Store", ".ipynb_checkpoints") or a `__*` folder ("__MACOSX"), which
+    `imagefolder` skips."""
+    return name.startswith(".") or (is_dir and name.startswith("__"))
+
+
+def _folder_files(folder: Path) -> tuple[list[Path], int]:
+    """(every file under `folder`, following linked folders (each real folder once: no loops), the
+    number of hidden files and folders skipped with all they hold)."""
+    seen, files, hidden = set(), [], 0
     for root, dirs, names in os.walk(folder, followlinks=True):
         real = os.path.realpath(root)
         if real in seen:
             dirs[:] = []
             continue
         seen.add(real)
-        dirs.sort()
-        files.extend(Path(root) / n for n in names if (Path(root) / n).is_file())
-    return sorted(files)
+        kept = sorted(d for d in dirs if not _hidden(d, True))
+        hidden += len(dirs) - len(kept) + sum(_hidden(n, False) for n in names)
+        dirs[:] = kept
+        files.extend(Path(root) / n for n in names if not _hidden(n, False) and (Path(root) / n).is_file())
+    return sorted(files), hidden
+
+
+def _nfc(name: str) -> str:
+    """A path below a folder as metadata and files are matched: NFC, "/" separators, no leading "./" or "/"."""
+    name = unicodedata.normalize("NFC", name.strip().replace("\\", "/")).lstrip("/")
+    return str(PurePosixPath(name)) if name else ""
+
+
+def _clean_style(value) -> str | None:
+    """A style cell as a name: NFC and stripped; None, NaN, empty and "imported" are no label; a
+    whole-number float (3.0) is "3"."""
+    if value is None:
+        return None
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        value = int(value) if value.is_integer() else value
+    name = unicodedata.normalize("NFC", str(value)).strip()
+    return name if name and name != UNLABELLED_STYLE else None
 
 
 def _folder_items(files: list[Path], folder: Path, labels: dict[str, tuple[str | None, tuple[str, ...]]]) -> Iterator[Item]:
@@ -144,7 +182,7 @@ def _folder_items(files: list[Path], folder: Path, labels: dict[str, tuple[str |
         yield Item(name, data, style, adjectives)
 
 
-def _folder_styles(names: list[str]) -> tuple[dict[str, str], str]:
+def _folder_styles(names: list[str], itself: str = "the folder itself") -> tuple[dict[str, str], str]:
     """{image: style} by the `imagefolder` convention: when every image lies in a sub-folder at one
     depth and there are at least 2 parent-folder names, the style is the parent folder's name.
     Else ({}, why not, or "" when the images are simply all in the root)."""
@@ -152,25 +190,36 @@ def _folder_styles(names: list[str]) -> tuple[dict[str, str], str]:
     depths = Counter(len(p.parts) - 1 for p in paths)  # 0: directly in the root
     if len(depths) > 1:
         if depths[0]:
-            return {}, f"{_count(depths[0], 'image')} in the folder itself, beside sub-folders: put every image in a style sub-folder"
+            return {}, f"{_count(depths[0], 'image')} in {itself}, beside sub-folders: put every image in a style sub-folder"
         return {}, "images at different sub-folder depths: keep every style folder at one depth"
     if 0 in depths:
         return {}, ""
-    styles = {n: p.parent.name for n, p in zip(names, paths)}
+    styles = {n: _clean_style(p.parent.name) for n, p in zip(names, paths)}
+    styles = {n: s for n, s in styles.items() if s is not None}
     if len(set(styles.values())) < 2:
+        if not styles:
+            return {}, f"every image is in a folder named {UNLABELLED_STYLE!r}: give each style a sub-folder"
         return {}, f"every image is in a folder named {next(iter(styles.values()))!r}: give each style a sub-folder"
     return styles, ""
 
 
 def _adjective_words(value) -> tuple[str, ...] | None:
-    """A list of words, or a comma/semicolon-separated string, as a tuple of words; () for no value;
-    None for anything else."""
-    if value is None:
+    """A list of words (its strings: None and other items left out), a comma/semicolon-separated string,
+    or a string holding a list ("['warm', 'vivid']"), as a tuple of words; () for no value; None for anything else."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return ()
+    if isinstance(value, str) and value.strip().startswith("["):  # "['warm', 'vivid']": a list as pandas writes it
+        try:
+            value = json.loads(value)
+        except ValueError:
+            try:
+                value = ast.literal_eval(value.strip())
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                pass
     if isinstance(value, str):
         return tuple(w for w in re.split(r"[,;]", value) if w.strip())
-    if isinstance(value, (list, tuple)) and all(isinstance(w, str) for w in value):
-        return tuple(value)
+    if isinstance(value, (list, tuple)):  # strings kept, None and other items left out
+        return tuple(w for w in value if isinstance(w, str))
     return None
 
 
@@ -234,50 +283,81 @@ def _metadata_labels(path: Path) -> tuple[dict[str, tuple[str | None, tuple[str,
     records = _csv_records(path) if path.suffix == ".csv" else _jsonl_records(path)
     labels: dict[str, tuple[str | None, tuple[str, ...]]] = {}
     for n, rec in records:
-        name = rec["file_name"]
-        if not isinstance(name, str) or not name.strip():
+        name = rec.get("file_name")
+        if not isinstance(name, str) or not _nfc(name):
             raise ArtgenError(f"{path} line {n} has no file name: give each row the image's path below {path.parent}")
         adjectives = _adjective_words(rec.get("adjectives") or None)
         if adjectives is None:
             raise ArtgenError(f"{path} line {n}: `adjectives` must be a list of words or a comma-separated string")
-        style = rec.get("style")
-        style = str(style).strip() if style is not None else ""
-        labels.setdefault(str(PurePosixPath(name.strip().replace("\\", "/"))), (style or None, adjectives))
+        labels.setdefault(_nfc(name), (_clean_style(rec.get("style")), adjectives))
     has = {column: any(column in rec for _, rec in records) for column in ("style", "adjectives")}
     return labels, has["style"], has["adjectives"]
 
 
+def _split_layout(names: list[str]) -> list[str]:
+    """The split folders ("train", "test", ...) when every image lies below one: the `imagefolder`
+    split layout, whose styles are the folders below them; else []."""
+    tops = {PurePosixPath(n).parts[0] for n in names if len(PurePosixPath(n).parts) > 1}
+    if all(len(PurePosixPath(n).parts) > 1 for n in names) and all(t.lower() in SPLIT_NAMES for t in tops):
+        return sorted(tops)
+    return []
+
+
 def _folder_source(path: Path) -> Source:
-    """An image folder, its styles from sub-folder names and its metadata file (checked here, before any image is read)."""
-    every = _folder_files(path)
+    """An image folder, its styles from sub-folder names and its metadata files (checked here, before any image is read)."""
+    every, hidden = _folder_files(path)
     files = [p for p in every if p.suffix.lower() in IMAGE_SUFFIXES]
     if not files:
         raise ArtgenError(
             f"no images found in {path} (looked recursively for {', '.join(IMAGE_SUFFIXES)}): point at a folder of paintings"
         )
-    found = [name for name in METADATA_FILES if (path / name).is_file()]
-    if len(found) > 1:
-        raise ArtgenError(f"{path} holds both {' and '.join(found)}: keep one metadata file")
-    others = [str(p.relative_to(path)) for p in every if p.suffix.lower() not in IMAGE_SUFFIXES]
     names = [str(p.relative_to(path)) for p in files]
-    folder_styles, why_not = _folder_styles(names)
+    splits = _split_layout(names)
+    hidden_what = "file or folder" if hidden == 1 else "files or folders"
+    notes = [f'{hidden} hidden {hidden_what} skipped (names starting with ".", folders with "__")'] if hidden else []
+    if splits:  # paintings/train/cubism/a.jpg: the styles are the folders below the split folders
+        below = {n: str(PurePosixPath(*PurePosixPath(n).parts[1:])) for n in names}
+        styles_below, why_not = _folder_styles(list(below.values()), itself="a split folder itself")
+        folder_styles = {n: styles_below[b] for n, b in below.items() if b in styles_below}
+        notes.append(f"split folders {', '.join(splits)} (the Hugging Face split layout): styles from the folders below them; "
+                     "the source's split is not kept (split by content hash)")
+    else:
+        folder_styles, why_not = _folder_styles(names)
     style_origin = "sub-folder names" if folder_styles else None
-    adjective_origin, notes, log_lines = None, [], []
+    adjective_origin, log_lines, metadata_files = None, [], []
     metadata: dict[str, tuple[str | None, tuple[str, ...]]] = {}
-    if found:
-        metadata, has_style, has_adjectives = _metadata_labels(path / found[0])
-        if has_style:
-            style_origin = f"{found[0]}, else sub-folder names" if folder_styles else found[0]
-        adjective_origin = found[0] if has_adjectives else None
-        missing = sorted(set(metadata) - set(names))
-        notes.append(f"{found[0]}: {_count(sum(n not in metadata for n in names), 'image')} without a row, "
-                     f"{_count(len(missing), 'row')} naming no image" + (" (listed below)" if missing else ""))
-        log_lines = [f"metadata row without an image\t{name}" for name in missing]
+    style_files, adjective_files = [], []
+    for where in ["", *splits]:  # the root's metadata file, and each split folder's (file_name relative to it)
+        found = [str(PurePosixPath(where, m)) for m in METADATA_FILES if (path / where / m).is_file()]
+        if len(found) > 1:
+            raise ArtgenError(f"{path / where} holds both {' and '.join(found)}: keep one metadata file")
+        if not found:
+            continue
+        labels, has_style, has_adjectives = _metadata_labels(path / found[0])
+        for name, value in labels.items():
+            metadata.setdefault(_nfc(str(PurePosixPath(where, name))), value)
+        metadata_files.append(found[0])
+        style_files += found[:has_style]
+        adjective_files += found[:has_adjectives]
+    others = [str(p.relative_to(path)) for p in every if p.suffix.lower() not in IMAGE_SUFFIXES]
+    if metadata_files:
+        if style_files:
+            style_origin = f"{', '.join(style_files)}, else sub-folder names" if folder_styles else ", ".join(style_files)
+        adjective_origin = ", ".join(adjective_files) or None
+        known, stray = {_nfc(n) for n in names}, {_nfc(o) for o in others}
+        missing = sorted(set(metadata) - known - stray)
+        not_images = sorted(set(metadata) & stray)
+        notes.append(f"{', '.join(metadata_files)}: {_count(sum(_nfc(n) not in metadata for n in names), 'image')} without a row, "
+                     f"{_count(len(missing), 'row')} naming no image"
+                     + (f", {_count(len(not_images), 'row')} naming a file that is not an image file" if not_images else "")
+                     + (" (listed below)" if missing or not_images else ""))
+        log_lines = ([f"metadata row without an image\t{name}" for name in missing]
+                     + [f"metadata row naming a file that is not an image file\t{name}" for name in not_images])
     labels = {}
     for name in names:
-        style, adjectives = metadata.get(name, (None, ()))
+        style, adjectives = metadata.get(_nfc(name), (None, ()))
         labels[name] = (style or folder_styles.get(name), adjectives)
-    return Source(len(files), _folder_items(files, path, labels), left_out=[o for o in others if o not in found],
+    return Source(len(files), _folder_items(files, path, labels), left_out=[o for o in others if o not in metadata_files],
                   style_origin=style_origin, no_style_reason=why_not, adjective_origin=adjective_origin,
                   notes=notes, log_lines=log_lines)
 
@@ -297,8 +377,18 @@ def _style_name(feature, value) -> str | None:
     import datasets
 
     if isinstance(feature, datasets.ClassLabel):
-        return feature.int2str(value) if isinstance(value, int) and 0 <= value < feature.num_classes else None
-    return (str(value).strip() or None) if value is not None else None
+        return _clean_style(feature.int2str(value)) if isinstance(value, int) and 0 <= value < feature.num_classes else None
+    return _clean_style(value)
+
+
+def _dataset_adjectives(feature, value) -> tuple[str, ...]:
+    """An adjectives cell as words: a Sequence of ClassLabel through its class names, else as `_adjective_words` reads it."""
+    import datasets
+
+    inner = getattr(feature, "feature", None)
+    if isinstance(inner, datasets.ClassLabel) and isinstance(value, (list, tuple)):
+        value = [inner.int2str(v) if isinstance(v, int) and 0 <= v < inner.num_classes else None for v in value]
+    return _adjective_words(value) or ()
 
 
 def _dataset_items(splits: list[tuple[str, object]]) -> Iterator[Item]:
@@ -321,8 +411,8 @@ def _dataset_items(splits: list[tuple[str, object]]) -> Iterator[Item]:
                 except OSError as e:
                     data = f"cannot read {cell['path']} ({type(e).__name__}: {e.strerror or e})"
             style = _style_name(split.features[style_column], row[style_column]) if style_column else None
-            adjectives = _adjective_words(row[adjective_column]) if adjective_column else ()
-            yield Item(f"{split_name}[{i}]", data, style, adjectives or ())
+            adjectives = _dataset_adjectives(split.features[adjective_column], row[adjective_column]) if adjective_column else ()
+            yield Item(f"{split_name}[{i}]", data, style, adjectives)
 
 
 def _dataset_source(ds) -> Source:
@@ -388,16 +478,17 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def _labels_line(src: Source, rows: list[dict], label_styles: set[str], unstyled: int, labelled: int, dropped: int) -> str:
+def _labels_line(src: Source, train: list[dict], label_styles: set[str], unstyled: int, labelled: int, dropped: int) -> str:
     """One line for the summary and the log: where the styles and adjectives came from, and whether
-    the bench can measure style consistency (it needs 2 styles)."""
+    the bench can measure style consistency (it needs 2 labelled styles among the train paintings, as
+    bench/style.py `corpus_styles` reads them)."""
     if src.style_origin is None:
         styles = "no style labels" + (f" ({src.no_style_reason})" if src.no_style_reason else "")
     else:
         styles = f"styles from {src.style_origin}: {_count(len(label_styles), 'style')}"
         if unstyled:
             styles += f" ({_count(unstyled, 'painting')} without one: {UNLABELLED_STYLE!r})"
-    if len({r["style"] for r in rows}) < 2:
+    if len({r["style"] for r in train} - {UNLABELLED_STYLE}) < 2:
         styles += ", so style consistency will not be measured" if src.style_origin else ": style consistency will not be measured"
     if src.adjective_origin is None:
         adjectives = "no adjectives (label them with `artgen annotate`)"
@@ -464,7 +555,7 @@ def import_paintings(source: str, out_dir: Path, log_path: Path, size: int = 64,
     elif len(test) > 1 and not train:
         train.append(test.pop(test.index(max(test, key=lambda r: r["id"]))))
     report.styles = len({r["style"] for r in train + test})
-    report.labels = _labels_line(src, train + test, label_styles, unstyled, labelled, len(report.dropped_words))
+    report.labels = _labels_line(src, train, label_styles, unstyled, labelled, len(report.dropped_words))
     log_path.parent.mkdir(parents=True, exist_ok=True)
     # file names that are not valid UTF-8 (old drives, zip extracts) are written escaped, not fatal
     with open(log_path, "w", encoding="utf-8", errors="backslashreplace") as f:
