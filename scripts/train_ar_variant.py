@@ -3,7 +3,7 @@ rows of docs/generation.md that are not a preset of their own.
 
     python scripts/train_ar_variant.py --workdir W --lr 5e-4 [--steps N] [--no-text-modulation] [--no-rope] [--heads H] [--width W]
         [--layers L] [--rope-base B] [--ema-decay D] [--compile | --no-compile] [--text-drop P] [--input-noise P] [--batch-size B]
-        [--optimizer adamw|muon] [--seed S]
+        [--optimizer adamw|muon] [--seed S] [--rotated]
 
 Writes W/checkpoints/tiny-ar (W needs the corpus and a VQ-VAE, as `artgen train` does); its
 metrics.json holds the test CE at every evaluation, to compare with artgen/assets/tiny/train_metrics.json.
@@ -44,6 +44,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=None,
                     help="training seed: the generator's initial weights and the batches (the preset's: 0); another seed "
                          "measures how far two runs of the same settings differ")
+    ap.add_argument("--rotated", action="store_true",
+                    help="also train on the paintings' quarter-turned images (orientation words swapped)")
     ap.add_argument("--annotations", default="gt")
     args = ap.parse_args()
     p = AR_PRESETS["default"]["tiny"]
@@ -59,7 +61,7 @@ def main() -> None:
                  **({"rope_base": args.rope_base} if args.rope_base else {}),
                  **({"text_drop": args.text_drop} if args.text_drop is not None else {}),
                  **({"input_noise": args.input_noise} if args.input_noise is not None else {})}
-    p = replace(p, train=train, predictor=predictor)
+    p = replace(p, train=train, predictor=predictor, rotated=args.rotated or p.rotated)
     print(p)
     train_predictor(Workspace.resolve(args.workdir), "tiny", preset=p, annotations=args.annotations, generator="ar",
                     steps=args.steps)

@@ -253,3 +253,32 @@ def test_a_corpus_size_the_codes_do_not_divide_names_the_fix():
     with pytest.raises(ArtgenError, match=r"30 px.*--size 64 --force"):
         build_config(PRESETS["quick"], 30)
     assert build_config(PRESETS["quick"], 32).image_size == 32
+
+
+def test_flips_and_rotations_are_the_eight_symmetries_of_the_square_and_rotations_swap_orientation():
+    from artgen.data.latents import FLIPS, ROTATIONS, labels_of
+
+    x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    images = [x] + [x.flip(dims) for dims in FLIPS.values()] + [turn(x) for turn in ROTATIONS.values()]
+    assert len({tuple(im.flatten().tolist()) for im in images}) == 8  # all distinct: the dihedral group
+    assert torch.equal(ROTATIONS["rot90"](ROTATIONS["rot270"](x)), x)
+    for turn in ROTATIONS.values():  # a quarter turn makes rows of columns: horizontal bands become vertical
+        bands = torch.arange(4.0).reshape(1, 1, 4, 1).expand(1, 1, 4, 4)  # constant along each row
+        assert bool((turn(bands).diff(dim=-2) == 0).all()) and not bool((turn(bands).diff(dim=-1) == 0).all())
+    labels = {"p1": ["warm", "horizontal", "calm"]}
+    assert labels_of("p1", labels) == ["warm", "horizontal", "calm"]
+    assert labels_of("p1#hflip", labels) == ["warm", "horizontal", "calm"]
+    assert labels_of("p1#transpose", labels) == ["warm", "vertical", "calm"]
+    assert labels_of("missing#rot90", labels) == []
+
+
+def test_rotated_latents_cache_four_quarter_turns_of_every_train_painting(trained_ws):
+    from artgen.data.latents import ROTATED, ROTATIONS
+
+    ws = Workspace(trained_ws)
+    ensure_latents(ws, show_progress=False, rotated=True)
+    train_ids, train_codes = load_latents(ws, "train")
+    ids, codes = load_latents(ws, ROTATED)
+    assert ids == [f"{i}#{name}" for name in ROTATIONS for i in train_ids]
+    assert codes.shape == (4 * len(train_ids), *train_codes.shape[1:])
+    assert is_fresh(ws, ROTATED)

@@ -209,6 +209,8 @@ def train_encoder_cmd(
                                                                 "(autoregressive, checkpoints/<encoder>-ar)."),
     flipped: Optional[bool] = typer.Option(None, "--flipped/--no-flipped", help="Also train on the mirror images of the train "
                                                                                 "paintings (default: the preset's)."),
+    rotated: Optional[bool] = typer.Option(None, "--rotated/--no-rotated", help="Also train on their quarter-turned images, "
+                                                                                "horizontal and vertical swapped (default: the preset's)."),
     track: Optional[str] = typer.Option(None, "--track", help=TRACK_HELP),
 ) -> None:
     """Train an encoder + a generator (`--encoder`), or the VQ-VAE (`artgen train vqvae`)."""
@@ -224,7 +226,8 @@ def train_encoder_cmd(
     ws = workspace(ctx)
     with start_tracking(track, ws, run_name=f"train {model_name(encoder, generator)} ({preset})") as tracker:
         train_predictor(ws, encoder=encoder, preset=preset, annotations=annotations, pretrained=pretrained, finetune=finetune,
-                        resume=resume, device=device, steps=steps, generator=generator, flipped=flipped, tracker=tracker)
+                        resume=resume, device=device, steps=steps, generator=generator, flipped=flipped,
+                        rotated=rotated, tracker=tracker)
 
 
 @app.command("generate")

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -31,15 +32,38 @@ from artgen.workspace import Workspace
 SPLITS = ("train", "test")
 # Augmented caches, encoded from a corpus split's flipped paintings: every adjective of the
 # vocabulary survives a mirror (bands stay horizontal or vertical, a diagonal stays diagonal),
-# while a 90-degree rotation would swap orientation words, so it is not used. Ids are
+# while a 90-degree rotation swaps the orientation words (ROTATIONS below relabels them). Ids are
 # "<painting id>#<flip>"; `painting_id` strips the suffix to find the painting's labels.
 FLIPS: dict[str, tuple[int, ...]] = {"hflip": (-1,), "vflip": (-2,), "hvflip": (-2, -1)}
 FLIPPED = "train-flipped"
-_SOURCE = {"train": "train", "test": "test", FLIPPED: "train"}
+# The other half of the square's symmetries: the four that turn the canvas by 90 degrees (a
+# quarter turn either way, and the two diagonal mirrors). They swap the orientation words, so a
+# rotated painting's labels go through `rotated_labels`. Ids are "<painting id>#<rotation>".
+ROTATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "rot90": lambda x: torch.rot90(x, 1, dims=(-2, -1)),
+    "rot270": lambda x: torch.rot90(x, -1, dims=(-2, -1)),
+    "transpose": lambda x: x.transpose(-2, -1),
+    "antitranspose": lambda x: torch.rot90(x, 2, dims=(-2, -1)).transpose(-2, -1),
+}
+ROTATED = "train-rotated"
+ROTATED_WORDS = {"horizontal": "vertical", "vertical": "horizontal"}  # what a quarter turn makes of a label
+_SOURCE = {"train": "train", "test": "test", FLIPPED: "train", ROTATED: "train"}
 
 
 def painting_id(latent_id: str) -> str:
     return latent_id.split("#", 1)[0]
+
+
+def rotated_labels(adjectives: list[str]) -> list[str]:
+    """The labels of a painting turned by 90 degrees: horizontal and vertical swap."""
+    return [ROTATED_WORDS.get(a, a) for a in adjectives]
+
+
+def labels_of(latent_id: str, labels: dict[str, list[str]]) -> list[str]:
+    """The labels of a cached grid: its painting's, turned with it when the grid is a rotation."""
+    base, _, variant = latent_id.partition("#")
+    found = labels.get(base, [])
+    return rotated_labels(found) if variant in ROTATIONS else found
 
 
 def corpus_fingerprint(data_dir: Path, split: str) -> str:
@@ -73,12 +97,15 @@ def is_fresh(ws: Workspace, split: str, tags: dict | None = None) -> bool:
             and (d / "codes.npy").exists() and (d / "ids.json").exists())
 
 
-def ensure_latents(ws: Workspace, batch_size: int = 256, show_progress: bool = True, flipped: bool = False) -> None:
+def ensure_latents(ws: Workspace, batch_size: int = 256, show_progress: bool = True, flipped: bool = False,
+                   rotated: bool = False) -> None:
     """Encode both splits with the workspace's VQ-VAE unless an up-to-date cache exists;
-    `flipped` also caches the three mirror images of every train painting (`train-flipped`)."""
+    `flipped` also caches the three mirror images of every train painting (`train-flipped`),
+    `rotated` its four quarter-turned images (`train-rotated`)."""
     load_corpus(ws.data)  # a missing corpus is a one-line error naming the fix
     tags = _expected_tags(ws)
-    stale = [s for s in SPLITS + ((FLIPPED,) if flipped else ()) if not is_fresh(ws, s, tags)]
+    extra = ((FLIPPED,) if flipped else ()) + ((ROTATED,) if rotated else ())
+    stale = [s for s in SPLITS + extra if not is_fresh(ws, s, tags)]
     if not stale:
         return
     with stage_lock(ws, "latents", "the latents cache"):
@@ -92,6 +119,9 @@ def _encode_splits(ws: Workspace, stale: list[str], tags: dict, batch_size: int,
         if split == FLIPPED:
             ids = [f"{i}#{name}" for name in FLIPS for i in ids]
             pixels = torch.cat([pixels.flip(dims) for dims in FLIPS.values()])
+        elif split == ROTATED:
+            ids = [f"{i}#{name}" for name in ROTATIONS for i in ids]
+            pixels = torch.cat([turn(pixels) for turn in ROTATIONS.values()])
         if pixels.shape[-1] != model.cfg.image_size:
             raise ArtgenError(f"the corpus has {pixels.shape[-1]} px images but the VQ-VAE expects "
                               f"{model.cfg.image_size} px: retrain it with `artgen train vqvae`")

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from artgen.data.captions import load_labels, make_caption, make_captions
 from artgen.data.corpus import load_corpus
-from artgen.data.latents import FLIPPED, ensure_latents, load_latents, painting_id
+from artgen.data.latents import FLIPPED, ROTATED, ensure_latents, labels_of, load_latents
 from artgen.data.vocabulary import vocabulary_hash
 from artgen.errors import ArtgenError
 from artgen.files import atomic_write_json
@@ -53,6 +53,7 @@ class PredictorPreset:
     train: dict = field(default_factory=dict)  # TrainConfig fields
     eval_images: int = 0  # test paintings evaluated (0: the whole test split)
     flipped: bool = False  # also train on the mirror images of the train paintings (4x the grids)
+    rotated: bool = False  # also train on their quarter-turned images, orientation words swapped (4x more)
 
 
 _QUICK_TRAIN = dict(batch_size=32, lr=1e-3, warmup_steps=30, weight_decay=0.01, checkpoint_every=100, log_every=10)
@@ -210,16 +211,16 @@ class PredictorTask:
 
 
 def _labels_for(ids: list[str], labels: dict[str, list[str]]) -> list[list[str]]:
-    return [labels.get(painting_id(i), []) for i in ids]
+    return [labels_of(i, labels) for i in ids]
 
 
-def _ensure_vqvae(ws: Workspace, device: str, show_progress: bool, flipped: bool = False) -> Path:
+def _ensure_vqvae(ws: Workspace, device: str, show_progress: bool, flipped: bool = False, rotated: bool = False) -> Path:
     ckpt = ws.checkpoint("vqvae")
     if not (ckpt / "model.safetensors").exists():
         load_corpus(ws.data)  # a missing corpus is named before any training starts
         console.print(f"no VQ-VAE at {ckpt}: training one first (`artgen train vqvae --preset quick`)")
         train_vqvae(ws, preset="quick", device=device, show_progress=show_progress)
-    ensure_latents(ws, show_progress=show_progress, flipped=flipped)
+    ensure_latents(ws, show_progress=show_progress, flipped=flipped, rotated=rotated)
     return ckpt
 
 
@@ -227,10 +228,11 @@ def train_predictor(ws: Workspace, encoder: str = "tiny", preset: str | Predicto
                     annotations: str = "auto", pretrained: str | None = None, finetune: bool = False,
                     resume: bool = False, device: str = "auto", steps: int | None = None,
                     show_progress: bool = True, generator: str = "masked", flipped: bool | None = None,
-                    tracker: Tracker = NO_TRACKER) -> dict:
+                    tracker: Tracker = NO_TRACKER, rotated: bool | None = None) -> dict:
     """Train `encoder` + a generator (`masked`: the direct index predictor, `ar`: the
     autoregressive one) into `checkpoints/<model>/` (tiny, tiny-ar, ...); returns the final metrics.
-    `flipped` (default: the preset's) adds the mirror images of the train paintings. `tracker`
+    `flipped` (default: the preset's) adds the mirror images of the train paintings, `rotated`
+    their quarter-turned images with horizontal and vertical swapped. `tracker`
     (`artgen.tracking`) gets the configs, every logged step and evaluation, the final metrics and
     the checkpoint's JSON files.
 
@@ -242,13 +244,13 @@ def train_predictor(ws: Workspace, encoder: str = "tiny", preset: str | Predicto
     name = model_name(encoder, generator)
     with stage_lock(ws, f"checkpoint-{name}", f"the {name} model"):
         return _train_predictor(ws, encoder, preset, annotations, pretrained, finetune, resume, device, steps,
-                                show_progress, generator, flipped, tracker)
+                                show_progress, generator, flipped, tracker, rotated)
 
 
 def _train_predictor(ws: Workspace, encoder: str, preset: str | PredictorPreset, annotations: str,
                      pretrained: str | None, finetune: bool, resume: bool, device: str, steps: int | None,
                      show_progress: bool, generator: str, flipped: bool | None,
-                     tracker: Tracker = NO_TRACKER) -> dict:
+                     tracker: Tracker = NO_TRACKER, rotated: bool | None = None) -> dict:
     kind = generator_kind(generator)
     if isinstance(preset, str):
         presets = presets_for(generator)
@@ -270,13 +272,18 @@ def _train_predictor(ws: Workspace, encoder: str, preset: str | PredictorPreset,
 
     if flipped is not None:
         p = replace(p, flipped=flipped)
+    if rotated is not None:
+        p = replace(p, rotated=rotated)
     labels, label_source = load_labels(ws, annotations)  # a missing annotation file is named early
-    vq_dir = _ensure_vqvae(ws, device, show_progress, flipped=p.flipped)
+    vq_dir = _ensure_vqvae(ws, device, show_progress, flipped=p.flipped, rotated=p.rotated)
     train_ids, train_codes = load_latents(ws, "train")
     n_paintings = len(train_ids)  # before the mirror images: the tokenizer learns from each painting once
     if p.flipped:
         flip_ids, flip_codes = load_latents(ws, FLIPPED)
         train_ids, train_codes = train_ids + flip_ids, np.concatenate([train_codes, flip_codes])
+    if p.rotated:
+        turned_ids, turned_codes = load_latents(ws, ROTATED)
+        train_ids, train_codes = train_ids + turned_ids, np.concatenate([train_codes, turned_codes])
     test_ids, test_codes = load_latents(ws, "test")
     train_labels, test_labels = _labels_for(train_ids, labels), _labels_for(test_ids, labels)
     if not any(train_labels):
@@ -302,7 +309,7 @@ def _train_predictor(ws: Workspace, encoder: str, preset: str | PredictorPreset,
         "encoder": encoder, "generator": generator, "model": name, "test_ce_kind": kind.test_ce_kind,
         "weights": text_encoder.describe_source(), "source": text_encoder.source,
         "tokenizer": text_encoder.tokenizer_kind, "preset": preset_name, "annotations": label_source,
-        "flipped_paintings": p.flipped,
+        "flipped_paintings": p.flipped, "rotated_paintings": p.rotated,
         "encoder_parameters": n_enc, "predictor_parameters": n_pred, "vocabulary_hash": vocabulary_hash(),
         "vqvae_hash": checkpoint_hash(vq_dir),
     }
