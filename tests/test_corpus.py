@@ -80,3 +80,6 @@ def test_bad_synth_arguments(tmp_path):
         synthesize(tmp_path / "d", SynthConfig(count=1))
     with pytest.raises(ArtgenError, match="--size"):
         synthesize(tmp_path / "d", SynthConfig(count=10, size=4))
+    with pytest.raises(ArtgenError, match=r"--size 50 is not a multiple of 4.*use 48"):
+        synthesize(tmp_path / "d", SynthConfig(count=10, size=50))
+    assert not (tmp_path / "d").exists()

@@ -460,3 +460,18 @@ def test_dataset_label_cells_of_other_types(tmp_path):
     assert labels["data[0]"] == ("dots", ["warm"]) and labels["data[1]"] == ("imported", [])
     assert labels["data[2]"] == ("stripes", ["vivid"]) and labels["data[3]"] == ("imported", [])
     assert report.labels.startswith("styles from the dataset's `style` column: 2 styles (4 paintings without one")
+
+
+def test_a_size_the_codes_cannot_divide_is_refused_and_small_paintings_are_counted(tmp_path):
+    src = tmp_path / "paintings"
+    src.mkdir()
+    for i in range(6):
+        _painting(src / f"p{i}.png", i, size=(90, 60) if i % 2 else (30, 20))  # three have a 20 px short side
+    with pytest.raises(ArtgenError, match=r"--size 30 is not a multiple of 4"):
+        import_paintings(str(src), tmp_path / "data", tmp_path / "import.log", size=30, show_progress=False)
+    assert not (tmp_path / "data").exists() and not (tmp_path / "import.log").exists()
+    report = import_paintings(str(src), tmp_path / "data", tmp_path / "import.log", size=32, show_progress=False)
+    assert report.upscaled == 3
+    assert "3 paintings smaller than 32 px" in (tmp_path / "import.log").read_text()
+    report = import_paintings(str(src), tmp_path / "data2", tmp_path / "import2.log", size=16, show_progress=False)
+    assert report.upscaled == 0 and "smaller than" not in (tmp_path / "import2.log").read_text()

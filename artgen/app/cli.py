@@ -102,6 +102,10 @@ def data_import(
         f"{report.duplicates} duplicates dropped, {len(report.skipped)} skipped (listed in {report.log_path})"
     )
     console.print(report.labels, markup=False, highlight=False)  # folder names are not rich markup
+    if report.upscaled:
+        from artgen.data.importer import upscaled_note
+
+        console.print(upscaled_note(report.upscaled, size), markup=False, highlight=False)
 
 
 @data_app.command("show")

@@ -104,12 +104,20 @@ def check_corpus_target(data_dir: Path, force: bool = False) -> None:
                       "will need to be made again), or choose another --workdir")
 
 
+def check_image_size(size: int) -> None:
+    """A corpus image side the VQ-VAE can cut into code cells (4 px, or 8 with --downsample 8),
+    refused before any image is made rather than at `train vqvae`."""
+    if not 16 <= size <= 1024:
+        raise ArtgenError(f"--size must be between 16 and 1024 pixels (got {size})")
+    if size % 4:
+        raise ArtgenError(f"--size {size} is not a multiple of 4, the VQ-VAE's code cell: use {4 * round(size / 4)} (64 is the default)")
+
+
 def synthesize(out_dir: Path, cfg: SynthConfig, show_progress: bool = True) -> dict[str, int]:
     """Draw `cfg.count` paintings and save them as a DatasetDict at `out_dir`."""
     if cfg.count < 2:
         raise ArtgenError(f"--count must be at least 2 (got {cfg.count}): the corpus needs a train and a test split")
-    if not 16 <= cfg.size <= 1024:
-        raise ArtgenError(f"--size must be between 16 and 1024 pixels (got {cfg.size})")
+    check_image_size(cfg.size)
     n_train, n_test = split_sizes(cfg.count)
     # Which paintings are held out depends only on the seed, never on worker count.
     order = np.random.default_rng([cfg.seed, 2**31 - 1]).permutation(cfg.count)

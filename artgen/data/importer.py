@@ -48,7 +48,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from artgen.data.captions import vocabulary_words
-from artgen.data.corpus import TEST_FRACTION, encode_png, save_corpus
+from artgen.data.corpus import TEST_FRACTION, check_image_size, encode_png, save_corpus
 from artgen.errors import ArtgenError
 from artgen.progress import progress_bar
 
@@ -90,6 +90,7 @@ class ImportReport:
     log_path: Path | None = None
     labels: str = ""  # one line: where the styles and adjectives came from
     styles: int = 0  # distinct styles of the imported paintings ("imported" included): style consistency needs 2
+    upscaled: int = 0  # paintings whose shorter side was under --size: enlarged, so blurrier than the rest
     dropped_words: Counter = field(default_factory=Counter)  # {adjective outside the vocabulary: paintings that had it}
 
 
@@ -499,9 +500,13 @@ def _labels_line(src: Source, train: list[dict], label_styles: set[str], unstyle
     return f"{styles}; {adjectives}"
 
 
+def upscaled_note(n: int, size: int) -> str:
+    return (f"{_count(n, 'painting')} smaller than {size} px on the shorter side enlarged to it (blurrier than the rest; "
+            "import at a smaller --size to avoid it)")
+
+
 def import_paintings(source: str, out_dir: Path, log_path: Path, size: int = 64, show_progress: bool = True) -> ImportReport:
-    if not 16 <= size <= 1024:
-        raise ArtgenError(f"--size must be between 16 and 1024 pixels (got {size})")
+    check_image_size(size)
     src = _open_source(source)
     report = ImportReport(log_path=log_path)
     seen: set[str] = set()
@@ -524,6 +529,7 @@ def import_paintings(source: str, out_dir: Path, log_path: Path, size: int = 64,
             try:
                 with Image.open(io.BytesIO(data)) as img:
                     img.load()  # forces a full decode: truncated files fail here
+                    small = min(img.size) < size
                     pixels = centre_square(img, size)
             except Image.DecompressionBombError as e:  # a pixel count beyond PIL's safety limit
                 report.skipped.append((name, f"too large to decode safely ({str(e)[:80]})"))
@@ -535,6 +541,7 @@ def import_paintings(source: str, out_dir: Path, log_path: Path, size: int = 64,
                 report.skipped.append((name, f"unreadable image ({type(e).__name__}: {str(e)[:80]})"))
                 continue
             seen.add(digest)
+            report.upscaled += small
             words = vocabulary_words(adjectives)  # as label files are read: "Warm " is warm, other words dropped
             report.dropped_words.update({str(a).strip().lower() for a in adjectives if str(a).strip() and not vocabulary_words([a])})
             labelled += bool(words)
@@ -562,7 +569,7 @@ def import_paintings(source: str, out_dir: Path, log_path: Path, size: int = 64,
         f.write(f"# import of {source}: {len(train)} train, {len(test)} test, "
                 f"{report.duplicates} duplicates dropped, {len(report.skipped)} skipped, "
                 f"{len(src.left_out)} other files left out (not {', '.join(IMAGE_SUFFIXES)})\n")
-        for line in (report.labels, *src.notes):
+        for line in (report.labels, *src.notes, *([upscaled_note(report.upscaled, size)] if report.upscaled else [])):
             f.write(f"# {line}\n")
         for name, reason in report.skipped:
             f.write(f"skipped\t{name}\t{reason}\n")
