@@ -5,6 +5,8 @@ paintings with the captions' adjectives. A corpus without styles is "not measure
 in a partly labelled corpus the "imported" paintings (no style label) are neither learnt nor
 scored against."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -17,7 +19,7 @@ from bench.style import StyleConsistency, StyleJudge, StyleJudgeConfig, StyleNet
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # ~20 s on one thread for the 547 train paintings of a 700-painting corpus
-JUDGE = StyleJudgeConfig(epochs=30, batch_size=32)
+JUDGE = StyleJudgeConfig(epochs=30, batch_size=32, min_steps=0)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +49,7 @@ def test_the_judge_is_cached_per_corpus_and_reloads_identically(styled):
     assert again.info["cached"] and judge.info["cached"] is None  # loaded, not retrained
     images = [decode_image(im) for im in dd["test"].select(range(40))["image"]]
     assert again.predict(images) == judge.predict(images)
-    other, _ = style_judge(ws.root / "cache" / "style", dd["train"].select(range(300)), StyleJudgeConfig(epochs=1))
+    other, _ = style_judge(ws.root / "cache" / "style", dd["train"].select(range(300)), StyleJudgeConfig(epochs=1, min_steps=0))
     assert other.info["cached"] is None  # another train split or config is another judge
 
 
@@ -73,7 +75,7 @@ def test_a_partly_labelled_corpus_trains_the_judge_on_the_labelled_paintings_onl
     styles, why = corpus_styles(train)
     labelled = [s for s in train["style"] if s != UNLABELLED_STYLE]
     assert why == "" and styles.count(None) == 100 and [s for s in styles if s is not None] == labelled
-    quick = StyleJudgeConfig(epochs=1)
+    quick = StyleJudgeConfig(epochs=1, min_steps=0)
     partly, _ = style_judge(tmp_path, train, quick)
     assert partly.styles == sorted(set(labelled)) and UNLABELLED_STYLE not in partly.styles
     assert partly.info["trained_on"] == 200
@@ -236,7 +238,7 @@ def test_the_bench_judges_style_consistency_on_the_labelled_captions_only(small_
     dd = load_corpus(small_corpus / "data")
     dd.map(lambda row, i: {"style": UNLABELLED_STYLE if i % 3 == 0 else row["style"]}, with_indices=True
            ).save_to_disk(str(ws.data))
-    cfg = BenchConfig(threads=1, captions=12, real_images=0, kid_subsets=3, labels="gt", style=StyleJudgeConfig(epochs=1),
+    cfg = BenchConfig(threads=1, captions=12, real_images=0, kid_subsets=3, labels="gt", style=StyleJudgeConfig(epochs=1, min_steps=0),
                       show_progress=False).resolved()
     ctx = _prepare(ws, cfg, PixelFeatures())
     train_styles, test_styles = ctx.train_ds["style"], ctx.test_ds["style"]
@@ -255,3 +257,40 @@ def test_the_bench_judges_style_consistency_on_the_labelled_captions_only(small_
     real = rows[1]
     assert real["style_consistency"] == pytest.approx(
         np.mean([p == test_styles[i] for p, i in zip(predicted, ctx.cap_idx) if test_styles[i] != UNLABELLED_STYLE]))
+
+
+def test_a_judge_of_few_paintings_still_gets_its_minimum_of_updates():
+    from bench.style import StyleJudgeConfig, train_style_judge
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(20)]
+    cfg = StyleJudgeConfig(input_size=8, widths=(4, 4), epochs=1, batch_size=8, min_steps=12)
+    judge = train_style_judge(images, ["a", "b"] * 10, cfg)
+    assert judge.info["updates"] == 12  # 2 updates an epoch: 6 epochs, not the configured 1
+    assert train_style_judge(images, ["a", "b"] * 10, replace(cfg, min_steps=0)).info["updates"] == 2
+
+
+def test_the_style_targets_are_left_unjudged_by_a_judge_near_chance():
+    from bench.run import _quality_targets
+
+    def targets(accuracy, retrieval=0.9):
+        report = {"references": [{"name": "VQ-VAE reconstructions (ceiling)", "fid": 100.0},
+                                 {"name": "retrieval: a train painting", "style_consistency": retrieval}],
+                  "style_judge": {"measured": True, "accuracy": accuracy, "chance": 1 / 14, "trained_on": "192 real train paintings"}}
+        tiny = {"name": "tiny-ar", "fid": 120.0, "style_consistency": 0.6, "styles_covered": 14, "styles_total": 14,
+                "top_style_share": 0.1, "attribute_accuracy": 0.6}
+        out = {}
+        _quality_targets(report, tiny, lambda target, measured, ok, note: out.__setitem__(target.split(" (")[0], (measured, ok, note)))
+        return out
+
+    good = targets(0.93)
+    assert good["style_consistency / retrieval >= 0.8"][:2] == ("0.67", False)
+    assert good["styles covered: all, top style share <= 0.25"][1] is True
+    blind = targets(0.09)
+    for name in ("style_consistency / retrieval >= 0.8", "styles covered: all, top style share <= 0.25"):
+        measured, ok, note = blind[name]
+        assert measured is None and ok is None and "0.09" in note and "chance 0.07" in note
+    assert targets(0.30)["style_consistency / retrieval >= 0.8"][1] is None  # 0.30 < 1/14 + 0.25 * 13/14 = 0.304
+    assert targets(0.31)["style_consistency / retrieval >= 0.8"][1] is False
+    measured, ok, note = targets(0.93, retrieval=0.0)["style_consistency / retrieval >= 0.8"]
+    assert measured is None and "is 0" in note
