@@ -557,6 +557,9 @@ def _style_stage(ctx: _Context, real_images: Sequence[np.ndarray]) -> None:
         ctx.style_report = {"measured": False, "reason": why}
         return
     test_styles = [style_label(s) for s in ctx.test_ds["style"]]
+    # a test style no labelled train painting has: the judge cannot name it, so it is not scored against
+    unknown = sorted({s for s in test_styles if s is not None and s not in judge.styles})
+    test_styles = [s if s in judge.styles else None for s in test_styles]
     real_styles = [test_styles[i] for i in ctx.real_idx]
     if all(s is None for s in real_styles):
         ctx.style_report = {"measured": False, "reason": f"none of the {len(real_styles)} real test paintings has a style "
@@ -574,6 +577,7 @@ def _style_stage(ctx: _Context, real_images: Sequence[np.ndarray]) -> None:
         "train_seconds": judge.info.get("train_seconds"), "cached": judge.info.get("cached"), **validation,
         # style_consistency is over the captions whose test painting has a style label
         "captions_judged": judged, "captions": len(ctx.caption_styles),
+        **({"styles_only_in_test": unknown} if unknown else {}),  # left unscored, like unlabelled paintings
     }
     if not judged:
         ctx.style_report["reason"] = (f"none of the {len(ctx.caption_styles)} captions' test paintings has a style label: "

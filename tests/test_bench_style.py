@@ -294,3 +294,23 @@ def test_the_style_targets_are_left_unjudged_by_a_judge_near_chance():
     assert targets(0.31)["style_consistency / retrieval >= 0.8"][1] is False
     measured, ok, note = targets(0.93, retrieval=0.0)["style_consistency / retrieval >= 0.8"]
     assert measured is None and "is 0" in note
+
+
+def test_a_style_only_the_test_paintings_have_is_not_scored_against(small_corpus, tmp_path):
+    """A style no labelled train painting has: the judge cannot name it, so its test paintings
+    are left out of validation and style_consistency like unlabelled ones, and the report names it."""
+    from bench.run import BenchConfig, _prepare
+
+    ws = Workspace(tmp_path)
+    dd = load_corpus(small_corpus / "data")
+    gone = sorted(set(dd["test"]["style"]))[0]
+    dd["train"] = dd["train"].map(lambda row: {"style": UNLABELLED_STYLE if row["style"] == gone else row["style"]})
+    dd.save_to_disk(str(ws.data))
+    cfg = BenchConfig(threads=1, captions=12, real_images=0, kid_subsets=3, labels="gt",
+                      style=StyleJudgeConfig(epochs=1, min_steps=0), show_progress=False).resolved()
+    ctx = _prepare(ws, cfg, None)
+    test_styles = ctx.test_ds["style"]
+    assert gone not in ctx.style.styles and ctx.style_report["styles_only_in_test"] == [gone]
+    assert ctx.style_report["n_test"] == sum(s != gone for s in test_styles)
+    assert ctx.style_report["captions_judged"] == sum(test_styles[i] != gone for i in ctx.cap_idx)
+    assert all(s != gone for s in ctx.caption_styles)
