@@ -14,6 +14,14 @@ def _painting(path, seed, size=(90, 60), fmt=None):
     Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path, format=fmt)
 
 
+def _style_folders(src, styles, per_style):
+    """src/<style>/p<i>.png, `per_style` distinct 24 x 16 paintings in each style's folder."""
+    for k, style in enumerate(styles):
+        (src / style).mkdir(parents=True)
+        for i in range(per_style):
+            _painting(src / style / f"p{i}.png", 10 * k + i, size=(24, 16))
+
+
 def test_folder_import_skips_bad_files_and_duplicates(tmp_path):
     src = tmp_path / "paintings"
     (src / "nested" / "deeper").mkdir(parents=True)
@@ -183,10 +191,7 @@ def test_sub_folder_names_are_styles(tmp_path):
     from bench.style import corpus_styles
 
     src = tmp_path / "paintings"
-    for k, style in enumerate(["cubism", "fauvism", "minimal"]):
-        (src / style).mkdir(parents=True)
-        for i in range(6):
-            _painting(src / style / f"p{i}.png", 10 * k + i, size=(24, 16))
+    _style_folders(src, ["cubism", "fauvism", "minimal"], 6)
     shutil.copy(src / "cubism" / "p0.png", src / "minimal" / "z_copy_of_cubism_p0.png")  # a duplicate keeps the first one's style
 
     report = import_paintings(str(src), tmp_path / "data", tmp_path / "import.log", size=16, show_progress=False)
@@ -215,10 +220,7 @@ def test_sub_folder_names_are_styles(tmp_path):
 
 def test_a_metadata_csv_sets_styles_and_adjectives(tmp_path):
     src = tmp_path / "paintings"
-    for style in ("a", "b"):
-        (src / style).mkdir(parents=True)
-        for i in range(5):
-            _painting(src / style / f"p{i}.png", ord(style) * 10 + i, size=(24, 16))
+    _style_folders(src, ["a", "b"], 5)
     (src / "metadata.csv").write_text(
         "file_name,style,adjectives\n"
         'a/p0.png,cubism,"Warm, bold ,sparkly"\n'  # sparkly is not a vocabulary word: dropped, counted
@@ -332,10 +334,7 @@ def test_the_import_command_says_where_the_labels_came_from(tmp_path):
     from helpers import run_cli
 
     src = tmp_path / "paintings"
-    for style in ("dots", "stripes"):
-        (src / style).mkdir(parents=True)
-        for i in range(3):
-            _painting(src / style / f"p{i}.png", len(style) * 10 + i, size=(24, 16))
+    _style_folders(src, ["dots", "stripes"], 3)
     r = run_cli("data", "import", str(src), "--size", "16", workdir=tmp_path / "ws")
     assert r.returncode == 0, r.stderr
     assert "styles from sub-folder names: 2 styles; no adjectives" in " ".join(r.stderr.split())
