@@ -50,7 +50,8 @@ class StyleJudgeConfig:
     widths: tuple[int, ...] = (32, 64, 128, 128)  # channels of the conv stages; 2x2 max-pool between them
     epochs: int = 5
     # at least this many updates, however few the paintings: 260 paintings of the 14 procedural styles
-    # (192 train) read 0.088 after 5 epochs (15 updates), 0.485 after 200, 500 or 1,000; the full corpus's 5 epochs are 590
+    # (192 train) read 0.088 after 5 epochs (15 updates), 0.485 after 200, 500 or 1,000 (scripts/style_judge_min_steps.py);
+    # the full corpus's 5 epochs are 590
     min_steps: int = 200
     batch_size: int = 64
     lr: float = 3e-3
