@@ -240,7 +240,8 @@ class ARGenerator(Generator):
         token = torch.full((len(states), 1), cfg.start_id, dtype=torch.long)
         codes = torch.empty((B, N), dtype=torch.long)
         for t in range(N):
-            logits, past_k, past_v = self.predictor.step(token, past_k, past_v, *context)  # (B', K)
+            above = self.predictor.above_codes(codes, t).repeat(len(states) // B, 1) if cfg.above else None
+            logits, past_k, past_v = self.predictor.step(token, past_k, past_v, *context, above=above)  # (B', K)
             if guided:
                 cond, uncond = logits.chunk(2)
                 logits = uncond + guidance * (cond - uncond)  # (B, K)

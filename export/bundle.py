@@ -211,14 +211,16 @@ def _ar_graphs(gen: Generator, out: Path, states, mask, cfg: ExportConfig) -> tu
                             **({"text_modulation": {0: _B}} if pcfg.text_modulation else {})}, cfg.opset)
     past = [torch.randn(2, h, 3, hs) for _ in range(2 * L)]  # any length: the cache axis is dynamic
     token = torch.full((2, 1), pcfg.start_id, dtype=torch.long)
-    dynamic = {"token": {0: _B}, "logits": {0: _B}, "cross_bias": {0: _B, 3: "text_keys"}}
+    above = [torch.full((2, 3), pcfg.start_id, dtype=torch.long)] if pcfg.above else []  # the codes above the cell
+    above_names = ["above"] if pcfg.above else []
+    dynamic = {"token": {0: _B}, "logits": {0: _B}, "cross_bias": {0: _B, 3: "text_keys"}, **{n: {0: _B} for n in above_names}}
     dynamic.update({n: {0: _B, 2: "past"} for n in past_names})
     dynamic.update({n: {0: _B, 2: "past_plus_1"} for n in present_names[1:]})
     dynamic.update({n: {0: _B, (3 if n.startswith("cross_key") else 2): "text_keys"} for n in context_names[:2 * L]})
     if pcfg.text_modulation:
         dynamic["text_modulation"] = {0: _B}
-    _export(ARStepGraph(gen.predictor), (token, *past, *context), out / "ar_step.onnx",
-            ["token", *past_names, *context_names], present_names, dynamic, cfg.opset)
+    _export(ARStepGraph(gen.predictor), (token, *above, *past, *context), out / "ar_step.onnx",
+            ["token", *above_names, *past_names, *context_names], present_names, dynamic, cfg.opset)
     key_t = lambda n: _tensor_spec(n, ["batch", h, hs, "text_keys"], "float32")  # noqa: E731
     value = lambda n, axis: _tensor_spec(n, ["batch", h, axis, hs], "float32")  # noqa: E731
     context_specs = ([key_t(n) for n in context_names[:L]] + [value(n, "text_keys") for n in context_names[L:2 * L]]
@@ -230,7 +232,8 @@ def _ar_graphs(gen: Generator, out: Path, states, mask, cfg: ExportConfig) -> tu
                                   _tensor_spec("attention_mask", ["batch", "tokens"], "int64")],
                        "outputs": context_specs},
         "ar_step": {"file": "ar_step.onnx",
-                    "inputs": [_tensor_spec("token", ["batch", 1], "int64")] + [value(n, "past") for n in past_names]
+                    "inputs": [_tensor_spec("token", ["batch", 1], "int64")]
+                              + [_tensor_spec(n, ["batch", 3], "int64") for n in above_names] + [value(n, "past") for n in past_names]
                               + context_specs,
                     "outputs": [_tensor_spec("logits", ["batch", K], "float32")]
                                + [value(n, "past_plus_1") for n in present_names[1:]]},
@@ -239,6 +242,9 @@ def _ar_graphs(gen: Generator, out: Path, states, mask, cfg: ExportConfig) -> tu
                 "top_k": AR_DEFAULT_TOP_K, "max_steps": N, "noise_stream": AR_NOISE_STREAM,
                 "start_id": pcfg.start_id, "layers": L, "heads": h, "head_width": hs,
                 "text_modulation": pcfg.text_modulation,
+                **({"above": True,
+                    "above_rule": "ar_step's input above (batch, 3): the codes drawn at (row-1, column-1), (row-1, column) "
+                                  "and (row-1, column+1) of position t, start_id for a cell off the grid"} if pcfg.above else {}),
                 "order": "raster: position t = row * grid + column, t = 0 .. N-1, one per ar_step call",
                 "cache": "past_key_i/past_value_i start empty (batch, heads, 0, head_width); feed each step's present_* back",
                 "guided_steps": "every step: uncond + guidance*(cond - uncond), the prompt rows then the same rows with "

@@ -72,7 +72,8 @@ class ARContextGraph(nn.Module):
 class ARStepGraph(nn.Module):
     """One cached autoregressive step, the standard ONNX pattern for decoder LMs.
 
-    token (B, 1) int64 (start_id, then the last code drawn), past_key_i/past_value_i
+    token (B, 1) int64 (start_id, then the last code drawn), with `above` the codes (B, 3) int64
+    of the cells above the one predicted (`ARPredictor.above_codes`), past_key_i/past_value_i
     (B, h, t, hs) per block (t = 0 at the first step), cross_key_i/cross_value_i/cross_bias
     (and text_modulation) from ar_context -> logits (B, K) float32 of position t, present_key_i/present_value_i
     (B, h, t+1, hs)."""
@@ -81,11 +82,13 @@ class ARStepGraph(nn.Module):
         super().__init__()
         self.predictor = predictor
         self.layers = predictor.cfg.layers
+        self.above = getattr(predictor.cfg, "above", False)
 
     def forward(self, token, *tensors):
         L = self.layers
+        above, tensors = (tensors[0], tensors[1:]) if self.above else (None, tensors)
         past_k, past_v = list(tensors[:L]), list(tensors[L:2 * L])
         cross_k, cross_v, bias = list(tensors[2 * L:3 * L]), list(tensors[3 * L:4 * L]), tensors[4 * L]
         modulation = tensors[4 * L + 1] if len(tensors) > 4 * L + 1 else None
-        logits, ks, vs = self.predictor.step(token, past_k, past_v, cross_k, cross_v, bias, modulation)
+        logits, ks, vs = self.predictor.step(token, past_k, past_v, cross_k, cross_v, bias, modulation, above)
         return (logits, *ks, *vs)

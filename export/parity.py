@@ -24,7 +24,7 @@ from artgen.errors import ArtgenError
 from artgen.generate import Generator
 from artgen.sampling import DEFAULT_GUIDANCE
 from export.bundle import ar_step_names
-from export.runtime import Runtime
+from export.runtime import Runtime, above_codes
 
 FP32_MAX_ABS = 1e-4
 FP32_AGREEMENT = 0.99
@@ -128,8 +128,11 @@ def _ar_parity(gen: Generator, rt: Runtime, prompts: list[str], guidance: float)
     feed.update({n: np.zeros((2 * B, cfg.heads, 0, cfg.head_width), np.float32) for n in past})
     tokens = np.concatenate([np.full((B, 1), cfg.start_id), flat[:, :-1].numpy()], axis=1)  # (B, N)
     ort_logits = np.empty_like(torch_logits)
+    sampled_flat = flat.numpy()
     for t in range(N):
         feed["token"] = np.concatenate([tokens[:, t:t + 1], tokens[:, t:t + 1]])
+        if cfg.above:
+            feed["above"] = np.tile(above_codes(sampled_flat, t, cfg.grid, cfg.start_id), (2, 1))
         out = rt.sessions["ar_step"].run(None, feed)
         ort_logits[:, t] = out[0][B:] + np.float32(guidance) * (out[0][:B] - out[0][B:])
         feed.update(zip(past, out[1:]))

@@ -42,8 +42,8 @@ from typing import Sequence
 
 import numpy as np
 
-BUNDLE_FORMAT = 3  # 3: "generator" masked | ar; 2: masked only (random reveal order), still read
-READABLE_FORMATS = (2, 3)
+BUNDLE_FORMAT = 4  # 4: ar_step may read the codes above each cell (sampling.above); 3: "generator" masked | ar;
+READABLE_FORMATS = (2, 3, 4)  # 2: masked only (random reveal order); both still read
 GRAPHS = {"masked": ("text_encoder", "predictor", "decoder"),
           "ar": ("text_encoder", "ar_context", "ar_step", "decoder")}
 STEP_GRAPH = {"masked": "predictor", "ar": "ar_step"}  # the graph run once per sampling step
@@ -161,6 +161,19 @@ def pick_codes(logits: np.ndarray, noise: np.ndarray, temperature: float, top_k:
     if temperature >= MIN_TEMPERATURE:
         logits = logits / np.float32(temperature) + noise
     return logits.argmax(-1)
+
+
+def above_codes(codes: np.ndarray, t: int, grid: int, start_id: int) -> np.ndarray:
+    """What an `above` step graph reads for position t (raster order): the codes of the cells
+    above-left, above and above-right of it, (B, 3) int64, `start_id` for a cell off the grid (the
+    first row, the first or last column). codes (B, N): the codes drawn so far (before t)."""
+    row, col = divmod(t, grid)
+    out = np.full((len(codes), 3), start_id, dtype=np.int64)
+    if row:
+        for i, c in enumerate((col - 1, col, col + 1)):
+            if 0 <= c < grid:
+                out[:, i] = codes[:, (row - 1) * grid + c]
+    return out
 
 
 def check_prompts(prompts) -> list[str]:
@@ -406,7 +419,8 @@ def graph_io(meta: dict) -> dict[str, tuple[list, list, tuple[str, ...]]]:
     present = [kv(f"present_{kind}_{i}", "past_plus_1") for kind in ("key", "value") for i in range(L)]
     heads = ("sampling.layers", "sampling.heads", "sampling.head_width")
     io["ar_context"] = ([states, mask], context, ("text_width", *heads))
-    io["ar_step"] = ([("token", ["batch", 1], "int64"), *past, *context], [("logits", ["batch", K], "float32"), *present],
+    above = [("above", ["batch", 3], "int64")] if s.get("above") else []
+    io["ar_step"] = ([("token", ["batch", 1], "int64"), *above, *past, *context], [("logits", ["batch", K], "float32"), *present],
                      ("codebook_size", *heads))
     return io
 
@@ -592,7 +606,10 @@ class Runtime:
         step = self.sessions["ar_step"]
         codes = np.zeros((B, N), dtype=np.int64)
         feed["token"] = np.full((len(states), 1), d["start_id"], dtype=np.int64)
+        above = bool(d.get("above"))
         for t in range(N):
+            if above:
+                feed["above"] = np.tile(above_codes(codes, t, grid, d["start_id"]), (len(states) // B, 1))
             out = step.run(None, feed)
             logits = out[0]  # (B or 2B, K)
             if guided:

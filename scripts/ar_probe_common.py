@@ -87,7 +87,8 @@ def guided_codes(gen, captions: list[str], seeds: list[int], guidance: float | l
     guidance = [guidance] * N if np.isscalar(guidance) else list(guidance)
     temperature = [temperature] * N if np.isscalar(temperature) else list(temperature)
     for t in range(N):
-        logits, past_k, past_v = P.step(token, past_k, past_v, *context)
+        above = P.above_codes(codes, t).repeat(2, 1) if P.cfg.above else None
+        logits, past_k, past_v = P.step(token, past_k, past_v, *context, above=above)
         cond, uncond = logits.chunk(2)
         if t < known:
             codes[:, t] = given[:, t]

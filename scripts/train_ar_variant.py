@@ -1,9 +1,10 @@
 """Train the AR default preset (tiny encoder) with a few of its settings changed: the ablation
 rows of docs/generation.md that are not a preset of their own.
 
-    python scripts/train_ar_variant.py --workdir W --lr 5e-4 [--steps N] [--no-text-modulation] [--no-rope] [--heads H] [--width W]
-        [--layers L] [--rope-base B] [--ema-decay D] [--compile | --no-compile] [--text-drop P] [--input-noise P] [--batch-size B]
-        [--optimizer adamw|muon] [--seed S] [--rotated]
+    python scripts/train_ar_variant.py --workdir W [--preset default|long] --lr 5e-4 [--steps N] [--no-text-modulation]
+        [--no-rope] [--heads H] [--width W] [--layers L] [--rope-base B] [--ema-decay D] [--compile | --no-compile]
+        [--text-drop P] [--input-noise P] [--batch-size B]
+        [--optimizer adamw|muon] [--seed S] [--rotated] [--above]
 
 Writes W/checkpoints/tiny-ar (W needs the corpus and a VQ-VAE, as `artgen train` does); its
 metrics.json holds the test CE at every evaluation, to compare with artgen/assets/tiny/train_metrics.json.
@@ -22,6 +23,8 @@ from artgen.workspace import Workspace
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", required=True)
+    ap.add_argument("--preset", choices=["default", "long"], default="default",
+                    help="the AR preset the changes apply to (long: the shipped model's 12,000 steps, compiled)")
     ap.add_argument("--lr", type=float, default=None, help="peak learning rate (the preset's: 1e-3)")
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--batch-size", type=int, default=None, help="paintings per step (the preset's: 32)")
@@ -46,9 +49,11 @@ def main() -> None:
                          "measures how far two runs of the same settings differ")
     ap.add_argument("--rotated", action="store_true",
                     help="also train on the paintings' quarter-turned images (orientation words swapped)")
+    ap.add_argument("--above", action="store_true",
+                    help="each input also carries the codes of the three cells above the one predicted (ARConfig.above)")
     ap.add_argument("--annotations", default="gt")
     args = ap.parse_args()
-    p = AR_PRESETS["default"]["tiny"]
+    p = AR_PRESETS[args.preset]["tiny"]
     train = {**p.train, **({"lr": args.lr} if args.lr is not None else {}),
              **({"batch_size": args.batch_size} if args.batch_size is not None else {}),
              **({"ema_decay": args.ema_decay} if args.ema_decay is not None else {}),
@@ -60,7 +65,8 @@ def main() -> None:
                  **({"width": args.width} if args.width else {}), **({"layers": args.layers} if args.layers else {}),
                  **({"rope_base": args.rope_base} if args.rope_base else {}),
                  **({"text_drop": args.text_drop} if args.text_drop is not None else {}),
-                 **({"input_noise": args.input_noise} if args.input_noise is not None else {})}
+                 **({"input_noise": args.input_noise} if args.input_noise is not None else {}),
+                 **({"above": True} if args.above else {})}
     p = replace(p, train=train, predictor=predictor, rotated=args.rotated or p.rotated)
     print(p)
     train_predictor(Workspace.resolve(args.workdir), "tiny", preset=p, annotations=args.annotations, generator="ar",

@@ -24,10 +24,10 @@ TINY_AR = PredictorPreset(
 )
 
 
-def _model(grid=4, seed=0, text_modulation=False, rope=False):
+def _model(grid=4, seed=0, text_modulation=False, rope=False, above=False):
     torch.manual_seed(seed)
     model = ARPredictor(ARConfig(grid=grid, text_width=24, width=32, layers=2, heads=4, text_modulation=text_modulation,
-                                 rope=rope))
+                                 rope=rope, above=above))
     if text_modulation:  # zero-initialised for training; random here so that the tests read it
         torch.nn.init.normal_(model.modulation[1].weight, std=0.1)
     return model.eval()
@@ -42,9 +42,9 @@ def _inputs(B=3, N=16, T=5, seed=1):
     return codes, states, mask
 
 
-@pytest.mark.parametrize("rope", [False, True])
-def test_a_position_does_not_see_later_codes(rope):
-    model = _model(rope=rope)
+@pytest.mark.parametrize("rope,above", [(False, False), (True, False), (True, True)])
+def test_a_position_does_not_see_later_codes(rope, above):
+    model = _model(rope=rope, above=above)
     codes, states, mask = _inputs()
     before = model(codes, states, mask)
     changed = codes.clone()
@@ -55,9 +55,10 @@ def test_a_position_does_not_see_later_codes(rope):
     assert not torch.allclose(before[:, 10:], after[:, 10:])
 
 
-@pytest.mark.parametrize("text_modulation,rope", [(False, False), (True, False), (True, True)])
-def test_kv_cached_steps_equal_the_uncached_forward(text_modulation, rope):
-    model = _model(text_modulation=text_modulation, rope=rope)
+@pytest.mark.parametrize("text_modulation,rope,above", [(False, False, False), (True, False, False), (True, True, False),
+                                                         (True, True, True)])
+def test_kv_cached_steps_equal_the_uncached_forward(text_modulation, rope, above):
+    model = _model(text_modulation=text_modulation, rope=rope, above=above)
     codes, states, mask = _inputs()
     full = model(codes, states, mask)  # (B, N, K)
     context = model.context(states, mask)
@@ -66,11 +67,30 @@ def test_kv_cached_steps_equal_the_uncached_forward(text_modulation, rope):
     token = torch.full((len(codes), 1), model.cfg.start_id)
     steps = []
     for t in range(codes.shape[1]):
-        logits, past_k, past_v = model.step(token, past_k, past_v, *context)
+        drawn = codes.clone()
+        drawn[:, t:] = -1  # only the codes already drawn exist
+        neighbours = model.above_codes(drawn, t) if above else None
+        logits, past_k, past_v = model.step(token, past_k, past_v, *context, above=neighbours)
         steps.append(logits)
         token = codes[:, t:t + 1]
         assert past_k[0].shape[2] == t + 1  # the cache grows by one position per step
     assert torch.allclose(torch.stack(steps, 1), full, atol=1e-5)
+
+
+def test_above_codes_are_the_three_cells_of_the_row_above():
+    model = _model(grid=4, above=True)
+    codes = torch.arange(16)[None] + 100  # the code of cell (r, c) is 100 + 4r + c
+    start = model.cfg.start_id
+    every = model.above_codes(codes)  # (1, 16, 3)
+    assert every[0, 0].tolist() == [start] * 3  # the first row has nothing above
+    assert every[0, 4].tolist() == [start, 100, 101]  # (1, 0): no cell above-left
+    assert every[0, 6].tolist() == [101, 102, 103]  # (1, 2)
+    assert every[0, 7].tolist() == [102, 103, start]  # (1, 3): no cell above-right
+    assert every[0, 15].tolist() == [110, 111, start]
+    assert torch.equal(model.above_codes(codes, 6)[0], every[0, 6])
+    with pytest.raises(ValueError, match="above"):
+        model.step(torch.full((1, 1), start), *model.empty_cache(1), *model.context(torch.randn(1, 2, 24),
+                                                                                  torch.ones(1, 2, dtype=torch.bool)))
 
 
 def test_rope_attention_scores_depend_on_the_relative_offset_only():
@@ -255,6 +275,46 @@ def test_ar_export_parity_and_the_torch_free_runtime(trained_ar):
     old = json.loads(meta_path.read_text())
     meta_path.write_text(json.dumps({**old, "int8_graphs": [*old["int8_graphs"], "ar_step"]}))
     assert not bundle_is_current(meta_path.parent, ws.checkpoint("tiny-ar"))  # an older export's int8 step: re-export
+
+
+def test_an_ar_model_that_reads_the_codes_above_exports_and_samples_alike_everywhere(small_corpus, tmp_path):
+    """`ARConfig.above`: the step graph takes the codes above each cell as an input (`above`),
+    bundle.json says so, and the torch sampler, the parity check and the runtime agree."""
+    from dataclasses import replace
+
+    from artgen.generate import load_generator
+    from artgen.training.vqvae import train_vqvae
+    from export.bundle import ExportConfig, export_bundle
+    from export.parity import check_parity
+    from export.runtime import Runtime, above_codes
+
+    shutil.copytree(small_corpus / "data", tmp_path / "data")
+    ws = Workspace(tmp_path)
+    train_vqvae(ws, preset="quick", steps=2, batch_size=8, device="cpu", show_progress=False)
+    preset = replace(TINY_AR, predictor={**TINY_AR.predictor, "above": True})
+    train_predictor(ws, "tiny", preset=preset, annotations="gt", device="cpu", show_progress=False, generator="ar")
+    gen = load_generator(ws, "tiny-ar")
+    assert gen.predictor.cfg.above
+    with torch.no_grad():  # the trained above-embeddings are read: other neighbours, other logits
+        codes = torch.randint(0, 512, (1, gen.predictor.cfg.positions))
+        states, mask = gen.encoder.encode(gen.encoder.tokenize(["warm"]))
+        other = codes.clone()
+        other[:, :16] = (other[:, :16] + 7) % 512  # the first row: what the second row reads from above
+        a, b = gen.predictor(codes, states, mask), gen.predictor(other, states, mask)
+        assert not torch.allclose(a[:, 17:32], b[:, 17:32])
+    meta = export_bundle(gen, ws.bundles / "above")
+    assert meta["sampling"]["above"] is True and meta["format"] == 4
+    assert [i["name"] for i in meta["graphs"]["ar_step"]["inputs"][:2]] == ["token", "above"]
+    report = check_parity(gen, ws.bundles / "above", n_prompts=8)
+    assert report.passed and report.code_agreement >= 0.99, report
+    rt = Runtime(ws.bundles / "above")
+    torch_codes = gen.sample_codes(["warm, vivid", "cool"], seed=3).numpy()
+    assert (torch_codes == rt.sample_codes(["warm, vivid", "cool"], seed=3)).mean() >= 0.99
+    flat = torch_codes.reshape(2, -1)
+    assert above_codes(flat, 17, 16, 512).tolist() == [flat[i, :3].tolist() for i in range(2)]
+    assert np.array_equal(above_codes(flat, 16 * 3 + 15, 16, 512)[:, 2], [512, 512])  # nothing above-right at the edge
+    export_bundle(gen, ws.bundles / "above-int8", ExportConfig(int8=True))
+    assert check_parity(gen, ws.bundles / "above-int8", n_prompts=8).passed
 
 
 TORCH_FREE_AR = r"""

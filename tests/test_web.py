@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -227,14 +228,19 @@ def test_javascript_masked_and_ar_samplers_equal_python_on_small_bundles(tmp_pat
     train_vqvae(ws, preset="quick", steps=2, batch_size=8, device="cpu", show_progress=False)
     preset = PredictorPreset(predictor=dict(width=32, layers=1, heads=2, mlp_ratio=2), encoder=dict(width=32, layers=1, heads=2),
                              train=dict(steps=40, batch_size=8, lr=2e-3, warmup_steps=2, checkpoint_every=40, log_every=5))
+    above_ws = Workspace(tmp_path / "above")  # an AR model whose step graph also reads the codes above each cell
+    shutil.copytree(tmp_path / "data", above_ws.root / "data")
+    shutil.copytree(ws.checkpoint("vqvae"), above_ws.checkpoint("vqvae"))
     fixtures = []
-    for generator, int8 in (("masked", False), ("masked", True), ("ar", False)):
+    for generator, int8, above in (("masked", False, False), ("masked", True, False), ("ar", False, False), ("ar", False, True)):
         model = "tiny" if generator == "masked" else "tiny-ar"
-        if not (ws.checkpoint(model) / "config.json").exists():
-            train_predictor(ws, "tiny", preset=preset, annotations="gt", device="cpu", show_progress=False, generator=generator)
-        name = f"{model}{'-int8' if int8 else ''}"
+        where = above_ws if above else ws
+        if not (where.checkpoint(model) / "config.json").exists():
+            train_predictor(where, "tiny", preset=replace(preset, predictor={**preset.predictor, **({"above": True} if above else {})}),
+                            annotations="gt", device="cpu", show_progress=False, generator=generator)
+        name = f"{model}{'-int8' if int8 else ''}{'-above' if above else ''}"
         bundle = ws.bundles / name
-        export_bundle(load_generator(ws, model), bundle, ExportConfig(int8=int8))
+        export_bundle(load_generator(where, model), bundle, ExportConfig(int8=int8))
         build_web(tmp_path / "sites" / name, bundle=bundle)
         steps = (1, 3, None) if generator == "masked" else (None,)
         cases = [(p, s, k) for p in ("warm, chaotic, vivid", "cool calm") for s in (0, 5) for k in steps]
@@ -243,7 +249,7 @@ def test_javascript_masked_and_ar_samplers_equal_python_on_small_bundles(tmp_pat
                                           min_rate=0.9 if int8 else 1.0, min_identical=len(cases) // 2 if int8 else len(cases),
                                           min_prefix=0))
     reports = run_node(tmp_path, {"generator": {"bundles": fixtures}}, "generator.test.mjs")
-    assert [r["bundle"] for r in reports] == ["tiny", "tiny-int8", "tiny-ar"]
+    assert [r["bundle"] for r in reports] == ["tiny", "tiny-int8", "tiny-ar", "tiny-ar-above"]
     for r in reports:
         print(f"{r['bundle']}: {r['equal']}/{r['total']} codes, {r['identical']}/{r['images']} images identical")
 

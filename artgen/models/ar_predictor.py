@@ -49,6 +49,8 @@ class ARConfig:
     text_modulation: bool = False  # adaLN: the pooled text shifts and scales every block's LayerNorms
     rope: bool = False  # 2-D rotary positions in the self-attention (relative row and column offsets)
     rope_base: float = 100.0  # RoPE's longest wavelength scale: 100 over a 16-cell side
+    above: bool = False  # each input also carries the codes of the three cells above the one predicted
+                         # (above-left, above, above-right: `ABOVE_OFFSETS`), as PixelCNN's causal neighbourhood
 
     @property
     def positions(self) -> int:
@@ -61,6 +63,23 @@ class ARConfig:
     @property
     def head_width(self) -> int:
         return self.width // self.heads
+
+
+ABOVE_OFFSETS = ((-1, -1), (-1, 0), (-1, 1))  # (row, column) of the cells an input reads with `above`
+
+
+def above_sources(cfg: ARConfig) -> torch.Tensor:
+    """(3, N) long: for every position t (raster order) the position of each of its `ABOVE_OFFSETS`
+    cells, or N where that cell is off the grid (the first row, the first or last column)."""
+    g, N = cfg.grid, cfg.positions
+    cell = torch.arange(N)
+    row, col = cell // g, cell % g
+    out = []
+    for dr, dc in ABOVE_OFFSETS:
+        r, c = row + dr, col + dc
+        inside = (r >= 0) & (c >= 0) & (c < g)
+        out.append(torch.where(inside, r * g + c, torch.full_like(cell, N)))
+    return torch.stack(out)
 
 
 def rope_tables(cfg: ARConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -207,6 +226,10 @@ class ARPredictor(nn.Module):
         self.ln_f = nn.LayerNorm(cfg.width)
         self.head = nn.Linear(cfg.width, cfg.codebook_size)
         nn.init.normal_(self.tok_emb.weight, std=0.02)
+        if cfg.above:  # one table per neighbour, its last row (the start id) for a cell off the grid
+            self.above_emb = nn.Embedding(len(ABOVE_OFFSETS) * (cfg.codebook_size + 1), cfg.width)
+            nn.init.normal_(self.above_emb.weight, std=0.02)
+            self.register_buffer("above_src", above_sources(cfg), persistent=False)
         if cfg.rope:  # fixed tables, rebuilt from the config (not saved with the weights)
             cos, sin, perm = rope_tables(cfg)
             self.register_buffer("rope_cos", cos, persistent=False)
@@ -217,6 +240,19 @@ class ARPredictor(nn.Module):
         """(N, d) learned 2-D position of every grid cell, raster order."""
         g = self.cfg.grid
         return (self.row_emb[:, None, :] + self.col_emb[None, :, :]).reshape(g * g, -1)
+
+    def above_codes(self, codes: torch.Tensor, t: int | None = None) -> torch.Tensor:
+        """The codes of the `ABOVE_OFFSETS` cells, the start id off the grid: codes (B, N) (only
+        the positions before t are read) -> (B, 3) for position t, or (B, N, 3) for every position
+        when t is None."""
+        pad = torch.full_like(codes[:, :1], self.cfg.start_id)
+        src = (self.above_src.T if t is None else self.above_src[:, t]).clamp(max=codes.shape[1])  # off the grid: the pad
+        return torch.cat([codes, pad], dim=1)[:, src]  # (B, N, 3) or (B, 3)
+
+    def _above_embedding(self, above: torch.Tensor) -> torch.Tensor:
+        """above (..., 3) codes -> (..., d): the sum of the three neighbours' embeddings."""
+        table = torch.arange(len(ABOVE_OFFSETS), device=above.device) * (self.cfg.codebook_size + 1)
+        return self.above_emb(above + table).sum(-2)
 
     def text(self, states: torch.Tensor, text_mask: torch.Tensor):
         """Text states (B, T, d_text) and text_mask (B, T) bool (all False: the text dropped) ->
@@ -241,6 +277,8 @@ class ARPredictor(nn.Module):
         N = codes.shape[1]
         start = torch.full_like(codes[:, :1], self.cfg.start_id)
         x = self.tok_emb(torch.cat([start, codes[:, :-1]], dim=1)) + self.positions()[:N]  # (B, N, d)
+        if self.cfg.above:
+            x = x + self._above_embedding(self.above_codes(codes)[:, :N])
         text, keys = self.text(states, text_mask)
         mod = self.text_modulation(text, keys)
         rope = (self.rope_cos[:N], self.rope_sin[:N], self.rope_perm) if self.cfg.rope else None
@@ -260,13 +298,18 @@ class ARPredictor(nn.Module):
 
     def step(self, token: torch.Tensor, past_k: list[torch.Tensor], past_v: list[torch.Tensor],
              cross_k: list[torch.Tensor], cross_v: list[torch.Tensor], bias: torch.Tensor,
-             modulation: torch.Tensor | None = None):
+             modulation: torch.Tensor | None = None, above: torch.Tensor | None = None):
         """One cached step. token (B, 1) long: the start token, then the last code drawn;
         past_k/past_v per block (B, h, t, hs) for the t positions before it (t may be 0);
-        cross_k/cross_v/bias/modulation as `context` gives them.
+        cross_k/cross_v/bias/modulation as `context` gives them; with `cfg.above`, above (B, 3)
+        long: `above_codes` of the codes drawn so far for position t.
         Returns the logits (B, K) of position t and per block the keys/values (B, h, t+1, hs)."""
         t = past_k[0].shape[2]
         x = self.tok_emb(token) + self.positions()[t]  # (B, 1, d)
+        if self.cfg.above:
+            if above is None:
+                raise ValueError("this generator reads the codes above each cell: pass `above` to step")
+            x = x + self._above_embedding(above)[:, None]
         rope = (self.rope_cos[t:t + 1], self.rope_sin[t:t + 1], self.rope_perm) if self.cfg.rope else None  # (1, hs)
         new_k, new_v = [], []
         for i, (block, pk, pv, ck, cv) in enumerate(zip(self.blocks, past_k, past_v, cross_k, cross_v)):

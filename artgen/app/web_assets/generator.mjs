@@ -10,7 +10,7 @@ import { PromptError, checkPrompt, loadTokenizer, promptIds, unknownWords } from
 export { PromptError };
 
 const GRAPHS = { masked: ["text_encoder", "predictor", "decoder"], ar: ["text_encoder", "ar_context", "ar_step", "decoder"] };
-const READABLE_FORMATS = [2, 3];
+const READABLE_FORMATS = [2, 3, 4];
 
 const f32 = Math.fround;
 
@@ -42,6 +42,14 @@ export function pickCode(logits, noise, temperature, topK) {
 }
 
 /** uncond + guidance * (cond - uncond), each operation rounded to float32 as numpy does. */
+/** The codes above-left, above and above-right of position t (raster order), start_id off the
+ * grid, repeated for each of `rows` batch rows: what an ar_step with sampling.above reads (runtime above_codes). */
+export function aboveCodes(codes, t, grid, startId, rows) {
+  const row = Math.floor(t / grid), col = t % grid;
+  const three = [col - 1, col, col + 1].map((c) => (row > 0 && c >= 0 && c < grid ? codes[(row - 1) * grid + c] : startId));
+  return Array.from({ length: rows }, () => three).flat();
+}
+
 function guide(cond, uncond, guidance) {
   const g = f32(guidance), out = new Float32Array(cond.length);
   for (let i = 0; i < cond.length; i++) out[i] = uncond[i] + f32(g * f32(cond[i] - uncond[i]));
@@ -167,6 +175,7 @@ export class Generator {
     const codes = new Int32Array(N);
     feed.token = this.int64(new Array(rows).fill(d.start_id), [rows, 1]);
     for (let t = 0; t < N; t++) {
+      if (d.above) feed.above = this.int64(aboveCodes(codes, t, this.meta.grid, d.start_id, rows), [rows, 3]);
       const out = await step.run(feed);
       const all = out[step.outputNames[0]].data; // (rows, K)
       const logits = guided ? guide(all.subarray(0, K), all.subarray(K, 2 * K), guidance) : all;
