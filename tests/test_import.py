@@ -265,6 +265,22 @@ def test_a_metadata_jsonl_in_a_flat_folder(tmp_path):
     assert report.labels == "styles from metadata.jsonl: 2 styles; adjectives from metadata.jsonl: 8 paintings labelled"
 
 
+def test_metadata_files_in_style_folders_are_read_below_their_folder(tmp_path):
+    src = tmp_path / "paintings"
+    _style_folders(src, ["a", "b"], 3)
+    (src / "a" / "metadata.jsonl").write_text('{"file_name": "p0.png", "adjectives": ["warm"]}\n'  # relative to a/
+                                              '{"file_name": "p1.png", "style": "cubism"}\n')
+    (src / "b" / "metadata.csv").write_text("file_name,adjectives\np2.png,cool\n")
+    (src / "metadata.csv").write_text("file_name,style\na/p1.png,fauvism\n")  # the root's row wins over a/'s
+    report = import_paintings(str(src), tmp_path / "data", tmp_path / "import.log", size=16, show_progress=False)
+    labels = _styles_by_source(tmp_path / "data")
+    assert labels["a/p0.png"] == ("a", ["warm"]) and labels["a/p1.png"] == ("fauvism", [])
+    assert labels["b/p2.png"] == ("b", ["cool"]) and labels["b/p0.png"] == ("b", [])
+    assert report.labels.startswith("styles from metadata.csv, a/metadata.jsonl, else sub-folder names")
+    log = (tmp_path / "import.log").read_text()
+    assert "metadata row without an image" not in log and "not an image file" not in log
+
+
 @pytest.mark.parametrize("file_name, text, needles", [
     ("metadata.csv", "name,style\np0.png,dots\n", ["metadata.csv", "no `file_name` column", "file_name,style,adjectives"]),
     ("metadata.csv", "file_name,style,adjectives\np0.png,dots,warm,bold\n", ["metadata.csv line 2", "quote"]),

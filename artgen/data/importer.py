@@ -16,8 +16,8 @@ sub-folders, or at mixed depths, make every style "imported" (the log's header s
 files and folders (".*") and "__*" folders (__MACOSX) are skipped and counted. A top level of split
 folders only (train, test, validation/valid/val, dev) is the split layout: styles are the folders
 below them (paintings/train/cubism/a.jpg is "cubism"), and the source's split is not kept. A
-`metadata.csv` or `metadata.jsonl` at the root or in each split folder (a `file_name` column, the
-image's path relative to that folder; matched in Unicode NFC, a leading "/" or "./" ignored) sets
+`metadata.csv` or `metadata.jsonl` in any folder (a `file_name` column, the image's path relative to
+that folder; matched in Unicode NFC, a leading "/" or "./" ignored; the file nearer the root wins) sets
 `style` (over folder names) and `adjectives` (a list, a comma/semicolon-separated string, or a
 string holding a list, "['warm', 'vivid']"); a malformed one is an error before any image is read. A dataset keeps its
 `style` column (strings or a ClassLabel), else a ClassLabel `label` column (what
@@ -295,6 +295,14 @@ def _metadata_labels(path: Path) -> tuple[dict[str, tuple[str | None, tuple[str,
     return labels, has["style"], has["adjectives"]
 
 
+def _metadata_folders(others: list[str]) -> list[str]:
+    """The folders ("" for the root) that hold a metadata file, given the folder's non-image files
+    (paths below it): the root first, then by depth, so that where two files name one image the
+    one nearer the root wins, as the first row of an image does within a file."""
+    folders = {str(PurePosixPath(o).parent) for o in others if PurePosixPath(o).name in METADATA_FILES}
+    return sorted(("" if f == "." else f for f in folders), key=lambda f: (len(PurePosixPath(f).parts), f))
+
+
 def _split_layout(names: list[str]) -> list[str]:
     """The split folders ("train", "test", ...) when every image lies below one: the `imagefolder`
     split layout, whose styles are the folders below them; else []."""
@@ -328,7 +336,8 @@ def _folder_source(path: Path) -> Source:
     adjective_origin, log_lines, metadata_files = None, [], []
     metadata: dict[str, tuple[str | None, tuple[str, ...]]] = {}
     style_files, adjective_files = [], []
-    for where in ["", *splits]:  # the root's metadata file, and each split folder's (file_name relative to it)
+    others = [str(p.relative_to(path)) for p in every if p.suffix.lower() not in IMAGE_SUFFIXES]
+    for where in _metadata_folders(others):  # every folder's metadata file, root first (file_name relative to its folder)
         found = [str(PurePosixPath(where, m)) for m in METADATA_FILES if (path / where / m).is_file()]
         if len(found) > 1:
             raise ArtgenError(f"{path / where} holds both {' and '.join(found)}: keep one metadata file")
@@ -340,7 +349,6 @@ def _folder_source(path: Path) -> Source:
         metadata_files.append(found[0])
         style_files += found[:has_style]
         adjective_files += found[:has_adjectives]
-    others = [str(p.relative_to(path)) for p in every if p.suffix.lower() not in IMAGE_SUFFIXES]
     if metadata_files:
         if style_files:
             style_origin = f"{', '.join(style_files)}, else sub-folder names" if folder_styles else ", ".join(style_files)
