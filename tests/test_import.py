@@ -346,6 +346,44 @@ def test_a_saved_dataset_keeps_its_labels(tmp_path, small_corpus):
                              "column: 4 paintings labelled, 1 word outside the vocabulary dropped (listed in the log)")
 
 
+def test_style_column_names_where_styles_come_from(tmp_path):
+    import io
+
+    import datasets
+    from helpers import assert_one_line_error, run_cli
+
+    images = []
+    for i in range(6):
+        buf = io.BytesIO()
+        Image.fromarray(np.random.default_rng(500 + i).integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(buf, format="PNG")
+        images.append({"bytes": buf.getvalue(), "path": None})
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["monet", "klee"]),  # artists
+                                  "movement": datasets.Value("string")})
+    ds = datasets.Dataset.from_dict({"image": images, "label": [i % 2 for i in range(6)],
+                                     "movement": ["impressionism" if i % 2 == 0 else "bauhaus" for i in range(6)]}, features=features)
+    ds.save_to_disk(str(tmp_path / "ds"))
+    report = import_paintings(str(tmp_path / "ds"), tmp_path / "d1", tmp_path / "l1", size=16, show_progress=False,
+                              style_column="movement")
+    assert {s for s, _ in _styles_by_source(tmp_path / "d1").values()} == {"impressionism", "bauhaus"}
+    assert report.labels.startswith("styles from the dataset's `movement` column: 2 styles")
+    import_paintings(str(tmp_path / "ds"), tmp_path / "d2", tmp_path / "l2", size=16, show_progress=False, style_column="none")
+    assert {s for s, _ in _styles_by_source(tmp_path / "d2").values()} == {"imported"}  # the artist is not taken as the style
+    with pytest.raises(ArtgenError, match="--style-column genre: the dataset has no such column .*image, label, movement"):
+        import_paintings(str(tmp_path / "ds"), tmp_path / "d3", tmp_path / "l3", size=16, show_progress=False, style_column="genre")
+
+    src = tmp_path / "paintings"  # a folder: the column of its metadata file; `none` ignores the folder names too
+    _style_folders(src, ["a", "b"], 3)
+    (src / "metadata.csv").write_text("file_name,genre\na/p0.png,landscape\nb/p0.png,portrait\n")
+    import_paintings(str(src), tmp_path / "d4", tmp_path / "l4", size=16, show_progress=False, style_column="genre")
+    labels = _styles_by_source(tmp_path / "d4")
+    assert labels["a/p0.png"][0] == "landscape" and labels["b/p0.png"][0] == "portrait" and labels["a/p1.png"][0] == "a"
+    import_paintings(str(src), tmp_path / "d5", tmp_path / "l5", size=16, show_progress=False, style_column="none")
+    assert {s for s, _ in _styles_by_source(tmp_path / "d5").values()} == {"imported"}
+    r = run_cli("data", "import", str(src), "--size", "16", "--style-column", "mood", workdir=tmp_path / "w")
+    assert_one_line_error(r, "--style-column mood: no such column (metadata.csv)")
+    assert not (tmp_path / "w" / "data").exists()
+
+
 def test_the_import_command_says_where_the_labels_came_from(tmp_path):
     from helpers import run_cli
 

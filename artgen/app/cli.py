@@ -88,6 +88,9 @@ def data_import(
     source: str = typer.Argument(..., help="Image folder, a dataset saved with save_to_disk, or a Hugging Face hub id."),
     size: int = typer.Option(64, min=16, max=1024, help="Image side in pixels after centre crop."),
     force: bool = typer.Option(False, "--force", help="Replace a corpus that is already there."),
+    style_column: Optional[str] = typer.Option(
+        None, "--style-column", help="The metadata or dataset column that holds each painting's style, when not `style` "
+        "(default: `style`, else a dataset's ClassLabel `label`, else the sub-folder names); `none` takes no styles."),
 ) -> None:
     """Import real paintings (RGB, centre-cropped, resized; content-hash split)."""
     from artgen.data.corpus import check_corpus_target
@@ -96,7 +99,8 @@ def data_import(
     ws = workspace(ctx)
     check_corpus_target(ws.data, force=force)
     with stage_lock(ws, "data", "the corpus"):
-        report = import_paintings(source, ws.data, ws.root / "logs" / "import.log", size=size)
+        report = import_paintings(source, ws.data, ws.root / "logs" / "import.log", size=size,
+                                  style_column=style_column.strip() if style_column and style_column.strip() else None)
     console.print(
         f"imported {report.train} train + {report.test} test paintings to {ws.data}; "
         f"{report.duplicates} duplicates dropped, {len(report.skipped)} skipped (listed in {report.log_path})"

@@ -25,7 +25,8 @@ string holding a list, "['warm', 'vivid']"); a malformed one is an error before 
 (strings, or a Sequence of ClassLabel). Styles are NFC and stripped; an empty, NaN or "imported" one
 is no label, a whole-number float (3.0) is "3"; the None items of an adjective list are left out.
 Adjectives go through `vocabulary_words`, as label files do: words outside the vocabulary are
-dropped and counted in the log. A painting without a style label is "imported".
+dropped and counted in the log. A painting without a style label is "imported". `--style-column`
+names another column to read styles from (`none`: no styles).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from artgen.errors import ArtgenError
 from artgen.progress import progress_bar
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+NO_STYLE_COLUMN = "none"  # `--style-column none`: take no style labels at all
 METADATA_FILES = ("metadata.csv", "metadata.jsonl")  # at the folder's root, as `imagefolder` reads them
 UNLABELLED_STYLE = "imported"  # the style of a painting that came without one
 SPLIT_NAMES = ("train", "test", "validation", "valid", "val", "dev")  # top folders of the `imagefolder` split layout
@@ -278,9 +280,9 @@ def _jsonl_records(path: Path) -> list[tuple[int, dict]]:
     return records
 
 
-def _metadata_labels(path: Path) -> tuple[dict[str, tuple[str | None, tuple[str, ...]]], bool, bool]:
-    """({image path below the folder: (style or None, adjective words)}, has a `style` column,
-    has an `adjectives` column) of a metadata file; the first row of an image wins."""
+def _metadata_labels(path: Path, style_column: str | None = "style") -> tuple[dict[str, tuple[str | None, tuple[str, ...]]], bool, bool]:
+    """({image path below the folder: (style or None, adjective words)}, has the `style_column`
+    (None: styles are not read), has an `adjectives` column) of a metadata file; the first row of an image wins."""
     records = _csv_records(path) if path.suffix == ".csv" else _jsonl_records(path)
     labels: dict[str, tuple[str | None, tuple[str, ...]]] = {}
     for n, rec in records:
@@ -290,9 +292,9 @@ def _metadata_labels(path: Path) -> tuple[dict[str, tuple[str | None, tuple[str,
         adjectives = _adjective_words(rec.get("adjectives") or None)
         if adjectives is None:
             raise ArtgenError(f"{path} line {n}: `adjectives` must be a list of words or a comma-separated string")
-        labels.setdefault(_nfc(name), (_clean_style(rec.get("style")), adjectives))
-    has = {column: any(column in rec for _, rec in records) for column in ("style", "adjectives")}
-    return labels, has["style"], has["adjectives"]
+        labels.setdefault(_nfc(name), (_clean_style(rec.get(style_column)) if style_column else None, adjectives))
+    has = {column: bool(column) and any(column in rec for _, rec in records) for column in (style_column, "adjectives")}
+    return labels, has[style_column], has["adjectives"]
 
 
 def _metadata_folders(others: list[str]) -> list[str]:
@@ -312,8 +314,10 @@ def _split_layout(names: list[str]) -> list[str]:
     return []
 
 
-def _folder_source(path: Path) -> Source:
-    """An image folder, its styles from sub-folder names and its metadata files (checked here, before any image is read)."""
+def _folder_source(path: Path, style_column: str | None = None) -> Source:
+    """An image folder, its styles from sub-folder names and its metadata files (checked here, before
+    any image is read); `style_column`: the metadata column styles are read from (None: `style`;
+    NO_STYLE_COLUMN: no styles, not even from folder names)."""
     every, hidden = _folder_files(path)
     files = [p for p in every if p.suffix.lower() in IMAGE_SUFFIXES]
     if not files:
@@ -324,7 +328,9 @@ def _folder_source(path: Path) -> Source:
     splits = _split_layout(names)
     hidden_what = "file or folder" if hidden == 1 else "files or folders"
     notes = [f'{hidden} hidden {hidden_what} skipped (names starting with ".", folders with "__")'] if hidden else []
-    if splits:  # paintings/train/cubism/a.jpg: the styles are the folders below the split folders
+    if style_column == NO_STYLE_COLUMN:
+        folder_styles, why_not = {}, "--style-column none was given"
+    elif splits:  # paintings/train/cubism/a.jpg: the styles are the folders below the split folders
         below = {n: str(PurePosixPath(*PurePosixPath(n).parts[1:])) for n in names}
         styles_below, why_not = _folder_styles(list(below.values()), itself="a split folder itself")
         folder_styles = {n: styles_below[b] for n, b in below.items() if b in styles_below}
@@ -343,12 +349,17 @@ def _folder_source(path: Path) -> Source:
             raise ArtgenError(f"{path / where} holds both {' and '.join(found)}: keep one metadata file")
         if not found:
             continue
-        labels, has_style, has_adjectives = _metadata_labels(path / found[0])
+        column = None if style_column == NO_STYLE_COLUMN else style_column or "style"
+        labels, has_style, has_adjectives = _metadata_labels(path / found[0], column)
         for name, value in labels.items():
             metadata.setdefault(_nfc(str(PurePosixPath(where, name))), value)
         metadata_files.append(found[0])
         style_files += found[:has_style]
         adjective_files += found[:has_adjectives]
+    if style_column not in (None, NO_STYLE_COLUMN) and not style_files:
+        where = ", ".join(metadata_files) if metadata_files else f"no metadata.csv or metadata.jsonl in {path}"
+        raise ArtgenError(f"--style-column {style_column}: no such column ({where}): name a column of the metadata file, "
+                          "or leave the option out to take `style` and the sub-folder names")
     if metadata_files:
         if style_files:
             style_origin = f"{', '.join(style_files)}, else sub-folder names" if folder_styles else ", ".join(style_files)
@@ -371,13 +382,16 @@ def _folder_source(path: Path) -> Source:
                   notes=notes, log_lines=log_lines)
 
 
-def _label_columns(features) -> tuple[str | None, str | None]:
-    """The columns a split's style and adjectives come from: `style` (strings or a ClassLabel), else
-    a ClassLabel `label` (what `load_dataset("imagefolder")` builds from folder names); `gt_adjectives`,
-    else `adjectives`."""
+def _label_columns(features, style_column: str | None = None) -> tuple[str | None, str | None]:
+    """The columns a split's style and adjectives come from: `style_column` when given (None if the
+    split lacks it; NO_STYLE_COLUMN: none), else `style` (strings or a ClassLabel), else a ClassLabel
+    `label` (what `load_dataset("imagefolder")` builds from folder names); `gt_adjectives`, else `adjectives`."""
     import datasets
 
-    style = "style" if "style" in features else "label" if isinstance(features.get("label"), datasets.ClassLabel) else None
+    if style_column:
+        style = style_column if style_column != NO_STYLE_COLUMN and style_column in features else None
+    else:
+        style = "style" if "style" in features else "label" if isinstance(features.get("label"), datasets.ClassLabel) else None
     return style, next((c for c in ("gt_adjectives", "adjectives") if c in features), None)
 
 
@@ -400,7 +414,7 @@ def _dataset_adjectives(feature, value) -> tuple[str, ...]:
     return _adjective_words(value) or ()
 
 
-def _dataset_items(splits: list[tuple[str, object]]) -> Iterator[Item]:
+def _dataset_items(splits: list[tuple[str, object]], style_column: str | None = None) -> Iterator[Item]:
     """Items (image bytes, None for an empty cell, or why the file cannot be read) from the
     (name, datasets.Dataset) splits, each with an Image column."""
     import datasets
@@ -409,7 +423,7 @@ def _dataset_items(splits: list[tuple[str, object]]) -> Iterator[Item]:
         column = next((k for k, f in split.features.items() if isinstance(f, datasets.Image)), None)
         if column is None:
             raise ArtgenError(f"the dataset split {split_name!r} has no image column: import a dataset with a `datasets.Image` feature")
-        style_column, adjective_column = _label_columns(split.features)
+        style_from, adjective_column = _label_columns(split.features, style_column)
         split = split.cast_column(column, datasets.Image(decode=False))
         for i, row in enumerate(split):
             cell = row[column]
@@ -419,40 +433,44 @@ def _dataset_items(splits: list[tuple[str, object]]) -> Iterator[Item]:
                     data = Path(cell["path"]).read_bytes()
                 except OSError as e:
                     data = f"cannot read {cell['path']} ({type(e).__name__}: {e.strerror or e})"
-            style = _style_name(split.features[style_column], row[style_column]) if style_column else None
+            style = _style_name(split.features[style_from], row[style_from]) if style_from else None
             adjectives = _dataset_adjectives(split.features[adjective_column], row[adjective_column]) if adjective_column else ()
             yield Item(f"{split_name}[{i}]", data, style, adjectives)
 
 
-def _dataset_source(ds) -> Source:
-    """A datasets.Dataset or DatasetDict as a source."""
+def _dataset_source(ds, style_column: str | None = None) -> Source:
+    """A datasets.Dataset or DatasetDict as a source; `style_column` as `_label_columns` reads it."""
     import datasets
 
     splits = list(ds.items()) if isinstance(ds, datasets.DatasetDict) else [("data", ds)]
-    columns = [_label_columns(split.features) for _, split in splits]
+    columns = [_label_columns(split.features, style_column) for _, split in splits]
     style = next((s for s, _ in columns if s), None)
+    if style_column not in (None, NO_STYLE_COLUMN) and style is None:
+        names = sorted({c for _, split in splits for c in split.features})
+        raise ArtgenError(f"--style-column {style_column}: the dataset has no such column (its columns: {', '.join(names)}): "
+                          "name one of them, or leave the option out to take `style`, else a ClassLabel `label`")
     adjectives = next((a for _, a in columns if a), None)
     return Source(
-        sum(len(split) for _, split in splits), _dataset_items(splits),
+        sum(len(split) for _, split in splits), _dataset_items(splits, style_column),
         style_origin=None if style is None else f"the dataset's `{style}` column",
         adjective_origin=None if adjectives is None else f"the dataset's `{adjectives}` column",
     )
 
 
-def _open_source(source: str) -> Source:
+def _open_source(source: str, style_column: str | None = None) -> Source:
     """The paintings of SOURCE: a dataset saved with `save_to_disk`, an image folder or a hub id."""
     path = Path(source).expanduser()
     if path.is_dir():
         if (path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists():
             import datasets
 
-            return _dataset_source(datasets.load_from_disk(str(path)))
-        return _folder_source(path)
+            return _dataset_source(datasets.load_from_disk(str(path)), style_column)
+        return _folder_source(path, style_column)
     if path.exists():
         raise ArtgenError(f"{path} is a file, not a folder: give an image folder, a saved dataset or a hub id")
     if source.startswith((".", "/", "~")) or "/" not in source:
         raise ArtgenError(f"{source} does not exist: give an image folder, a dataset saved with save_to_disk, or a hub id like user/name")
-    return _dataset_source(_load_hub_dataset(source))
+    return _dataset_source(_load_hub_dataset(source), style_column)
 
 
 OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
@@ -513,9 +531,12 @@ def upscaled_note(n: int, size: int) -> str:
             "import at a smaller --size to avoid it)")
 
 
-def import_paintings(source: str, out_dir: Path, log_path: Path, size: int = 64, show_progress: bool = True) -> ImportReport:
+def import_paintings(source: str, out_dir: Path, log_path: Path, size: int = 64, show_progress: bool = True,
+                     style_column: str | None = None) -> ImportReport:
+    """`style_column`: where styles come from, when not `style` (or a dataset's ClassLabel `label`,
+    or the sub-folder names): a metadata file's or dataset's column, or NO_STYLE_COLUMN for none."""
     check_image_size(size)
-    src = _open_source(source)
+    src = _open_source(source, style_column)
     report = ImportReport(log_path=log_path)
     seen: set[str] = set()
     train, test = [], []
