@@ -44,7 +44,7 @@ from artgen.sampling import (
     ORDER_STREAM,
 )
 from export.graphs import ARContextGraph, ARStepGraph, DecoderGraph, EncoderGraph, PredictorGraph
-from export.runtime import BUNDLE_FORMAT, bundle_files, file_record
+from export.runtime import bundle_files, bundle_format, file_record
 
 
 @dataclass
@@ -260,7 +260,8 @@ def _write_bundle(gen: Generator, out: Path, cfg: ExportConfig) -> dict:
     grid, K = pcfg.grid, pcfg.codebook_size
     d = gen.encoder.width
     summary = gen.config.get("summary", {})
-    props = {"artgen_bundle_format": BUNDLE_FORMAT, "vocabulary_hash": vocabulary_hash(),
+    fmt = bundle_format(gen.kind, getattr(pcfg, "above", False))
+    props = {"artgen_bundle_format": fmt, "vocabulary_hash": vocabulary_hash(),
              "encoder": gen.encoder.name, "generator": gen.kind, "weights": gen.encoder.describe_source(),
              "precision": "int8" if cfg.int8 else "fp32"}
 
@@ -293,7 +294,7 @@ def _write_bundle(gen: Generator, out: Path, cfg: ExportConfig) -> dict:
 
     image_size = gen.vqvae.cfg.image_size
     meta = {
-        "format": BUNDLE_FORMAT,
+        "format": fmt,
         "producer": f"artgen {__version__}",
         "encoder": gen.encoder.name,
         "generator": gen.kind,
@@ -361,7 +362,8 @@ def bundle_is_current(bundle: Path, checkpoint: Path, vqvae: Path | None = None)
         if meta.get("decoder", "").startswith("adversarial") != decoder.exists():  # exported through the decoder there is now
             return False
     sampling = meta.get("sampling", {})  # the runtime samples with these: they must be today's
-    if meta.get("format") != BUNDLE_FORMAT or "files" not in meta:  # older bundles record no sizes and hashes
+    written = bundle_format(meta.get("generator", "masked"), bool(sampling.get("above")))
+    if meta.get("format") != written or "files" not in meta:  # not as this version writes it; older ones record no hashes
         return False
     if set(meta.get("int8_graphs", [])) & set(FP32_GRAPHS):  # quantised by an older export: re-export
         return False

@@ -42,8 +42,9 @@ from typing import Sequence
 
 import numpy as np
 
-BUNDLE_FORMAT = 4  # 4: ar_step may read the codes above each cell (sampling.above); 3: "generator" masked | ar;
-READABLE_FORMATS = (2, 3, 4)  # 2: masked only (random reveal order); both still read
+BUNDLE_FORMAT = 4  # the newest: 4, ar_step reads the codes above each cell (sampling.above); 3, "generator" masked | ar;
+READABLE_FORMATS = (2, 3, 4)  # 2, masked only (random reveal order): all still read. Export writes the lowest that
+                              # describes the bundle (`bundle_format`), so a client written for 3 reads every bundle without `above`
 GRAPHS = {"masked": ("text_encoder", "predictor", "decoder"),
           "ar": ("text_encoder", "ar_context", "ar_step", "decoder")}
 STEP_GRAPH = {"masked": "predictor", "ar": "ar_step"}  # the graph run once per sampling step
@@ -161,6 +162,11 @@ def pick_codes(logits: np.ndarray, noise: np.ndarray, temperature: float, top_k:
     if temperature >= MIN_TEMPERATURE:
         logits = logits / np.float32(temperature) + noise
     return logits.argmax(-1)
+
+
+def bundle_format(generator: str, above: bool) -> int:
+    """The lowest format that describes a bundle: 4 only for a step graph that reads the codes above each cell."""
+    return 4 if generator == "ar" and above else 3
 
 
 def above_codes(codes: np.ndarray, t: int, grid: int, start_id: int) -> np.ndarray:

@@ -249,6 +249,7 @@ def test_ar_export_parity_and_the_torch_free_runtime(trained_ar):
     gen = load_generator(ws, "tiny-ar")
     meta = export_bundle(gen, ws.bundles / "tiny-ar")
     assert meta["generator"] == "ar" and set(meta["graphs"]) == {"text_encoder", "ar_context", "ar_step", "decoder"}
+    assert meta["format"] == 3 and "above" not in meta["sampling"]  # the lowest format that describes it
     report = check_parity(gen, ws.bundles / "tiny-ar", n_prompts=16)
     assert report.generator == "ar" and report.passed, report
     assert report.logits_max_abs_diff <= 1e-4 and report.code_agreement >= 0.99
@@ -284,7 +285,7 @@ def test_an_ar_model_that_reads_the_codes_above_exports_and_samples_alike_everyw
 
     from artgen.generate import load_generator
     from artgen.training.vqvae import train_vqvae
-    from export.bundle import ExportConfig, export_bundle
+    from export.bundle import ExportConfig, bundle_is_current, export_bundle
     from export.parity import check_parity
     from export.runtime import Runtime, above_codes
 
@@ -305,6 +306,8 @@ def test_an_ar_model_that_reads_the_codes_above_exports_and_samples_alike_everyw
     meta = export_bundle(gen, ws.bundles / "above")
     assert meta["sampling"]["above"] is True and meta["format"] == 4
     assert [i["name"] for i in meta["graphs"]["ar_step"]["inputs"][:2]] == ["token", "above"]
+    assert json.loads((ws.bundles / "above" / "bundle.json").read_text())["format"] == 4
+    assert bundle_is_current(ws.bundles / "above", ws.checkpoint("tiny-ar"))
     report = check_parity(gen, ws.bundles / "above", n_prompts=8)
     assert report.passed and report.code_agreement >= 0.99, report
     rt = Runtime(ws.bundles / "above")
