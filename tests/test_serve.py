@@ -6,12 +6,14 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,8 @@ import pytest
 from fastapi.testclient import TestClient
 from helpers import ROOT, assert_one_line_error, run_cli
 
-from artgen.app.serve import MAX_SEED, ServeConfig, batch_invariant, create_app, grid_png, image_png
+from artgen.app.serve import EXAMPLE, MAX_SEED, ServeConfig, batch_invariant, create_app, grid_png, image_png
+from artgen.errors import ArtgenError
 from artgen.workspace import SHIPPED_MODEL
 from export.runtime import Runtime, save_png
 
@@ -204,6 +207,20 @@ def test_a_json_body_is_read_whatever_its_content_type(content_type):
             assert "\n" not in r.json()["error"] and (status != 400 or 'such as {"prompt": ' in r.json()["error"])
 
 
+def test_parameters_in_the_query_string_are_a_400_naming_the_json_body():
+    # `curl -X POST '.../v1/images?prompt=warm&n=2'`: the query was ignored and the answer spoke of the body alone
+    rt = FakeRuntime()
+    with TestClient(create_app(rt)) as c:
+        for path in ("/v1/images?prompt=warm&n=2", "/v1/images/?n=2"):
+            for kw in ({}, {"json": {"prompt": PROMPT}}, {"content": b"", "headers": {"content-type": "text/plain"}}):
+                r = c.post(path, **kw)
+                assert r.status_code == 400 and list(r.json()) == ["error"], (path, kw, r.text)
+                error = r.json()["error"]
+                assert "in a JSON body, not the query string" in error and EXAMPLE in error and "\n" not in error, error
+        assert rt.calls == []  # a body that came too is not served without half its parameters
+        assert post(c, seed=5).headers["x-seeds"] == "5"
+
+
 @pytest.mark.parametrize("content_type", ["text/plain;charset=UTF-8", "application/x-www-form-urlencoded", None])
 def test_a_page_on_another_origin_cannot_post_without_a_preflight(content_type):
     # text/plain, the form types and none are "simple" requests a browser sends cross-site with no
@@ -234,6 +251,22 @@ def test_a_page_on_another_origin_cannot_post_without_a_preflight(content_type):
             assert r.headers["access-control-allow-origin"] in ("https://evil.example", "*")
             r = c.post("/v1/images", content=body, headers={**plain, "Origin": "https://other.example"})
             assert r.status_code == (200 if origins == ("*",) else 400), (origins, r.text)
+
+
+def test_a_page_behind_a_tls_proxy_may_post_to_its_own_server():
+    # a proxy terminates TLS and forwards plain http: the page's Origin is https://example.com while the
+    # server sees http://example.com, and only the browser's Sec-Fetch-Site says the page is its own
+    proxied = {"Origin": "https://example.com", "Host": "example.com", "Content-Type": "text/plain;charset=UTF-8"}
+    body = json.dumps({"prompt": PROMPT, "seed": 5, "n": 2})
+    rt = FakeRuntime()
+    with TestClient(create_app(rt)) as c:
+        r = c.post("/v1/images", content=body, headers={**proxied, "Sec-Fetch-Site": "same-origin"})
+        assert r.request.url.scheme == "http"
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png" and r.headers["x-seeds"] == "5,6", r.text
+        for site in (None, "same-site", "cross-site"):  # a browser too old to send it, another origin of the site, another site
+            r = c.post("/v1/images", content=body, headers=proxied if site is None else {**proxied, "Sec-Fetch-Site": site})
+            assert r.status_code == 400 and "--cors-origin" in r.json()["error"], (site, r.text)
+        assert len(rt.calls) == 1
 
 
 def test_a_big_body_is_413_and_unknown_pages_404(client):
@@ -282,6 +315,24 @@ def test_a_trailing_slash_is_served_as_the_plain_path(client):
     for path in ("/v1/images//", "/v2/images/"):  # no bare 307 anywhere: a JSON 404 naming the API
         r = client.post(path, json={"prompt": PROMPT}, follow_redirects=False)
         assert r.status_code == 404 and "POST /v1/images" in r.json()["error"], path
+
+
+def test_docs_work_offline(client):
+    # FastAPI's /docs and /redoc load their scripts from a CDN: on a machine with no internet they were blank pages
+    for path, count in (("/docs", 3), ("/redoc", 2)):  # Swagger UI: script, stylesheet, icon; ReDoc: script, icon
+        page = client.get(path)
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert not re.search(r"(https?:)?//", page.text), page.text  # nothing from another host
+        assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+        assert len(assets) == count, assets
+        for url in assets:
+            r = client.get(url)
+            assert r.status_code == 200 and r.content, url
+        assert client.get(path + "/", follow_redirects=False).text == page.text
+        head = client.head(path)
+        assert head.status_code == 200 and head.content == b"" and head.headers["content-length"] == str(len(page.content))
+    assert "'/openapi.json'" in client.get("/docs").text  # the schema it renders is the public one
+    assert set(client.get("/openapi.json").json()["paths"]) == {"/v1/images", "/v1/model", "/healthz"}
 
 
 PREFLIGHT = {"Origin": "https://art.example", "Access-Control-Request-Method": "POST",
@@ -542,6 +593,56 @@ def test_a_web_folder_is_served_at_the_root(rt, tmp_path):
         assert c.get("/healthz").json()["status"] == "ok"
         assert c.get("/healthz/").json()["status"] == "ok"  # not a file of the folder
         assert c.get("/missing.js").status_code == 404
+        assert c.get("/docs").status_code == c.get("/docs/assets/swagger-ui.css").status_code == 200  # not the folder's
+
+
+@contextmanager
+def uvicorn_server(app):
+    """`app` served by uvicorn in a thread, on a free port: yields the port."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started or not thread.is_alive())
+        assert server.started
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
+
+
+def test_a_body_that_stops_arriving_is_408_and_frees_the_connection():
+    # uvicorn has no timeout on reading a body: a client that sent 10 of its 100 bytes held its request forever
+    import httpx
+
+    with pytest.raises(ArtgenError, match="body_timeout_s"):
+        ServeConfig(body_timeout_s=0)
+    fake = FakeRuntime()
+    fake.gate.clear()
+    with uvicorn_server(create_app(fake, ServeConfig(body_timeout_s=0.5))) as port:
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as conn:
+            conn.sendall(b"POST /v1/images HTTP/1.1\r\nHost: art\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+                         b'{"prompt":')
+            answer = b""
+            while chunk := conn.recv(4096):  # until the server closes the connection; a timeout here fails the test
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408 ") and b"connection: close" in head.lower(), answer
+        assert list(json.loads(body)) == ["error"] and "10 of 100 bytes" in json.loads(body)["error"]
+        assert "send the whole body at once" in json.loads(body)["error"]
+        # the wait for a hang-up while the images are drawn is no body read: it outlasts body_timeout_s
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(httpx.post, f"http://127.0.0.1:{port}/v1/images", json={"prompt": PROMPT, "seed": 4}, timeout=20)
+            assert fake.entered.wait(20)
+            time.sleep(1.0)  # twice body_timeout_s inside the runtime call
+            fake.gate.set()
+            r = running.result()
+        assert r.status_code == 200 and r.headers["x-seeds"] == "4" and fake.calls == [[(PROMPT, 4)]]
 
 
 @pytest.mark.parametrize("args, needle", [

@@ -4,12 +4,16 @@
                      {..., "format": "json"}  -> base64 PNGs, the seeds and the sampling used
     GET  /v1/model   the bundle's public description (from bundle.json) and the serving limits
     GET  /healthz    liveness and queue depth
-    GET  /openapi.json, /docs   the request schema, from FastAPI
+    GET  /openapi.json  the request schema, from FastAPI
+    GET  /docs, /redoc  Swagger UI and ReDoc over that schema, their files served from the fastapi-offline
+                        package rather than a CDN, so that they work offline
 
 Every GET route answers HEAD too, every route is served at its path plus one trailing slash as
 well (no redirect), a POST body is read as JSON whatever its content type unless a page on an
-origin not allowed sent it (see JsonBody), and with `cors_origins` pages on those origins may
-call the API (CORS), errors and 500s included.
+origin not allowed sent it (see JsonBody), the parameters come only from that body (a query
+string is a 400), a body that stops arriving mid-way is a 408 after `body_timeout_s` (see
+BodyLimit), and with `cors_origins` pages on those origins may call the API (CORS), errors and
+500s included.
 
 Requests wait in a bounded queue (full: 503 with Retry-After; one whose client hangs up leaves
 it undrawn) and one worker thread runs every ONNX Runtime call. After taking the first waiting
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import re
 import secrets
@@ -39,18 +44,20 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import Body, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
 
 from artgen.errors import ArtgenError
 from artgen.images import grid_png as images_grid_png
@@ -70,6 +77,8 @@ BATCHING = ("exact", "merge")
 EXAMPLE = '{"prompt": "warm, chaotic, vivid", "n": 4}'
 EXPOSED_HEADERS = ("X-Seeds", "Retry-After")  # the response headers a cross-origin page may read
 CRASH = "internal error (logged on the server): try again, and report it if it persists"
+DOCS_ASSETS = "/docs/assets"  # Swagger UI's and ReDoc's files, from the fastapi-offline package: /docs works offline
+DOCS_EXAMPLES = {"grid": {"summary": "four images as one PNG", "value": json.loads(EXAMPLE)}}  # /docs' "Try it out" body
 ORIGIN = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s?#]+")  # scheme://host[:port], as a browser's Origin header
 
 
@@ -82,6 +91,7 @@ class ServeConfig:
     queue: int = 64  # requests waiting for the worker; one more is answered 503 + Retry-After
     timeout_s: float = 30.0  # queue wait + generation of one request; beyond it 504
     max_body_bytes: int = 16 * 1024  # a larger request body is answered 413
+    body_timeout_s: float = 30.0  # the longest wait for the next part of a request body; beyond it 408
     threads: int | None = None  # ONNX Runtime threads, when create_app loads the bundle itself
     batching: str = "exact"  # "exact": merge requests only where that cannot change an image; "merge": always
     cors_origins: tuple[str, ...] = ()  # origins whose pages may call the API ("*": any); each may be comma-separated
@@ -103,6 +113,8 @@ class ServeConfig:
         if not 0 <= self.batch_window_ms <= MAX_WINDOW_MS or not 0 < self.timeout_s <= MAX_TIMEOUT_S:
             raise ArtgenError(f"batch_window_ms must be 0-{MAX_WINDOW_MS} and timeout_s in (0, {MAX_TIMEOUT_S}] "
                               f"(got {self.batch_window_ms!r}, {self.timeout_s!r}): fix --batch-window-ms / --timeout-s")
+        if not 0 < self.body_timeout_s <= MAX_TIMEOUT_S:
+            raise ArtgenError(f"body_timeout_s must be in (0, {MAX_TIMEOUT_S}] (got {self.body_timeout_s!r})")
         if self.batching not in BATCHING:
             raise ArtgenError(f"batching must be one of {', '.join(BATCHING)} (got {self.batching!r})")
 
@@ -348,6 +360,7 @@ def model_card(rt: Runtime, config: ServeConfig, merges: bool) -> dict:
             "serving": {"max_images": MAX_IMAGES, "max_seed": MAX_SEED, "max_batch": config.max_batch,
                         "batch_window_ms": config.batch_window_ms, "queue": config.queue,
                         "timeout_s": config.timeout_s, "max_body_bytes": config.max_body_bytes,
+                        "body_timeout_s": config.body_timeout_s,
                         "batching": config.batching, "merges_requests": merges,
                         "png_grid": {"pad": GRID_PAD, "scale": GRID_SCALE}}}
 
@@ -399,10 +412,13 @@ def unreadable_body(cause: BaseException | None) -> str:
 
 class BodyLimit:
     """ASGI middleware: a request body over `limit` bytes gets 413, whether it declares its
-    Content-Length or streams chunks."""
+    Content-Length or streams chunks; a body whose next part does not come within `timeout_s`
+    gets 408 and its connection closed. uvicorn has no timeout on reading a body, so a client
+    that stalls mid-body (headers and 10 of its 100 bytes, then nothing) would hold its
+    request, and a connection, until it hangs up."""
 
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int, timeout_s: float = 30.0):
+        self.app, self.limit, self.timeout_s = app, limit, timeout_s
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -410,18 +426,28 @@ class BodyLimit:
         length = dict(scope.get("headers", [])).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:
             return await self.too_big()(scope, receive, send)
-        seen, started, answered = 0, False, False
+        seen, started, answered, read = 0, False, False, False  # read: the whole body has arrived
+
+        async def answer(response: JSONResponse):  # here: the app may turn the error raised after it into a 400
+            nonlocal answered
+            if not started and not answered:
+                answered = True
+                await response(scope, receive, send)
+            raise _Answered()
 
         async def counted():
-            nonlocal seen, answered
-            message = await receive()
+            nonlocal seen, read
+            if read:  # only http.disconnect is left to come, which the /v1/images handler waits for while it generates
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.timeout_s)
+            except asyncio.TimeoutError:
+                await answer(self.stalled(seen, length))
+            read = message["type"] != "http.request" or not message.get("more_body", False)
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    if not started and not answered:  # answer here: the app may turn the error below into a 400
-                        answered = True
-                        await self.too_big()(scope, receive, send)
-                    raise _BodyTooBig()
+                    await answer(self.too_big())
             return message
 
         async def watched(message):
@@ -433,15 +459,20 @@ class BodyLimit:
 
         try:
             await self.app(scope, counted, watched)
-        except _BodyTooBig:
+        except _Answered:
             pass
 
     def too_big(self) -> JSONResponse:
         return error_response(413, f"the request body is over {self.limit} bytes: send one prompt of a few adjectives")
 
+    def stalled(self, seen: int, length: bytes | None) -> JSONResponse:
+        of = f" of {length.decode('latin-1')[:20]}" if length is not None else ""
+        return error_response(408, f"the request body stopped arriving ({seen}{of} bytes, then nothing for {self.timeout_s:g} s): "
+                                   "send the whole body at once", headers={"Connection": "close"})
 
-class _BodyTooBig(Exception):
-    pass
+
+class _Answered(Exception):
+    """BodyLimit has answered the request itself (413 or 408): the app's own answer is dropped."""
 
 
 class JsonBody:
@@ -452,13 +483,21 @@ class JsonBody:
     pass the same checks. text/plain and the form types are CORS "simple" requests a browser
     sends cross-site without a preflight, so reading them from any page would let every site a
     visitor opens run generations on a server on their machine or LAN: a cross-site request keeps
-    its content type, and the strict path refuses it (a 400 naming the fix)."""
+    its content type, and the strict path refuses it (a 400 naming the fix).
+
+    A POST /v1/images with a query string (`curl -X POST '.../v1/images?prompt=warm&n=2'`) is a
+    400 saying the parameters go in the JSON body, body or not: FastAPI would ignore the query and
+    answer about the body, and serving half a request silently is worse."""
 
     def __init__(self, app, cors_origins: tuple[str, ...] = ()):
         self.app, self.cors_origins = app, tuple(cors_origins)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope["method"] == "POST":
+            if scope.get("query_string") and route_path(scope) == "/v1/images":  # TrailingSlash has dropped a last "/"
+                query = scope["query_string"].decode("latin-1")
+                return await error_response(400, f"POST /v1/images takes its parameters in a JSON body, not the query string "
+                                                 f"(got ?{query[:80]}): send a JSON object such as {EXAMPLE}")(scope, receive, send)
             headers = scope.get("headers", [])
             declared = dict(headers).get(b"content-type", b"").split(b";")[0].strip().lower()  # b"": none
             if declared != b"application/json" and not (declared.startswith(b"application/") and declared.endswith(b"+json")):
@@ -474,16 +513,23 @@ class JsonBody:
 
     def allowed(self, scope) -> bool:
         """Whether the request is not cross-site: no Origin (curl, scripts) and no
-        `Sec-Fetch-Site: cross-site`, the server's own origin (a page served by --web), or an
-        origin `cors_origins` allows."""
+        `Sec-Fetch-Site: cross-site`, the server's own origin (a page served by --web), an
+        origin `cors_origins` allows, or `Sec-Fetch-Site: same-origin`. That last is a page served
+        by this server behind a proxy that terminates TLS: its Origin is https://host while the
+        server sees http, yet the browser, which no page can make lie in Sec-Fetch-* headers,
+        says the request comes from the page's own origin. `same-site` is another origin of the
+        same site (another port or subdomain): it must match as an Origin would."""
         if "*" in self.cors_origins:
             return True
         headers = dict(scope.get("headers", []))
         origin = headers.get(b"origin", b"").decode("latin-1").strip()
         if origin and origin.rstrip("/") in self.cors_origins:
             return True
-        if headers.get(b"sec-fetch-site", b"").strip().lower() == b"cross-site":  # the browser says so, Origin or not
+        site = headers.get(b"sec-fetch-site", b"").strip().lower()
+        if site == b"cross-site":  # the browser says so, Origin or not
             return False
+        if site == b"same-origin":  # the browser says so, whatever scheme the server sees
+            return True
         if not origin:
             return True
         own = _origin_key(f"{scope.get('scheme', 'http')}://{headers.get(b'host', b'').decode('latin-1').strip()}")
@@ -546,12 +592,17 @@ class TrailingSlash:
     async def __call__(self, scope, receive, send):
         path = scope.get("path", "")
         if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
-            route_path = path[len(scope.get("root_path", "")):] if path.startswith(scope.get("root_path", "")) else path
-            if any(getattr(r, "path", None) == route_path[:-1] for r in self.routes if not isinstance(r, Mount)):
+            if any(getattr(r, "path", None) == route_path(scope)[:-1] for r in self.routes if not isinstance(r, Mount)):
                 scope = {**scope, "path": path[:-1]}
                 if scope.get("raw_path", b"").endswith(b"/"):
                     scope["raw_path"] = scope["raw_path"][:-1]
         await self.app(scope, receive, send)
+
+
+def route_path(scope) -> str:
+    """The request's path as the app's routes spell it: without the root_path a proxy mounts it under."""
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    return path[len(root):] if path.startswith(root) else path
 
 
 class Cors(CORSMiddleware):
@@ -598,12 +649,15 @@ def create_app(runtime_or_bundle: Runtime | str | Path | None = None, config: Se
         yield
         await batcher.close()
 
-    app = FastAPI(title="artgen", version=rt.meta.get("producer", "artgen").split()[-1], lifespan=lifespan,
-                  description="Abstract art from a few adjectives: the artgen ONNX runtime over HTTP.",
-                  redirect_slashes=False)  # TrailingSlash serves the slash forms; anything else is a JSON 404
+    # FastAPI's /docs and /redoc load their scripts from a CDN: blank pages offline. FastAPIOffline is FastAPI
+    # with the same pages over its own copies of those files, served at DOCS_ASSETS (before --web's mount at /)
+    app = FastAPIOffline(title="artgen", version=rt.meta.get("producer", "artgen").split()[-1], lifespan=lifespan,
+                         description="Abstract art from a few adjectives: the artgen ONNX runtime over HTTP.",
+                         redirect_slashes=False,  # TrailingSlash serves the slash forms; anything else is a JSON 404
+                         static_url=DOCS_ASSETS)
     app.state.runtime, app.state.batcher, app.state.config = rt, batcher, config
     app.add_middleware(JsonBody, cors_origins=config.cors_origins)
-    app.add_middleware(BodyLimit, limit=config.max_body_bytes)
+    app.add_middleware(BodyLimit, limit=config.max_body_bytes, timeout_s=config.body_timeout_s)
     app.add_middleware(TrailingSlash, routes=app.router.routes)
     app.add_middleware(Crash)  # under Cors: a 500 carries the CORS headers as every other answer does
     if config.cors_origins:  # outermost: preflights are answered first, and errors carry the CORS headers too
@@ -623,7 +677,7 @@ def create_app(runtime_or_bundle: Runtime | str | Path | None = None, config: Se
     async def _http(request: Request, exc: StarletteHTTPException):
         if exc.status_code == 404:
             return error_response(404, f"no such page {request.url.path[:80]!r}: the API is POST /v1/images, GET /v1/model, "
-                                       "GET /healthz (schema at /openapi.json)")
+                                       "GET /healthz (schema at /openapi.json, docs at /docs)")
         if exc.status_code == 400 and exc.detail == "There was an error parsing the body":  # FastAPI's, naming no fix
             return error_response(400, unreadable_body(exc.__cause__))
         if exc.status_code == 405:
@@ -644,7 +698,7 @@ def create_app(runtime_or_bundle: Runtime | str | Path | None = None, config: Se
     @app.post("/v1/images", summary="Generate images from a prompt",
               responses={200: {"content": {"image/png": {}, "application/json": {}},
                                "description": "a PNG grid of n images, or JSON with base64 PNGs"}, **error_docs})
-    async def images(req: ImageRequest, request: Request):
+    async def images(req: Annotated[ImageRequest, Body(openapi_examples=DOCS_EXAMPLES)], request: Request):
         if req.seed is not None and req.seed + req.n - 1 > MAX_SEED:
             return error_response(422, f"seed {req.seed} with n={req.n} goes past the largest seed {MAX_SEED} "
                                        f"(image i is drawn with seed + i): the largest seed for n={req.n} is {MAX_SEED - req.n + 1}")
@@ -695,8 +749,6 @@ def create_app(runtime_or_bundle: Runtime | str | Path | None = None, config: Se
             app.add_api_route(route.path, route.endpoint, methods=["HEAD"], include_in_schema=False)
 
     if static_dir is not None:
-        from starlette.staticfiles import StaticFiles
-
         app.mount("/", StaticFiles(directory=str(static_dir), html=True), name="web")
     return app
 
