@@ -202,14 +202,15 @@ def test_odd_prompts_on_the_shipped_bundle(tmp_path):
 
 def test_bundle_folder_mistakes_name_the_fix(tmp_path):
     from artgen.workspace import SHIPPED_MODEL
-    from export.runtime import BundleError, Runtime
+    from export.runtime import READABLE_FORMATS, BundleError, Runtime
 
     with pytest.raises(BundleError, match=r"bundle\.json is a file, not a bundle folder: .*holds bundle\.json \(.*tiny\)"):
         Runtime(SHIPPED_MODEL / "bundle.json")
     newer = tmp_path / "newer"
     newer.mkdir()
-    (newer / "bundle.json").write_text(json.dumps({**json.loads((SHIPPED_MODEL / "bundle.json").read_text()), "format": 4}))
-    with pytest.raises(BundleError, match="format 4, newer than this runtime reads .*runtime.py inside the bundle"):
+    newest = max(READABLE_FORMATS)
+    (newer / "bundle.json").write_text(json.dumps({**json.loads((SHIPPED_MODEL / "bundle.json").read_text()), "format": newest + 1}))
+    with pytest.raises(BundleError, match=f"format {newest + 1}, newer than this runtime reads .*runtime.py inside the bundle"):
         Runtime(newer)
     (newer / "bundle.json").write_text("[" * 100_000 + "]" * 100_000)  # nested past Python's recursion limit
     with pytest.raises(BundleError, match="is not valid JSON"):
