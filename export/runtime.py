@@ -337,6 +337,9 @@ def load_meta(bundle: Path) -> dict:
                               f"one per step: {FIX}")
         if "top_k" in d:
             _field(meta, "sampling.top_k", where, "int", 0)
+        if "above" in d and (type(d["above"]) is not bool or (d["above"] and fmt < 4)):
+            raise BundleError(f"{where} has sampling.above = {_short(d['above'])}, not true or false in a bundle of format 4 "
+                              f"or newer (this one: {fmt}): {FIX}")
     return meta
 
 

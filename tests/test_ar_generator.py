@@ -318,6 +318,14 @@ def test_an_ar_model_that_reads_the_codes_above_exports_and_samples_alike_everyw
     assert np.array_equal(above_codes(flat, 16 * 3 + 15, 16, 512)[:, 2], [512, 512])  # nothing above-right at the edge
     export_bundle(gen, ws.bundles / "above-int8", ExportConfig(int8=True))
     assert check_parity(gen, ws.bundles / "above-int8", n_prompts=8).passed
+    from export.runtime import BundleError
+
+    meta_path = ws.bundles / "above" / "bundle.json"
+    good = json.loads(meta_path.read_text())
+    for bad in ({**good, "format": 3}, {**good, "sampling": {**good["sampling"], "above": "yes"}}):
+        meta_path.write_text(json.dumps(bad))
+        with pytest.raises(BundleError, match="sampling.above"):
+            Runtime(ws.bundles / "above", verify="size")
 
 
 TORCH_FREE_AR = r"""

@@ -229,3 +229,26 @@ def test_a_checkpoint_from_before_an_option_existed_resumes_with_its_default(tmp
     del meta["train"]["optimizer"]
     path.write_text(json.dumps(meta))
     assert train(ToyTask(), cfg(steps=12), tmp_path / "run", resume=True).step == 12
+
+
+def test_a_checkpoint_from_before_a_model_setting_existed_resumes_while_that_setting_is_off(tmp_path):
+    class Later(ToyTask):  # the same task once a setting was added, off by default
+        def __init__(self, extra):
+            super().__init__()
+            self.extra = extra
+
+        def config(self):
+            return {**super().config(), "model": {"width": 16, "above": self.extra}}
+
+    train(Later(False), cfg(steps=10), tmp_path / "run")
+    path = tmp_path / "run" / STATE_DIR / "config.json"
+    meta = json.loads(path.read_text())
+    del meta["task"]["model"]["above"]  # saved before the setting existed
+    path.write_text(json.dumps(meta))
+    with pytest.raises(ArtgenError, match="different model/task config"):  # turned on: another model
+        train(Later(True), cfg(steps=12), tmp_path / "run", resume=True)
+    assert train(Later(False), cfg(steps=12), tmp_path / "run", resume=True).step == 12
+    meta["task"]["model"]["gone"] = 1  # a setting the saved run had and this one lacks: another model
+    path.write_text(json.dumps(meta))
+    with pytest.raises(ArtgenError, match="different model/task config"):
+        train(Later(False), cfg(steps=14), tmp_path / "run", resume=True)

@@ -245,7 +245,7 @@ class ARPredictor(nn.Module):
         """The codes of the `ABOVE_OFFSETS` cells, the start id off the grid: codes (B, N) (only
         the positions before t are read) -> (B, 3) for position t, or (B, N, 3) for every position
         when t is None."""
-        pad = torch.full_like(codes[:, :1], self.cfg.start_id)
+        pad = torch.full((codes.shape[0], 1), self.cfg.start_id, dtype=codes.dtype, device=codes.device)
         src = (self.above_src.T if t is None else self.above_src[:, t]).clamp(max=codes.shape[1])  # off the grid: the pad
         return torch.cat([codes, pad], dim=1)[:, src]  # (B, N, 3) or (B, 3)
 

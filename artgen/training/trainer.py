@@ -477,9 +477,19 @@ def _evaluate(task: Task, model: nn.Module, ema: nn.Module | None = None) -> dic
         model.train(was_training)
 
 
+def _same_config(now, saved) -> bool:
+    """`now` equals the `saved` config, where a key the saved one lacks counts as equal when it is
+    off now (False, 0, None or empty): the model settings added since (rope, input_noise, above) are
+    all off by default, so a run saved before they existed is the same model."""
+    if isinstance(now, dict) and isinstance(saved, dict):
+        return (all(_same_config(v, saved[k]) if k in saved else not v for k, v in now.items())
+                and all(k in now for k in saved))
+    return now == saved
+
+
 def _check_resumable(meta: dict, task_config: dict, cfg: TrainConfig, ckpt: Path) -> None:
     saved_task = meta.get("task")
-    if json.loads(json.dumps(task_config)) != saved_task:
+    if not _same_config(json.loads(json.dumps(task_config)), saved_task):
         raise ArtgenError(f"the checkpoint at {ckpt} was made with a different model/task config: "
                           f"resume with the same options, or train again without --resume")
     now = json.loads(json.dumps(asdict(cfg)))

@@ -41,7 +41,6 @@ export function pickCode(logits, noise, temperature, topK) {
   return argmax(row);
 }
 
-/** uncond + guidance * (cond - uncond), each operation rounded to float32 as numpy does. */
 /** The codes above-left, above and above-right of position t (raster order), start_id off the
  * grid, repeated for each of `rows` batch rows: what an ar_step with sampling.above reads (runtime above_codes). */
 export function aboveCodes(codes, t, grid, startId, rows) {
@@ -50,6 +49,7 @@ export function aboveCodes(codes, t, grid, startId, rows) {
   return Array.from({ length: rows }, () => three).flat();
 }
 
+/** uncond + guidance * (cond - uncond), each operation rounded to float32 as numpy does. */
 function guide(cond, uncond, guidance) {
   const g = f32(guidance), out = new Float32Array(cond.length);
   for (let i = 0; i < cond.length; i++) out[i] = uncond[i] + f32(g * f32(cond[i] - uncond[i]));
