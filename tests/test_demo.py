@@ -50,6 +50,22 @@ def test_a_model_of_a_longer_preset_serves_a_shorter_one_and_not_the_reverse(tmp
         assert demo_module.trained_with(metrics, asked) is done, (got, asked)
 
 
+def test_a_preset_trained_for_fewer_steps_is_not_that_preset(tmp_path):
+    # `artgen train --preset default --steps 300` records "default": the demo and release-model must not ship it as such
+    from artgen.app.demo import DemoContext, tiny_done
+
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"preset": "default", "steps": 300}))
+    assert demo_module.trained_with(metrics, "quick", 300) and not demo_module.trained_with(metrics, "default", 6000)
+    metrics.write_text(json.dumps({"preset": "default"}))  # older metrics record no steps: the name decides
+    assert demo_module.trained_with(metrics, "default", 6000)
+    ws = Workspace(tmp_path / "ws")
+    ctx = DemoContext(ws, DemoConfig(vqvae_preset="default", encoder_preset="default", generator="ar"))
+    ctx.tiny.mkdir(parents=True)
+    (ctx.tiny / "metrics.json").write_text(json.dumps({"preset": "default", "steps": 300}))
+    assert not tiny_done(ctx)  # refused on its steps, before the checkpoint is even loaded
+
+
 def test_samples_decoded_with_a_deleted_decoder_are_drawn_again(tmp_path):
     import os
     import time

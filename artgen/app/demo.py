@@ -181,13 +181,23 @@ def annotations_headline(ctx: DemoContext) -> str:
     return f"{sum(1 for _ in ctx.annotations.open())} labelled paintings"
 
 
-def trained_with(metrics: Path, preset: str) -> bool:
+def trained_with(metrics: Path, preset: str, steps: int | None = None) -> bool:
     """Done when trained with the preset asked for or a bigger one (a default-preset
-    model serves the demo too); a test's custom settings count as their own preset."""
+    model serves the demo too), and for at least `steps` steps when given: `artgen train
+    --preset default --steps 300` records the preset's name, but it is not the default model.
+    A test's custom settings count as their own preset."""
     if not metrics.exists():
         return False
-    got = json.loads(metrics.read_text()).get("preset")
-    return PRESET_RANK.get(got, -1) >= PRESET_RANK[preset]
+    m = json.loads(metrics.read_text())
+    trained = m.get("steps")
+    return PRESET_RANK.get(m.get("preset"), -1) >= PRESET_RANK[preset] and (steps is None or trained is None or trained >= steps)
+
+
+def _preset_steps(presets: dict, preset: str, override: int | None, pick=lambda p: p) -> int | None:
+    """The steps a stage asks for: its override, else its named preset's."""
+    if override is not None:
+        return override
+    return pick(presets[preset]).train.get("steps") if preset in presets else None
 
 
 def vqvae_done(ctx: DemoContext) -> bool:
@@ -197,7 +207,10 @@ def vqvae_done(ctx: DemoContext) -> bool:
         VQVAE.from_pretrained(ctx.vqvae)
     except ArtgenError:
         return False
-    return trained_with(ctx.vqvae / "metrics.json", ctx.cfg.vqvae_preset)
+    from artgen.training.vqvae import PRESETS
+
+    steps = _preset_steps(PRESETS, ctx.cfg.vqvae_preset, ctx.cfg.vqvae_steps)
+    return trained_with(ctx.vqvae / "metrics.json", ctx.cfg.vqvae_preset, steps)
 
 
 def train_vqvae_model(ctx: DemoContext) -> None:
@@ -221,7 +234,10 @@ def decoder_done(ctx: DemoContext) -> bool:
         VQVAE.from_pretrained(ctx.vqvae)  # also checks it decodes this VQ-VAE's codes
     except ArtgenError:
         return False
-    return trained_with(ctx.vqvae / DECODER_METRICS_FILE, ctx.cfg.decoder_preset)
+    from artgen.training.decoder import PRESETS
+
+    steps = _preset_steps(PRESETS, ctx.cfg.decoder_preset, ctx.cfg.decoder_steps)
+    return trained_with(ctx.vqvae / DECODER_METRICS_FILE, ctx.cfg.decoder_preset, steps)
 
 
 def train_decoder_model(ctx: DemoContext) -> None:
@@ -241,7 +257,11 @@ def tiny_done(ctx: DemoContext) -> bool:
     from artgen.generate import load_generator
 
     cfg = ctx.cfg
-    if not trained_with(ctx.tiny / "metrics.json", "custom" if cfg.encoder_overrides else cfg.encoder_preset):
+    from artgen.training.predictor import presets_for
+
+    preset = "custom" if cfg.encoder_overrides else cfg.encoder_preset
+    steps = _preset_steps(presets_for(cfg.generator), preset, cfg.encoder_steps, pick=lambda by_encoder: by_encoder["tiny"])
+    if not trained_with(ctx.tiny / "metrics.json", preset, steps):
         return False
     try:
         load_generator(ctx.ws, ctx.model)  # also checks it was trained on this VQ-VAE's codes
