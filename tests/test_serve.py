@@ -669,7 +669,7 @@ def test_artgen_serve_answers_over_http(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "artgen", "serve", "--port", str(port), "--threads", "1"],
+    proc = subprocess.Popen([sys.executable, "-m", "artgen", "serve", "--port", str(port), "--threads", "1", "--body-timeout-s", "5"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
@@ -685,6 +685,7 @@ def test_artgen_serve_answers_over_http(tmp_path):
         r = httpx.post(f"{url}/v1/images", json={"prompt": PROMPT, "n": 2, "seed": 3}, timeout=60)
         assert r.status_code == 200 and r.content[:8] == b"\x89PNG\r\n\x1a\n" and r.headers["x-seeds"] == "3,4"
         assert r.content == grid_png(Runtime(SHIPPED_MODEL).generate([PROMPT] * 2, seed=3))
+        assert httpx.get(f"{url}/v1/model", timeout=10).json()["serving"]["body_timeout_s"] == 5
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -455,6 +455,8 @@ def serve_cmd(
     queue: int = typer.Option(64, min=1, help="Requests that may wait; beyond them: 503 with Retry-After."),
     threads: Optional[int] = typer.Option(None, min=1, help="ONNX Runtime threads (default: ONNX Runtime's choice)."),
     timeout_s: float = typer.Option(30.0, "--timeout-s", min=0.001, help="Seconds a request may wait and run; beyond: 504."),
+    body_timeout_s: float = typer.Option(30.0, "--body-timeout-s", min=0.001, max=3600.0,
+                                         help="Seconds a request body may pause between its parts; beyond: 408."),
     batching: str = typer.Option("exact", help="exact: merge requests only where no image can change (fp32 bundles); merge: always."),
     web: Optional[Path] = typer.Option(None, "--web", help="A folder served at / (a page built by `artgen web`)."),
     cors_origin: Optional[list[str]] = typer.Option(
@@ -465,7 +467,7 @@ def serve_cmd(
     from artgen.app.serve import ServeConfig, serve
 
     config = ServeConfig(max_batch=max_batch, batch_window_ms=batch_window_ms, queue=queue, timeout_s=timeout_s,
-                         threads=threads, batching=batching, cors_origins=tuple(cors_origin or ()))
+                         body_timeout_s=body_timeout_s, threads=threads, batching=batching, cors_origins=tuple(cors_origin or ()))
     serve(bundle if bundle is not None else SHIPPED_MODEL, config, host=host, port=port, static_dir=web)
 
 
