@@ -16,6 +16,11 @@ def test_data_synth_does_not_replace_a_corpus_without_force(tmp_path):
     assert sorted(p.name for p in (ws / "data").rglob("*")) == before
     r = run_cli("data", "import", str(tmp_path / "nowhere"), workdir=ws)
     _one_line_error(r, "already holds a corpus", "--force")
+    assert "annotations" not in r.stderr
+    (ws / "annotations").mkdir()
+    (ws / "annotations" / "heuristic.jsonl").write_text("")
+    r = run_cli("data", "import", str(tmp_path / "nowhere"), workdir=ws)
+    _one_line_error(r, "already holds a corpus", "annotations are kept for the paintings it still holds")
     r = run_cli("data", "synth", "--count", "4", "--size", "16", "--workers", "1", "--force", workdir=ws)
     assert r.returncode == 0, r.stderr
 

@@ -98,10 +98,11 @@ def check_corpus_target(data_dir: Path, force: bool = False) -> None:
     root = data_dir.parent
     made = sorted(p.name for p in (root / "checkpoints").glob("*") if (p / "config.json").exists())
     made += ["latents"] if (root / "latents").exists() else []
-    made += ["annotations"] if any((root / "annotations").glob("*.jsonl")) else []
     uses = f" (made from it: {', '.join(made)})" if made else ""
-    raise ArtgenError(f"{data_dir} already holds a corpus{uses}: pass --force to replace it (what was made from it "
-                      "will need to be made again), or choose another --workdir")
+    kept = ("; annotations are kept for the paintings it still holds (they are keyed by painting)"
+            if any((root / "annotations").glob("*.jsonl")) else "")
+    raise ArtgenError(f"{data_dir} already holds a corpus{uses}: pass --force to replace it (models and latents made from "
+                      f"it will need to be made again{kept}), or choose another --workdir")
 
 
 def check_image_size(size: int) -> None:
