@@ -271,11 +271,14 @@ def test_metadata_files_in_style_folders_are_read_below_their_folder(tmp_path):
     (src / "a" / "metadata.jsonl").write_text('{"file_name": "p0.png", "adjectives": ["warm"]}\n'  # relative to a/
                                               '{"file_name": "p1.png", "style": "cubism"}\n')
     (src / "b" / "metadata.csv").write_text("file_name,adjectives\np2.png,cool\n")
-    (src / "metadata.csv").write_text("file_name,style\na/p1.png,fauvism\n")  # the root's row wins over a/'s
+    (src / "metadata.csv").write_text("file_name,style,adjectives\na/p1.png,fauvism,\nb/p2.png,,warm\n")  # the root's row wins
     report = import_paintings(str(src), tmp_path / "data", tmp_path / "import.log", size=16, show_progress=False)
     labels = _styles_by_source(tmp_path / "data")
     assert labels["a/p0.png"] == ("a", ["warm"]) and labels["a/p1.png"] == ("fauvism", [])
-    assert labels["b/p2.png"] == ("b", ["cool"]) and labels["b/p0.png"] == ("b", [])
+    assert labels["b/p2.png"] == ("b", ["warm"]) and labels["b/p0.png"] == ("b", [])
+    (src / "b" / "metadata.csv").write_text("file_name,style,adjectives\np2.png,fauvism,cool\n")  # what the root row lacks
+    import_paintings(str(src), tmp_path / "data2", tmp_path / "import2.log", size=16, show_progress=False)
+    assert _styles_by_source(tmp_path / "data2")["b/p2.png"] == ("fauvism", ["warm"])
     assert report.labels.startswith("styles from metadata.csv, a/metadata.jsonl, else sub-folder names")
     log = (tmp_path / "import.log").read_text()
     assert "metadata row without an image" not in log and "not an image file" not in log
@@ -376,12 +379,20 @@ def test_style_column_names_where_styles_come_from(tmp_path):
     (src / "metadata.csv").write_text("file_name,genre\na/p0.png,landscape\nb/p0.png,portrait\n")
     import_paintings(str(src), tmp_path / "d4", tmp_path / "l4", size=16, show_progress=False, style_column="genre")
     labels = _styles_by_source(tmp_path / "d4")
-    assert labels["a/p0.png"][0] == "landscape" and labels["b/p0.png"][0] == "portrait" and labels["a/p1.png"][0] == "a"
+    # a column named: the sub-folder names (artists, say) are not styles either
+    assert labels["a/p0.png"][0] == "landscape" and labels["b/p0.png"][0] == "portrait" and labels["a/p1.png"][0] == "imported"
     import_paintings(str(src), tmp_path / "d5", tmp_path / "l5", size=16, show_progress=False, style_column="none")
     assert {s for s, _ in _styles_by_source(tmp_path / "d5").values()} == {"imported"}
     r = run_cli("data", "import", str(src), "--size", "16", "--style-column", "mood", workdir=tmp_path / "w")
     assert_one_line_error(r, "--style-column mood: no such column (metadata.csv)")
     assert not (tmp_path / "w" / "data").exists()
+    assert run_cli("data", "import", str(src), "--size", "16", "--style-column", "None", workdir=tmp_path / "w").returncode == 0
+    assert {s for s, _ in _styles_by_source(tmp_path / "w" / "data").values()} == {"imported"}
+
+    both = datasets.DatasetDict({"train": ds, "test": ds.remove_columns("movement")})  # one split lacks the column
+    both.save_to_disk(str(tmp_path / "dd"))
+    import_paintings(str(tmp_path / "dd"), tmp_path / "d6", tmp_path / "l6", size=16, show_progress=False, style_column="movement")
+    assert "split test without the `movement` column: no style labels there" in (tmp_path / "l6").read_text()
 
 
 def test_the_import_command_says_where_the_labels_came_from(tmp_path):

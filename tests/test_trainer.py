@@ -248,6 +248,11 @@ def test_a_checkpoint_from_before_a_model_setting_existed_resumes_while_that_set
     with pytest.raises(ArtgenError, match="different model/task config"):  # turned on: another model
         train(Later(True), cfg(steps=12), tmp_path / "run", resume=True)
     assert train(Later(False), cfg(steps=12), tmp_path / "run", resume=True).step == 12
+    del meta["task"]["model"]["width"]  # a setting that is not one added later: its absence is not presumed off
+    path.write_text(json.dumps(meta))
+    with pytest.raises(ArtgenError, match="different model/task config"):
+        train(Later(False), cfg(steps=14), tmp_path / "run", resume=True)
+    meta["task"]["model"]["width"] = 16
     meta["task"]["model"]["gone"] = 1  # a setting the saved run had and this one lacks: another model
     path.write_text(json.dumps(meta))
     with pytest.raises(ArtgenError, match="different model/task config"):

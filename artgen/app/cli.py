@@ -100,7 +100,7 @@ def data_import(
     check_corpus_target(ws.data, force=force)
     with stage_lock(ws, "data", "the corpus"):
         report = import_paintings(source, ws.data, ws.root / "logs" / "import.log", size=size,
-                                  style_column=style_column.strip() if style_column and style_column.strip() else None)
+                                  style_column=style_column_option(style_column))
     console.print(
         f"imported {report.train} train + {report.test} test paintings to {ws.data}; "
         f"{report.duplicates} duplicates dropped, {len(report.skipped)} skipped (listed in {report.log_path})"
@@ -110,6 +110,14 @@ def data_import(
         from artgen.data.importer import upscaled_note
 
         console.print(upscaled_note(report.upscaled, size), markup=False, highlight=False)
+
+
+def style_column_option(value: str | None) -> str | None:
+    """`--style-column`: a column name as given (stripped), `none` in any case for no styles, None when not given."""
+    from artgen.data.importer import NO_STYLE_COLUMN
+
+    value = (value or "").strip()
+    return None if not value else NO_STYLE_COLUMN if value.lower() == NO_STYLE_COLUMN else value
 
 
 @data_app.command("show")

@@ -17,7 +17,7 @@ files and folders (".*") and "__*" folders (__MACOSX) are skipped and counted. A
 folders only (train, test, validation/valid/val, dev) is the split layout: styles are the folders
 below them (paintings/train/cubism/a.jpg is "cubism"), and the source's split is not kept. A
 `metadata.csv` or `metadata.jsonl` in any folder (a `file_name` column, the image's path relative to
-that folder; matched in Unicode NFC, a leading "/" or "./" ignored; the file nearer the root wins) sets
+that folder; matched in Unicode NFC, a leading "/" or "./" ignored; per field, the file nearer the root wins) sets
 `style` (over folder names) and `adjectives` (a list, a comma/semicolon-separated string, or a
 string holding a list, "['warm', 'vivid']"); a malformed one is an error before any image is read. A dataset keeps its
 `style` column (strings or a ClassLabel), else a ClassLabel `label` column (what
@@ -26,7 +26,7 @@ string holding a list, "['warm', 'vivid']"); a malformed one is an error before 
 is no label, a whole-number float (3.0) is "3"; the None items of an adjective list are left out.
 Adjectives go through `vocabulary_words`, as label files do: words outside the vocabulary are
 dropped and counted in the log. A painting without a style label is "imported". `--style-column`
-names another column to read styles from (`none`: no styles).
+names the one column to read styles from, sub-folder names left aside (`none`: no styles).
 """
 
 from __future__ import annotations
@@ -328,8 +328,8 @@ def _folder_source(path: Path, style_column: str | None = None) -> Source:
     splits = _split_layout(names)
     hidden_what = "file or folder" if hidden == 1 else "files or folders"
     notes = [f'{hidden} hidden {hidden_what} skipped (names starting with ".", folders with "__")'] if hidden else []
-    if style_column == NO_STYLE_COLUMN:
-        folder_styles, why_not = {}, "--style-column none was given"
+    if style_column is not None:  # a column named (or none): the sub-folder names are not styles
+        folder_styles, why_not = {}, f"--style-column {style_column} was given"
     elif splits:  # paintings/train/cubism/a.jpg: the styles are the folders below the split folders
         below = {n: str(PurePosixPath(*PurePosixPath(n).parts[1:])) for n in names}
         styles_below, why_not = _folder_styles(list(below.values()), itself="a split folder itself")
@@ -351,15 +351,17 @@ def _folder_source(path: Path, style_column: str | None = None) -> Source:
             continue
         column = None if style_column == NO_STYLE_COLUMN else style_column or "style"
         labels, has_style, has_adjectives = _metadata_labels(path / found[0], column)
-        for name, value in labels.items():
-            metadata.setdefault(_nfc(str(PurePosixPath(where, name))), value)
+        for name, (style, adjectives) in labels.items():  # field by field: a root row without a style leaves a deeper file's
+            key = _nfc(str(PurePosixPath(where, name)))
+            had_style, had_adjectives = metadata.get(key, (None, ()))
+            metadata[key] = (had_style or style, had_adjectives or adjectives)
         metadata_files.append(found[0])
         style_files += found[:has_style]
         adjective_files += found[:has_adjectives]
     if style_column not in (None, NO_STYLE_COLUMN) and not style_files:
         where = ", ".join(metadata_files) if metadata_files else f"no metadata.csv or metadata.jsonl in {path}"
         raise ArtgenError(f"--style-column {style_column}: no such column ({where}): name a column of the metadata file, "
-                          "or leave the option out to take `style` and the sub-folder names")
+                          "or leave the option out to take `style`, else the sub-folder names")
     if metadata_files:
         if style_files:
             style_origin = f"{', '.join(style_files)}, else sub-folder names" if folder_styles else ", ".join(style_files)
@@ -450,10 +452,13 @@ def _dataset_source(ds, style_column: str | None = None) -> Source:
         raise ArtgenError(f"--style-column {style_column}: the dataset has no such column (its columns: {', '.join(names)}): "
                           "name one of them, or leave the option out to take `style`, else a ClassLabel `label`")
     adjectives = next((a for _, a in columns if a), None)
+    lacking = [name for (name, _), (s, _) in zip(splits, columns) if s is None]
+    notes = [f"split{'s' if len(lacking) > 1 else ''} {', '.join(lacking)} without the `{style}` column: "
+             "no style labels there"] if style is not None and lacking else []
     return Source(
         sum(len(split) for _, split in splits), _dataset_items(splits, style_column),
         style_origin=None if style is None else f"the dataset's `{style}` column",
-        adjective_origin=None if adjectives is None else f"the dataset's `{adjectives}` column",
+        adjective_origin=None if adjectives is None else f"the dataset's `{adjectives}` column", notes=notes,
     )
 
 

@@ -477,12 +477,17 @@ def _evaluate(task: Task, model: nn.Module, ema: nn.Module | None = None) -> dic
         model.train(was_training)
 
 
+# Model settings added to a config after runs were saved without them, each off by default (False / 0):
+# a saved run that lacks one was trained with it off. Other missing keys are not presumed: the VQ-VAE
+# records `mirror` only when it is off, and Hugging Face configs leave out every default.
+LATER_SETTINGS = frozenset({"text_modulation", "rope", "input_noise", "above"})
+
+
 def _same_config(now, saved) -> bool:
-    """`now` equals the `saved` config, where a key the saved one lacks counts as equal when it is
-    off now (False, 0, None or empty): the model settings added since (rope, input_noise, above) are
-    all off by default, so a run saved before they existed is the same model."""
+    """`now` equals the `saved` config, where one of LATER_SETTINGS that the saved one lacks counts as
+    equal while it is off now."""
     if isinstance(now, dict) and isinstance(saved, dict):
-        return (all(_same_config(v, saved[k]) if k in saved else not v for k, v in now.items())
+        return (all(_same_config(v, saved[k]) if k in saved else (k in LATER_SETTINGS and not v) for k, v in now.items())
                 and all(k in now for k in saved))
     return now == saved
 
