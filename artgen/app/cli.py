@@ -89,8 +89,8 @@ def data_import(
     size: int = typer.Option(64, min=16, max=1024, help="Image side in pixels after centre crop."),
     force: bool = typer.Option(False, "--force", help="Replace a corpus that is already there."),
     style_column: Optional[str] = typer.Option(
-        None, "--style-column", help="The metadata or dataset column that holds each painting's style, when not `style` "
-        "(default: `style`, else a dataset's ClassLabel `label`, else the sub-folder names); `none` takes no styles."),
+        None, "--style-column", help="The metadata or dataset column that holds each painting's style, and the only source "
+        "of styles (default: `style`, else a dataset's ClassLabel `label`, else the sub-folder names); `none` takes no styles."),
 ) -> None:
     """Import real paintings (RGB, centre-cropped, resized; content-hash split)."""
     from artgen.data.corpus import check_corpus_target
