@@ -25,10 +25,10 @@ import argparse
 from dataclasses import dataclass, replace
 
 import torch
-from ar_probe_common import draw_probe_codes, guided_start, load_swapped_network, print_style_row, probe_set, train_swapped_network
+from ar_probe_common import draw_probe_codes, guided_codes, load_swapped_network, print_style_row, probe_set, train_swapped_network
 
 import artgen.models.generators as generators
-from artgen.generate import load_generator, pick_codes
+from artgen.generate import load_generator
 from artgen.models.ar_predictor import ARBlock, ARConfig, ARPredictor, evaluation_inputs, training_inputs
 from artgen.models.text_to_codes import TextToCodes
 from artgen.training.predictor import AR_PRESETS
@@ -78,18 +78,10 @@ def gated_kind() -> generators.GeneratorKind:
                                     GatedARPredictor, training_inputs, evaluation_inputs, "teacher-forced")
 
 
-@torch.no_grad()
 def draw(model: TextToCodes, captions: list[str], seeds: list[int], guidance: float, temperature: float) -> torch.Tensor:
-    P, N, B = model.predictor, model.predictor.cfg.positions, len(captions)
-    context, past_k, past_v, noise = guided_start(model, captions, seeds)
-    token = torch.full((2 * B, 1), P.cfg.start_id, dtype=torch.long)
-    codes = torch.empty((B, N), dtype=torch.long)
-    for t in range(N):
-        logits, past_k, past_v = P.step(token, past_k, past_v, *context)
-        cond, uncond = logits.chunk(2)
-        codes[:, t] = pick_codes(uncond + guidance * (cond - uncond), noise[:, t], temperature, 0)
-        token = codes[:, t:t + 1].repeat(2, 1)
-    return codes.view(B, P.cfg.grid, P.cfg.grid)
+    """The plain raster sampler of the sweeps (`guided_codes`), as a (B, h, w) grid."""
+    g = model.predictor.cfg.grid
+    return guided_codes(model, captions, seeds, guidance, temperature)[0].view(len(captions), g, g)
 
 
 def main() -> None:

@@ -14,6 +14,18 @@ def _painting(path, seed, size=(90, 60), fmt=None):
     Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path, format=fmt)
 
 
+def _png_cells(n, seed, side):
+    """`n` random side x side PNGs as a dataset's Image cells ({"bytes", "path"}), image i from seed + i."""
+    import io
+
+    cells = []
+    for i in range(n):
+        buf = io.BytesIO()
+        Image.fromarray(np.random.default_rng(seed + i).integers(0, 255, (side, side, 3), dtype=np.uint8)).save(buf, format="PNG")
+        cells.append({"bytes": buf.getvalue(), "path": None})
+    return cells
+
+
 def _style_folders(src, styles, per_style):
     """src/<style>/p<i>.png, `per_style` distinct 24 x 16 paintings in each style's folder."""
     for k, style in enumerate(styles):
@@ -316,7 +328,6 @@ def test_a_malformed_metadata_file_is_one_error_before_any_image_is_read(tmp_pat
 
 
 def test_a_saved_dataset_keeps_its_labels(tmp_path, small_corpus):
-    import io
 
     import datasets
 
@@ -331,11 +342,7 @@ def test_a_saved_dataset_keeps_its_labels(tmp_path, small_corpus):
     assert "styles from the dataset's `style` column" in (tmp_path / "log").read_text().splitlines()[1]
 
     # what load_dataset("imagefolder") builds: a ClassLabel `label` from folder names; adjectives as a string
-    images = []
-    for i in range(8):
-        buf = io.BytesIO()
-        Image.fromarray(np.random.default_rng(300 + i).integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(buf, format="PNG")
-        images.append({"bytes": buf.getvalue(), "path": None})
+    images = _png_cells(8, 300, 16)
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["cubism", "fauvism"]),
                                   "adjectives": datasets.Value("string")})
     ds = datasets.Dataset.from_dict({"image": images, "label": [i % 2 for i in range(8)],
@@ -350,16 +357,11 @@ def test_a_saved_dataset_keeps_its_labels(tmp_path, small_corpus):
 
 
 def test_style_column_names_where_styles_come_from(tmp_path):
-    import io
 
     import datasets
     from helpers import assert_one_line_error, run_cli
 
-    images = []
-    for i in range(6):
-        buf = io.BytesIO()
-        Image.fromarray(np.random.default_rng(500 + i).integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(buf, format="PNG")
-        images.append({"bytes": buf.getvalue(), "path": None})
+    images = _png_cells(6, 500, 16)
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["monet", "klee"]),  # artists
                                   "movement": datasets.Value("string")})
     ds = datasets.Dataset.from_dict({"image": images, "label": [i % 2 for i in range(6)],
@@ -495,15 +497,10 @@ def test_metadata_names_match_in_nfc_and_non_images_are_named(tmp_path):
 
 
 def test_dataset_label_cells_of_other_types(tmp_path):
-    import io
 
     import datasets
 
-    images = []
-    for i in range(8):
-        buf = io.BytesIO()
-        Image.fromarray(np.random.default_rng(600 + i).integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(buf, format="PNG")
-        images.append({"bytes": buf.getvalue(), "path": None})
+    images = _png_cells(8, 600, 8)
     features = datasets.Features({"image": datasets.Image(), "style": datasets.Value("float64"),
                                   "adjectives": datasets.Sequence(datasets.ClassLabel(names=["warm", "vivid"]))})
     ds = datasets.Dataset.from_dict({"image": images, "style": [3.0, 4.0, float("nan"), None] * 2,
