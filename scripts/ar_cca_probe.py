@@ -27,19 +27,13 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
-from dataclasses import asdict
+from functools import partial
 
-import numpy as np
 import torch
 import torch.nn.functional as F
+from ar_probe_common import finetune, labelled_grids
 
-from artgen.data.captions import load_labels
-from artgen.data.latents import FLIPPED, ensure_latents, load_latents, painting_id
-from artgen.models.generators import generator_kind
-from artgen.models.text_to_codes import TextToCodes
-from artgen.training.predictor import AR_PRESETS, PredictorTask
-from artgen.training.trainer import TrainConfig, train
+from artgen.training.predictor import PredictorTask
 from artgen.workspace import Workspace
 
 
@@ -100,31 +94,11 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(2)
     ws = Workspace.resolve(args.workdir)
-    ensure_latents(ws, flipped=True)
-    labels_by_id, _ = load_labels(ws, "gt")
-    (ids, codes), (fids, fcodes), (tids, tcodes) = (load_latents(ws, split) for split in ("train", FLIPPED, "test"))
-    train_codes = np.concatenate([codes, fcodes])
-    train_labels = [labels_by_id.get(painting_id(i), []) for i in ids + fids]
-    test_labels = [labels_by_id.get(painting_id(i), []) for i in tids]
-
     base_dir = ws.checkpoint(args.model)
     out = ws.checkpoint(args.out or f"{args.model}-cca")
-    model, config = TextToCodes.from_pretrained(base_dir)
-    model.train()
-    config = json.loads(json.dumps(config))
     note = {"base": str(base_dir), "steps": args.steps, "lr": args.lr, "beta": args.beta, "lambda": args.lam}
-    config["summary"] = {**config["summary"], "preset": "custom", "cca": note}
-    work = out.with_name(out.name + ".run")
-    task = CCATask(model, train_codes, train_labels, tcodes, test_labels, config, work / "metrics.json",
-                   kind=generator_kind("ar"), beta=args.beta, lam=args.lam)
-    p = AR_PRESETS["default"]["tiny"]
-    tcfg = TrainConfig(**{**p.train, "steps": args.steps, "lr": args.lr, "warmup_steps": max(1, args.steps // 20),
-                          "checkpoint_every": 0, "eval_every": 0, "seed": 0})
-    result = train(task, tcfg, work, description=f"CCA fine-tune {out.name}")
-    out.mkdir(parents=True, exist_ok=True)
-    result.model.save_pretrained(out, {**config, "train": asdict(tcfg)})
-    final = {**config["summary"], **result.metrics, "train_seconds_this_run": round(result.seconds, 1)}
-    (out / "metrics.json").write_text(json.dumps(final, indent=1))
+    final = finetune(base_dir, out, labelled_grids(ws), args.steps, args.lr, "cca", note,
+                     make_task=partial(CCATask, beta=args.beta, lam=args.lam), description="CCA fine-tune")
     print(f"CCA: test CE {final['ce']:.3f} (without text {final['ce_no_text']:.3f}; text gap "
           f"{final['ce_no_text'] - final['ce']:.3f}), {final['train_seconds_this_run']:.0f} s -> {out}")
 

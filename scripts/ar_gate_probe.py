@@ -25,7 +25,15 @@ import argparse
 from dataclasses import dataclass, replace
 
 import torch
-from ar_probe_common import draw_probe_codes, guided_codes, load_swapped_network, print_style_row, probe_set, train_swapped_network
+from ar_probe_common import (
+    add_swapped_network_args,
+    draw_probe_codes,
+    guided_codes,
+    load_swapped_network,
+    print_style_row,
+    probe_set,
+    train_swapped_network,
+)
 
 import artgen.models.generators as generators
 from artgen.generate import load_generator
@@ -86,14 +94,7 @@ def draw(model: TextToCodes, captions: list[str], seeds: list[int], guidance: fl
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workdir", default=None)
-    ap.add_argument("--steps", type=int, default=2000)
-    ap.add_argument("--captions", type=int, default=1000)
-    ap.add_argument("--batch", type=int, default=50)
-    ap.add_argument("--decoder-from", default="tiny-ar-base2000",
-                    help="an AR model in the workspace whose generator decodes (only its VQ-VAE is used)")
-    ap.add_argument("--skip-training", action="store_true", help="score the model already in tiny-ar-gates")
-    ap.add_argument("--compile", action="store_true", help="train through torch.compile (as the long preset)")
+    add_swapped_network_args(ap, "tiny-ar-gates")
     args = ap.parse_args()
     torch.set_num_threads(2)
     ws = Workspace.resolve(args.workdir)

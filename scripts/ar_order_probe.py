@@ -29,7 +29,15 @@ from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
-from ar_probe_common import draw_probe_codes, guided_start, load_swapped_network, print_style_row, probe_set, train_swapped_network
+from ar_probe_common import (
+    add_swapped_network_args,
+    draw_probe_codes,
+    guided_start,
+    load_swapped_network,
+    print_style_row,
+    probe_set,
+    train_swapped_network,
+)
 
 import artgen.models.generators as generators
 from artgen.generate import load_generator, pick_codes
@@ -135,16 +143,9 @@ def draw(model: TextToCodes, captions: list[str], seeds: list[int], guidance: fl
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workdir", default=None)
+    add_swapped_network_args(ap, "tiny-ar-<order>")
     ap.add_argument("--order", default="subscale2")
-    ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0, help="training seed (another seed: how far two runs differ)")
-    ap.add_argument("--captions", type=int, default=1000)
-    ap.add_argument("--batch", type=int, default=50)
-    ap.add_argument("--decoder-from", default="tiny-ar-base2000",
-                    help="an AR model in the workspace whose generator decodes (only its VQ-VAE is used)")
-    ap.add_argument("--skip-training", action="store_true", help="score the model already in tiny-ar-<order>")
-    ap.add_argument("--compile", action="store_true", help="train through torch.compile (as the long preset)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     ws = Workspace.resolve(args.workdir)

@@ -28,7 +28,15 @@ import argparse
 from dataclasses import dataclass, replace
 
 import torch
-from ar_probe_common import draw_probe_codes, guided_start, load_swapped_network, print_style_row, probe_set, train_swapped_network
+from ar_probe_common import (
+    add_swapped_network_args,
+    draw_probe_codes,
+    guided_start,
+    load_swapped_network,
+    print_style_row,
+    probe_set,
+    train_swapped_network,
+)
 from torch import nn
 
 import artgen.models.generators as generators
@@ -155,14 +163,8 @@ def draw(model: TextToCodes, captions: list[str], seeds: list[int], guidance: fl
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workdir", default=None)
-    ap.add_argument("--steps", type=int, default=2000)
+    add_swapped_network_args(ap, "tiny-ar-pairs", compile=False)
     ap.add_argument("--layers", type=int, default=6)
-    ap.add_argument("--captions", type=int, default=1000)
-    ap.add_argument("--batch", type=int, default=50)
-    ap.add_argument("--decoder-from", default="tiny-ar-base2000",
-                    help="an AR model in the workspace whose generator decodes (only its VQ-VAE is used)")
-    ap.add_argument("--skip-training", action="store_true", help="score the model already in tiny-ar-pairs")
     args = ap.parse_args()
     torch.set_num_threads(2)
     ws = Workspace.resolve(args.workdir)

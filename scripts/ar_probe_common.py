@@ -8,6 +8,10 @@ and the bench's style judge (trained on real train paintings, cached in the work
 --captions)
 and what they open: the workspace, its autoregressive generator and the probe set.
 `drawn_styles`: the judge's style of each caption's guided image.
+`add_swapped_network_args`: the options of the probes that train a network of their own.
+`labelled_grids`, `cached_code_scorer`, `finetune`: the train and test grids with their
+adjectives, the code scorer cached in a folder, and the fine-tuning of a trained AR model that
+the self-training, CCA and reranking probes share.
 `guided_codes`: the runtime's sampler (guided Gumbel-max, one cached step per position),
 opened up for probes: the first `known` positions can be given, and the model's own text
 agreement of the drawn codes comes back beside them.
@@ -107,6 +111,21 @@ def add_probe_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--captions", type=int, default=300)
 
 
+def add_swapped_network_args(ap: argparse.ArgumentParser, folder: str, compile: bool = True) -> None:
+    """The options every swapped-network probe takes (`train_swapped_network`): the workspace, the
+    training steps, the probe captions and batch, the model whose VQ-VAE decodes, and scoring the
+    model already in `folder` instead of training it (and `--compile` where the probe offers it)."""
+    ap.add_argument("--workdir", default=None)
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--captions", type=int, default=1000)
+    ap.add_argument("--batch", type=int, default=50)
+    ap.add_argument("--decoder-from", default="tiny-ar-base2000",
+                    help="an AR model in the workspace whose generator decodes (only its VQ-VAE is used)")
+    ap.add_argument("--skip-training", action="store_true", help=f"score the model already in {folder}")
+    if compile:
+        ap.add_argument("--compile", action="store_true", help="train through torch.compile (as the long preset)")
+
+
 def open_probe(args: argparse.Namespace):
     """(workspace, autoregressive generator, probe set) for `add_probe_args`' options, on 2 threads."""
     torch.set_num_threads(2)
@@ -174,3 +193,83 @@ def print_style_row(name: str, decoder, probe: ProbeSet, codes: torch.Tensor, se
     counts = np.unique(drawn, return_counts=True)[1]
     print("| model | style consistency | styles / top share | sampling seconds |\n|---|---|---|---|")
     print(f"| {name} | {hits:.3f} | {len(counts)} / {counts.max() / len(drawn):.2f} | {seconds:.0f} |")
+
+
+@dataclass
+class LabelledGrids:
+    train_codes: np.ndarray  # the train grids, then their mirror images
+    train_labels: list[list[str]]  # each one's ground-truth adjectives
+    originals: int  # how many of them are the paintings themselves (the first ones)
+    test_codes: np.ndarray
+    test_labels: list[list[str]]
+
+
+def labelled_grids(ws: Workspace) -> LabelledGrids:
+    """The workspace's train grids with their mirror images (encoded first if missing) and the
+    test grids, each with its painting's ground-truth adjectives: what the fine-tuning probes
+    and the code scorer train and evaluate on."""
+    from artgen.data.captions import load_labels
+    from artgen.data.latents import FLIPPED, ensure_latents, load_latents, painting_id
+
+    ensure_latents(ws, flipped=True)
+    labels_by_id, _ = load_labels(ws, "gt")
+    (ids, codes), (fids, fcodes), (tids, tcodes) = (load_latents(ws, split) for split in ("train", FLIPPED, "test"))
+    return LabelledGrids(np.concatenate([codes, fcodes]), [labels_by_id.get(painting_id(i), []) for i in ids + fids], len(ids),
+                         tcodes, [labels_by_id.get(painting_id(i), []) for i in tids])
+
+
+def cached_code_scorer(directory, grids, codebook_size: int, cfg):
+    """(scorer, its stats): the code scorer saved in `directory` (stats in `<directory>.json`
+    beside it), else one trained by `cfg` (a SelfTrainingConfig) on `grids()` (a callable
+    returning LabelledGrids, called only then) and saved there."""
+    import json
+    from pathlib import Path
+
+    from artgen.models.code_scorer import CodeScorer
+    from artgen.training.self_training import train_code_scorer
+
+    directory = Path(directory)
+    stats_path = directory.with_name(directory.name + ".json")
+    if (directory / "config.json").exists():
+        return CodeScorer.from_pretrained(directory), json.loads(stats_path.read_text()) if stats_path.exists() else {}
+    grids = grids()
+    start = time.perf_counter()
+    scorer, stats = train_code_scorer(grids.train_codes, grids.train_labels, grids.test_codes, grids.test_labels,
+                                      codebook_size, cfg)
+    stats["seconds"] = round(time.perf_counter() - start, 1)
+    scorer.save_pretrained(directory)
+    stats_path.write_text(json.dumps(stats, indent=1))
+    return scorer, stats
+
+
+def finetune(base_dir, out, grids: LabelledGrids, steps: int, lr: float, note_key: str, note: dict,
+             make_task=None, description: str = "fine-tune") -> dict:
+    """Fine-tune the AR model in `base_dir` for `steps` at peak LR `lr` (the default preset's
+    batches, a 5 % warm-up, no evaluations until the end) into the model folder `out`, its run
+    in `<out>.run`; `note` is recorded under `note_key` in the config's summary. `make_task`
+    (default PredictorTask: plain CE) takes PredictorTask's arguments. Returns the final metrics."""
+    import json
+    from dataclasses import asdict
+
+    from artgen.models.generators import generator_kind
+    from artgen.models.text_to_codes import TextToCodes
+    from artgen.training.predictor import AR_PRESETS, PredictorTask
+    from artgen.training.trainer import TrainConfig, train
+
+    model, config = TextToCodes.from_pretrained(base_dir)
+    model.train()
+    config = json.loads(json.dumps(config))
+    config["summary"] = {**config["summary"], "preset": "custom", note_key: note}
+    work = out.with_name(out.name + ".run")
+    task = (make_task or PredictorTask)(model, grids.train_codes, grids.train_labels, grids.test_codes, grids.test_labels,
+                                        config, work / "metrics.json", kind=generator_kind("ar"))
+    p = AR_PRESETS["default"]["tiny"]
+    tcfg = TrainConfig(**{**p.train, "steps": steps, "lr": lr, "warmup_steps": max(1, steps // 20),
+                          "checkpoint_every": 0, "eval_every": 0, "seed": 0})
+    result = train(task, tcfg, work, description=f"{description} {out.name}")
+    out.mkdir(parents=True, exist_ok=True)
+    result.model.save_pretrained(out, {**config, "train": asdict(tcfg)})
+    final = {**config["summary"], **result.metrics, "steps": steps, "lr": lr,
+             "train_seconds_this_run": round(result.seconds, 1)}
+    (out / "metrics.json").write_text(json.dumps(final, indent=1))
+    return final

@@ -27,47 +27,18 @@ W/cache/self_training/; then score each with `scripts/ar_sampling_sweep.py --che
 from __future__ import annotations
 
 import argparse
-import json
 import pickle
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
-import numpy as np
 import torch
+from ar_probe_common import cached_code_scorer, finetune, labelled_grids
 
-from artgen.data.captions import load_labels
-from artgen.data.latents import FLIPPED, ensure_latents, load_latents, painting_id
 from artgen.generate import load_generator
 from artgen.models.code_scorer import CodeScorer
-from artgen.models.generators import generator_kind
-from artgen.models.text_to_codes import TextToCodes
-from artgen.training.predictor import AR_PRESETS, PredictorTask
-from artgen.training.self_training import SelfTrainingConfig, draw_drafts, mixed_training_set, train_code_scorer
-from artgen.training.trainer import TrainConfig, train
+from artgen.training.self_training import SelfTrainingConfig, draw_drafts, mixed_training_set
 from artgen.workspace import Workspace
-
-
-def finetune(base_dir: Path, out: Path, train_codes: np.ndarray, train_labels: list[list[str]],
-             test_codes: np.ndarray, test_labels: list[list[str]], steps: int, lr: float, note: dict) -> dict:
-    model, config = TextToCodes.from_pretrained(base_dir)
-    model.train()
-    config = json.loads(json.dumps(config))
-    config["summary"] = {**config["summary"], "preset": "custom", "self_training": note}
-    kind = generator_kind("ar")
-    work = out.with_name(out.name + ".run")
-    task = PredictorTask(model, train_codes, train_labels, test_codes, test_labels, config, work / "metrics.json",
-                         kind=kind)
-    p = AR_PRESETS["default"]["tiny"]
-    tcfg = TrainConfig(**{**p.train, "steps": steps, "lr": lr, "warmup_steps": max(1, steps // 20),
-                          "checkpoint_every": 0, "eval_every": 0, "seed": 0})
-    result = train(task, tcfg, work, description=f"fine-tune {out.name}")
-    out.mkdir(parents=True, exist_ok=True)
-    result.model.save_pretrained(out, {**config, "train": asdict(tcfg)})
-    final = {**config["summary"], **result.metrics, "steps": steps, "lr": lr,
-             "train_seconds_this_run": round(result.seconds, 1)}
-    (out / "metrics.json").write_text(json.dumps(final, indent=1))
-    return final
 
 
 def print_agreement(ws: Workspace, scorer: CodeScorer, folders: list[Path], captions: int = 600) -> None:
@@ -108,27 +79,10 @@ def main() -> None:
                              lr=args.lr)
     ws = Workspace.resolve(args.workdir)
     gen = load_generator(ws, args.model)
-    ensure_latents(ws, flipped=True)
-    labels_by_id, _ = load_labels(ws, "gt")
-    ids, codes = load_latents(ws, "train")
-    fids, fcodes = load_latents(ws, FLIPPED)
-    tids, tcodes = load_latents(ws, "test")
-    train_codes = np.concatenate([codes, fcodes])
-    train_labels = [labels_by_id.get(painting_id(i), []) for i in ids + fids]
-    test_labels = [labels_by_id.get(painting_id(i), []) for i in tids]
+    grids = labelled_grids(ws)
     cache = ws.root / "cache" / "self_training"
     cache.mkdir(parents=True, exist_ok=True)
-
-    if (cache / "code_scorer" / "config.json").exists():
-        scorer = CodeScorer.from_pretrained(cache / "code_scorer")
-        stats = json.loads((cache / "code_scorer.json").read_text())
-    else:
-        start = time.perf_counter()
-        scorer, stats = train_code_scorer(train_codes, train_labels, tcodes, test_labels,
-                                          gen.predictor.cfg.codebook_size, cfg)
-        stats["seconds"] = round(time.perf_counter() - start, 1)
-        scorer.save_pretrained(cache / "code_scorer")
-        (cache / "code_scorer.json").write_text(json.dumps(stats, indent=1))
+    scorer, stats = cached_code_scorer(cache / "code_scorer", lambda: grids, gen.predictor.cfg.codebook_size, cfg)
     print(f"code scorer: {stats}")
     if args.agreement is not None:
         print_agreement(ws, scorer, [ws.checkpoint(args.model), *map(Path, args.agreement)])
@@ -139,7 +93,7 @@ def main() -> None:
         drafts = pickle.loads(drafts_path.read_bytes())
     else:
         start = time.perf_counter()
-        drafts = draw_drafts(gen, scorer, train_labels[:len(ids)], cfg)
+        drafts = draw_drafts(gen, scorer, grids.train_labels[:grids.originals], cfg)
         drafts_path.write_bytes(pickle.dumps(drafts))
         print(f"drafts: {args.captions} x {args.candidates} in {time.perf_counter() - start:.0f} s")
     print(f"drafts: {drafts.summary()}")
@@ -148,14 +102,15 @@ def main() -> None:
     for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
         out = ws.checkpoint(f"{args.model}-control" if variant == "control" else f"{args.model}-self{round(100 * cfg.share)}")
         if variant == "control":
-            codes_v, labels_v = train_codes, train_labels
+            grids_v = grids
         elif variant == "self":
-            codes_v, labels_v = mixed_training_set(train_codes, train_labels, drafts, cfg.share)
-            print(f"self: {len(codes_v) - len(train_codes)} draft samples beside {len(train_codes)} real grids")
+            codes_v, labels_v = mixed_training_set(grids.train_codes, grids.train_labels, drafts, cfg.share)
+            grids_v = replace(grids, train_codes=codes_v, train_labels=labels_v)
+            print(f"self: {len(codes_v) - len(grids.train_codes)} draft samples beside {len(grids.train_codes)} real grids")
         else:
             raise SystemExit(f"unknown variant {variant!r}: control or self")
         note = {"variant": variant, "base": str(base_dir), **asdict(cfg), "share": cfg.share if variant == "self" else 0.0}
-        m = finetune(base_dir, out, codes_v, labels_v, tcodes, test_labels, cfg.steps, cfg.lr, note)
+        m = finetune(base_dir, out, grids_v, cfg.steps, cfg.lr, "self_training", note)
         print(f"{variant}: test CE {m['ce']:.3f} (without text {m['ce_no_text']:.3f}), "
               f"{m['train_seconds_this_run']:.0f} s -> {out}")
 

@@ -19,7 +19,6 @@ best-of-N sampler would cost; median of 7, not counting the scorer and the decod
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections import Counter
@@ -28,14 +27,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from ar_probe_common import probe_set
+from ar_probe_common import cached_code_scorer, labelled_grids, probe_set
 from decoder_probe import judged_setup, score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from artgen.data.captions import load_labels  # noqa: E402
-from artgen.data.latents import FLIPPED, ensure_latents, load_latents, painting_id  # noqa: E402
-from artgen.models.code_scorer import CodeScorer  # noqa: E402
-from artgen.training.self_training import SelfTrainingConfig, caption_words, train_code_scorer  # noqa: E402
+from artgen.training.self_training import SelfTrainingConfig, caption_words  # noqa: E402
 from artgen.workspace import Workspace  # noqa: E402
 from export.runtime import Runtime  # noqa: E402
 
@@ -63,25 +59,6 @@ def draw(rt: Runtime, captions: list[str], offsets: list[int], batch: int, guida
                                            guidance=guidance) for s in range(0, len(captions), batch)])
 
 
-def open_scorer(ws: Workspace, directory: Path, codebook_size: int, width: int, epochs: int) -> CodeScorer:
-    """The code scorer saved in `directory`, else one trained there (width, epochs) on the
-    workspace's train grids and their mirror images with their ground-truth adjectives."""
-    if (directory / "config.json").exists():
-        return CodeScorer.from_pretrained(directory)
-    ensure_latents(ws, flipped=True)
-    labels_by_id, _ = load_labels(ws, "gt")
-    (ids, codes), (fids, fcodes), (tids, tcodes) = (load_latents(ws, split) for split in ("train", FLIPPED, "test"))
-    start = time.perf_counter()
-    scorer, stats = train_code_scorer(np.concatenate([codes, fcodes]), [labels_by_id.get(painting_id(i), []) for i in ids + fids],
-                                      tcodes, [labels_by_id.get(painting_id(i), []) for i in tids], codebook_size,
-                                      SelfTrainingConfig(scorer_width=width, scorer_epochs=epochs))
-    stats["seconds"] = round(time.perf_counter() - start, 1)
-    scorer.save_pretrained(directory)
-    (directory / "stats.json").write_text(json.dumps(stats, indent=1))
-    print(f"code scorer trained: {stats}")
-    return scorer
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", default=None)
@@ -101,17 +78,21 @@ def main() -> None:
     probe = probe_set(ws, args.captions)
     scorer_dir = Path(args.scorer) if args.scorer else ws.root / "cache" / "self_training" / "code_scorer"
     rt = Runtime(args.bundle)
-    scorer = open_scorer(ws, scorer_dir, rt.meta["codebook_size"], args.scorer_width, args.scorer_epochs)
+    scorer, stats = cached_code_scorer(scorer_dir, lambda: labelled_grids(ws), rt.meta["codebook_size"],
+                                       SelfTrainingConfig(scorer_width=args.scorer_width, scorer_epochs=args.scorer_epochs))
+    print(f"code scorer: {stats}")
     captions, C, M = probe.captions, len(probe.captions), ns[-1]
     start = time.perf_counter()
     codes = np.stack([draw(rt, captions, [1000 * j] * C, args.batch, args.guidance) for j in range(M)], 1)  # (C, M, h, w)
     drawn_s = time.perf_counter() - start
     asked = [caption_words(c, scorer.cfg.adjectives) for c in captions]
-    agreement = scorer.agreement(torch.from_numpy(codes.reshape(C * M, *codes.shape[2:])),
-                                 [a for a in asked for _ in range(M)]).view(C, M).numpy()
+    flat = codes.reshape(C * M, *codes.shape[2:])
+    agreement = scorer.agreement(torch.from_numpy(flat), [a for a in asked for _ in range(M)]).view(C, M).numpy()
     attr_judge, requested, _ = judged_setup(ws, probe)
     rows = np.arange(C)
-    styles = np.array(probe.judge.predict(list(rt.decode(codes.reshape(C * M, *codes.shape[2:]))))).reshape(C, M)
+    images = rt.decode(flat)  # every candidate decoded once; the kept ones are picked from these
+    styles = np.array(probe.judge.predict(list(images))).reshape(C, M)
+    images = images.reshape(C, M, *images.shape[1:])
     hit = styles == np.array(probe.targets)[:, None]
     guidance = args.guidance or rt.meta["sampling"]["guidance"]
     print(f"bundle {args.bundle}, guidance {guidance}, scorer {scorer_dir}, {C} test captions, {M} candidates each, "
@@ -125,8 +106,7 @@ def main() -> None:
             picks["the first (no reranking)"] = np.zeros(C, dtype=int)
         ms = f"{p50_ms(rt, n, args.guidance):.1f} / {p50_ms(rt, n, args.guidance, threads=True):.1f} ms"
         for how, best in picks.items():
-            images = rt.decode(codes[rows, best])
-            accuracy, style, _ = score(images, attr_judge, requested, probe.judge, probe.targets)
+            accuracy, style, _ = score(images[rows, best], attr_judge, requested, probe.judge, probe.targets)
             counts = Counter(styles[rows, best])
             print(f"| {n} | {how} | {style:.3f} | {accuracy:.3f} | {len(counts)} | {counts.most_common(1)[0][1] / C:.2f} "
                   f"| {hit[:, :n].any(1).mean():.3f} | {ms} |")
