@@ -204,13 +204,19 @@ class ARGenerator(Generator):
     def default_steps(self) -> int:
         return self.predictor.cfg.positions
 
+    @property
+    def default_guidance(self) -> float:
+        """The guidance this model samples with when none is given: its config's "sampling" (an
+        aligned model, `artgen train align`, records a lower one), else AR_DEFAULT_GUIDANCE."""
+        return float(self.config.get("sampling", {}).get("guidance", AR_DEFAULT_GUIDANCE))
+
     @torch.no_grad()
     def sample_codes(self, prompts: Sequence[str], seed: int = 0, steps: int | None = None,
                      guidance: float | None = None, temperature: float | None = None,
                      seeds: Sequence[int] | None = None, top_k: int | None = None) -> torch.Tensor:
         cfg = self.predictor.cfg
         N, K = cfg.positions, cfg.codebook_size
-        guidance = AR_DEFAULT_GUIDANCE if guidance is None else guidance
+        guidance = self.default_guidance if guidance is None else guidance
         temperature = AR_DEFAULT_TEMPERATURE if temperature is None else temperature
         top_k = AR_DEFAULT_TOP_K if top_k is None else int(top_k)
         if steps is not None and steps != N:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from artgen.sampling import AR_DEFAULT_GUIDANCE, DEFAULT_GUIDANCE
+from artgen.sampling import DEFAULT_GUIDANCE
 
 
 def smoothness(features: np.ndarray) -> dict:
@@ -41,7 +41,7 @@ def interpolation_images(gen, prompt_a: str, prompt_b: str, steps: int = 8, guid
         torch.maximum(mask[0], mask[1]).expand(steps + 1, -1)
     cfg = gen.predictor.cfg
     if getattr(gen, "kind", "masked") == "ar":  # its greedy (temperature 0) drawing from each text state
-        guidance = AR_DEFAULT_GUIDANCE if guidance is None else guidance
+        guidance = gen.default_guidance if guidance is None else guidance
         grids = gen.codes_from_states(walk, walk_mask.contiguous(), [0] * (steps + 1), guidance, temperature=0.0)
         return gen.decode(grids)
     codes = torch.full((steps + 1, cfg.positions), cfg.mask_id, dtype=torch.long)  # (S+1, N) all unknown

@@ -32,7 +32,6 @@ from artgen.files import is_newer, replace_dir
 from artgen.generate import Generator
 from artgen.models.encoders import MAX_TOKENS
 from artgen.sampling import (
-    AR_DEFAULT_GUIDANCE,
     AR_DEFAULT_TEMPERATURE,
     AR_DEFAULT_TOP_K,
     AR_NOISE_STREAM,
@@ -238,7 +237,7 @@ def _ar_graphs(gen: Generator, out: Path, states, mask, cfg: ExportConfig) -> tu
                     "outputs": [_tensor_spec("logits", ["batch", K], "float32")]
                                + [value(n, "past_plus_1") for n in present_names[1:]]},
     }
-    sampling = {"steps": N, "guidance": AR_DEFAULT_GUIDANCE, "temperature": AR_DEFAULT_TEMPERATURE,
+    sampling = {"steps": N, "guidance": gen.default_guidance, "temperature": AR_DEFAULT_TEMPERATURE,
                 "top_k": AR_DEFAULT_TOP_K, "max_steps": N, "noise_stream": AR_NOISE_STREAM,
                 "start_id": pcfg.start_id, "layers": L, "heads": h, "head_width": hs,
                 "text_modulation": pcfg.text_modulation,

@@ -17,7 +17,8 @@ is what this probe measures.
 
     python scripts/ar_cca_probe.py --workdir W [--model tiny-ar] [--steps 1000] [--lr 1e-4] [--beta 0.05] [--lam 50]
 
-Writes W/checkpoints/<model>-cca (a model folder) from the same weights, batches, steps and LR
+The loss is `artgen.training.alignment`'s (`artgen train align`, which aligns the model in place);
+this probe writes W/checkpoints/<model>-cca (a model folder) from the same weights, batches, steps and LR
 schedule as `ar_self_training_probe.py`'s `control` (1,000 steps on real grids at 3e-4), then
 score it with `scripts/ar_sampling_sweep.py --checkpoint DIR --guidance 1,2.5 --temperatures 0.8
 --no-fid --captions 1000`.
@@ -26,58 +27,13 @@ score it with `scripts/ar_sampling_sweep.py --checkpoint DIR --guidance 1,2.5 --
 from __future__ import annotations
 
 import argparse
-import copy
 from functools import partial
 
 import torch
-import torch.nn.functional as F
 from ar_probe_common import finetune, labelled_grids
 
-from artgen.training.predictor import PredictorTask
+from artgen.training.alignment import AlignmentTask
 from artgen.workspace import Workspace
-
-
-def sequence_logp(logits: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-    """(B,): log p of each whole grid, the sum over its positions."""
-    return logits.log_softmax(-1).gather(2, codes.unsqueeze(2)).squeeze(2).sum(1)
-
-
-class CCATask(PredictorTask):
-    """PredictorTask whose loss is CCA's against a frozen reference copy of the model."""
-
-    def __init__(self, *args, beta: float, lam: float, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.reference = copy.deepcopy(self.model).eval().requires_grad_(False)
-        self.beta, self.lam = beta, lam
-
-    def batch(self, step: int, generator: torch.Generator, batch_size: int) -> dict:
-        b = super().batch(step, generator, batch_size)
-        dropped = ~b["text_mask"].any(1)  # the samples trained without text (or with none to give)
-        other = torch.roll(torch.arange(batch_size), -1)
-        # the next sample's caption, whole even where that sample's own text was dropped; a
-        # caption equal to the sample's own is no negative, and counts as a positive as the
-        # dropped samples do
-        same = (b["ids"] == b["ids"][other]).all(1)
-        b.update(other_ids=b["ids"][other], other_mask=b["mask"][other],
-                 other_text_mask=b["mask"][other] & ~dropped[:, None], positive_other=dropped | same)
-        return b
-
-    def loss(self, model, b):
-        codes = b["codes"]
-        logp = sequence_logp(model(b["inputs"], b["ids"], b["mask"], b["text_mask"]), codes)
-        other_logp = sequence_logp(model(b["inputs"], b["other_ids"], b["other_mask"], b["other_text_mask"]), codes)
-        with torch.no_grad():
-            ref = sequence_logp(self.reference(b["inputs"], b["ids"], b["mask"], b["text_mask"]), codes)
-            other_ref = sequence_logp(self.reference(b["inputs"], b["other_ids"], b["other_mask"], b["other_text_mask"]), codes)
-        gap, other_gap = logp - ref, other_logp - other_ref
-        positive = b["positive_other"]
-        sign = positive.float() * 2 - 1  # -1: push another caption's likelihood down; +1: a dropped sample's up
-        weight = torch.where(positive, torch.ones_like(gap), torch.full_like(gap, self.lam))
-        loss = -F.logsigmoid(self.beta * gap).mean() - (weight * F.logsigmoid(sign * self.beta * other_gap)).mean()
-        with torch.no_grad():
-            margin = ((gap - other_gap)[~positive]).mean()
-            n = codes.shape[1]
-        return loss / max(self.lam, 1.0), {"margin_per_position": margin / n, "gap_per_position": gap.mean() / n}
 
 
 def main() -> None:
@@ -98,7 +54,7 @@ def main() -> None:
     out = ws.checkpoint(args.out or f"{args.model}-cca")
     note = {"base": str(base_dir), "steps": args.steps, "lr": args.lr, "beta": args.beta, "lambda": args.lam}
     final = finetune(base_dir, out, labelled_grids(ws), args.steps, args.lr, "cca", note,
-                     make_task=partial(CCATask, beta=args.beta, lam=args.lam), description="CCA fine-tune")
+                     make_task=partial(AlignmentTask, beta=args.beta, lam=args.lam), description="CCA fine-tune")
     print(f"CCA: test CE {final['ce']:.3f} (without text {final['ce_no_text']:.3f}; text gap "
           f"{final['ce_no_text'] - final['ce']:.3f}), {final['train_seconds_this_run']:.0f} s -> {out}")
 

@@ -33,7 +33,8 @@ app.add_typer(data_app, name="data")
 # `artgen train vqvae` is a sub-command; `artgen train --encoder tiny` (no sub-command)
 # trains encoder + predictor through the group's callback.
 train_app = typer.Typer(help="Train the VQ-VAE (`artgen train vqvae`), its adversarial decoder (`artgen train decoder`) or an "
-                             "encoder + predictor (`artgen train --encoder tiny`).",
+                             "encoder + predictor (`artgen train --encoder tiny`), or align a trained autoregressive one to "
+                             "its words (`artgen train align`).",
                         invoke_without_command=True)
 app.add_typer(train_app, name="train")
 # `artgen annotate` runs the annotator (the group's callback); `artgen annotate report` measures it.
@@ -194,6 +195,30 @@ def train_decoder_cmd(
     ws = workspace(ctx)
     with start_tracking(track, ws, run_name=f"train decoder ({preset})") as tracker:
         train_decoder(ws, preset=preset, resume=resume, threads=threads, steps=steps, tracker=tracker)
+
+
+@train_app.command("align")
+def train_align_cmd(
+    ctx: typer.Context,
+    encoder: str = typer.Option("tiny", "--encoder", help="Whose autoregressive model to align (checkpoints/<encoder>-ar)."),
+    steps: int = typer.Option(1000, min=1, help="Fine-tuning steps (~22 min on 2 CPU cores for the tiny model)."),
+    lr: float = typer.Option(1e-4, help="Peak learning rate."),
+    beta: float = typer.Option(0.05, help="CCA's beta: how far from its frozen copy the model may move (smaller: further)."),
+    lam: float = typer.Option(50.0, "--lambda", help="Weight of the other caption's term."),
+    guidance: float = typer.Option(1.5, help="The guidance the aligned model samples with by default (1: none)."),
+    device: str = typer.Option("auto", help="auto (CUDA when available), cpu or cuda."),
+    track: Optional[str] = typer.Option(None, "--track", help=TRACK_HELP),
+) -> None:
+    """Fine-tune a trained autoregressive model to follow its words more (Condition Contrastive
+    Alignment against a frozen copy of itself); the model is replaced when the run completes."""
+    track = track or ctx.meta.get("artgen.track")
+    check_tracker(track)
+    from artgen.training.alignment import AlignmentConfig, align_predictor
+
+    cfg = AlignmentConfig(steps=steps, lr=lr, beta=beta, lam=lam, guidance=guidance)  # bad values named before any work
+    ws = workspace(ctx)
+    with start_tracking(track, ws, run_name=f"align {encoder}-ar") as tracker:
+        align_predictor(ws, encoder=encoder, cfg=cfg, device=device, tracker=tracker)
 
 
 @app.command("demo")

@@ -263,6 +263,8 @@ def tiny_done(ctx: DemoContext) -> bool:
     steps = _preset_steps(presets_for(cfg.generator), preset, cfg.encoder_steps, pick=lambda by_encoder: by_encoder["tiny"])
     if not trained_with(ctx.tiny / "metrics.json", preset, steps):
         return False
+    if _tiny_preset(cfg).alignment is not None and not _aligned(ctx):
+        return False
     try:
         load_generator(ctx.ws, ctx.model)  # also checks it was trained on this VQ-VAE's codes
         return True
@@ -270,17 +272,38 @@ def tiny_done(ctx: DemoContext) -> bool:
         return False
 
 
+def _tiny_preset(cfg: DemoConfig):
+    from dataclasses import replace
+
+    from artgen.training.predictor import presets_for
+
+    preset = presets_for(cfg.generator)[cfg.encoder_preset]["tiny"]
+    return replace(preset, **cfg.encoder_overrides) if cfg.encoder_overrides else preset
+
+
+def _aligned(ctx: DemoContext) -> bool:
+    try:
+        return "alignment" in json.loads((ctx.tiny / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return False
+
+
 def train_tiny_model(ctx: DemoContext) -> None:
-    from artgen.training.predictor import presets_for, train_predictor
+    from artgen.training.predictor import train_predictor
 
     cfg = ctx.cfg
-    preset = cfg.encoder_preset  # by name, so the checkpoint records which preset made it
-    if cfg.encoder_overrides:
-        from dataclasses import replace
+    preset = _tiny_preset(cfg)
+    # a model trained by the preset but not yet aligned (an interrupted run) is only aligned
+    steps = preset.train.get("steps") if cfg.encoder_steps is None else cfg.encoder_steps
+    label = "custom" if cfg.encoder_overrides else cfg.encoder_preset
+    if preset.alignment is not None and trained_with(ctx.tiny / "metrics.json", label, steps) and not _aligned(ctx):
+        from artgen.training.alignment import AlignmentConfig, align_predictor
 
-        preset = replace(presets_for(cfg.generator)[cfg.encoder_preset]["tiny"], **cfg.encoder_overrides)
-    train_predictor(ctx.ws, "tiny", preset=preset, annotations=cfg.annotations, steps=cfg.encoder_steps,
-                    generator=cfg.generator)
+        align_predictor(ctx.ws, "tiny", AlignmentConfig(**preset.alignment))
+        return
+    # by name, so the checkpoint records which preset made it
+    train_predictor(ctx.ws, "tiny", preset=preset if cfg.encoder_overrides else cfg.encoder_preset,
+                    annotations=cfg.annotations, steps=cfg.encoder_steps, generator=cfg.generator)
 
 
 def tiny_headline(ctx: DemoContext) -> str:

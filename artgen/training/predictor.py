@@ -54,6 +54,9 @@ class PredictorPreset:
     eval_images: int = 0  # test paintings evaluated (0: the whole test split)
     flipped: bool = False  # also train on the mirror images of the train paintings (4x the grids)
     rotated: bool = False  # also train on their quarter-turned images, orientation words swapped (4x more)
+    # --generator ar only: AlignmentConfig fields (artgen.training.alignment) of a Condition Contrastive
+    # Alignment stage run after the cross-entropy one; None: no alignment
+    alignment: dict | None = None
 
 
 _QUICK_TRAIN = dict(batch_size=32, lr=1e-3, warmup_steps=30, weight_decay=0.01, checkpoint_every=100, log_every=10)
@@ -214,6 +217,38 @@ def _labels_for(ids: list[str], labels: dict[str, list[str]]) -> list[list[str]]
     return [labels_of(i, labels) for i in ids]
 
 
+@dataclass
+class TrainingGrids:
+    """The cached code grids a generator trains and is evaluated on, each with its painting's labels."""
+    train_ids: list[str]
+    train_codes: np.ndarray  # (N, h, w): the train paintings, then their mirror and quarter-turned images when asked
+    train_labels: list[list[str]]
+    paintings: int  # how many of the train grids are the paintings themselves (the first ones)
+    test_ids: list[str]
+    test_codes: np.ndarray
+    test_labels: list[list[str]]
+
+
+def training_grids(ws: Workspace, labels: dict[str, list[str]], label_source: str, flipped: bool,
+                   rotated: bool) -> TrainingGrids:
+    """The workspace's cached latents (already encoded) with `labels`; an ArtgenError when no
+    train painting has one."""
+    train_ids, train_codes = load_latents(ws, "train")
+    n_paintings = len(train_ids)  # before the mirror images: the tokenizer learns from each painting once
+    if flipped:
+        flip_ids, flip_codes = load_latents(ws, FLIPPED)
+        train_ids, train_codes = train_ids + flip_ids, np.concatenate([train_codes, flip_codes])
+    if rotated:
+        turned_ids, turned_codes = load_latents(ws, ROTATED)
+        train_ids, train_codes = train_ids + turned_ids, np.concatenate([train_codes, turned_codes])
+    test_ids, test_codes = load_latents(ws, "test")
+    train_labels = _labels_for(train_ids, labels)
+    if not any(train_labels):
+        raise ArtgenError(f"none of the {len(train_ids)} training paintings has {label_source} labels: "
+                          "run `artgen annotate` or choose --annotations gt")
+    return TrainingGrids(train_ids, train_codes, train_labels, n_paintings, test_ids, test_codes, _labels_for(test_ids, labels))
+
+
 def _ensure_vqvae(ws: Workspace, device: str, show_progress: bool, flipped: bool = False, rotated: bool = False) -> Path:
     ckpt = ws.checkpoint("vqvae")
     if not (ckpt / "model.safetensors").exists():
@@ -276,19 +311,10 @@ def _train_predictor(ws: Workspace, encoder: str, preset: str | PredictorPreset,
         p = replace(p, rotated=rotated)
     labels, label_source = load_labels(ws, annotations)  # a missing annotation file is named early
     vq_dir = _ensure_vqvae(ws, device, show_progress, flipped=p.flipped, rotated=p.rotated)
-    train_ids, train_codes = load_latents(ws, "train")
-    n_paintings = len(train_ids)  # before the mirror images: the tokenizer learns from each painting once
-    if p.flipped:
-        flip_ids, flip_codes = load_latents(ws, FLIPPED)
-        train_ids, train_codes = train_ids + flip_ids, np.concatenate([train_codes, flip_codes])
-    if p.rotated:
-        turned_ids, turned_codes = load_latents(ws, ROTATED)
-        train_ids, train_codes = train_ids + turned_ids, np.concatenate([train_codes, turned_codes])
-    test_ids, test_codes = load_latents(ws, "test")
-    train_labels, test_labels = _labels_for(train_ids, labels), _labels_for(test_ids, labels)
-    if not any(train_labels):
-        raise ArtgenError(f"none of the {len(train_ids)} training paintings has {label_source} labels: "
-                          "run `artgen annotate` or choose --annotations gt")
+    grids = training_grids(ws, labels, label_source, p.flipped, p.rotated)
+    train_ids, train_codes, train_labels = grids.train_ids, grids.train_codes, grids.train_labels
+    test_ids, test_codes, test_labels = grids.test_ids, grids.test_codes, grids.test_labels
+    n_paintings = grids.paintings
 
     work = run_dir(out_dir, resume)  # a new run never touches the finished model until it is done
     torch.manual_seed(0)  # the model is built deterministically: a resumed run rebuilds the same one
@@ -350,5 +376,9 @@ def _train_predictor(ws: Workspace, encoder: str, preset: str | PredictorPreset,
         f"without; token_accuracy {m['token_accuracy']:.3f} vs most-frequent-code baseline "
         f"{m['baseline_accuracy']:.3f}; saved to {out_dir}"
     )
+    if p.alignment is not None and generator == "ar":
+        from artgen.training.alignment import AlignmentConfig, align_unlocked
+
+        return align_unlocked(ws, encoder, AlignmentConfig(**p.alignment), device, show_progress, tracker)
     return final
 

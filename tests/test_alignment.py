@@ -1,0 +1,159 @@
+"""Condition Contrastive Alignment (`artgen train align`): the loss starts at its closed form
+where the model equals its frozen copy and, trained, makes each grid likelier with its own
+caption than with another; the aligned model replaces the trained one with its metrics kept,
+records its default guidance (which generate, the bench and the bundle sample with), and is
+refused a second alignment or a model that is not autoregressive; the preset runs it after the
+cross-entropy stage."""
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from helpers import assert_one_line_error, run_cli
+
+from artgen.errors import ArtgenError
+from artgen.models.generators import generator_kind
+from artgen.models.text_to_codes import TextToCodes
+from artgen.training.alignment import AlignmentConfig, AlignmentTask, align_predictor
+from artgen.training.predictor import PredictorPreset, train_predictor
+from artgen.workspace import Workspace
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+TINY_AR = PredictorPreset(
+    predictor=dict(width=32, layers=2, heads=2, mlp_ratio=2, text_modulation=True, rope=True),
+    encoder=dict(width=32, layers=1, heads=2),
+    train=dict(steps=4, batch_size=8, lr=1e-3, warmup_steps=1, checkpoint_every=2, log_every=1),
+)
+QUICK = dict(steps=3, batch_size=8)  # AlignmentConfig fields small enough for a test
+
+
+@pytest.fixture(scope="module")
+def ar_workspace(small_corpus, tmp_path_factory):
+    """A workspace with a 2-step VQ-VAE and a 4-step tiny-ar model; tests align copies of it."""
+    from artgen.training.vqvae import train_vqvae
+
+    root = tmp_path_factory.mktemp("align")
+    shutil.copytree(small_corpus / "data", root / "data")
+    ws = Workspace(root)
+    train_vqvae(ws, preset="quick", steps=2, batch_size=8, device="cpu", show_progress=False)
+    train_predictor(ws, "tiny", preset=TINY_AR, annotations="gt", device="cpu", show_progress=False, generator="ar")
+    return ws
+
+
+def _copy(ws: Workspace, root) -> Workspace:
+    shutil.copytree(ws.root, root)
+    return Workspace(root)
+
+
+def _task(ws: Workspace, codes: np.ndarray, labels: list[list[str]], lam: float = 50.0) -> AlignmentTask:
+    model, config = TextToCodes.from_pretrained(ws.checkpoint("tiny-ar"))
+    return AlignmentTask(model.train(), codes, labels, codes[:4], labels[:4], config, None, kind=generator_kind("ar"),
+                         beta=0.05, lam=lam)
+
+
+def _grids(n: int, positions: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 512, (n, positions)).astype(np.uint16)
+
+
+def test_the_loss_starts_at_its_closed_form_where_the_model_is_its_reference(ar_workspace):
+    positions = TextToCodes.from_pretrained(ar_workspace.checkpoint("tiny-ar"))[0].predictor.cfg.positions
+    words = [["warm", "vivid", "calm"], ["cool", "dark", "chaotic"], ["soft", "bright", "wavy"]]
+    task = _task(ar_workspace, _grids(12, positions), [words[i % 3] for i in range(12)])
+    b = task.batch(0, torch.Generator().manual_seed(0), 8)
+    loss, parts = task.loss(task.model, b)
+    # every gap is 0: -log sigmoid(0) = log 2 for the own caption, and log 2 times each sample's
+    # weight (lambda for a negative, 1 for a positive) for the other, all divided by lambda
+    weight = torch.where(b["positive_other"], 1.0, 50.0)
+    expected = (math.log(2) + math.log(2) * weight.mean().item()) / 50.0
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    assert abs(parts["gap_per_position"].item()) < 1e-5
+
+
+def test_a_sample_without_text_or_with_its_neighbours_caption_is_a_positive(ar_workspace):
+    positions = TextToCodes.from_pretrained(ar_workspace.checkpoint("tiny-ar"))[0].predictor.cfg.positions
+    same = [["warm", "vivid", "calm"]] * 6  # every caption drawn from the same words ...
+    task = _task(ar_workspace, _grids(6, positions), same)
+    task.make_caption = lambda adjectives, rng: "warm, vivid, calm"  # ... and written the same way
+    b = task.batch(0, torch.Generator().manual_seed(0), 6)
+    assert bool(b["positive_other"].all())
+    task = _task(ar_workspace, _grids(6, positions), [[]] * 6)  # no labels: every sample's text is dropped
+    b = task.batch(0, torch.Generator().manual_seed(0), 6)
+    assert bool(b["positive_other"].all()) and not bool(b["text_mask"].any())
+
+
+def test_training_makes_each_grid_likelier_with_its_own_caption_than_with_another(ar_workspace):
+    positions = TextToCodes.from_pretrained(ar_workspace.checkpoint("tiny-ar"))[0].predictor.cfg.positions
+    rng = np.random.default_rng(1)
+    # two kinds of grid, each with its own words: the caption says which codes come
+    codes = np.concatenate([rng.integers(0, 8, (32, positions)), rng.integers(300, 308, (32, positions))]).astype(np.uint16)
+    labels = [["warm", "vivid", "bright"]] * 32 + [["cool", "dark", "calm"]] * 32
+    task = _task(ar_workspace, codes, labels, lam=10.0)
+    opt = torch.optim.Adam(task.model.parameters(), lr=3e-3)
+    margins = []
+    for step in range(30):
+        b = task.batch(step, torch.Generator().manual_seed(step), 16)
+        loss, parts = task.loss(task.model, b)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        margins.append(parts["margin_per_position"].item())
+    assert abs(margins[0]) < 1e-4  # the model starts as its reference: no margin yet
+    assert np.mean(margins[-5:]) > 0.05  # its own caption now makes each grid likelier than another's
+
+
+def test_aligning_replaces_the_model_keeps_its_metrics_and_records_its_guidance(ar_workspace, tmp_path):
+    from artgen.generate import load_generator
+    from export.bundle import export_bundle
+
+    ws = _copy(ar_workspace, tmp_path / "ws")
+    before = json.loads((ws.checkpoint("tiny-ar") / "metrics.json").read_text())
+    assert load_generator(ws, "tiny-ar").default_guidance == 2.5  # AR_DEFAULT_GUIDANCE before alignment
+    weights_before = (ws.checkpoint("tiny-ar") / "model.safetensors").read_bytes()
+    final = align_predictor(ws, "tiny", AlignmentConfig(**QUICK, guidance=1.5), device="cpu", show_progress=False)
+    d = ws.checkpoint("tiny-ar")
+    assert (d / "model.safetensors").read_bytes() != weights_before
+    config = json.loads((d / "config.json").read_text())
+    assert config["sampling"]["guidance"] == 1.5 and config["summary"]["alignment"]["steps"] == 3
+    metrics = json.loads((d / "metrics.json").read_text())
+    assert metrics == final and metrics["steps"] == before["steps"] and metrics["preset"] == before["preset"]
+    assert metrics["alignment"]["ce_before"] == pytest.approx(before["ce"]) and np.isfinite(metrics["ce"])
+    gen = load_generator(ws, "tiny-ar")
+    assert gen.default_guidance == 1.5
+    assert torch.equal(gen.sample_codes(["warm, vivid"], seed=3), gen.sample_codes(["warm, vivid"], seed=3, guidance=1.5))
+    assert export_bundle(gen, ws.bundles / "tiny-ar")["sampling"]["guidance"] == 1.5
+    with pytest.raises(ArtgenError, match="aligned already"):
+        align_predictor(ws, "tiny", AlignmentConfig(**QUICK), device="cpu", show_progress=False)
+
+
+def test_bad_settings_and_a_missing_model_are_named(small_corpus, tmp_path):
+    for bad in (dict(steps=0), dict(lr=0.0), dict(beta=-1.0), dict(lam=0.0), dict(guidance=0.5)):
+        with pytest.raises(ArtgenError, match=next(iter(bad))):
+            AlignmentConfig(**bad)
+    shutil.copytree(small_corpus / "data", tmp_path / "data")
+    with pytest.raises(ArtgenError, match="--generator ar"):
+        align_predictor(Workspace(tmp_path), "tiny", AlignmentConfig(**QUICK), device="cpu", show_progress=False)
+    assert_one_line_error(run_cli("train", "align", "--beta", "0", workdir=tmp_path), "beta")
+    assert_one_line_error(run_cli("train", "align", workdir=tmp_path), "no trained model", "--generator ar")
+
+
+def test_a_preset_with_alignment_aligns_after_the_cross_entropy_stage(ar_workspace, tmp_path):
+    from dataclasses import replace
+
+    ws = _copy(ar_workspace, tmp_path / "ws")
+    final = train_predictor(ws, "tiny", preset=replace(TINY_AR, alignment=dict(QUICK, guidance=2.0)), annotations="gt",
+                            device="cpu", show_progress=False, generator="ar")
+    assert final["alignment"]["steps"] == 3 and final["steps"] == 4
+    config = json.loads((ws.checkpoint("tiny-ar") / "config.json").read_text())
+    assert config["sampling"]["guidance"] == 2.0
+
+
+def test_cli_train_align(ar_workspace, tmp_path):
+    ws = _copy(ar_workspace, tmp_path / "ws")
+    r = run_cli("train", "align", "--steps", "2", "--guidance", "1.25", "--device", "cpu", workdir=ws.root)
+    assert r.returncode == 0, r.stderr
+    assert "tiny-ar aligned" in r.stdout + r.stderr
+    assert json.loads((ws.checkpoint("tiny-ar") / "config.json").read_text())["sampling"]["guidance"] == 1.25
