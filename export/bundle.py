@@ -42,8 +42,8 @@ from artgen.sampling import (
     MAX_STEPS,
     ORDER_STREAM,
 )
-from export.graphs import ARContextGraph, ARStepGraph, DecoderGraph, EncoderGraph, PredictorGraph
-from export.runtime import bundle_files, bundle_format, file_record
+from export.graphs import ARContextGraph, ARStepGraph, DecoderGraph, EncoderGraph, PredictorGraph, ScorerGraph
+from export.runtime import MAX_CANDIDATES, bundle_files, bundle_format, file_record
 
 
 @dataclass
@@ -51,6 +51,9 @@ class ExportConfig:
     opset: int = 17
     int8: bool = False
     quantize_decoder: bool = False  # measured: ConvInteger is slower than fp32 conv here
+    # autoregressive only: draw this many candidates per image and keep the one the code scorer
+    # (`artgen train scorer`, exported as scorer.onnx) finds most consistent with the prompt's words
+    candidates: int = 1
 
 
 def _tensor_spec(name: str, shape: list, dtype: str) -> dict:
@@ -143,20 +146,40 @@ def check_bundle_target(out_dir: Path, force: bool = False) -> None:
                       "them; choose an empty or new folder, or pass --force to replace it")
 
 
-def export_bundle(gen: Generator, out_dir: Path, cfg: ExportConfig | None = None) -> dict:
-    """Write `gen` as a bundle at `out_dir` (replaced atomically); returns bundle.json."""
+def export_bundle(gen: Generator, out_dir: Path, cfg: ExportConfig | None = None, scorer=None) -> dict:
+    """Write `gen` as a bundle at `out_dir` (replaced atomically); returns bundle.json. `scorer`
+    (a CodeScorer) is needed when `cfg.candidates` > 1."""
     cfg = cfg or ExportConfig()
     if not 14 <= cfg.opset <= 21:
         raise ArtgenError(f"--opset must be between 14 and 21 (got {cfg.opset})")
+    check_candidates(gen.kind, cfg.candidates, scorer)
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
-        meta = _write_bundle(gen, tmp, cfg)
+        meta = _write_bundle(gen, tmp, cfg, scorer if cfg.candidates > 1 else None)
         replace_dir(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return meta
+
+
+def check_candidates(generator: str, candidates: int, scorer) -> None:
+    """An ArtgenError for a candidate count the export cannot honour."""
+    if not 1 <= candidates <= MAX_CANDIDATES:
+        raise ArtgenError(f"--candidates must be between 1 and {MAX_CANDIDATES} (got {candidates})")
+    if candidates > 1 and generator != "ar":
+        raise ArtgenError("--candidates applies to the autoregressive generator (--generator ar): the masked one draws once")
+    if candidates > 1 and scorer is None:
+        raise ArtgenError(f"--candidates {candidates} needs the code scorer that picks among them: run `artgen train scorer` first")
+
+
+def _scorer_graph(scorer, grid: int, out: Path, cfg: ExportConfig) -> dict:
+    """scorer.onnx (codes (batch, grid, grid) -> one logit per adjective) and its graph spec."""
+    _export(ScorerGraph(scorer), (torch.zeros((2, grid, grid), dtype=torch.long),), out / "scorer.onnx", ["codes"], ["logits"],
+            {"codes": {0: _B}, "logits": {0: _B}}, cfg.opset)
+    return {"file": "scorer.onnx", "inputs": [_tensor_spec("codes", ["batch", grid, grid], "int64")],
+            "outputs": [_tensor_spec("logits", ["batch", len(scorer.cfg.adjectives)], "float32")]}
 
 
 _T, _B = "tokens", "batch"
@@ -254,12 +277,12 @@ def _ar_graphs(gen: Generator, out: Path, states, mask, cfg: ExportConfig) -> tu
     return graphs, sampling
 
 
-def _write_bundle(gen: Generator, out: Path, cfg: ExportConfig) -> dict:
+def _write_bundle(gen: Generator, out: Path, cfg: ExportConfig, scorer=None) -> dict:
     pcfg = gen.predictor.cfg
     grid, K = pcfg.grid, pcfg.codebook_size
     d = gen.encoder.width
     summary = gen.config.get("summary", {})
-    fmt = bundle_format(gen.kind, getattr(pcfg, "above", False))
+    fmt = bundle_format(gen.kind, getattr(pcfg, "above", False), cfg.candidates)
     props = {"artgen_bundle_format": fmt, "vocabulary_hash": vocabulary_hash(),
              "encoder": gen.encoder.name, "generator": gen.kind, "weights": gen.encoder.describe_source(),
              "precision": "int8" if cfg.int8 else "fp32"}
@@ -274,6 +297,14 @@ def _write_bundle(gen: Generator, out: Path, cfg: ExportConfig) -> dict:
     _export(DecoderGraph(gen.vqvae), (codes,), out / "decoder.onnx",
             ["codes"], ["images"], {"codes": {0: _B}, "images": {0: _B}}, cfg.opset)
     generator_graphs, sampling = (_ar_graphs if gen.kind == "ar" else _masked_graphs)(gen, out, states, mask, cfg)
+    if scorer is not None:  # after the generator's graphs, so it stays fp32 (a small conv net, like the decoder)
+        generator_graphs["scorer"] = _scorer_graph(scorer, grid, out, cfg)
+        sampling.update(candidates=cfg.candidates,
+                        candidate_noise="candidate j of image i draws with Gumbel noise from numpy.random.default_rng("
+                                        "[seed + i, noise_stream + j]) (candidate 0 is the single draw)",
+                        candidate_rule="run scorer.onnx on every candidate's codes; keep the candidate with the highest mean "
+                                       "log-sigmoid of the logits of the scorer.adjectives that the prompt names (whole words "
+                                       "[a-z]+ of the lower-cased prompt); the first on a tie, candidate 0 when it names none")
     names = ["text_encoder", *generator_graphs, "decoder"]
     # the decoder is a conv net (int8 measured slower); ar_context runs once per prompt and feeds
     # every step, so its cross-attention keys/values stay fp32 (int8 there moved the step's argmax
@@ -283,7 +314,7 @@ def _write_bundle(gen: Generator, out: Path, cfg: ExportConfig) -> dict:
     # under the 95 % bar; fp32 step: 98.9 %) for little speed (full bench 69.4 ms fp32 step vs 69.9
     # int8 step before) at +1.7 MB (scripts/int8_graph_probe.py, docs/export.md)
     modulated = getattr(gen.predictor.cfg, "text_modulation", False)
-    quantized = [n for n in names if n not in ("decoder", "ar_context", *FP32_GRAPHS)
+    quantized = [n for n in names if n not in ("decoder", "ar_context", "scorer", *FP32_GRAPHS)
                  or (n == "decoder" and cfg.quantize_decoder) or (n == "ar_context" and modulated)]
     for name in names:
         path = out / f"{name}.onnx"
@@ -313,6 +344,7 @@ def _write_bundle(gen: Generator, out: Path, cfg: ExportConfig) -> dict:
         "vocabulary_hash": vocabulary_hash(),
         "vqvae_hash": summary.get("vqvae_hash"),
         "decoder": getattr(gen.vqvae, "decoder_source", "squared error (trained with the VQ-VAE)"),
+        **({"scorer": {"adjectives": list(scorer.cfg.adjectives)}} if scorer is not None else {}),
         "graphs": {
             "text_encoder": {"file": "text_encoder.onnx",
                              "inputs": [_tensor_spec("input_ids", ["batch", "tokens"], "int64"),

@@ -52,6 +52,17 @@ class DecoderGraph(nn.Module):
 
 
 
+class ScorerGraph(nn.Module):
+    """The code scorer: code grids (B, h, w) to one logit per adjective (B, V)."""
+
+    def __init__(self, scorer):
+        super().__init__()
+        self.scorer = scorer
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.scorer(codes)
+
+
 class ARContextGraph(nn.Module):
     """The autoregressive generator's per-prompt work, computed once and read by every step.
 

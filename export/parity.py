@@ -138,7 +138,7 @@ def _ar_parity(gen: Generator, rt: Runtime, prompts: list[str], guidance: float)
         feed.update(zip(past, out[1:]))
 
     agreement = float((torch_logits.argmax(-1) == ort_logits.argmax(-1)).mean())
-    ort_codes = rt.sample_codes(prompts, seed=0, guidance=guidance)
+    ort_codes = rt.sample_codes(prompts, seed=0, guidance=guidance, candidates=1)  # the single draw PyTorch makes
     sampled = float((codes.numpy() == ort_codes).mean())
     pixel_diff = float(np.abs(gen.decode(codes).astype(np.int16) - rt.decode(ort_codes).astype(np.int16)).mean())
     max_abs = float(np.abs(torch_logits - ort_logits).max())

@@ -157,3 +157,33 @@ def test_cli_train_align(ar_workspace, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "tiny-ar aligned" in r.stdout + r.stderr
     assert json.loads((ws.checkpoint("tiny-ar") / "config.json").read_text())["sampling"]["guidance"] == 1.25
+
+
+def test_a_neighbour_without_labels_gives_no_term_and_one_labelled_alike_is_a_positive(ar_workspace):
+    positions = TextToCodes.from_pretrained(ar_workspace.checkpoint("tiny-ar"))[0].predictor.cfg.positions
+    labels = [["warm", "vivid", "calm"] if i % 2 else [] for i in range(40)]
+    task = _task(ar_workspace, _grids(40, positions), labels)
+    b = task.batch(0, torch.Generator().manual_seed(0), 16)
+    rows, other = b["rows"].tolist(), torch.roll(torch.arange(16), -1).tolist()
+    dropped = ~b["text_mask"].any(1)
+    for i, j in enumerate(other):
+        if not labels[rows[j]] and not dropped[i]:
+            assert b["unused_other"][i]  # the neighbour's caption is only a placeholder
+        if labels[rows[i]] and labels[rows[j]]:
+            assert b["positive_other"][i]  # the same adjectives, however written
+    loss, _ = task.loss(task.model, b)
+    unused = b["unused_other"].float()
+    weight = torch.where(b["positive_other"], 1.0, 50.0) * (1 - unused)
+    assert loss.item() == pytest.approx((math.log(2) + math.log(2) * weight.mean().item()) / 50.0, rel=1e-5)
+
+
+def test_an_unfinished_training_run_is_not_overwritten(ar_workspace, tmp_path):
+    from artgen.training.trainer import STATE_DIR, staging_dir
+
+    ws = _copy(ar_workspace, tmp_path / "ws")
+    pending = staging_dir(ws.checkpoint("tiny-ar")) / STATE_DIR
+    pending.mkdir(parents=True)
+    (pending / "config.json").write_text("{}")
+    with pytest.raises(ArtgenError, match="--resume"):
+        align_predictor(ws, "tiny", AlignmentConfig(**QUICK), device="cpu", show_progress=False)
+    assert (pending / "config.json").exists()

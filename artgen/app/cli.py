@@ -34,7 +34,7 @@ app.add_typer(data_app, name="data")
 # trains encoder + predictor through the group's callback.
 train_app = typer.Typer(help="Train the VQ-VAE (`artgen train vqvae`), its adversarial decoder (`artgen train decoder`) or an "
                              "encoder + predictor (`artgen train --encoder tiny`), or align a trained autoregressive one to "
-                             "its words (`artgen train align`).",
+                             "its words (`artgen train align`), or the code scorer of best-of-N bundles (`artgen train scorer`).",
                         invoke_without_command=True)
 app.add_typer(train_app, name="train")
 # `artgen annotate` runs the annotator (the group's callback); `artgen annotate report` measures it.
@@ -219,6 +219,20 @@ def train_align_cmd(
     ws = workspace(ctx)
     with start_tracking(track, ws, run_name=f"align {encoder}-ar") as tracker:
         align_predictor(ws, encoder=encoder, cfg=cfg, device=device, tracker=tracker)
+
+
+@train_app.command("scorer")
+def train_scorer_cmd(
+    ctx: typer.Context,
+    annotations: str = typer.Option("auto", help="Adjective labels: auto (the most complete annotation file), heuristic, openai or gt."),
+    epochs: int = typer.Option(4, min=1, help="Passes over the train grids (~20 s each on 2 CPU cores)."),
+    width: int = typer.Option(48, min=1, help="Channels of the scorer's first convolution stage."),
+) -> None:
+    """Train the code scorer that a bundle exported with --candidates N keeps the best of N
+    grids by (it reads the VQ-VAE's codes, into checkpoints/code-scorer)."""
+    from artgen.training.scorer import ScorerConfig, train_scorer
+
+    train_scorer(workspace(ctx), annotations=annotations, cfg=ScorerConfig(epochs=epochs, width=width))
 
 
 @app.command("demo")
@@ -439,21 +453,25 @@ def export_cmd(
     opset: int = typer.Option(17, help="ONNX opset."),
     check: bool = typer.Option(False, "--check", help="Compare the bundle with PyTorch on 64 prompts (parity.json)."),
     force: bool = typer.Option(False, "--force", help="Replace --out even when it holds something other than a bundle."),
+    candidates: int = typer.Option(1, "--candidates", min=1, help="--generator ar: draw this many per image by default and "
+                                                                   "keep the one the code scorer (`artgen train scorer`) finds "
+                                                                   "closest to the prompt's words (adds scorer.onnx, ~1.4 MB)."),
 ) -> None:
     """Write an ONNX bundle (graphs, tokenizer, bundle.json, runtime.py) that runs without torch."""
     from artgen.models.generators import model_name
-    from export.bundle import check_bundle_target
+    from export.bundle import check_bundle_target, check_candidates
 
+    check_candidates(generator, candidates, scorer=True)  # the count and the generator, before any work
     ws = workspace(ctx)
     model = model_name(encoder, generator)
     out = out or ws.bundles / (model + ("-int8" if int8 else ""))
     check_bundle_target(out, force=force)  # before any work: never replace a folder of other files
     check_writable_folder(out.parent, f"--out {out}")
     with stage_lock(ws, path_lock_name("bundle", out), f"the bundle {out}"):
-        _export(ws, model, out, int8, opset, check)
+        _export(ws, model, out, int8, opset, check, candidates)
 
 
-def _export(ws: Workspace, model: str, out: Path, int8: bool, opset: int, check: bool) -> None:
+def _export(ws: Workspace, model: str, out: Path, int8: bool, opset: int, check: bool, candidates: int = 1) -> None:
     import json
 
     from artgen.generate import load_generator
@@ -461,7 +479,12 @@ def _export(ws: Workspace, model: str, out: Path, int8: bool, opset: int, check:
     from export.parity import check_parity
 
     gen = load_generator(ws, model)
-    meta = export_bundle(gen, out, ExportConfig(opset=opset, int8=int8))
+    scorer = None
+    if candidates > 1:
+        from artgen.training.scorer import load_scorer
+
+        scorer = load_scorer(ws, gen.config["summary"].get("vqvae_hash"))
+    meta = export_bundle(gen, out, ExportConfig(opset=opset, int8=int8, candidates=candidates), scorer=scorer)
     console.print(f"wrote the {meta['precision']} {model} bundle ({gen.source}) to {out}: "
                   f"{meta['size_bytes'] / 1e6:.2f} MB")
     if check:

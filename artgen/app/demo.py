@@ -281,6 +281,16 @@ def _tiny_preset(cfg: DemoConfig):
     return replace(preset, **cfg.encoder_overrides) if cfg.encoder_overrides else preset
 
 
+def _loads(ctx: DemoContext) -> bool:
+    from artgen.generate import load_generator
+
+    try:
+        load_generator(ctx.ws, ctx.model)
+        return True
+    except ArtgenError:
+        return False
+
+
 def _aligned(ctx: DemoContext) -> bool:
     try:
         return "alignment" in json.loads((ctx.tiny / "metrics.json").read_text())
@@ -296,7 +306,8 @@ def train_tiny_model(ctx: DemoContext) -> None:
     # a model trained by the preset but not yet aligned (an interrupted run) is only aligned
     steps = preset.train.get("steps") if cfg.encoder_steps is None else cfg.encoder_steps
     label = "custom" if cfg.encoder_overrides else cfg.encoder_preset
-    if preset.alignment is not None and trained_with(ctx.tiny / "metrics.json", label, steps) and not _aligned(ctx):
+    if (preset.alignment is not None and trained_with(ctx.tiny / "metrics.json", label, steps) and not _aligned(ctx)
+            and _loads(ctx)):  # trained on this VQ-VAE's codes: else it is trained again
         from artgen.training.alignment import AlignmentConfig, align_predictor
 
         align_predictor(ctx.ws, "tiny", AlignmentConfig(**preset.alignment))

@@ -63,7 +63,7 @@ from artgen.errors import ArtgenError
 from artgen.images import grid_png as images_grid_png
 from artgen.images import png_bytes
 from artgen.workspace import SHIPPED_MODEL
-from export.runtime import BundleError, Runtime, check_int, check_prompt, check_temperature
+from export.runtime import MAX_CANDIDATES, BundleError, Runtime, check_int, check_prompt, check_temperature
 
 log = logging.getLogger("artgen.app.serve")
 
@@ -137,6 +137,9 @@ class ImageRequest(BaseModel):
     temperature: float | None = Field(None, ge=0.0, le=10.0, allow_inf_nan=False,
                                       description="Sampling temperature (0: the most likely code).")
     top_k: int | None = Field(None, ge=0, description="Autoregressive bundles: sample among the k most likely codes (0: all).")
+    candidates: int | None = Field(None, ge=1, le=MAX_CANDIDATES,
+                                   description="Autoregressive bundles with a code scorer: draw this many per image and keep the "
+                                               "one closest to the prompt's words (default: the bundle's).")
     format: Literal["png", "json"] = Field("png", description="png: one grid image; json: base64 PNGs, seeds and settings.")
 
 
@@ -148,11 +151,12 @@ class Sampling:
     guidance: float
     temperature: float
     top_k: int | None  # None: the masked generator
+    candidates: int | None = None  # None: the masked generator
 
     def to_dict(self, rt: Runtime) -> dict:
         steps = rt.meta["sampling"]["steps"] if self.steps is None else self.steps
         return {"generator": rt.generator, "steps": steps, "guidance": self.guidance, "temperature": self.temperature,
-                "top_k": self.top_k}
+                "top_k": self.top_k, **({"candidates": self.candidates} if self.candidates is not None else {})}
 
 
 def resolve_sampling(rt: Runtime, req: ImageRequest) -> Sampling:
@@ -168,9 +172,15 @@ def resolve_sampling(rt: Runtime, req: ImageRequest) -> Sampling:
             raise BundleError(f"steps {req.steps} does not apply to this autoregressive bundle: it draws the "
                               f"{d['steps']} positions one per step; leave steps out")
         top_k = check_int("top_k", d.get("top_k", 0) if req.top_k is None else req.top_k, 0, meta["codebook_size"])
-        return Sampling(None, guidance, temperature, top_k)
+        candidates = check_int("candidates", d.get("candidates", 1) if req.candidates is None else req.candidates, 1,
+                               MAX_CANDIDATES)
+        if candidates > 1 and "scorer" not in rt.sessions:
+            raise BundleError(f"candidates {candidates} needs a bundle with a code scorer (this one has none): leave candidates out")
+        return Sampling(None, guidance, temperature, top_k, candidates)
     if req.top_k:
         raise BundleError("top_k is for autoregressive bundles; this bundle holds the masked generator: leave top_k out")
+    if req.candidates not in (None, 1):
+        raise BundleError("candidates is for autoregressive bundles; this bundle holds the masked generator: leave it out")
     steps = check_int("steps", d["steps"] if req.steps is None else req.steps, 1, d["max_steps"])
     return Sampling(steps, guidance, temperature, None)
 
@@ -322,7 +332,7 @@ class Batcher:
 
     def _generate(self, prompts: list[str], seeds: list[int], s: Sampling) -> np.ndarray:
         codes = self.rt.sample_codes(prompts, seeds=seeds, steps=s.steps, guidance=s.guidance,
-                                     temperature=s.temperature, top_k=s.top_k)  # (B, h, w)
+                                     temperature=s.temperature, top_k=s.top_k, candidates=s.candidates)  # (B, h, w)
         return self.rt.decode(codes)  # (B, H, W, 3) uint8
 
 
@@ -348,7 +358,7 @@ def grid_png(images: np.ndarray) -> bytes:
 def model_card(rt: Runtime, config: ServeConfig, merges: bool) -> dict:
     """The bundle's public description: what bundle.json says a user may rely on (no paths)."""
     meta, d = rt.meta, rt.meta["sampling"]
-    sampling = {k: d[k] for k in ("steps", "max_steps", "guidance", "temperature", "top_k") if k in d}
+    sampling = {k: d[k] for k in ("steps", "max_steps", "guidance", "temperature", "top_k", "candidates") if k in d}
     if rt.generator == "ar":
         sampling.pop("max_steps", None)
     keys = ("encoder", "generator", "weights", "precision", "int8_graphs", "producer", "format", "image_size",

@@ -11,7 +11,7 @@ less likely with another painting's caption (the batch's captions rolled by one)
     loss = -log sigmoid(beta * gap(x, c)) - lambda * log sigmoid(-beta * gap(x, c_other)),
     gap(x, c) = log p(x | c) - log p_ref(x | c), summed over the grid's positions,
 
-divided by lambda. The samples trained without text (`text_drop`) keep the unconditional model
+divided by lambda (by 1 when lambda < 1). The samples trained without text (`text_drop`) keep the unconditional model
 that guidance needs: both their terms push their likelihood up, with weight 1, as does a sample
 whose neighbour's caption equals its own. On the 2,000-step model this moved the style drawn at
 every guidance (docs/generation.md, "Condition Contrastive Alignment"): without guidance
@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import shutil
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 
@@ -41,7 +43,7 @@ from artgen.models.text_to_codes import TextToCodes
 from artgen.progress import console
 from artgen.tracking import NO_TRACKER, Tracker, checkpoint_files
 from artgen.training.predictor import PredictorTask, training_grids
-from artgen.training.trainer import TrainConfig, publish_run, resolve_device, run_dir, train
+from artgen.training.trainer import TrainConfig, find_checkpoint, publish_run, resolve_device, run_dir, staging_dir, train
 from artgen.workspace import Workspace
 
 
@@ -95,11 +97,17 @@ class AlignmentTask(PredictorTask):
         b = super().batch(step, generator, batch_size)
         dropped = ~b["text_mask"].any(1)  # the samples trained without text (or with none to give)
         other = torch.roll(torch.arange(batch_size), -1)
-        # the next sample's caption, whole even where that sample's own text was dropped; a caption
-        # equal to the sample's own is no negative, and counts as a positive as the dropped samples do
-        same = (b["ids"] == b["ids"][other]).all(1)
+        rows = b["rows"].tolist()
+        words = [frozenset(self.train_labels[r]) for r in rows]
+        # the next sample's caption, whole even where that sample's own text was dropped. One written
+        # from the same adjectives as the sample's own (the same painting, its mirror image, or a painting
+        # labelled alike) is no negative: it counts as a positive, as the dropped samples do. A neighbour
+        # without labels has only a placeholder caption: no term at all (weight 0), unless dropped.
+        same = torch.tensor([words[i] == words[j] for i, j in enumerate(other.tolist())])
+        unlabelled = torch.tensor([not words[j] for j in other.tolist()])
         b.update(other_ids=b["ids"][other], other_mask=b["mask"][other],
-                 other_text_mask=b["mask"][other] & ~dropped[:, None], positive_other=dropped | same)
+                 other_text_mask=b["mask"][other] & ~dropped[:, None], positive_other=dropped | same,
+                 unused_other=unlabelled & ~dropped)
         return b
 
     def _both_logp(self, model, b) -> torch.Tensor:
@@ -120,10 +128,11 @@ class AlignmentTask(PredictorTask):
         positive = b["positive_other"]
         sign = positive.float() * 2 - 1  # -1: push another caption's likelihood down; +1: a dropped sample's up
         weight = torch.where(positive, torch.ones_like(gap), torch.full_like(gap, self.lam))
+        weight = torch.where(b["unused_other"], torch.zeros_like(gap), weight)
         loss = -F.logsigmoid(self.beta * gap).mean() - (weight * F.logsigmoid(sign * self.beta * other_gap)).mean()
         with torch.no_grad():
             n = b["codes"].shape[1]
-            negatives = ~positive
+            negatives = ~positive & ~b["unused_other"]
             margin = (gap - other_gap)[negatives].mean() if negatives.any() else torch.zeros((), device=device)
         return loss / max(self.lam, 1.0), {"margin_per_position": margin / n, "gap_per_position": gap.mean() / n}
 
@@ -164,6 +173,12 @@ def align_unlocked(ws: Workspace, encoder: str, cfg: AlignmentConfig, device: st
     grids = training_grids(ws, labels, source, flipped, rotated)
     before = json.loads((out_dir / "metrics.json").read_text()) if (out_dir / "metrics.json").exists() else {}
 
+    pending = staging_dir(out_dir)
+    if find_checkpoint(pending) is not None:
+        raise ArtgenError(f"an unfinished training run of {name} waits in {pending}: finish it with `{hint} --resume` "
+                          "(or delete that folder) before aligning")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ArtgenError("the alignment runs in one process: run `artgen train align` without torchrun")
     work = run_dir(out_dir, resume=False)  # the finished model stays until this run completes
     model.train()
     task = AlignmentTask(model, grids.train_codes, grids.train_labels, grids.test_codes, grids.test_labels, config, None,
@@ -171,7 +186,7 @@ def align_unlocked(ws: Workspace, encoder: str, cfg: AlignmentConfig, device: st
     tcfg = replace(TrainConfig(**{k: v for k, v in config.get("train", {}).items() if k in TrainConfig.__dataclass_fields__}),
                    steps=cfg.steps, lr=cfg.lr, batch_size=cfg.batch_size, warmup_steps=max(1, cfg.steps // 20),
                    checkpoint_every=0, eval_every=0, seed=0, compile=False, ema_decay=0.0, device=device,
-                   show_progress=show_progress)
+                   optimizer="adamw", show_progress=show_progress)  # its LR is AdamW's, whatever trained the model
     console.print(f"align {name} (Condition Contrastive Alignment against its frozen copy): {cfg.steps} steps at peak LR "
                   f"{cfg.lr:g}, beta {cfg.beta:g}, lambda {cfg.lam:g}, {len(grids.train_codes)} train grids, "
                   f"captions from {source} labels")
@@ -187,6 +202,8 @@ def align_unlocked(ws: Workspace, encoder: str, cfg: AlignmentConfig, device: st
     aligned = {**config, "summary": {**summary, "alignment": record},
                "sampling": {**config.get("sampling", {}), "guidance": cfg.guidance}, "alignment_train": asdict(tcfg)}
     result.model.save_pretrained(work, aligned)
+    if (out_dir / "train_log.jsonl").exists():  # the cross-entropy stage's learning curve stays with the model
+        shutil.copy(out_dir / "train_log.jsonl", work / "ce_train_log.jsonl")
     final = {**before, **aligned["summary"], **m}
     atomic_write_json(work / "metrics.json", final)
     publish_run(work, out_dir)

@@ -18,6 +18,7 @@ weight source or "trained from scratch", predictor config, vocabulary hash, VQ-V
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -376,7 +377,9 @@ def _train_predictor(ws: Workspace, encoder: str, preset: str | PredictorPreset,
         f"without; token_accuracy {m['token_accuracy']:.3f} vs most-frequent-code baseline "
         f"{m['baseline_accuracy']:.3f}; saved to {out_dir}"
     )
-    if p.alignment is not None and generator == "ar":
+    if p.alignment is not None and generator == "ar" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        console.print(f"the preset's alignment runs in one process: run `artgen train align --encoder {encoder}` now")
+    elif p.alignment is not None and generator == "ar":
         from artgen.training.alignment import AlignmentConfig, align_unlocked
 
         return align_unlocked(ws, encoder, AlignmentConfig(**p.alignment), device, show_progress, tracker)

@@ -1,0 +1,148 @@
+"""Best of N candidates (`artgen train scorer`, `artgen export --candidates N`): the scorer
+trains into its folder and belongs to its VQ-VAE; the bundle carries it as scorer.onnx with
+format 5; the runtime draws candidate j with noise stream noise_stream + j (candidate 0 is the
+single draw), keeps the one the scorer finds closest to the prompt's words, and keeps
+candidate 0 for a prompt that names none; serve and the bundle checks know the setting."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from helpers import assert_one_line_error, run_cli
+
+from artgen.errors import ArtgenError
+from artgen.training.predictor import PredictorPreset, train_predictor
+from artgen.training.scorer import ScorerConfig, load_scorer, train_scorer
+from artgen.workspace import Workspace
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+TINY_AR = PredictorPreset(
+    predictor=dict(width=32, layers=2, heads=2, mlp_ratio=2, text_modulation=True, rope=True),
+    encoder=dict(width=32, layers=1, heads=2),
+    train=dict(steps=4, batch_size=8, lr=1e-3, warmup_steps=1, checkpoint_every=2, log_every=1),
+)
+PROMPTS = ["warm, vivid, wavy", "calm, dark", "zorblat"]  # the last names no adjective
+
+
+@pytest.fixture(scope="module")
+def scored(small_corpus, tmp_path_factory):
+    """A workspace with a tiny AR model, a code scorer and a bundle of 3 candidates."""
+    from artgen.generate import load_generator
+    from artgen.training.vqvae import train_vqvae
+    from export.bundle import ExportConfig, export_bundle
+
+    root = tmp_path_factory.mktemp("candidates")
+    shutil.copytree(small_corpus / "data", root / "data")
+    ws = Workspace(root)
+    train_vqvae(ws, preset="quick", steps=2, batch_size=8, device="cpu", show_progress=False)
+    train_predictor(ws, "tiny", preset=TINY_AR, annotations="gt", device="cpu", show_progress=False, generator="ar")
+    metrics = train_scorer(ws, annotations="gt", cfg=ScorerConfig(epochs=1, width=8, batch_size=32), show_progress=False)
+    gen = load_generator(ws, "tiny-ar")
+    scorer = load_scorer(ws, gen.config["summary"]["vqvae_hash"])
+    meta = export_bundle(gen, ws.bundles / "best-of-3", ExportConfig(candidates=3), scorer=scorer)
+    return ws, gen, scorer, meta, metrics
+
+
+def test_the_scorer_trains_into_its_folder_for_its_vqvae(scored):
+    ws, gen, scorer, _, metrics = scored
+    assert metrics["vqvae_hash"] == gen.config["summary"]["vqvae_hash"] and metrics["annotations"] == "gt"
+    assert json.loads((ws.checkpoint("code-scorer") / "metrics.json").read_text()) == metrics
+    assert set(scorer.cfg.adjectives) <= set(json.loads(json.dumps(scorer.cfg.adjectives)))
+    with pytest.raises(ArtgenError, match="another VQ-VAE"):
+        load_scorer(ws, "0" * 64)
+
+
+def test_the_bundle_carries_the_scorer_and_the_default_count(scored):
+    ws, gen, scorer, meta, _ = scored
+    assert meta["format"] == 5 and meta["sampling"]["candidates"] == 3
+    assert meta["scorer"]["adjectives"] == scorer.cfg.adjectives and "scorer" in meta["graphs"]
+    assert "scorer" not in meta["int8_graphs"]
+    from export.runtime import Runtime
+
+    rt = Runtime(ws.bundles / "best-of-3")
+    codes = torch.randint(0, 512, (4, gen.predictor.cfg.grid, gen.predictor.cfg.grid))
+    ort_logits = rt.sessions["scorer"].run(None, {"codes": codes.numpy()})[0]
+    assert np.allclose(ort_logits, scorer(codes).detach().numpy(), atol=1e-4)
+
+
+def test_the_runtime_keeps_the_candidate_the_scorer_prefers(scored):
+    from export.runtime import Runtime, best_candidates, prompt_words
+
+    ws, gen, scorer, _, _ = scored
+    rt = Runtime(ws.bundles / "best-of-3")
+    single = rt.sample_codes(PROMPTS, seed=7, candidates=1)
+    # candidate 0 is the single draw, and the single draw is what PyTorch draws
+    assert np.array_equal(single, gen.sample_codes(PROMPTS, seed=7).numpy())
+    states, mask = rt.encode(PROMPTS)
+    seeds = [7, 8, 9]
+    d = rt.meta["sampling"]
+    drawn = np.stack([rt._sample_ar(states, mask, seeds, d["guidance"], d["temperature"], 0, j) for j in range(3)])
+    assert np.array_equal(drawn[0], single) and not np.array_equal(drawn[1], drawn[0])
+    with torch.no_grad():
+        agreement = torch.stack([scorer.agreement(torch.from_numpy(drawn[j]), [prompt_words(p, scorer.cfg.adjectives)
+                                                                               for p in PROMPTS]) for j in range(3)])
+    expected = agreement.argmax(0).numpy()
+    expected[2] = 0  # "zorblat" names no adjective: the single draw
+    best = rt.sample_codes(PROMPTS, seed=7)  # the bundle's default: 3 candidates
+    assert np.array_equal(best, drawn[expected, np.arange(3)])
+    logits = rt.sessions["scorer"].run(None, {"codes": drawn.reshape(9, *drawn.shape[2:])})[0].reshape(3, 3, -1)
+    assert np.array_equal(best_candidates(logits, PROMPTS, scorer.cfg.adjectives), expected)
+    assert prompt_words("Warm, WAVY and lukewarm", ["warm", "wavy", "cool"]) == ["warm", "wavy"]
+
+
+def test_bad_candidate_settings_are_named(scored, tmp_path):
+    from export.bundle import ExportConfig, export_bundle
+    from export.runtime import BundleError, Runtime
+
+    ws, gen, scorer, _, _ = scored
+    rt = Runtime(ws.bundles / "best-of-3")
+    with pytest.raises(BundleError, match="candidates"):
+        rt.sample_codes(PROMPTS, candidates=0)
+    with pytest.raises(BundleError, match="candidates"):
+        rt.sample_codes(PROMPTS, candidates=9)
+    single = export_bundle(gen, tmp_path / "single")
+    assert single["format"] == 3 and "candidates" not in single["sampling"]
+    with pytest.raises(BundleError, match="code scorer"):
+        Runtime(tmp_path / "single").sample_codes(PROMPTS, candidates=2)
+    with pytest.raises(ArtgenError, match="artgen train scorer"):
+        export_bundle(gen, tmp_path / "x", ExportConfig(candidates=2))
+    meta_path = tmp_path / "broken" / "bundle.json"
+    shutil.copytree(ws.bundles / "best-of-3", meta_path.parent)
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "format": 4}))
+    with pytest.raises(BundleError, match="format 5"):
+        Runtime(meta_path.parent, verify="size")
+    meta_path.write_text(json.dumps({**meta, "scorer": {"adjectives": []}}))
+    with pytest.raises(BundleError, match="scorer.adjectives"):
+        Runtime(meta_path.parent, verify="size")
+
+
+def test_cli_export_with_candidates(scored, tmp_path):
+    ws = scored[0]
+    r = run_cli("export", "--generator", "ar", "--candidates", "2", "--out", str(tmp_path / "b"), workdir=ws.root)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "b" / "bundle.json").read_text())["sampling"]["candidates"] == 2
+    assert_one_line_error(run_cli("export", "--candidates", "2", "--out", str(tmp_path / "m"), workdir=ws.root),
+                          "--generator ar")
+    bare = tmp_path / "bare"
+    shutil.copytree(ws.root, bare)
+    shutil.rmtree(bare / "checkpoints" / "code-scorer")
+    assert_one_line_error(run_cli("export", "--generator", "ar", "--candidates", "2", workdir=bare), "artgen train scorer")
+
+
+def test_serve_takes_candidates(scored):
+    from fastapi.testclient import TestClient
+
+    from artgen.app.serve import ServeConfig, create_app
+
+    ws = scored[0]
+    with TestClient(create_app(ws.bundles / "best-of-3", ServeConfig())) as client:
+        card = client.get("/v1/model").json()
+        assert card["sampling"]["candidates"] == 3
+        r = client.post("/v1/images", json={"prompt": "warm, vivid", "seed": 3, "candidates": 2, "format": "json"})
+        assert r.status_code == 200, r.text
+        assert r.json()["sampling"]["candidates"] == 2
+        assert client.post("/v1/images", json={"prompt": "warm", "candidates": 9}).status_code == 422
