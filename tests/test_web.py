@@ -248,8 +248,24 @@ def test_javascript_masked_and_ar_samplers_equal_python_on_small_bundles(tmp_pat
         fixtures.append(generator_fixture(name, bundle, tmp_path / "sites" / name, cases,
                                           min_rate=0.9 if int8 else 1.0, min_identical=len(cases) // 2 if int8 else len(cases),
                                           min_prefix=0))
+    # best of 3 candidates kept by a code scorer (format 5); a prompt naming no scorer word keeps the single draw
+    from artgen.training.scorer import ScorerConfig, load_scorer, train_scorer
+
+    train_scorer(ws, annotations="gt", cfg=ScorerConfig(epochs=1, width=8, batch_size=32), show_progress=False)
+    gen = load_generator(ws, "tiny-ar")
+    bundle = ws.bundles / "tiny-ar-best-of-3"
+    export_bundle(gen, bundle, ExportConfig(candidates=3), scorer=load_scorer(ws, gen.config["summary"]["vqvae_hash"]))
+    build_web(tmp_path / "sites" / "best-of-3", bundle=bundle)
+    cases = [(p, s, None) for p in ("warm, chaotic, vivid", "cool calm", "zorblat") for s in (0, 5, 9)]
+    fixture = generator_fixture("tiny-ar-best-of-3", bundle, tmp_path / "sites" / "best-of-3", cases, min_rate=1.0,
+                                min_identical=len(cases), min_prefix=0)
+    single = Runtime(bundle, threads=1)
+    kept_another = sum(c["codes"] != single.sample_codes([c["prompt"]], seed=c["seed"], candidates=1).reshape(-1).tolist()
+                       for c in fixture["cases"])
+    assert kept_another > 0  # the scorer chose a candidate other than the single draw somewhere: the JS must too
+    fixtures.append(fixture)
     reports = run_node(tmp_path, {"generator": {"bundles": fixtures}}, "generator.test.mjs")
-    assert [r["bundle"] for r in reports] == ["tiny", "tiny-int8", "tiny-ar", "tiny-ar-above"]
+    assert [r["bundle"] for r in reports] == ["tiny", "tiny-int8", "tiny-ar", "tiny-ar-above", "tiny-ar-best-of-3"]
     for r in reports:
         print(f"{r['bundle']}: {r['equal']}/{r['total']} codes, {r['identical']}/{r['images']} images identical")
 

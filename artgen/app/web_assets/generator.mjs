@@ -10,7 +10,8 @@ import { PromptError, checkPrompt, loadTokenizer, promptIds, unknownWords } from
 export { PromptError };
 
 const GRAPHS = { masked: ["text_encoder", "predictor", "decoder"], ar: ["text_encoder", "ar_context", "ar_step", "decoder"] };
-const READABLE_FORMATS = [2, 3, 4];
+const READABLE_FORMATS = [2, 3, 4, 5];
+const MAX_CANDIDATES = 8; // export/runtime.py MAX_CANDIDATES
 
 const f32 = Math.fround;
 
@@ -56,6 +57,30 @@ function guide(cond, uncond, guidance) {
   return out;
 }
 
+/** export/runtime.py prompt_words: the scorer's adjectives the prompt names (whole words [a-z]+ of the lower-cased prompt). */
+export function promptWords(prompt, adjectives) {
+  const words = new Set(prompt.toLowerCase().match(/[a-z]+/g) ?? []);
+  return adjectives.filter((a) => words.has(a));
+}
+
+/** export/runtime.py best_candidates for one image: `logits` (C * V, candidate-major) of the scorer
+ *  over C candidates; the highest mean log-sigmoid over the asked adjectives, the first on a tie. */
+export function bestCandidate(logits, asked, adjectives) {
+  const V = adjectives.length, C = logits.length / V;
+  const index = asked.map((a) => adjectives.indexOf(a));
+  let best = 0, bestScore = -Infinity;
+  for (let c = 0; c < C; c++) {
+    let sum = 0;
+    for (const i of index) {
+      const x = logits[c * V + i];
+      sum += -(Math.max(0, -x) + Math.log1p(Math.exp(-Math.abs(x)))); // log sigmoid(x), stable
+    }
+    const score = sum / Math.max(index.length, 1);
+    if (score > bestScore) { bestScore = score; best = c; }
+  }
+  return best;
+}
+
 function checkNumber(name, value, low) {
   const v = Number(value);
   if (!Number.isFinite(v) || (low !== undefined && v < low)) {
@@ -93,7 +118,7 @@ export class Generator {
     const tokenizer = loadTokenizer(await json("bundle/tokenizer.json"));
     const words = await json("bundle/words.json");
     const sessions = {};
-    for (const name of GRAPHS[kind]) {
+    for (const name of [...GRAPHS[kind], ...(meta.graphs.scorer ? ["scorer"] : [])]) {
       const bytes = new Uint8Array(await read(`bundle/${meta.graphs[name].file}`));
       sessions[name] = await ort.InferenceSession.create(bytes, {
         executionProviders: ["wasm"], graphOptimizationLevel: "all", ...options.session,
@@ -132,7 +157,7 @@ export class Generator {
   }
 
   /** Settings as export/runtime.py sample_codes reads them: null takes the bundle's default. */
-  settings({ steps = null, guidance = null, temperature = null, topK = null } = {}) {
+  settings({ steps = null, guidance = null, temperature = null, topK = null, candidates = null } = {}) {
     const d = this.meta.sampling;
     const s = {
       guidance: checkNumber("guidance", guidance ?? d.guidance),
@@ -143,8 +168,13 @@ export class Generator {
         throw new PromptError(`steps ${steps} does not apply to this autoregressive bundle: it draws the ${d.steps} positions one per step`);
       }
       s.topK = checkInt("top_k", topK ?? d.top_k ?? 0, 0, this.meta.codebook_size);
+      s.candidates = checkInt("candidates", candidates ?? d.candidates ?? 1, 1, MAX_CANDIDATES);
+      if (s.candidates > 1 && !this.sessions.scorer) {
+        throw new PromptError(`candidates ${s.candidates} needs a bundle with a code scorer: leave candidates at 1`);
+      }
     } else {
       if (topK) throw new PromptError("top_k is for autoregressive bundles; this bundle holds the masked generator");
+      if (candidates !== null && candidates !== 1) throw new PromptError("candidates is for autoregressive bundles; this bundle holds the masked generator");
       s.steps = checkInt("steps", steps ?? d.steps, 1, d.max_steps);
     }
     return s;
@@ -155,11 +185,27 @@ export class Generator {
     const s = this.settings(options);
     seed = checkInt("seed", seed, 0, Number.MAX_SAFE_INTEGER);
     const [states, mask] = await this.encode(prompt);
-    return this.kind === "ar" ? this.sampleAr(states, mask, seed, s) : this.sampleMasked(states, mask, seed, s);
+    if (this.kind !== "ar") return this.sampleMasked(states, mask, seed, s);
+    const adjectives = this.meta.scorer?.adjectives ?? [];
+    const asked = promptWords(prompt, adjectives);
+    if (s.candidates === 1 || asked.length === 0) return this.sampleAr(states, mask, seed, s);
+    return this.bestOf(states, mask, seed, s, asked, adjectives);
+  }
+
+  /** s.candidates draws, candidate j with noise stream noise_stream + j, one after another (the
+   *  page has one thread); the one the scorer finds closest to the asked words (runtime _best_of). */
+  async bestOf(states, mask, seed, s, asked, adjectives) {
+    const N = this.meta.grid ** 2, g = this.meta.grid;
+    const drawn = [];
+    for (let j = 0; j < s.candidates; j++) drawn.push(await this.sampleAr(states, mask, seed, s, j));
+    const all = new Array(s.candidates * N);
+    drawn.forEach((codes, j) => codes.forEach((v, t) => { all[j * N + t] = v; }));
+    const out = await this.sessions.scorer.run({ codes: this.int64(all, [s.candidates, g, g]) });
+    return drawn[bestCandidate(out[this.sessions.scorer.outputNames[0]].data, asked, adjectives)];
   }
 
   /** Raster order, one position per ar_step call, past keys/values fed back (runtime _sample_ar). */
-  async sampleAr(states, mask, seed, { guidance, temperature, topK }) {
+  async sampleAr(states, mask, seed, { guidance, temperature, topK }, candidate = 0) {
     const d = this.meta.sampling, K = this.meta.codebook_size, N = this.meta.grid ** 2;
     const guided = guidance !== 1.0;
     let maskTensor = this.int64(mask, [1, mask.length]);
@@ -170,7 +216,7 @@ export class Generator {
     for (let i = 0; i < d.layers; i++) past.push(`past_key_${i}`);
     for (let i = 0; i < d.layers; i++) past.push(`past_value_${i}`);
     for (const name of past) feed[name] = new this.ort.Tensor("float32", new Float32Array(0), [rows, d.heads, 0, d.head_width]);
-    const noise = gumbel(seed, d.noise_stream, N * K); // (N, K), row t for position t
+    const noise = gumbel(seed, d.noise_stream + candidate, N * K); // (N, K), row t for position t
     const step = this.sessions.ar_step;
     const codes = new Int32Array(N);
     feed.token = this.int64(new Array(rows).fill(d.start_id), [rows, 1]);
