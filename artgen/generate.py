@@ -52,10 +52,13 @@ from artgen.sampling import (
     DEFAULT_GUIDANCE,
     DEFAULT_STEPS,
     DEFAULT_TEMPERATURE,
+    MAX_CANDIDATES,
     MAX_STEPS,
     MIN_TEMPERATURE,
     ORDER_STREAM,
+    best_candidates,
     guided_steps,
+    prompt_words,
 )
 from artgen.workspace import Workspace
 
@@ -199,6 +202,7 @@ class ARGenerator(Generator):
     `temperature` (0: the most likely code)."""
 
     kind = "ar"
+    scorer = None  # the workspace's code scorer (`artgen train scorer`) where load_generator found one for this VQ-VAE
 
     @property
     def default_steps(self) -> int:
@@ -213,9 +217,19 @@ class ARGenerator(Generator):
     @torch.no_grad()
     def sample_codes(self, prompts: Sequence[str], seed: int = 0, steps: int | None = None,
                      guidance: float | None = None, temperature: float | None = None,
-                     seeds: Sequence[int] | None = None, top_k: int | None = None) -> torch.Tensor:
+                     seeds: Sequence[int] | None = None, top_k: int | None = None,
+                     candidates: int | None = None) -> torch.Tensor:
+        """`candidates` > 1: draw that many per image (candidate j with noise stream
+        AR_NOISE_STREAM + j; 0 is the single draw) and keep the one the code scorer finds
+        closest to the prompt's words, as an exported bundle with --candidates does."""
         cfg = self.predictor.cfg
         N, K = cfg.positions, cfg.codebook_size
+        candidates = 1 if candidates is None else int(candidates)
+        if not 1 <= candidates <= MAX_CANDIDATES:
+            raise ArtgenError(f"--candidates must be between 1 and {MAX_CANDIDATES} (got {candidates})")
+        if candidates > 1 and self.scorer is None:
+            raise ArtgenError(f"--candidates {candidates} needs the code scorer that picks among them, trained on this "
+                              "model's VQ-VAE: run `artgen train scorer` first")
         guidance = self.default_guidance if guidance is None else guidance
         temperature = AR_DEFAULT_TEMPERATURE if temperature is None else temperature
         top_k = AR_DEFAULT_TOP_K if top_k is None else int(top_k)
@@ -227,11 +241,19 @@ class ARGenerator(Generator):
         seeds = check_sampling(prompts, seed, temperature, guidance, seeds)
         tokens = self.encoder.tokenize(list(prompts))
         states, mask = self.encoder.encode(tokens)  # (B, T, d), (B, T)
-        return self.codes_from_states(states, mask, seeds, guidance, temperature, top_k)
+        adjectives = self.scorer.cfg.adjectives if self.scorer is not None else []
+        if candidates == 1 or not any(prompt_words(p, adjectives) for p in prompts):
+            return self.codes_from_states(states, mask, seeds, guidance, temperature, top_k)
+        drawn = torch.stack([self.codes_from_states(states, mask, seeds, guidance, temperature, top_k, AR_NOISE_STREAM + j)
+                             for j in range(candidates)])  # (C, B, h, w)
+        C, B = drawn.shape[:2]
+        logits = self.scorer(drawn.flatten(0, 1)).view(C, B, -1).numpy()
+        kept = torch.from_numpy(best_candidates(logits, list(prompts), adjectives))
+        return drawn[kept, torch.arange(B)]
 
     @torch.no_grad()
     def codes_from_states(self, states: torch.Tensor, mask: torch.Tensor, seeds: Sequence[int], guidance: float,
-                          temperature: float, top_k: int = 0) -> torch.Tensor:
+                          temperature: float, top_k: int = 0, stream: int = AR_NOISE_STREAM) -> torch.Tensor:
         """(B, h, w) code grids for text states (B, T, d) and their mask (B, T), image i
         with seeds[i]: the sampling loop itself (`sample_codes` tokenizes and encodes first)."""
         cfg = self.predictor.cfg
@@ -242,7 +264,7 @@ class ARGenerator(Generator):
         context = self.predictor.context(states, mask)  # cross keys, values, bias, text modulation
         past_k, past_v = self.predictor.empty_cache(len(states))
         # one stream per image, drawn whole: row t for position t
-        noise = torch.from_numpy(np.stack([gumbel(s, AR_NOISE_STREAM, (N, K)) for s in seeds]).astype(np.float32))
+        noise = torch.from_numpy(np.stack([gumbel(s, stream, (N, K)) for s in seeds]).astype(np.float32))
         token = torch.full((len(states), 1), cfg.start_id, dtype=torch.long)
         codes = torch.empty((B, N), dtype=torch.long)
         for t in range(N):
@@ -257,8 +279,8 @@ class ARGenerator(Generator):
 
     def generate(self, prompts: Sequence[str], seed: int = 0, steps: int | None = None,
                  guidance: float | None = None, temperature: float | None = None,
-                 seeds: Sequence[int] | None = None, top_k: int | None = None) -> np.ndarray:
-        return self.decode(self.sample_codes(prompts, seed, steps, guidance, temperature, seeds, top_k))
+                 seeds: Sequence[int] | None = None, top_k: int | None = None, candidates: int | None = None) -> np.ndarray:
+        return self.decode(self.sample_codes(prompts, seed, steps, guidance, temperature, seeds, top_k, candidates))
 
 
 def pick_codes(logits: torch.Tensor, noise: torch.Tensor, temperature: float, top_k: int) -> torch.Tensor:
@@ -280,7 +302,25 @@ def load_generator(ws: Workspace, encoder: str = "tiny", checkpoint: str | Path 
         raise unknown_encoder(enc_name)
     directory = Path(checkpoint) if checkpoint else ws.checkpoint(encoder)
     how = f"artgen train --encoder {enc_name}" + (f" --generator {gen_name}" if gen_name != "masked" else "")
-    return Generator.from_pretrained(directory, ws.checkpoint("vqvae"), retrain_hint=how)
+    gen = Generator.from_pretrained(directory, ws.checkpoint("vqvae"), retrain_hint=how)
+    if gen.kind == "ar":
+        gen.scorer = workspace_scorer(ws, gen.config["summary"].get("vqvae_hash"))
+    return gen
+
+
+def workspace_scorer(ws: Workspace, vqvae_hash: str | None):
+    """The workspace's code scorer (`checkpoints/code-scorer`) when it reads this VQ-VAE's codes, else None."""
+    import json
+
+    from artgen.models.code_scorer import CodeScorer
+
+    folder = ws.checkpoint("code-scorer")
+    try:
+        if json.loads((folder / "metrics.json").read_text()).get("vqvae_hash") != vqvae_hash:
+            return None
+        return CodeScorer.from_pretrained(folder)
+    except (OSError, ValueError, ArtgenError):
+        return None
 
 
 def read_prompts(path: Path) -> list[str]:
@@ -305,7 +345,8 @@ def read_prompts(path: Path) -> list[str]:
 
 def generate_to_png(ws: Workspace, prompts: Sequence[str], out: Path, encoder: str = "tiny", n: int = 4,
                     seed: int = 0, steps: int | None = None, guidance: float | None = None,
-                    temperature: float | None = None, scale: int = 2, top_k: int | None = None) -> list[str]:
+                    temperature: float | None = None, scale: int = 2, top_k: int | None = None,
+                    candidates: int | None = None) -> list[str]:
     """`artgen generate`: a PNG grid, one row per prompt, `n` seeds (seed .. seed+n-1) per row.
     `encoder` is a model name (tiny, tiny-ar, ...); None settings take the model's defaults.
     Returns the one-line notes for the user (unseen words)."""
@@ -320,7 +361,9 @@ def generate_to_png(ws: Workspace, prompts: Sequence[str], out: Path, encoder: s
     gen = load_generator(ws, encoder)
     if top_k is not None and gen.kind != "ar":
         raise ArtgenError("--top-k is for the autoregressive generator: add --generator ar")
-    options = {"top_k": top_k} if gen.kind == "ar" else {}
+    if candidates not in (None, 1) and gen.kind != "ar":
+        raise ArtgenError("--candidates is for the autoregressive generator: add --generator ar")
+    options = {"top_k": top_k, "candidates": candidates} if gen.kind == "ar" else {}
     notes = [f"note: {', '.join(repr(w) for w in words)} never appear in training captions; "
              f"read as sub-words {gen.encoder.pieces(' '.join(words))}"
              for words in (unseen_words(p) for p in prompts) if words]

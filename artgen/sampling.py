@@ -28,3 +28,32 @@ AR_DEFAULT_GUIDANCE = 2.5  # with text modulation; scripts/ar_sampling_sweep.py:
 AR_DEFAULT_TEMPERATURE = 0.8  # scripts/ar_sampling_sweep.py: all 14 styles, the best FID at guidance 3 (docs/generation.md)
 AR_DEFAULT_TOP_K = 0  # sample among the k most likely codes (0: all of them)
 AR_NOISE_STREAM = 2000
+
+# Best of N (`--candidates`): candidate j of image i draws with AR noise stream AR_NOISE_STREAM + j
+# (candidate 0 is the single draw); the code scorer keeps one. export/runtime.py holds the same two
+# functions (a bundle's runtime needs neither torch nor artgen).
+MAX_CANDIDATES = 8
+
+
+def prompt_words(prompt: str, adjectives) -> list[str]:
+    """The scorer's adjectives that `prompt` names: whole words [a-z]+ of the lower-cased prompt."""
+    import re
+
+    words = set(re.findall(r"[a-z]+", prompt.lower()))
+    return [a for a in adjectives if a in words]
+
+
+def best_candidates(logits, prompts, adjectives):
+    """(B,) the kept candidate of each image: `logits` (C, B, V) of the scorer over C candidates
+    of B images; the highest mean log-sigmoid over the adjectives image b's prompt names, the
+    first on a tie, 0 when it names none."""
+    import numpy as np
+
+    asked = np.zeros((len(prompts), len(adjectives)), dtype=np.float32)
+    index = {a: i for i, a in enumerate(adjectives)}
+    for b, p in enumerate(prompts):
+        for a in prompt_words(p, adjectives):
+            asked[b, index[a]] = 1.0
+    log_sigmoid = -np.logaddexp(np.float32(0), -np.asarray(logits, dtype=np.float32))  # (C, B, V)
+    agreement = (log_sigmoid * asked).sum(-1) / np.maximum(asked.sum(-1), 1)  # (C, B)
+    return agreement.argmax(0)

@@ -59,15 +59,18 @@ class BundleGenerator:
         return {k: v for k, v in self.meta.get("sampling", {}).items() if isinstance(v, (int, float, bool))}
 
     def sample_codes(self, prompts: Sequence[str], steps: int | None = None, guidance: float | None = None,
-                     temperature: float | None = None, seeds: Sequence[int] | None = None) -> np.ndarray:
+                     temperature: float | None = None, seeds: Sequence[int] | None = None,
+                     candidates: int | None = None) -> np.ndarray:
         """(B, h, w) int64 code grids, image i drawn with seeds[i]."""
-        sampler = {k: v for k, v in (("steps", steps), ("guidance", guidance), ("temperature", temperature)) if v is not None}
+        sampler = {k: v for k, v in (("steps", steps), ("guidance", guidance), ("temperature", temperature),
+                                     ("candidates", candidates)) if v is not None}
         return np.asarray(self.runtime.sample_codes(list(prompts), seeds=list(seeds) if seeds is not None else None, **sampler))
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         return np.asarray(self.runtime.decode(np.asarray(codes, dtype=np.int64)))  # (B, H, W, 3) uint8
 
     def generate(self, prompts: Sequence[str], seed: int = 0, steps: int | None = None, guidance: float | None = None,
-                 temperature: float | None = None) -> np.ndarray:
-        sampler = {k: v for k, v in (("steps", steps), ("guidance", guidance), ("temperature", temperature)) if v is not None}
+                 temperature: float | None = None, candidates: int | None = None) -> np.ndarray:
+        sampler = {k: v for k, v in (("steps", steps), ("guidance", guidance), ("temperature", temperature),
+                                     ("candidates", candidates)) if v is not None}
         return np.asarray(self.runtime.generate(list(prompts), seed=seed, **sampler))

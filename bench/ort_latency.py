@@ -31,14 +31,14 @@ from export.runtime import BundleError, Runtime
 def time_in_fresh_process(bundle: str | Path, threads: int = 2, runs: int = 100, warmup: int = 10,
                           refine_steps: int = 8, guidance: float | None = None, temperature: float | None = None,
                           prompt: str = "warm, chaotic, vivid", spinning: str = "none", timeout: float = 1800,
-                          rounds: int = 1) -> dict:
+                          rounds: int = 1, candidates: int | None = None) -> dict:
     """This module's JSON result for `bundle`, measured in a new Python process (`rounds` of
     them, combined by `combine_rounds`); a failure raises RuntimeError with the child's one-line
     error."""
     if rounds < 1:
         raise ValueError(f"rounds must be at least 1 (got {rounds})")
     return combine_rounds([_time_once(bundle, threads, runs, warmup, refine_steps, guidance, temperature, prompt,
-                                      spinning, timeout) for _ in range(rounds)])
+                                      spinning, timeout, candidates) for _ in range(rounds)])
 
 
 def combine_rounds(results: list[dict]) -> dict:
@@ -62,10 +62,11 @@ def combine_rounds(results: list[dict]) -> dict:
     return out
 
 
-def _time_once(bundle, threads, runs, warmup, refine_steps, guidance, temperature, prompt, spinning, timeout) -> dict:
+def _time_once(bundle, threads, runs, warmup, refine_steps, guidance, temperature, prompt, spinning, timeout,
+               candidates=None) -> dict:
     argv = [sys.executable, "-m", "bench.ort_latency", str(bundle), "--threads", str(threads), "--runs", str(runs),
             "--warmup", str(warmup), "--refine-steps", str(refine_steps), "--prompt", prompt, "--spinning", spinning]
-    for flag, value in (("--guidance", guidance), ("--temperature", temperature)):
+    for flag, value in (("--guidance", guidance), ("--temperature", temperature), ("--candidates", candidates)):
         if value is not None:
             argv += [flag, str(value)]
     r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
@@ -83,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--refine-steps", type=int, default=8)
     ap.add_argument("--guidance", type=float, default=None)
     ap.add_argument("--temperature", type=float, default=None)
+    ap.add_argument("--candidates", type=int, default=None, help="autoregressive bundles: best of N (default: the bundle's)")
     ap.add_argument("--prompt", default="warm, chaotic, vivid")
     ap.add_argument("--spinning", default="none", help="which thread pools spin-wait: none, predictor or all")
     args = ap.parse_args(argv)
@@ -91,8 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         rt = Runtime(args.bundle, threads=args.threads, spinning=args.spinning)
         runs = ((("autoregressive", None),) if rt.generator == "ar"
                 else (("one_shot", 1), (f"refine_{args.refine_steps}", args.refine_steps)))
+        extra = {"candidates": args.candidates} if args.candidates is not None else {}
         out = {name: measure_latency(lambda: rt.generate(args.prompt, seed=0, steps=steps, guidance=args.guidance,
-                                                         temperature=args.temperature), lat)
+                                                         temperature=args.temperature, **extra), lat)
                for name, steps in runs}
         out["generator"] = rt.generator
         out["torch_loaded"] = "torch" in sys.modules  # the point of this process: must stay False

@@ -82,7 +82,8 @@ class BenchConfig:
     threads: int = 2  # torch and ONNX Runtime threads for every timing and for the FID network
     steps: int = DEFAULT_STEPS  # sampling steps of every generated set: the product's default sampler
     refine_steps: int = 8  # K of the K-step refine latency
-    guidance: float | None = None  # None: each generator's own default (artgen.sampling)
+    guidance: float | None = None  # None: each generator's own default (the AR model's config, else artgen.sampling)
+    candidates: int | None = None  # autoregressive: best of N by the code scorer (None: 1 for a model, a bundle's own)
     temperature: float | None = None
     seed: int = 0
     batch_size: int = 64  # generation batch for the quality sets
@@ -248,7 +249,8 @@ def _generate_set(gen, prompts: Sequence[str], cfg: BenchConfig, description: st
         for s in range(0, len(prompts), cfg.batch_size):
             batch = list(prompts[s:s + cfg.batch_size])
             seeds = [cfg.seed + s + i for i in range(len(batch))]
-            c = gen.sample_codes(batch, steps=steps, guidance=g, temperature=cfg.temperature, seeds=seeds)
+            extra = {"candidates": cfg.candidates} if cfg.candidates is not None and getattr(gen, "kind", None) == "ar" else {}
+            c = gen.sample_codes(batch, steps=steps, guidance=g, temperature=cfg.temperature, seeds=seeds, **extra)
             codes.append(np.asarray(c))  # a torch tensor from the PyTorch generator, an array from a bundle
             images.append(gen.decode(c))
             advance(len(batch))
@@ -316,8 +318,10 @@ def _latency(gen, cfg: BenchConfig) -> dict:
     g, t = cfg.guidance, cfg.temperature
     if gen.kind == "ar":  # its one sampler: every position, one per step
         batch = [LATENCY_PROMPT] * cfg.throughput_batch
-        return {"autoregressive": measure_latency(lambda: gen.generate([LATENCY_PROMPT], seed=0, guidance=g, temperature=t), lat),
-                "batch_throughput": measure_throughput(lambda: gen.generate(batch, seed=0, guidance=g, temperature=t),
+        c = {"candidates": cfg.candidates} if cfg.candidates is not None else {}
+        return {"autoregressive": measure_latency(lambda: gen.generate([LATENCY_PROMPT], seed=0, guidance=g, temperature=t, **c),
+                                                  lat),
+                "batch_throughput": measure_throughput(lambda: gen.generate(batch, seed=0, guidance=g, temperature=t, **c),
                                                        cfg.throughput_batch, tput)}
     one = measure_latency(lambda: gen.generate([LATENCY_PROMPT], seed=0, steps=1, guidance=g, temperature=t), lat)
     refine = measure_latency(
@@ -351,11 +355,12 @@ def _onnx(ws: Workspace, encoder: str, gen, cfg: BenchConfig) -> dict:
             else:
                 tmp = tempfile.TemporaryDirectory(prefix=f"artgen-bench-{encoder}-")
                 bundle = Path(tmp.name) / "bundle"
-                export_bundle(gen, bundle, ExportConfig(int8=precision == "int8"))
+                export_bundle(gen, bundle, ExportConfig(int8=precision == "int8", candidates=cfg.candidates or 1))
                 source = "exported on the fly to a temporary folder"
             timed = time_in_fresh_process(bundle, threads=lat.threads, runs=lat.runs, warmup=lat.warmup,
                                           refine_steps=cfg.refine_steps, guidance=cfg.guidance,
-                                          temperature=cfg.temperature, prompt=LATENCY_PROMPT, rounds=cfg.latency_rounds)
+                                          temperature=cfg.temperature, prompt=LATENCY_PROMPT, rounds=cfg.latency_rounds,
+                                          candidates=cfg.candidates if gen.kind == "ar" else None)
             out[precision] = {
                 "available": True, "bundle": source, "bundle_mb": bundle_size(bundle) / 1e6,
                 "onnx_mb": sum(f.stat().st_size for f in bundle.glob("*.onnx")) / 1e6,
@@ -827,7 +832,8 @@ def _bundle_onnx(gen, cfg: BenchConfig) -> dict:
     precision = gen.meta.get("precision", "fp32")
     try:
         timed = time_in_fresh_process(gen.bundle, threads=cfg.threads, runs=cfg.latency_runs, warmup=cfg.latency_warmup,
-                                      refine_steps=cfg.refine_steps, prompt=LATENCY_PROMPT, rounds=cfg.latency_rounds)
+                                      refine_steps=cfg.refine_steps, prompt=LATENCY_PROMPT, rounds=cfg.latency_rounds,
+                                      candidates=cfg.candidates)
     except Exception as e:  # the bench reports a bundle that cannot be timed instead of dying on it
         return {precision: {"available": False, "reason": f"{type(e).__name__}: {' '.join(str(e).split())[:200]}"}}
     summaries = {sampler: summary for sampler, summary in timed.items() if isinstance(summary, dict)}

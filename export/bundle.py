@@ -147,11 +147,13 @@ def check_bundle_target(out_dir: Path, force: bool = False) -> None:
 
 
 def export_bundle(gen: Generator, out_dir: Path, cfg: ExportConfig | None = None, scorer=None) -> dict:
-    """Write `gen` as a bundle at `out_dir` (replaced atomically); returns bundle.json. `scorer`
-    (a CodeScorer) is needed when `cfg.candidates` > 1."""
+    """Write `gen` as a bundle at `out_dir` (replaced atomically); returns bundle.json. A code
+    scorer (`scorer`, else the one `load_generator` attached to `gen`) is needed when
+    `cfg.candidates` > 1."""
     cfg = cfg or ExportConfig()
     if not 14 <= cfg.opset <= 21:
         raise ArtgenError(f"--opset must be between 14 and 21 (got {cfg.opset})")
+    scorer = scorer if scorer is not None else getattr(gen, "scorer", None)
     check_candidates(gen.kind, cfg.candidates, scorer)
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -171,7 +173,8 @@ def check_candidates(generator: str, candidates: int, scorer) -> None:
     if candidates > 1 and generator != "ar":
         raise ArtgenError("--candidates applies to the autoregressive generator (--generator ar): the masked one draws once")
     if candidates > 1 and scorer is None:
-        raise ArtgenError(f"--candidates {candidates} needs the code scorer that picks among them: run `artgen train scorer` first")
+        raise ArtgenError(f"--candidates {candidates} needs the code scorer that picks among them, trained on this model's "
+                          "VQ-VAE: run `artgen train scorer` first")
 
 
 def _scorer_graph(scorer, grid: int, out: Path, cfg: ExportConfig) -> dict:

@@ -107,8 +107,12 @@ def test_bad_candidate_settings_are_named(scored, tmp_path):
     assert single["format"] == 3 and "candidates" not in single["sampling"]
     with pytest.raises(BundleError, match="code scorer"):
         Runtime(tmp_path / "single").sample_codes(PROMPTS, candidates=2)
+    import copy
+
+    bare = copy.copy(gen)
+    bare.scorer = None  # a workspace without a scorer for this VQ-VAE
     with pytest.raises(ArtgenError, match="artgen train scorer"):
-        export_bundle(gen, tmp_path / "x", ExportConfig(candidates=2))
+        export_bundle(bare, tmp_path / "x", ExportConfig(candidates=2))
     meta_path = tmp_path / "broken" / "bundle.json"
     shutil.copytree(ws.bundles / "best-of-3", meta_path.parent)
     meta = json.loads(meta_path.read_text())
@@ -146,3 +150,26 @@ def test_serve_takes_candidates(scored):
         assert r.status_code == 200, r.text
         assert r.json()["sampling"]["candidates"] == 2
         assert client.post("/v1/images", json={"prompt": "warm", "candidates": 9}).status_code == 422
+
+
+def test_pytorch_keeps_the_same_candidate_as_the_bundle(scored):
+    ws, gen, _, _, _ = scored
+    from artgen.generate import load_generator
+    from export.runtime import Runtime
+
+    loaded = load_generator(ws, "tiny-ar")
+    assert loaded.scorer is not None  # the workspace's scorer, for this VQ-VAE
+    torch_codes = loaded.sample_codes(PROMPTS, seed=7, candidates=3).numpy()
+    assert np.array_equal(torch_codes, Runtime(ws.bundles / "best-of-3").sample_codes(PROMPTS, seed=7))
+    assert np.array_equal(loaded.sample_codes(PROMPTS, seed=7).numpy(), loaded.sample_codes(PROMPTS, seed=7, candidates=1).numpy())
+    loaded.scorer = None
+    with pytest.raises(ArtgenError, match="artgen train scorer"):
+        loaded.sample_codes(PROMPTS, candidates=2)
+
+
+def test_cli_generate_with_candidates(scored, tmp_path):
+    ws = scored[0]
+    r = run_cli("generate", "warm, vivid", "--generator", "ar", "--candidates", "2", "-n", "2", "-o", str(tmp_path / "a.png"),
+                workdir=ws.root)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "a.png").stat().st_size > 0

@@ -16,7 +16,7 @@ from artgen.errors import ArtgenError
 from artgen.files import check_output_file, check_writable_folder, write_output
 from artgen.locks import path_lock_name, stage_lock
 from artgen.progress import console
-from artgen.sampling import DEFAULT_GUIDANCE, DEFAULT_STEPS, DEFAULT_TEMPERATURE, MAX_STEPS
+from artgen.sampling import DEFAULT_GUIDANCE, DEFAULT_STEPS, DEFAULT_TEMPERATURE, MAX_CANDIDATES, MAX_STEPS
 from artgen.tracking import Tracker, check_tracker, start_tracking
 from artgen.workspace import SHIPPED_MODEL, Workspace
 
@@ -296,11 +296,16 @@ def generate_cmd(
                                                                       "autoregressive model, checkpoints/<encoder>-ar)."),
     steps: Optional[int] = typer.Option(None, min=1, max=MAX_STEPS, help="Parallel decoding steps of the masked generator (default "
                                                                          f"{DEFAULT_STEPS}; 1: one-shot prediction of the whole grid)."),
-    guidance: Optional[float] = typer.Option(None, help=f"Classifier-free guidance scale (default {DEFAULT_GUIDANCE}; 1: none)."),
+    guidance: Optional[float] = typer.Option(None, help=f"Classifier-free guidance scale (default: the masked generator's "
+                                                        f"{DEFAULT_GUIDANCE}, the autoregressive model's own; 1: none)."),
     temperature: Optional[float] = typer.Option(None, min=0.0, help=f"Sampling temperature (default {DEFAULT_TEMPERATURE}; 0: most "
                                                                     "likely code)."),
     top_k: Optional[int] = typer.Option(None, "--top-k", min=0, help="Autoregressive generator only: sample among the k most likely "
                                                                      "codes (0: all)."),
+    candidates: Optional[int] = typer.Option(None, "--candidates", min=1, help="Autoregressive generator only: draw this many per "
+                                                                             "image and keep the one the code scorer (`artgen train "
+                                                                             "scorer`) finds closest to the words (default 1; the "
+                                                                             "shipped bundle: its own)."),
     prompts: Optional[Path] = typer.Option(None, "--prompts", help="UTF-8 text file with one prompt per line (one row each; "
                                                                    "blank lines and # comments are skipped)."),
     out: Path = typer.Option(Path("generated.png"), "-o", "--out", help="PNG grid to write."),
@@ -320,17 +325,18 @@ def generate_cmd(
     if (encoder == "tiny" and not (ws.checkpoint(model) / "config.json").exists() and (SHIPPED_MODEL / "bundle.json").exists()
             and generator in (None, shipped_generator())):
         _generate_with_shipped_model(ws, texts, out, n=n, seed=seed, steps=steps, guidance=guidance, temperature=temperature,
-                                     top_k=top_k)
+                                     top_k=top_k, candidates=candidates)
         return
     notes = generate_to_png(ws, texts, out, encoder=model, n=n, seed=seed, steps=steps,
-                            guidance=guidance, temperature=temperature, top_k=top_k)
+                            guidance=guidance, temperature=temperature, top_k=top_k, candidates=candidates)
     for note in notes:
         console.print(note)
     console.print(f"wrote {len(texts)} x {n} images to {out}")
 
 
 def _generate_with_shipped_model(ws: Workspace, texts: list[str], out: Path, n: int, seed: int, steps: int | None,
-                                 guidance: float | None, temperature: float | None, top_k: int | None = None) -> None:
+                                 guidance: float | None, temperature: float | None, top_k: int | None = None,
+                                 candidates: int | None = None) -> None:
     """`artgen generate` before any training: the int8 tiny bundle shipped in the package,
     through the torch-free runtime, laid out like `generate_to_png` (a row per prompt)."""
     import numpy as np
@@ -349,8 +355,8 @@ def _generate_with_shipped_model(ws: Workspace, texts: list[str], out: Path, n: 
                   "(train your own with `artgen train --encoder tiny`)")
     try:
         rt = Runtime(SHIPPED_MODEL)
-        rows = [rt.generate([t] * n, seed=seed, steps=steps, guidance=guidance, temperature=temperature, top_k=top_k)
-                for t in texts]
+        rows = [rt.generate([t] * n, seed=seed, steps=steps, guidance=guidance, temperature=temperature, top_k=top_k,
+                            candidates=candidates) for t in texts]
     except BundleError as e:
         raise ArtgenError(str(e)) from None
     write_output(out, grid_png(np.concatenate(rows), columns=n))
@@ -367,12 +373,15 @@ def release_model_cmd(
     quick_bench: bool = typer.Option(False, "--quick-bench", help="Bench with --quick instead of the full run."),
     annotations: str = typer.Option("gt", help="Caption labels: gt (the synthetic corpus's ground truth), heuristic, openai, auto."),
     generator: Optional[str] = typer.Option(None, "--generator", help="masked or ar (default: the shipped model's generator)."),
+    candidates: Optional[int] = typer.Option(None, "--candidates", min=1, max=MAX_CANDIDATES,
+                                             help="--generator ar: the bundle keeps the best of N by the code scorer (trained "
+                                                  "here first; default: the shipped bundle's)."),
 ) -> None:
     """Train (default presets), bench, export int8 and copy the tiny model into artgen/assets/tiny."""
     from artgen.app.release import release_model
 
     release_model(workspace(ctx), preset=preset, quick_bench=quick_bench, annotations=annotations, generator=generator,
-                  model_preset=model_preset)
+                  model_preset=model_preset, candidates=candidates)
 
 
 @app.command("encoders")
@@ -398,6 +407,9 @@ def bench_cmd(
     bundle: Optional[Path] = typer.Option(
         None, "--bundle", help="Bench this exported bundle by itself (e.g. artgen/assets/tiny) through the torch-free "
                                "runtime, against the workspace's corpus, instead of the trained encoders."),
+    candidates: Optional[int] = typer.Option(None, "--candidates", min=1, max=MAX_CANDIDATES,
+                                             help="Autoregressive models: best of N kept by the code scorer (default: 1 for a "
+                                                  "trained model, a bundle's own)."),
     track: Optional[str] = typer.Option(None, "--track", help=TRACK_HELP),
 ) -> None:
     """Compare every trained encoder (or one exported bundle): size, latency, FID, precision/recall,
@@ -411,7 +423,7 @@ def bench_cmd(
     if bundle is not None and names:
         raise ArtgenError("--bundle benches one exported bundle: drop --encoders, or drop --bundle to bench trained encoders")
     cfg = BenchConfig(encoders=names, quick=quick, captions=captions, latency_runs=latency_runs, threads=threads,
-                      labels=labels)
+                      labels=labels, candidates=candidates)
     where = out or workspace(ctx).reports / "bench"
     with start_tracking(track, workspace(ctx), run_name="bench") as tracker:
         report = run_bench(workspace(ctx), cfg, out_dir=out, bundle=bundle)
@@ -478,13 +490,8 @@ def _export(ws: Workspace, model: str, out: Path, int8: bool, opset: int, check:
     from export.bundle import ExportConfig, bundle_size, export_bundle
     from export.parity import check_parity
 
-    gen = load_generator(ws, model)
-    scorer = None
-    if candidates > 1:
-        from artgen.training.scorer import load_scorer
-
-        scorer = load_scorer(ws, gen.config["summary"].get("vqvae_hash"))
-    meta = export_bundle(gen, out, ExportConfig(opset=opset, int8=int8, candidates=candidates), scorer=scorer)
+    gen = load_generator(ws, model)  # with the workspace's code scorer, where there is one for its VQ-VAE
+    meta = export_bundle(gen, out, ExportConfig(opset=opset, int8=int8, candidates=candidates))
     console.print(f"wrote the {meta['precision']} {model} bundle ({gen.source}) to {out}: "
                   f"{meta['size_bytes'] / 1e6:.2f} MB")
     if check:

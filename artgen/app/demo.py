@@ -54,6 +54,7 @@ class DemoConfig:
     bench_latency_runs: int | None = None
     encoder_overrides: dict = field(default_factory=dict)  # small predictor/encoder configs for tests
     encoder_preset_flag: str = "--preset"  # the option that set encoder_preset, named in its error
+    candidates: int = 1  # --generator ar: the bundle keeps the best of N by the code scorer (`artgen train scorer`)
 
     def __post_init__(self) -> None:
         """Bad settings are named before any stage runs (not after minutes of training)."""
@@ -63,6 +64,11 @@ class DemoConfig:
         from artgen.training.vqvae import PRESETS as VQVAE_PRESETS
 
         generator_kind(self.generator)
+        from artgen.sampling import MAX_CANDIDATES
+
+        if not 1 <= self.candidates <= MAX_CANDIDATES or (self.candidates > 1 and self.generator != "ar"):
+            raise ArtgenError(f"--candidates {self.candidates}: the autoregressive generator keeps the best of 1 to "
+                              f"{MAX_CANDIDATES} (use --generator ar), the masked one draws once")
         if self.annotations not in LABEL_SOURCES:
             raise ArtgenError(f"unknown label source {self.annotations!r}: use one of {', '.join(LABEL_SOURCES)}")
         from artgen.training.decoder import PRESETS as DECODER_PRESETS
@@ -340,17 +346,39 @@ def samples_headline(ctx: DemoContext) -> str:
     return f"{len(SAMPLE_PROMPTS)} prompts x 4 seeds"
 
 
+def scorer_done(ctx: DemoContext) -> bool:
+    from artgen.generate import workspace_scorer
+
+    return workspace_scorer(ctx.ws, json.loads((ctx.tiny / "config.json").read_text())["summary"].get("vqvae_hash")) is not None
+
+
+def train_scorer_model(ctx: DemoContext) -> None:
+    from artgen.training.scorer import train_scorer
+
+    train_scorer(ctx.ws, annotations=ctx.cfg.annotations)
+
+
+def scorer_headline(ctx: DemoContext) -> str:
+    m = json.loads((ctx.ws.checkpoint("code-scorer") / "metrics.json").read_text())
+    return f"{m['adjectives']} adjectives, test recall {m.get('test_recall', float('nan')):.2f}"
+
+
 def bundle_done(ctx: DemoContext) -> bool:
     from export.bundle import bundle_is_current
 
-    return bundle_is_current(ctx.bundle, ctx.tiny, ctx.vqvae)
+    if not bundle_is_current(ctx.bundle, ctx.tiny, ctx.vqvae):
+        return False
+    meta = json.loads((ctx.bundle / "bundle.json").read_text())
+    if meta.get("sampling", {}).get("candidates", 1) != ctx.cfg.candidates:
+        return False
+    return ctx.cfg.candidates == 1 or is_newer(ctx.bundle / "bundle.json", ctx.ws.checkpoint("code-scorer") / "metrics.json")
 
 
 def export_int8(ctx: DemoContext) -> None:
     from artgen.generate import load_generator
     from export.bundle import ExportConfig, export_bundle
 
-    export_bundle(load_generator(ctx.ws, ctx.model), ctx.bundle, ExportConfig(int8=True))
+    export_bundle(load_generator(ctx.ws, ctx.model), ctx.bundle, ExportConfig(int8=True, candidates=ctx.cfg.candidates))
 
 
 def bundle_headline(ctx: DemoContext) -> str:
@@ -362,7 +390,9 @@ def bench_done(ctx: DemoContext) -> bool:  # this model's bench, as quick or ful
     if not is_newer(ctx.bench_json, ctx.bundle / "bundle.json"):
         return False
     config = json.loads(ctx.bench_json.read_text()).get("meta", {}).get("config", {})
-    return config.get("encoders") == [ctx.model] and config.get("quick") == ctx.cfg.bench_quick
+    candidates = ctx.cfg.candidates if ctx.cfg.generator == "ar" else None
+    return (config.get("encoders") == [ctx.model] and config.get("quick") == ctx.cfg.bench_quick
+            and config.get("candidates") == candidates)
 
 
 def bench_model(ctx: DemoContext) -> None:
@@ -370,7 +400,8 @@ def bench_model(ctx: DemoContext) -> None:
 
     cfg = ctx.cfg
     run_bench(ctx.ws, BenchConfig(encoders=(ctx.model,), quick=cfg.bench_quick, captions=cfg.bench_captions,
-                                  latency_runs=cfg.bench_latency_runs, labels=cfg.annotations),
+                                  latency_runs=cfg.bench_latency_runs, labels=cfg.annotations,
+                                  candidates=cfg.candidates if cfg.generator == "ar" else None),
               out_dir=ctx.bench_json.parent)
 
 
@@ -420,6 +451,8 @@ def demo_stages(ctx: DemoContext) -> list[Stage]:
         *([Stage(f"adversarial decoder ({cfg.decoder_preset})", ctx.decoder, decoder_done,
                  train_decoder_model, decoder_headline)] if cfg.decoder_preset else []),
         Stage(f"{ctx.model} encoder + generator ({cfg.encoder_preset})", ctx.tiny, tiny_done, train_tiny_model, tiny_headline),
+        *([Stage("code scorer (best of candidates)", ctx.ws.checkpoint("code-scorer"), scorer_done, train_scorer_model,
+                 scorer_headline)] if cfg.candidates > 1 else []),
         Stage("sample grid", ctx.samples, samples_done, draw_samples, samples_headline),
         Stage("export int8 bundle", ctx.bundle, bundle_done, export_int8, bundle_headline),
         Stage("bench --quick" if cfg.bench_quick else "bench", ctx.bench_json, bench_done, bench_model, bench_headline),

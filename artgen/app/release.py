@@ -29,16 +29,29 @@ def shipped_generator() -> str:
         return "masked"
 
 
+def shipped_candidates() -> int:
+    """How many candidates the shipped bundle draws per image by default (1 before best-of-N)."""
+    try:
+        return int(json.loads((SHIPPED_MODEL / "bundle.json").read_text())["sampling"].get("candidates", 1))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return 1
+
+
 def release_model(ws: Workspace, preset: str = "default", out: Path = SHIPPED_MODEL, quick_bench: bool = False,
-                  annotations: str = "gt", generator: str | None = None, model_preset: str | None = None) -> dict:
+                  annotations: str = "gt", generator: str | None = None, model_preset: str | None = None,
+                  candidates: int | None = None) -> dict:
     """`preset` trains the VQ-VAE and the decoder, `model_preset` (default: `preset`) the tiny
-    encoder and its generator (`long`: the AR generator's twice-as-long preset)."""
+    encoder and its generator (`long`: the AR generator's twice-as-long preset); `candidates`
+    (default: the shipped bundle's, for the autoregressive generator) the bundle's best of N."""
+    generator = generator or shipped_generator()
+    if candidates is None:
+        candidates = shipped_candidates() if generator == "ar" else 1
     with stage_lock(ws, "release", f"a release into {out}"):
-        return _release(ws, preset, model_preset, out, quick_bench, annotations, generator or shipped_generator())
+        return _release(ws, preset, model_preset, out, quick_bench, annotations, generator, candidates)
 
 
 def _release(ws: Workspace, preset: str, model_preset: str | None, out: Path, quick_bench: bool, annotations: str,
-             generator: str) -> dict:
+             generator: str, candidates: int = 1) -> dict:
     from artgen.app.demo import DemoConfig, demo_bench_dir, run_demo
     from artgen.generate import load_generator
     from artgen.models.generators import model_name
@@ -48,7 +61,7 @@ def _release(ws: Workspace, preset: str, model_preset: str | None, out: Path, qu
     model = model_name("tiny", generator)
     run_demo(ws, DemoConfig(vqvae_preset=preset, decoder_preset=preset, encoder_preset=model_preset or preset,
                             encoder_preset_flag="--model-preset" if model_preset else "--preset",
-                            bench_quick=quick_bench, annotations=annotations, generator=generator))
+                            bench_quick=quick_bench, annotations=annotations, generator=generator, candidates=candidates))
     bundle = ws.bundles / f"{model}-int8"  # the demo's int8 export of the model just trained
     meta = json.loads((bundle / "bundle.json").read_text())
     if meta["size_bytes"] / 1e6 > SIZE_LIMIT_MB:
