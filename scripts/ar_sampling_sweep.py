@@ -3,7 +3,7 @@ for? Style consistency (the bench's style judge), styles covered, top style shar
 FID / KID against the real test paintings, for every (guidance, temperature, top-k) asked for.
 
     python scripts/ar_sampling_sweep.py --workdir W [--model tiny-ar | --checkpoint DIR] [--captions 300]
-        [--guidance 1.5,3,5] [--temperatures 0.8,1.0] [--top-k 0,64]
+        [--guidance 1.5,3,5] [--temperatures 0.8,1.0] [--top-k 0,64] [--candidates 1,2]
 
 Captions are made like the bench's (3-5 of a test painting's ground-truth adjectives, seed
 i for caption i); image i uses seed i. At 300 vs 300 the FID values compare settings, not
@@ -39,6 +39,7 @@ def main() -> None:
     ap.add_argument("--guidance", default="1.5,3,5")
     ap.add_argument("--temperatures", default="0.8,1.0")
     ap.add_argument("--top-k", default="0")
+    ap.add_argument("--candidates", default="1", help="best of N kept by the workspace's code scorer (`artgen train scorer`)")
     ap.add_argument("--batch", type=int, default=50)
     ap.add_argument("--no-fid", action="store_true", help="style metrics only (faster)")
     args = ap.parse_args()
@@ -56,13 +57,15 @@ def main() -> None:
         quality = FidKid(store(real), kid_subset_size=min(100, len(real)), kid_subsets=20)
     print(f"model {args.checkpoint or args.model} ({gen.source}, {gen.kind}), {len(captions)} test captions; style judge on these real "
           f"test paintings: {real_score.compute()['style_consistency']:.3f}")
-    print("| guidance | temperature | top-k | style consistency | styles covered | top style share | FID | KID | seconds |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for g, t, k in itertools.product(*(map(float, s.split(",")) for s in (args.guidance, args.temperatures, args.top_k))):
+    print("| guidance | temperature | top-k | candidates | style consistency | styles covered | top style share | FID | KID | seconds |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for g, t, k, n in itertools.product(*(map(float, s.split(",")) for s in (args.guidance, args.temperatures, args.top_k,
+                                                                              args.candidates))):
         start = time.perf_counter()
+        extra = {"top_k": int(k), "candidates": int(n)} if gen.kind == "ar" else {}
         images = np.concatenate([
             gen.generate(captions[s:s + args.batch], seeds=list(range(s, min(s + args.batch, len(captions)))),
-                         guidance=g, temperature=t, **({"top_k": int(k)} if gen.kind == "ar" else {}))
+                         guidance=g, temperature=t, **extra)
             for s in range(0, len(captions), args.batch)])
         score = StyleConsistency(judge)
         score.update(list(images), targets)
@@ -73,7 +76,7 @@ def main() -> None:
             quality.update(store(list(images)))
             q = quality.compute()
             fid, kid = q["fid"], q["kid"]
-        print(f"| {g:g} | {t:g} | {int(k)} | {m['style_consistency']:.3f} | {m['styles_covered']} of {m['styles_total']} "
+        print(f"| {g:g} | {t:g} | {int(k)} | {int(n)} | {m['style_consistency']:.3f} | {m['styles_covered']} of {m['styles_total']} "
               f"| {m['top_style_share']:.2f} ({m['top_style']}) | {fid:.1f} | {kid:.4f} | {time.perf_counter() - start:.0f} |",
               flush=True)
 

@@ -13,10 +13,12 @@ less likely with another painting's caption (the batch's captions rolled by one)
 
 divided by lambda (by 1 when lambda < 1). The samples trained without text (`text_drop`) keep the unconditional model
 that guidance needs: both their terms push their likelihood up, with weight 1, as does a sample
-whose neighbour's caption equals its own. On the 2,000-step model this moved the style drawn at
-every guidance (docs/generation.md, "Condition Contrastive Alignment"): without guidance
-0.269 -> 0.477, at the best guidance 0.492 -> 0.534, and the best guidance fell from 2.5 to 1.5,
-which the aligned model records as its default (`config.json` "sampling").
+whose neighbour's caption was written from the same adjectives. On the 2,000-step model the
+probe of this loss (`scripts/ar_cca_probe.py`, then with the encoder's dropout on in the trained
+copy and neighbours compared by their token ids) moved the style drawn at every guidance
+(docs/generation.md, "Condition Contrastive Alignment"): without guidance 0.269 -> 0.477, at
+the best guidance 0.492 -> 0.534, and the best guidance fell from 2.5 to 1.5, which the aligned
+model records as its default (`config.json` "sampling").
 
 The fine-tuned model replaces the one in `checkpoints/<encoder>-ar` only when the run completes;
 its metrics keep the cross-entropy stage's and add an "alignment" record.
