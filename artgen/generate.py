@@ -242,7 +242,8 @@ class ARGenerator(Generator):
         tokens = self.encoder.tokenize(list(prompts))
         states, mask = self.encoder.encode(tokens)  # (B, T, d), (B, T)
         adjectives = self.scorer.cfg.adjectives if self.scorer is not None else []
-        if candidates == 1 or not any(prompt_words(p, adjectives) for p in prompts):
+        # at temperature 0 every candidate is the argmax draw; a prompt naming no scorer word keeps candidate 0
+        if candidates == 1 or temperature < MIN_TEMPERATURE or not any(prompt_words(p, adjectives) for p in prompts):
             return self.codes_from_states(states, mask, seeds, guidance, temperature, top_k)
         drawn = torch.stack([self.codes_from_states(states, mask, seeds, guidance, temperature, top_k, AR_NOISE_STREAM + j)
                              for j in range(candidates)])  # (C, B, h, w)
@@ -319,7 +320,7 @@ def workspace_scorer(ws: Workspace, vqvae_hash: str | None):
         if json.loads((folder / "metrics.json").read_text()).get("vqvae_hash") != vqvae_hash:
             return None
         return CodeScorer.from_pretrained(folder)
-    except (OSError, ValueError, ArtgenError):
+    except Exception:  # missing or damaged: the model samples without it (`--candidates` then names the fix)
         return None
 
 

@@ -49,11 +49,11 @@ def best_candidates(logits, prompts, adjectives):
     first on a tie, 0 when it names none."""
     import numpy as np
 
-    asked = np.zeros((len(prompts), len(adjectives)), dtype=np.float32)
+    asked = np.zeros((len(prompts), len(adjectives)), dtype=np.float64)
     index = {a: i for i, a in enumerate(adjectives)}
     for b, p in enumerate(prompts):
         for a in prompt_words(p, adjectives):
             asked[b, index[a]] = 1.0
-    log_sigmoid = -np.logaddexp(np.float32(0), -np.asarray(logits, dtype=np.float32))  # (C, B, V)
+    log_sigmoid = -np.logaddexp(0.0, -np.asarray(logits, dtype=np.float64))  # (C, B, V), float64 as the page's
     agreement = (log_sigmoid * asked).sum(-1) / np.maximum(asked.sum(-1), 1)  # (C, B)
     return agreement.argmax(0)

@@ -23,6 +23,7 @@ class BundleGenerator:
     def __init__(self, runtime):
         self.runtime = runtime
         self.meta = runtime.meta
+        self.kind = runtime.generator  # masked | ar, as a trained generator's
 
     @classmethod
     def open(cls, bundle: Path, threads: int | None = None) -> "BundleGenerator":

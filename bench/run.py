@@ -343,6 +343,7 @@ def _onnx(ws: Workspace, encoder: str, gen, cfg: BenchConfig) -> dict:
     except ImportError as e:
         return {p: {"available": False, "reason": f"the export package is missing ({e})"} for p in ("fp32", "int8")}
     lat = LatencyConfig(runs=cfg.latency_runs, warmup=cfg.latency_warmup, threads=cfg.threads)
+    candidates = (cfg.candidates or 1) if gen.kind == "ar" else 1  # what the quality sets drew
     out = {}
     for precision in ("fp32", "int8"):
         bundle = ws.bundles / (encoder + ("-int8" if precision == "int8" else ""))
@@ -350,17 +351,18 @@ def _onnx(ws: Workspace, encoder: str, gen, cfg: BenchConfig) -> dict:
         try:
             # A bundle older than the checkpoint (an earlier model) or in an older bundle format
             # (an earlier sampler) is not timed as this one.
-            if bundle_is_current(bundle, ws.checkpoint(encoder), ws.checkpoint("vqvae")):
+            if bundle_is_current(bundle, ws.checkpoint(encoder), ws.checkpoint("vqvae"), candidates=candidates,
+                                 scorer=ws.checkpoint("code-scorer")):
                 source = str(bundle)
             else:
                 tmp = tempfile.TemporaryDirectory(prefix=f"artgen-bench-{encoder}-")
                 bundle = Path(tmp.name) / "bundle"
-                export_bundle(gen, bundle, ExportConfig(int8=precision == "int8", candidates=cfg.candidates or 1))
+                export_bundle(gen, bundle, ExportConfig(int8=precision == "int8", candidates=candidates))
                 source = "exported on the fly to a temporary folder"
             timed = time_in_fresh_process(bundle, threads=lat.threads, runs=lat.runs, warmup=lat.warmup,
                                           refine_steps=cfg.refine_steps, guidance=cfg.guidance,
                                           temperature=cfg.temperature, prompt=LATENCY_PROMPT, rounds=cfg.latency_rounds,
-                                          candidates=cfg.candidates if gen.kind == "ar" else None)
+                                          candidates=candidates)
             out[precision] = {
                 "available": True, "bundle": source, "bundle_mb": bundle_size(bundle) / 1e6,
                 "onnx_mb": sum(f.stat().st_size for f in bundle.glob("*.onnx")) / 1e6,
@@ -448,6 +450,9 @@ def _run_bundle_bench(ws: Workspace, cfg: BenchConfig | None, bundle: Path, out_
 
     base = cfg or BenchConfig()
     gen = BundleGenerator.open(bundle, threads=base.threads)
+    if base.candidates is not None and (gen.kind != "ar" or (base.candidates > 1 and "scorer" not in gen.meta["graphs"])):
+        raise ArtgenError(f"--candidates {base.candidates} does not fit {bundle}: it needs an autoregressive bundle exported "
+                          "with `artgen export --generator ar --candidates N` (a code scorer); leave --candidates out")
     corpus_size = decode_image(load_corpus(ws.data)["test"][0]["image"]).shape[0]
     if corpus_size != gen.image_size:
         raise ArtgenError(f"the bundle {bundle} makes {gen.image_size} px images but the corpus in {ws.data} is "
@@ -661,7 +666,9 @@ def _retrieval_row(ctx: _Context) -> dict:
 def _text_dropped_row(ctx: _Context, enc: str, gen, K: int) -> dict:
     uncond = type(gen)(_TextDropped(gen.encoder), gen.predictor, gen.vqvae, gen.config)
     # guidance 1: with the text dropped, cond and uncond are the same pass, so guiding is a no-op
-    images, codes = _generate_set(uncond, ctx.captions, ctx.cfg, f"generate {enc} (text dropped)", guidance=1.0)
+    # one candidate: a scorer would steer the unconditional row by the caption's words
+    images, codes = _generate_set(uncond, ctx.captions, replace(ctx.cfg, candidates=None), f"generate {enc} (text dropped)",
+                                  guidance=1.0)
     return _score(ctx, f"{enc} generator, text dropped (unconditional)", images, codes, ctx.requested, K)
 
 
@@ -809,7 +816,8 @@ def _bench_model(ctx: _Context, name: str, gen=None) -> _ModelBench:
             "--encoder", split_model_name(name)[0], "--generator", gen.kind, "-n", "1", "-o", out])
     row.update({k: detail["sizes"][k] for k in ("generation_parameters", "generation_fp32_mb", "checkpoint_mb")})
     samples = gen.generate(list(SAMPLE_PROMPTS), seed=cfg.seed, steps=None if gen.kind == "ar" else cfg.steps,
-                           guidance=cfg.guidance, temperature=cfg.temperature)
+                           guidance=cfg.guidance, temperature=cfg.temperature,
+                           **({"candidates": cfg.candidates} if gen.kind == "ar" and cfg.candidates is not None else {}))
     return _ModelBench(name, row, detail, samples)
 
 
@@ -875,7 +883,8 @@ def _bench_bundle(ctx: _Context, gen) -> _ModelBench:
     if cfg.peak_rss:
         _peak_rss_column(row, detail, cfg, lambda out: [
             sys.executable, "-m", "export.runtime", str(gen.bundle), LATENCY_PROMPT, "-o", out, "--threads", str(cfg.threads)])
-    return _ModelBench(name, row, detail, gen.generate(list(SAMPLE_PROMPTS), seed=cfg.seed))
+    extra = {"candidates": cfg.candidates} if cfg.candidates is not None else {}
+    return _ModelBench(name, row, detail, gen.generate(list(SAMPLE_PROMPTS), seed=cfg.seed, **extra))
 
 
 # ---------------------------------------------------------------------------- stage 4: the report

@@ -376,10 +376,12 @@ def manifest(bundle_dir: Path, meta: dict | None = None) -> dict:
     return {name: file_record(bundle_dir / name) for name in bundle_files(meta)}
 
 
-def bundle_is_current(bundle: Path, checkpoint: Path, vqvae: Path | None = None) -> bool:
+def bundle_is_current(bundle: Path, checkpoint: Path, vqvae: Path | None = None, candidates: int | None = None,
+                      scorer: Path | None = None) -> bool:
     """The bundle at `bundle` was exported from the checkpoint folder `checkpoint` — and, when
-    given, the VQ-VAE folder `vqvae` with its adversarial decoder — as they are now (written
-    after their weights) by this version's bundle format, so it can stand for them."""
+    given, the VQ-VAE folder `vqvae` with its adversarial decoder, and the code scorer folder
+    `scorer` — as they are now (written after their weights) by this version's bundle format,
+    so it can stand for them; with `candidates`, it also draws that many by default."""
     meta_path = Path(bundle) / "bundle.json"
     if not is_newer(meta_path, Path(checkpoint) / "model.safetensors"):
         return False
@@ -396,7 +398,11 @@ def bundle_is_current(bundle: Path, checkpoint: Path, vqvae: Path | None = None)
         if meta.get("decoder", "").startswith("adversarial") != decoder.exists():  # exported through the decoder there is now
             return False
     sampling = meta.get("sampling", {})  # the runtime samples with these: they must be today's
-    written = bundle_format(meta.get("generator", "masked"), bool(sampling.get("above")))
+    if candidates is not None and sampling.get("candidates", 1) != candidates:
+        return False
+    if sampling.get("candidates", 1) > 1 and scorer is not None and not is_newer(meta_path, Path(scorer) / "metrics.json"):
+        return False
+    written = bundle_format(meta.get("generator", "masked"), bool(sampling.get("above")), sampling.get("candidates", 1))
     if meta.get("format") != written or "files" not in meta:  # not as this version writes it; older ones record no hashes
         return False
     if set(meta.get("int8_graphs", [])) & set(FP32_GRAPHS):  # quantised by an older export: re-export

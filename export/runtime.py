@@ -184,12 +184,12 @@ def best_candidates(logits: np.ndarray, prompts: Sequence[str], adjectives: Sequ
     """(B,) the kept candidate of each image: `logits` (C, B, V) of the scorer over C candidates
     of B images; the highest mean log-sigmoid over the adjectives image b's prompt names, the
     first on a tie, 0 when it names none."""
-    asked = np.zeros((len(prompts), len(adjectives)), dtype=np.float32)
+    asked = np.zeros((len(prompts), len(adjectives)), dtype=np.float64)
     index = {a: i for i, a in enumerate(adjectives)}
     for b, p in enumerate(prompts):
         for a in prompt_words(p, adjectives):
             asked[b, index[a]] = 1.0
-    log_sigmoid = -np.logaddexp(np.float32(0), -logits.astype(np.float32))  # (C, B, V)
+    log_sigmoid = -np.logaddexp(0.0, -np.asarray(logits, dtype=np.float64))  # (C, B, V), float64 as the page's
     agreement = (log_sigmoid * asked).sum(-1) / np.maximum(asked.sum(-1), 1)  # (C, B)
     return agreement.argmax(0)
 
@@ -447,7 +447,7 @@ def graph_io(meta: dict) -> dict[str, tuple[list, list, tuple[str, ...]]]:
     io = {"text_encoder": ([("input_ids", ["batch", "tokens"], "int64"), mask], [states], ("text_width",)),
           "decoder": ([("codes", ["batch", grid, grid], "int64")], [("images", ["batch", size, size, 3], "uint8")],
                       ("grid", "image_size"))}
-    if "scorer" in meta.get("graphs", {}):
+    if meta.get("generator", "masked") == "ar" and "scorer" in meta.get("graphs", {}):
         io["scorer"] = ([("codes", ["batch", grid, grid], "int64")],
                         [("logits", ["batch", len(meta["scorer"]["adjectives"])], "float32")], ("grid",))
     if meta.get("generator", "masked") == "masked":
@@ -533,7 +533,7 @@ class Runtime:
         meta = load_meta(bundle)
         self.generator = meta.get("generator", "masked")
         self.meta = meta
-        self.graphs = GRAPHS[self.generator] + (("scorer",) if "scorer" in meta["graphs"] else ())
+        self.graphs = GRAPHS[self.generator] + (("scorer",) if self.generator == "ar" and "scorer" in meta["graphs"] else ())
         paths = {name: inside(bundle, meta["graphs"][name]["file"], f"the {name} graph") for name in self.graphs}
         paths["tokenizer"] = inside(bundle, meta["tokenizer"]["file"], "the tokenizer")
         for path in paths.values():
@@ -652,7 +652,8 @@ class Runtime:
         draws candidate 0 only, which is what it would keep."""
         states, mask = self.encode(prompts)
         adjectives = self.meta.get("scorer", {}).get("adjectives", [])
-        if candidates == 1 or not any(prompt_words(p, adjectives) for p in prompts):
+        # at temperature 0 every candidate is the argmax draw; a prompt naming no scorer word keeps candidate 0
+        if candidates == 1 or temperature < MIN_TEMPERATURE or not any(prompt_words(p, adjectives) for p in prompts):
             return self._sample_ar(states, mask, seeds, guidance, temperature, top_k)
         from concurrent.futures import ThreadPoolExecutor
 

@@ -50,7 +50,7 @@ def test_the_scorer_trains_into_its_folder_for_its_vqvae(scored):
     ws, gen, scorer, _, metrics = scored
     assert metrics["vqvae_hash"] == gen.config["summary"]["vqvae_hash"] and metrics["annotations"] == "gt"
     assert json.loads((ws.checkpoint("code-scorer") / "metrics.json").read_text()) == metrics
-    assert set(scorer.cfg.adjectives) <= set(json.loads(json.dumps(scorer.cfg.adjectives)))
+    assert metrics["adjectives"] == len(scorer.cfg.adjectives) and scorer.cfg.adjectives == sorted(scorer.cfg.adjectives)
     with pytest.raises(ArtgenError, match="another VQ-VAE"):
         load_scorer(ws, "0" * 64)
 
@@ -85,9 +85,19 @@ def test_the_runtime_keeps_the_candidate_the_scorer_prefers(scored):
         agreement = torch.stack([scorer.agreement(torch.from_numpy(drawn[j]), [prompt_words(p, scorer.cfg.adjectives)
                                                                                for p in PROMPTS]) for j in range(3)])
     expected = agreement.argmax(0).numpy()
-    expected[2] = 0  # "zorblat" names no adjective: the single draw
+    assert expected[2] == 0  # "zorblat" names no adjective: every score ties, the single draw is kept
     best = rt.sample_codes(PROMPTS, seed=7)  # the bundle's default: 3 candidates
     assert np.array_equal(best, drawn[expected, np.arange(3)])
+    assert expected.any() or not np.array_equal(best, single)  # the pick is not always the first candidate
+    calls = []
+    original = rt._sample_ar
+    rt._sample_ar = lambda *a, **k: calls.append(a) or original(*a, **k)
+    try:  # a prompt naming no scorer word draws only the candidate it keeps
+        assert np.array_equal(rt.sample_codes(["zorblat"], seed=9), original(*rt.encode(["zorblat"]), [9], d["guidance"],
+                                                                            d["temperature"], 0))
+        assert len(calls) == 1
+    finally:
+        rt._sample_ar = original
     logits = rt.sessions["scorer"].run(None, {"codes": drawn.reshape(9, *drawn.shape[2:])})[0].reshape(3, 3, -1)
     assert np.array_equal(best_candidates(logits, PROMPTS, scorer.cfg.adjectives), expected)
     assert prompt_words("Warm, WAVY and lukewarm", ["warm", "wavy", "cool"]) == ["warm", "wavy"]
@@ -173,3 +183,46 @@ def test_cli_generate_with_candidates(scored, tmp_path):
                 workdir=ws.root)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "a.png").stat().st_size > 0
+
+
+def test_the_rule_is_the_mean_log_sigmoid_of_the_asked_words_the_first_on_a_tie():
+    from artgen.sampling import best_candidates as torch_side
+    from export.runtime import best_candidates as runtime_side
+
+    adjectives = ["calm", "dark", "warm"]
+    logits = np.array([[[0.0, 5.0, -1.0], [2.0, 2.0, 2.0], [1.0, 0.0, 0.0]],     # candidate 0
+                       [[3.0, -5.0, 0.5], [2.0, 2.0, 2.0], [0.0, 9.0, 9.0]]])    # candidate 1 (C=2, B=3, V=3)
+    prompts = ["warm and calm", "dark, dark", "CALM"]
+    # image 0: mean over calm and warm of log sigmoid, (0, -1) vs (3, 0.5): candidate 1; image 1: a tie, the first;
+    # image 2: "CALM" is calm, 1.0 vs 0.0: candidate 0 (dark and warm are not asked, however large)
+    for rule in (torch_side, runtime_side):
+        assert rule(logits, prompts, adjectives).tolist() == [1, 0, 0]
+    # the mean, not the sum: one strong word outweighs two middling ones of the other candidate
+    logits = np.array([[[4.0, 0.0, 0.0]], [[1.0, 1.0, 0.0]]])
+    assert torch_side(logits, ["calm"], adjectives).tolist() == runtime_side(logits, ["calm"], adjectives).tolist() == [0]
+
+
+def test_bench_with_candidates_draws_and_times_the_best_of_n(scored):
+    from helpers import SMALL, PixelFeatures
+
+    from bench.run import BenchConfig, run_bench
+
+    ws = scored[0]
+    report = run_bench(ws, BenchConfig(**SMALL, encoders=("tiny-ar",), candidates=2), command="test",
+                       feature_net=PixelFeatures(), out_dir=ws.root / "bench-best-of-2")
+    assert report["meta"]["config"]["candidates"] == 2
+    row = report["rows"][0]
+    assert row["name"] == "tiny-ar" and np.isfinite(row["fid"]) and row["ort_int8_autoregressive_ms_p50"] > 0
+    with pytest.raises(ArtgenError, match="candidates"):
+        run_bench(ws, BenchConfig(**SMALL, candidates=2), command="test", feature_net=PixelFeatures(),
+                  bundle=_single_bundle(ws), out_dir=ws.root / "b2")
+
+
+def _single_bundle(ws):
+    from artgen.generate import load_generator
+    from export.bundle import export_bundle
+
+    out = ws.bundles / "tiny-ar-single"
+    if not (out / "bundle.json").exists():
+        export_bundle(load_generator(ws, "tiny-ar"), out)
+    return out

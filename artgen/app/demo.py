@@ -366,12 +366,8 @@ def scorer_headline(ctx: DemoContext) -> str:
 def bundle_done(ctx: DemoContext) -> bool:
     from export.bundle import bundle_is_current
 
-    if not bundle_is_current(ctx.bundle, ctx.tiny, ctx.vqvae):
-        return False
-    meta = json.loads((ctx.bundle / "bundle.json").read_text())
-    if meta.get("sampling", {}).get("candidates", 1) != ctx.cfg.candidates:
-        return False
-    return ctx.cfg.candidates == 1 or is_newer(ctx.bundle / "bundle.json", ctx.ws.checkpoint("code-scorer") / "metrics.json")
+    return bundle_is_current(ctx.bundle, ctx.tiny, ctx.vqvae, candidates=ctx.cfg.candidates,
+                             scorer=ctx.ws.checkpoint("code-scorer"))
 
 
 def export_int8(ctx: DemoContext) -> None:

@@ -118,7 +118,7 @@ export class Generator {
     const tokenizer = loadTokenizer(await json("bundle/tokenizer.json"));
     const words = await json("bundle/words.json");
     const sessions = {};
-    for (const name of [...GRAPHS[kind], ...(meta.graphs.scorer ? ["scorer"] : [])]) {
+    for (const name of [...GRAPHS[kind], ...(kind === "ar" && meta.graphs.scorer ? ["scorer"] : [])]) {
       const bytes = new Uint8Array(await read(`bundle/${meta.graphs[name].file}`));
       sessions[name] = await ort.InferenceSession.create(bytes, {
         executionProviders: ["wasm"], graphOptimizationLevel: "all", ...options.session,
@@ -188,7 +188,8 @@ export class Generator {
     if (this.kind !== "ar") return this.sampleMasked(states, mask, seed, s);
     const adjectives = this.meta.scorer?.adjectives ?? [];
     const asked = promptWords(prompt, adjectives);
-    if (s.candidates === 1 || asked.length === 0) return this.sampleAr(states, mask, seed, s);
+    // at temperature 0 every candidate is the argmax draw; a prompt naming no scorer word keeps candidate 0
+    if (s.candidates === 1 || s.temperature < MIN_TEMPERATURE || asked.length === 0) return this.sampleAr(states, mask, seed, s);
     return this.bestOf(states, mask, seed, s, asked, adjectives);
   }
 
