@@ -20,7 +20,7 @@ test("codes agree with the Python runtime", { skip }, async () => {
     let equal = 0, total = 0, identical = 0;
     const report = [];
     for (const c of b.cases) {
-      const codes = await gen.sampleCodes(c.prompt, c.seed, { steps: c.steps, temperature: c.temperature ?? null });
+      const codes = await gen.sampleCodes(c.prompt, c.seed, { steps: c.steps, temperature: c.temperature ?? null, candidates: c.candidates ?? null });
       const same = c.codes.filter((v, i) => v === codes[i]).length;
       const first = c.codes.findIndex((v, i) => v !== codes[i]);
       equal += same; total += codes.length; identical += same === codes.length;
