@@ -42,9 +42,11 @@ from typing import Sequence
 
 import numpy as np
 
-BUNDLE_FORMAT = 4  # the newest: 4, ar_step reads the codes above each cell (sampling.above); 3, "generator" masked | ar;
-READABLE_FORMATS = (2, 3, 4)  # 2, masked only (random reveal order): all still read. Export writes the lowest that
-                              # describes the bundle (`bundle_format`), so a client written for 3 reads every bundle without `above`
+BUNDLE_FORMAT = 5  # the newest: 5, best of sampling.candidates kept by scorer.onnx; 4, ar_step reads the codes above each
+READABLE_FORMATS = (2, 3, 4, 5)  # cell (sampling.above); 3, "generator" masked | ar; 2, masked only (random reveal order):
+                                 # all still read. Export writes the lowest that describes the bundle (`bundle_format`), so a
+                                 # client written for 3 reads every bundle without `above` or candidates
+MAX_CANDIDATES = 8  # candidates per image (sampling.candidates, the `candidates` argument)
 GRAPHS = {"masked": ("text_encoder", "predictor", "decoder"),
           "ar": ("text_encoder", "ar_context", "ar_step", "decoder")}
 STEP_GRAPH = {"masked": "predictor", "ar": "ar_step"}  # the graph run once per sampling step
@@ -164,9 +166,32 @@ def pick_codes(logits: np.ndarray, noise: np.ndarray, temperature: float, top_k:
     return logits.argmax(-1)
 
 
-def bundle_format(generator: str, above: bool) -> int:
-    """The lowest format that describes a bundle: 4 only for a step graph that reads the codes above each cell."""
+def bundle_format(generator: str, above: bool, candidates: int = 1) -> int:
+    """The lowest format that describes a bundle: 5 for a best-of-candidates sampler, 4 for a step
+    graph that reads the codes above each cell, else 3."""
+    if generator == "ar" and candidates > 1:
+        return 5
     return 4 if generator == "ar" and above else 3
+
+
+def prompt_words(prompt: str, adjectives: Sequence[str]) -> list[str]:
+    """The scorer's adjectives that `prompt` names: whole words [a-z]+ of the lower-cased prompt."""
+    words = set(re.findall(r"[a-z]+", prompt.lower()))
+    return [a for a in adjectives if a in words]
+
+
+def best_candidates(logits: np.ndarray, prompts: Sequence[str], adjectives: Sequence[str]) -> np.ndarray:
+    """(B,) the kept candidate of each image: `logits` (C, B, V) of the scorer over C candidates
+    of B images; the highest mean log-sigmoid over the adjectives image b's prompt names, the
+    first on a tie, 0 when it names none."""
+    asked = np.zeros((len(prompts), len(adjectives)), dtype=np.float64)
+    index = {a: i for i, a in enumerate(adjectives)}
+    for b, p in enumerate(prompts):
+        for a in prompt_words(p, adjectives):
+            asked[b, index[a]] = 1.0
+    log_sigmoid = -np.logaddexp(0.0, -np.asarray(logits, dtype=np.float64))  # (C, B, V), float64 as the page's
+    agreement = (log_sigmoid * asked).sum(-1) / np.maximum(asked.sum(-1), 1)  # (C, B)
+    return agreement.argmax(0)
 
 
 def above_codes(codes: np.ndarray, t: int, grid: int, start_id: int) -> np.ndarray:
@@ -340,6 +365,16 @@ def load_meta(bundle: Path) -> dict:
         if "above" in d and (type(d["above"]) is not bool or (d["above"] and fmt < 4)):
             raise BundleError(f"{where} has sampling.above = {_short(d['above'])}, not true or false in a bundle of format 4 "
                               f"or newer (this one: {fmt}): {FIX}")
+        if "candidates" in d:
+            n = _field(meta, "sampling.candidates", where, "int", 1)
+            if n > MAX_CANDIDATES or (n > 1 and fmt < 5):
+                raise BundleError(f"{where} has sampling.candidates = {n}, not 1 to {MAX_CANDIDATES} in a bundle of format 5 "
+                                  f"(this one: {fmt}): {FIX}")
+        if "scorer" in meta.get("graphs", {}) or d.get("candidates", 1) > 1:
+            _field(meta, "graphs.scorer.file", where, "str")
+            adjectives = meta.get("scorer", {}).get("adjectives") if isinstance(meta.get("scorer"), dict) else None
+            if not isinstance(adjectives, list) or not adjectives or not all(isinstance(a, str) and a for a in adjectives):
+                raise BundleError(f"{where} has a scorer graph but no scorer.adjectives list of words: {FIX}")
     return meta
 
 
@@ -412,6 +447,9 @@ def graph_io(meta: dict) -> dict[str, tuple[list, list, tuple[str, ...]]]:
     io = {"text_encoder": ([("input_ids", ["batch", "tokens"], "int64"), mask], [states], ("text_width",)),
           "decoder": ([("codes", ["batch", grid, grid], "int64")], [("images", ["batch", size, size, 3], "uint8")],
                       ("grid", "image_size"))}
+    if meta.get("generator", "masked") == "ar" and "scorer" in meta.get("graphs", {}):
+        io["scorer"] = ([("codes", ["batch", grid, grid], "int64")],
+                        [("logits", ["batch", len(meta["scorer"]["adjectives"])], "float32")], ("grid",))
     if meta.get("generator", "masked") == "masked":
         N = grid * grid
         io["predictor"] = ([("codes", ["batch", N], "int64"), states, mask], [("logits", ["batch", N, K], "float32")],
@@ -495,7 +533,8 @@ class Runtime:
         meta = load_meta(bundle)
         self.generator = meta.get("generator", "masked")
         self.meta = meta
-        paths = {name: inside(bundle, meta["graphs"][name]["file"], f"the {name} graph") for name in GRAPHS[self.generator]}
+        self.graphs = GRAPHS[self.generator] + (("scorer",) if self.generator == "ar" and "scorer" in meta["graphs"] else ())
+        paths = {name: inside(bundle, meta["graphs"][name]["file"], f"the {name} graph") for name in self.graphs}
         paths["tokenizer"] = inside(bundle, meta["tokenizer"]["file"], "the tokenizer")
         for path in paths.values():
             if not path.is_file():
@@ -505,7 +544,7 @@ class Runtime:
                   f"are not verified; {FIX}", file=sys.stderr)
         self.tokenizer = _Tokenizer(paths["tokenizer"], meta["tokenizer"], f"{meta['tokenizer']['file']} in {bundle}")
         self.sessions = {}
-        for name in GRAPHS[self.generator]:
+        for name in self.graphs:
             options = ort.SessionOptions()
             if name == "ar_step":
                 # Run 2 x 256 times per image on a batch of 2 rows: a second thread costs more in
@@ -553,9 +592,12 @@ class Runtime:
 
     def sample_codes(self, prompts: Sequence[str], seed: int = 0, steps: int | None = None,
                      guidance: float | None = None, temperature: float | None = None,
-                     seeds: Sequence[int] | None = None, top_k: int | None = None) -> np.ndarray:
+                     seeds: Sequence[int] | None = None, top_k: int | None = None,
+                     candidates: int | None = None) -> np.ndarray:
         """(B, h, w) int64 code grids, image i drawn with seed + i (or `seeds[i]`). None takes
-        the bundle's default of a setting; `top_k` is for the autoregressive generator only."""
+        the bundle's default of a setting; `top_k` and `candidates` (draw that many, keep the one
+        the bundle's scorer finds closest to the prompt's words) are for the autoregressive
+        generator only."""
         d = self.meta["sampling"]
         prompts = check_prompts(prompts)
         guidance = check_float("guidance", d["guidance"] if guidance is None else guidance)
@@ -570,9 +612,15 @@ class Runtime:
                 raise BundleError(f"steps {steps} does not apply to this autoregressive bundle: it draws the "
                                   f"{d['steps']} positions one per step; leave steps out")
             top_k = check_int("top_k", d.get("top_k", 0) if top_k is None else top_k, 0, self.meta["codebook_size"])
-            return self._sample_ar(prompts, seeds, guidance, temperature, top_k)
+            candidates = check_int("candidates", d.get("candidates", 1) if candidates is None else candidates, 1, MAX_CANDIDATES)
+            if candidates > 1 and "scorer" not in self.sessions:
+                raise BundleError(f"candidates {candidates} needs a bundle with a code scorer: export it with "
+                                  "`artgen export --generator ar --candidates N`, or leave candidates at 1")
+            return self._best_of(prompts, seeds, guidance, temperature, top_k, candidates)
         if top_k:
             raise BundleError("top_k is for autoregressive bundles; this bundle holds the masked generator")
+        if candidates not in (None, 1):
+            raise BundleError("candidates is for autoregressive bundles; this bundle holds the masked generator")
         steps = check_int("steps", d["steps"] if steps is None else steps, 1, d["max_steps"])
         grid, K, mask_id = self.meta["grid"], self.meta["codebook_size"], self.meta["mask_id"]
         B, N = len(prompts), grid * grid
@@ -595,13 +643,34 @@ class Runtime:
             known = upto
         return codes.reshape(B, grid, grid)
 
-    def _sample_ar(self, prompts: Sequence[str], seeds: list[int], guidance: float, temperature: float,
-                   top_k: int) -> np.ndarray:
+    def _best_of(self, prompts: list[str], seeds: list[int], guidance: float, temperature: float, top_k: int,
+                 candidates: int) -> np.ndarray:
+        """`candidates` draws of every image, candidate j with noise stream noise_stream + j, each
+        candidate's loop in its own thread (ONNX Runtime releases the GIL and the step graph runs
+        on one core, so on two cores two candidates take about the time of one); the scorer keeps
+        one per image (`best_candidates`). A batch whose prompts name none of the scorer's words
+        draws candidate 0 only, which is what it would keep."""
+        states, mask = self.encode(prompts)
+        adjectives = self.meta.get("scorer", {}).get("adjectives", [])
+        # at temperature 0 every candidate is the argmax draw; a prompt naming no scorer word keeps candidate 0
+        if candidates == 1 or temperature < MIN_TEMPERATURE or not any(prompt_words(p, adjectives) for p in prompts):
+            return self._sample_ar(states, mask, seeds, guidance, temperature, top_k)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(candidates) as pool:
+            drawn = np.stack(list(pool.map(lambda j: self._sample_ar(states, mask, seeds, guidance, temperature, top_k, j),
+                                           range(candidates))))  # (C, B, h, w)
+        C, B = drawn.shape[:2]
+        logits = self.sessions["scorer"].run(None, {"codes": drawn.reshape(C * B, *drawn.shape[2:])})[0]
+        kept = best_candidates(logits.reshape(C, B, -1), prompts, adjectives)
+        return drawn[kept, np.arange(B)]
+
+    def _sample_ar(self, states: np.ndarray, mask: np.ndarray, seeds: list[int], guidance: float, temperature: float,
+                   top_k: int, candidate: int = 0) -> np.ndarray:
         """Raster-order sampling with the KV cache: ar_context once, then ar_step per position."""
         d = self.meta["sampling"]
         grid, K = self.meta["grid"], self.meta["codebook_size"]
-        B, N, L = len(prompts), grid * grid, d["layers"]
-        states, mask = self.encode(prompts)
+        B, N, L = len(states), grid * grid, d["layers"]
         guided = guidance != 1.0
         if guided:  # the prompt rows, then the same rows with the text dropped, as one batch
             states, mask = np.concatenate([states, states]), np.concatenate([mask, np.zeros_like(mask)])
@@ -610,7 +679,7 @@ class Runtime:
         past_names = [f"past_key_{i}" for i in range(L)] + [f"past_value_{i}" for i in range(L)]
         empty = np.zeros((len(states), d["heads"], 0, d["head_width"]), dtype=np.float32)
         feed.update({n: empty for n in past_names})
-        noise = np.stack([gumbel(s, d["noise_stream"], (N, K)) for s in seeds]).astype(np.float32)  # (B, N, K)
+        noise = np.stack([gumbel(s, d["noise_stream"] + candidate, (N, K)) for s in seeds]).astype(np.float32)  # (B, N, K)
         g = np.float32(guidance)
         step = self.sessions["ar_step"]
         codes = np.zeros((B, N), dtype=np.int64)
@@ -633,10 +702,10 @@ class Runtime:
 
     def generate(self, prompt: str | Sequence[str], seed: int = 0, steps: int | None = None,
                  guidance: float | None = None, temperature: float | None = None,
-                 top_k: int | None = None) -> np.ndarray:
+                 top_k: int | None = None, candidates: int | None = None) -> np.ndarray:
         """(B, H, W, 3) uint8 images, one per prompt (at most MAX_IMAGES); prompt i uses seed + i."""
         prompts = [prompt] if isinstance(prompt, str) else prompt
-        return self.decode(self.sample_codes(prompts, seed, steps, guidance, temperature, top_k=top_k))
+        return self.decode(self.sample_codes(prompts, seed, steps, guidance, temperature, top_k=top_k, candidates=candidates))
 
 
 def check_output(path: str | Path, flag: str = "-o") -> Path:
