@@ -474,11 +474,12 @@ def test_a_preset_object_equal_to_a_named_preset_is_recorded_under_its_name():
     assert preset_label(replace(default), AR_PRESETS, "tiny") == "default"  # a copy that changes nothing
     assert preset_label(replace(default, train={**default.train, "lr": 5e-4}), AR_PRESETS, "tiny") == "custom"
     assert preset_label(TINY_AR, AR_PRESETS, "tiny") == "custom"
-    # the long preset is the default one at twice the steps, compiled: no other setting differs
+    # the long preset is the default one at twice the steps, compiled, then aligned (CCA at AlignmentConfig's
+    # defaults): no other setting differs
     long = AR_PRESETS["long"]["tiny"]
-    assert long.train["steps"] == 2 * default.train["steps"] and long.train["compile"]
+    assert long.train["steps"] == 2 * default.train["steps"] and long.train["compile"] and long.alignment == {}
     assert {k: v for k, v in long.train.items() if k != "compile"} == {**default.train, "steps": long.train["steps"]}
-    assert replace(long, train=default.train) == default
+    assert replace(long, train=default.train, alignment=None) == default
     assert preset_label(long, AR_PRESETS, "tiny") == "long"
     # the masked generator's default preset is not the autoregressive one
     assert preset_label(PRESETS["default"]["tiny"], AR_PRESETS, "tiny") == "custom"

@@ -122,7 +122,8 @@ def test_json_holds_each_image_as_save_png_writes_it(client, rt, tmp_path):
     assert r.status_code == 200
     body = r.json()
     assert body["seeds"] == [11, 12] and body["prompt"] == PROMPT
-    assert body["sampling"] == {"generator": "ar", "steps": 256, "guidance": 2.0, "temperature": 0.5, "top_k": 20, "candidates": 1}
+    assert body["sampling"] == {"generator": "ar", "steps": 256, "guidance": 2.0, "temperature": 0.5, "top_k": 20,
+                                "candidates": rt.meta["sampling"].get("candidates", 1)}  # the bundle's default
     images = rt.generate([PROMPT] * 2, seed=11, guidance=2.0, temperature=0.5, top_k=20)
     for i, b64 in enumerate(body["images"]):
         save_png(images[i:i + 1], tmp_path / f"{i}.png")
