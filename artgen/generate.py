@@ -311,16 +311,11 @@ def load_generator(ws: Workspace, encoder: str = "tiny", checkpoint: str | Path 
 
 def workspace_scorer(ws: Workspace, vqvae_hash: str | None):
     """The workspace's code scorer (`checkpoints/code-scorer`) when it reads this VQ-VAE's codes, else None."""
-    import json
+    from artgen.training.scorer import load_scorer
 
-    from artgen.models.code_scorer import CodeScorer
-
-    folder = ws.checkpoint("code-scorer")
     try:
-        if json.loads((folder / "metrics.json").read_text()).get("vqvae_hash") != vqvae_hash:
-            return None
-        return CodeScorer.from_pretrained(folder)
-    except Exception:  # missing or damaged: the model samples without it (`--candidates` then names the fix)
+        return load_scorer(ws, vqvae_hash)
+    except Exception:  # missing, damaged or another VQ-VAE's: the model samples without it (`--candidates` then names the fix)
         return None
 
 

@@ -89,8 +89,7 @@ def load_scorer(ws: Workspace, vqvae_hash: str | None) -> CodeScorer:
     out = ws.checkpoint(SCORER)
     if not (out / "metrics.json").is_file():
         raise ArtgenError(f"no code scorer at {out}: run `artgen train scorer` first (~1.5 min)")
-    scorer = CodeScorer.from_pretrained(out)
     trained_on = json.loads((out / "metrics.json").read_text()).get("vqvae_hash")
-    if vqvae_hash is not None and trained_on != vqvae_hash:
+    if vqvae_hash is not None and trained_on != vqvae_hash:  # before the weights are read
         raise ArtgenError(f"the code scorer at {out} reads another VQ-VAE's codes than the model's: run `artgen train scorer` again")
-    return scorer
+    return CodeScorer.from_pretrained(out)
