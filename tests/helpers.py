@@ -23,6 +23,14 @@ TINY = PredictorPreset(
 )
 
 
+# The small autoregressive model the AR, alignment and best-of-N tests train (4 steps), shaped as
+# the default preset (text modulation, 2-D RoPE).
+TINY_AR = PredictorPreset(
+    predictor=dict(width=32, layers=2, heads=2, mlp_ratio=2, text_modulation=True, rope=True),
+    encoder=dict(width=32, layers=1, heads=2),
+    train=dict(steps=4, batch_size=8, lr=1e-3, warmup_steps=1, checkpoint_every=2, log_every=1),
+)
+
 # A bench small enough for the fast tests (bench.run.BenchConfig fields).
 SMALL = dict(threads=1, captions=8, real_images=12, latency_runs=3, latency_warmup=1, unseen=4, pairs=3, kid_subsets=3,
              interpolation_pairs=1, peak_rss=False, show_progress=False)

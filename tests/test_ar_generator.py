@@ -8,20 +8,15 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from helpers import run_cli
+from helpers import TINY_AR, run_cli
 
 from artgen.errors import ArtgenError
 from artgen.models.ar_predictor import ARConfig, ARPredictor
-from artgen.training.predictor import PredictorPreset, train_predictor
+from artgen.training.predictor import train_predictor
 from artgen.workspace import Workspace
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-TINY_AR = PredictorPreset(
-    predictor=dict(width=32, layers=2, heads=2, mlp_ratio=2, text_modulation=True, rope=True),  # as the default preset
-    encoder=dict(width=32, layers=1, heads=2),
-    train=dict(steps=4, batch_size=8, lr=1e-3, warmup_steps=1, checkpoint_every=2, log_every=1),
-)
 
 
 def _model(grid=4, seed=0, text_modulation=False, rope=False, above=False):

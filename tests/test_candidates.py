@@ -10,20 +10,15 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from helpers import assert_one_line_error, run_cli
+from helpers import TINY_AR, assert_one_line_error, run_cli
 
 from artgen.errors import ArtgenError
-from artgen.training.predictor import PredictorPreset, train_predictor
+from artgen.training.predictor import train_predictor
 from artgen.training.scorer import ScorerConfig, load_scorer, train_scorer
 from artgen.workspace import Workspace
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-TINY_AR = PredictorPreset(
-    predictor=dict(width=32, layers=2, heads=2, mlp_ratio=2, text_modulation=True, rope=True),
-    encoder=dict(width=32, layers=1, heads=2),
-    train=dict(steps=4, batch_size=8, lr=1e-3, warmup_steps=1, checkpoint_every=2, log_every=1),
-)
 PROMPTS = ["warm, vivid, wavy", "calm, dark", "zorblat"]  # the last names no adjective
 
 
