@@ -130,6 +130,11 @@ class Generator:
         return kind(model.encoder, model.predictor, vqvae.eval(), config)
 
     @property
+    def default_guidance(self) -> float:
+        """The guidance this model samples with when none is given."""
+        return DEFAULT_GUIDANCE
+
+    @property
     def source(self) -> str:
         return self.encoder.describe_source()
 

@@ -22,7 +22,6 @@ import torch
 from artgen.data.vocabulary import ADJECTIVES
 from artgen.errors import ArtgenError
 from artgen.generate import Generator
-from artgen.sampling import DEFAULT_GUIDANCE
 from export.bundle import ar_step_names
 from export.runtime import Runtime, above_codes
 
@@ -55,14 +54,18 @@ class ParityReport:
     criteria: str
     generator: str = "masked"
     sampled_agreement_all_steps: float | None = None  # autoregressive: every position sampled
+    guidance: float | None = None  # the guidance of the compared logits and samples (the model's default)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 @torch.no_grad()
-def check_parity(gen: Generator, bundle_dir: Path, n_prompts: int = 64, guidance: float = DEFAULT_GUIDANCE,
+def check_parity(gen: Generator, bundle_dir: Path, n_prompts: int = 64, guidance: float | None = None,
                  threads: int | None = None) -> ParityReport:
+    """`guidance`: None checks at the model's own default (an aligned AR model's is lower), the one
+    its bundle samples with."""
+    guidance = gen.default_guidance if guidance is None else float(guidance)
     rt = Runtime(bundle_dir, threads=threads)
     if rt.generator != gen.kind:
         raise ArtgenError(f"{bundle_dir} holds the {rt.generator} generator but the model is {gen.kind}: "
@@ -97,7 +100,7 @@ def check_parity(gen: Generator, bundle_dir: Path, n_prompts: int = 64, guidance
     max_abs = float(np.abs(torch_logits - ort_logits).max())
     passed, criteria = _judge(rt.meta["precision"], max_abs, agreement)
     return ParityReport(rt.meta["precision"], len(prompts), max_abs, agreement, pixel_diff, sampled[1], sampled[8],
-                        passed, criteria)
+                        passed, criteria, guidance=guidance)
 
 
 def _judge(precision: str, max_abs: float, agreement: float) -> tuple[bool, str]:
@@ -144,4 +147,4 @@ def _ar_parity(gen: Generator, rt: Runtime, prompts: list[str], guidance: float)
     max_abs = float(np.abs(torch_logits - ort_logits).max())
     passed, criteria = _judge(rt.meta["precision"], max_abs, agreement)
     return ParityReport(rt.meta["precision"], B, max_abs, agreement, pixel_diff, None, None, passed, criteria,
-                        generator="ar", sampled_agreement_all_steps=sampled)
+                        generator="ar", sampled_agreement_all_steps=sampled, guidance=guidance)

@@ -247,6 +247,7 @@ def test_ar_export_parity_and_the_torch_free_runtime(trained_ar):
     assert meta["format"] == 3 and "above" not in meta["sampling"]  # the lowest format that describes it
     report = check_parity(gen, ws.bundles / "tiny-ar", n_prompts=16)
     assert report.generator == "ar" and report.passed, report
+    assert report.guidance == gen.default_guidance == meta["sampling"]["guidance"]  # checked as the bundle samples
     assert report.logits_max_abs_diff <= 1e-4 and report.code_agreement >= 0.99
     assert report.sampled_agreement_all_steps >= 0.99  # same seed, same codes after every sampled step
     rt = Runtime(ws.bundles / "tiny-ar")
