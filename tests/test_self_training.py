@@ -101,6 +101,7 @@ def test_drafts_come_from_the_generators_own_sampler(small_corpus, tmp_path):
     train_vqvae(ws, preset="quick", steps=2, batch_size=8, device="cpu", show_progress=False)
     train_predictor(ws, "tiny", preset=TINY_AR, annotations="gt", device="cpu", show_progress=False, generator="ar")
     gen = load_generator(ws, "tiny-ar")
+    gen.config["sampling"] = {"guidance": 1.5}  # as an aligned model records: drafts follow the model's own default
     labels_by_id, _ = load_labels(ws, "gt")
     ids, codes = load_latents(ws, "train")
     labels = [labels_by_id.get(i, []) for i in ids]

@@ -27,7 +27,7 @@ from artgen.data.captions import make_caption
 from artgen.errors import ArtgenError
 from artgen.models.code_scorer import CodeScorer, CodeScorerConfig
 from artgen.progress import progress_bar
-from artgen.sampling import AR_DEFAULT_GUIDANCE, AR_DEFAULT_TEMPERATURE
+from artgen.sampling import AR_DEFAULT_TEMPERATURE
 
 DRAFT_SEED = 10_000_000  # draft seeds start here: far from the seeds users and the bench draw
 
@@ -123,7 +123,8 @@ def draw_drafts(sampler, scorer: CodeScorer, train_labels: list[list[str]], cfg:
                 seed: int = 0, batch: int = 32, show_progress: bool = True) -> Drafts:
     """`cfg.captions` captions of distinct labelled train paintings (a seeded sample; 3-5 of
     their adjectives, as training draws them), `cfg.candidates` drafts each by `sampler`'s
-    default sampling (an `ARGenerator`: guidance, temperature), scored by `scorer`."""
+    default sampling (an `ARGenerator`: its own default guidance, an aligned model's lower one;
+    the default temperature), scored by `scorer`."""
     labelled = [i for i, a in enumerate(train_labels) if a]
     if not labelled:
         raise ArtgenError("no train painting has adjectives: there is nothing to draft from")
@@ -139,7 +140,7 @@ def draw_drafts(sampler, scorer: CodeScorer, train_labels: list[list[str]], cfg:
             prompts = [t for t in chunk for _ in range(c)]
             seeds = [DRAFT_SEED + (s + i) * c + j for i in range(len(chunk)) for j in range(c)]
             states, mask = sampler.encoder.encode(sampler.encoder.tokenize(prompts))
-            drawn = sampler.codes_from_states(states, mask, seeds, AR_DEFAULT_GUIDANCE, AR_DEFAULT_TEMPERATURE)
+            drawn = sampler.codes_from_states(states, mask, seeds, sampler.default_guidance, AR_DEFAULT_TEMPERATURE)
             score = scorer.agreement(drawn, [a for a in asked[s:s + batch] for _ in range(c)])
             codes.append(drawn.view(len(chunk), c, *drawn.shape[1:]).numpy().astype(np.uint16))
             scores.append(score.view(len(chunk), c).numpy())
