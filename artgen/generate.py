@@ -59,6 +59,7 @@ from artgen.sampling import (
     best_candidates,
     guided_steps,
     prompt_words,
+    scorer_synonyms,
 )
 from artgen.workspace import Workspace
 
@@ -247,14 +248,15 @@ class ARGenerator(Generator):
         tokens = self.encoder.tokenize(list(prompts))
         states, mask = self.encoder.encode(tokens)  # (B, T, d), (B, T)
         adjectives = self.scorer.cfg.adjectives if self.scorer is not None else []
+        synonyms = scorer_synonyms(adjectives)
         # at temperature 0 every candidate is the argmax draw; a prompt naming no scorer word keeps candidate 0
-        if candidates == 1 or temperature < MIN_TEMPERATURE or not any(prompt_words(p, adjectives) for p in prompts):
+        if candidates == 1 or temperature < MIN_TEMPERATURE or not any(prompt_words(p, adjectives, synonyms) for p in prompts):
             return self.codes_from_states(states, mask, seeds, guidance, temperature, top_k)
         drawn = torch.stack([self.codes_from_states(states, mask, seeds, guidance, temperature, top_k, AR_NOISE_STREAM + j)
                              for j in range(candidates)])  # (C, B, h, w)
         C, B = drawn.shape[:2]
         logits = self.scorer(drawn.flatten(0, 1)).view(C, B, -1).numpy()
-        kept = torch.from_numpy(best_candidates(logits, list(prompts), adjectives))
+        kept = torch.from_numpy(best_candidates(logits, list(prompts), adjectives, synonyms))
         return drawn[kept, torch.arange(B)]
 
     @torch.no_grad()

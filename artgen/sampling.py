@@ -35,15 +35,30 @@ AR_NOISE_STREAM = 2000
 MAX_CANDIDATES = 8
 
 
-def prompt_words(prompt: str, adjectives) -> list[str]:
-    """The scorer's adjectives that `prompt` names: whole words [a-z]+ of the lower-cased prompt."""
+def prompt_words(prompt: str, adjectives, synonyms: dict[str, str] | None = None) -> list[str]:
+    """The scorer's adjectives that `prompt` names, in the scorer's order: the lower-cased prompt's
+    words ([a-z]+, hyphenated ones whole and in parts) that are an adjective or a synonym of one
+    (`synonyms`: word -> adjective, `scorer_synonyms`)."""
     import re
 
-    words = set(re.findall(r"[a-z]+", prompt.lower()))
-    return [a for a in adjectives if a in words]
+    tokens = re.findall(r"[a-z]+(?:-[a-z]+)*", prompt.lower())
+    words = {*tokens, *(part for t in tokens for part in t.split("-"))}
+    named = words | {synonyms[w] for w in words if w in (synonyms or {})}
+    return [a for a in adjectives if a in named]
 
 
-def best_candidates(logits, prompts, adjectives):
+def scorer_synonyms(adjectives) -> dict[str, str]:
+    """The vocabulary's synonyms of the scorer's adjectives ("vibrant" -> vivid), which the pick
+    among candidates reads as their adjective. Held-out synonyms stay out: they measure how the
+    text encoder meets words it never saw (the bench's zero-shot rows), which a pick that knew
+    them would blur."""
+    from artgen.data.vocabulary import SYNONYMS
+
+    wanted = set(adjectives)
+    return {w: a for w, a in SYNONYMS.items() if a in wanted}
+
+
+def best_candidates(logits, prompts, adjectives, synonyms: dict[str, str] | None = None):
     """(B,) the kept candidate of each image: `logits` (C, B, V) of the scorer over C candidates
     of B images; the highest mean log-sigmoid over the adjectives image b's prompt names, the
     first on a tie, 0 when it names none."""
@@ -52,7 +67,7 @@ def best_candidates(logits, prompts, adjectives):
     asked = np.zeros((len(prompts), len(adjectives)), dtype=np.float64)
     index = {a: i for i, a in enumerate(adjectives)}
     for b, p in enumerate(prompts):
-        for a in prompt_words(p, adjectives):
+        for a in prompt_words(p, adjectives, synonyms):
             asked[b, index[a]] = 1.0
     log_sigmoid = -np.logaddexp(0.0, -np.asarray(logits, dtype=np.float64))  # (C, B, V), float64 as the page's
     agreement = (log_sigmoid * asked).sum(-1) / np.maximum(asked.sum(-1), 1)  # (C, B)

@@ -41,6 +41,7 @@ from artgen.sampling import (
     GUIDED_SHARE,
     MAX_STEPS,
     ORDER_STREAM,
+    scorer_synonyms,
 )
 from export.graphs import ARContextGraph, ARStepGraph, DecoderGraph, EncoderGraph, PredictorGraph, ScorerGraph
 from export.runtime import MAX_CANDIDATES, bundle_files, bundle_format, file_record
@@ -306,8 +307,10 @@ def _write_bundle(gen: Generator, out: Path, cfg: ExportConfig, scorer=None) -> 
                         candidate_noise="candidate j of image i draws with Gumbel noise from numpy.random.default_rng("
                                         "[seed + i, noise_stream + j]) (candidate 0 is the single draw)",
                         candidate_rule="run scorer.onnx on every candidate's codes; keep the candidate with the highest mean "
-                                       "log-sigmoid of the logits of the scorer.adjectives that the prompt names (whole words "
-                                       "[a-z]+ of the lower-cased prompt); the first on a tie, candidate 0 when it names none")
+                                       "log-sigmoid of the logits of the scorer.adjectives that the prompt names (the lower-cased "
+                                       "prompt's words [a-z]+, hyphenated ones whole and in parts, that are an adjective or a "
+                                       "key of scorer.synonyms, read as its adjective); the first on a tie, candidate 0 when it "
+                                       "names none")
     names = ["text_encoder", *generator_graphs, "decoder"]
     # the decoder is a conv net (int8 measured slower); ar_context runs once per prompt and feeds
     # every step, so its cross-attention keys/values stay fp32 (int8 there moved the step's argmax
@@ -347,7 +350,8 @@ def _write_bundle(gen: Generator, out: Path, cfg: ExportConfig, scorer=None) -> 
         "vocabulary_hash": vocabulary_hash(),
         "vqvae_hash": summary.get("vqvae_hash"),
         "decoder": getattr(gen.vqvae, "decoder_source", "squared error (trained with the VQ-VAE)"),
-        **({"scorer": {"adjectives": list(scorer.cfg.adjectives)}} if scorer is not None else {}),
+        **({"scorer": {"adjectives": list(scorer.cfg.adjectives), "synonyms": scorer_synonyms(scorer.cfg.adjectives)}}
+           if scorer is not None else {}),
         "graphs": {
             "text_encoder": {"file": "text_encoder.onnx",
                              "inputs": [_tensor_spec("input_ids", ["batch", "tokens"], "int64"),

@@ -98,6 +98,48 @@ def test_the_runtime_keeps_the_candidate_the_scorer_prefers(scored):
     assert prompt_words("Warm, WAVY and lukewarm", ["warm", "wavy", "cool"]) == ["warm", "wavy"]
 
 
+def test_prompt_words_read_the_vocabularys_synonyms_but_not_the_held_out_ones():
+    from artgen.data.vocabulary import HELD_OUT_SYNONYMS
+    from artgen.sampling import prompt_words as torch_side
+    from artgen.sampling import scorer_synonyms
+    from export.runtime import prompt_words as runtime_side
+
+    adjectives = ["bold", "contrasting", "dotted", "linear", "vivid", "warm"]
+    synonyms = scorer_synonyms(adjectives)
+    assert synonyms["vibrant"] == "vivid" and synonyms["high-contrast"] == "contrasting"
+    assert set(synonyms.values()) <= set(adjectives) and not set(synonyms) & set(HELD_OUT_SYNONYMS)
+    assert "hot" in scorer_synonyms(["warm"]) and "hot" not in scorer_synonyms(["cool"])  # only the scorer's words
+    for rule in (torch_side, runtime_side):
+        assert rule("Vibrant and STRIPED", adjectives, synonyms) == ["linear", "vivid"]  # the scorer's order
+        assert rule("a high-contrast, polka-dot piece", adjectives, synonyms) == ["contrasting", "dotted"]
+        assert rule("hot, warm", adjectives, synonyms) == ["warm"]  # named twice, asked once
+        assert rule("electric, fiery", adjectives, synonyms) == []  # held-out synonyms of vivid and warm
+        assert rule("vibrant", adjectives) == []  # no synonyms given: the adjectives alone, as before
+
+
+def test_the_pick_reads_a_synonym_as_its_adjective(scored):
+    from artgen.sampling import prompt_words
+    from export.runtime import Runtime
+
+    ws, gen, scorer, _, _ = scored
+    rt = Runtime(ws.bundles / "best-of-3")
+    assert rt.meta["scorer"]["synonyms"]["vibrant"] == "vivid"
+    d = rt.meta["sampling"]
+    prompts = ["vibrant, striped", "hot and rippling", "polka-dot"]
+    asked = [prompt_words(p, scorer.cfg.adjectives, rt.meta["scorer"]["synonyms"]) for p in prompts]
+    assert all(asked) and not any(prompt_words(p, scorer.cfg.adjectives) for p in prompts)
+    states, mask = rt.encode(prompts)
+    kept = []
+    for seed in (3, 11):
+        seeds = [seed + i for i in range(3)]
+        drawn = np.stack([rt._sample_ar(states, mask, seeds, d["guidance"], d["temperature"], 0, j) for j in range(3)])
+        with torch.no_grad():
+            expected = torch.stack([scorer.agreement(torch.from_numpy(drawn[j]), asked) for j in range(3)]).argmax(0).numpy()
+        assert np.array_equal(rt.sample_codes(prompts, seed=seed), drawn[expected, np.arange(3)])
+        kept += expected.tolist()
+    assert any(kept)  # the synonyms' candidates are scored, not the single draw kept for words it does not know
+
+
 def test_bad_candidate_settings_are_named(scored, tmp_path):
     from export.bundle import ExportConfig, export_bundle
     from export.runtime import BundleError, Runtime
@@ -164,8 +206,9 @@ def test_pytorch_keeps_the_same_candidate_as_the_bundle(scored):
 
     loaded = load_generator(ws, "tiny-ar")
     assert loaded.scorer is not None  # the workspace's scorer, for this VQ-VAE
-    torch_codes = loaded.sample_codes(PROMPTS, seed=7, candidates=3).numpy()
-    assert np.array_equal(torch_codes, Runtime(ws.bundles / "best-of-3").sample_codes(PROMPTS, seed=7))
+    for prompts in (PROMPTS, ["vibrant, striped", "hot and rippling", "polka-dot"]):  # adjectives, then synonyms
+        torch_codes = loaded.sample_codes(prompts, seed=7, candidates=3).numpy()
+        assert np.array_equal(torch_codes, Runtime(ws.bundles / "best-of-3").sample_codes(prompts, seed=7))
     assert np.array_equal(loaded.sample_codes(PROMPTS, seed=7).numpy(), loaded.sample_codes(PROMPTS, seed=7, candidates=1).numpy())
     loaded.scorer = None
     with pytest.raises(ArtgenError, match="artgen train scorer"):

@@ -20,7 +20,7 @@ from helpers import ROOT, assert_one_line_error, run_cli
 from artgen.app import browser
 from artgen.app.web import MARKER, ORT_FILES, ORT_PACKAGE, ORT_VERSION, build_web, sentencepiece_json, words_json
 from artgen.workspace import SHIPPED_MODEL
-from export.runtime import MIN_TEMPERATURE, BundleError, Runtime, check_prompt, check_temperature, gumbel, pick_codes
+from export.runtime import MIN_TEMPERATURE, BundleError, Runtime, check_prompt, check_temperature, gumbel, pick_codes, prompt_words
 
 NODE = shutil.which("node")
 ORT_MISSING = None if (ORT_PACKAGE / "package.json").is_file() else f"onnxruntime-web is not installed at {ORT_PACKAGE}: run `make web`"
@@ -153,7 +153,23 @@ def sampler_fixtures() -> dict:
              for t in TEMPERATURES for k in (0, 5)]
     return {"sampler": {"K": K, "logits": logits.reshape(-1).tolist(), "noise": noise.reshape(-1).tolist(), "picks": picks,
                         "min_temperature": MIN_TEMPERATURE,
-                        "temperatures": [{"temperature": t, "resolved": check_temperature(t)} for t in TEMPERATURES]}}
+                        "temperatures": [{"temperature": t, "resolved": check_temperature(t)} for t in TEMPERATURES],
+                        "prompt_words": prompt_words_fixtures()}}
+
+
+PROMPT_WORDS = ("warm, vivid", "Vibrant and STRIPED", "a high-contrast, polka-dot piece", "hot-cold wavy-ish", "zorblat",
+                "fiery icy", "cool cold, cool", "light-blue rippling", "sad—but fun", "ÉCLAT ronde")
+
+
+def prompt_words_fixtures() -> dict:
+    """export/runtime.py prompt_words on the real vocabulary and its synonyms, for promptWords."""
+    from artgen.data.vocabulary import ADJECTIVES
+    from artgen.sampling import scorer_synonyms
+
+    adjectives = sorted(ADJECTIVES)
+    synonyms = scorer_synonyms(adjectives)
+    return {"adjectives": adjectives, "synonyms": synonyms,
+            "cases": [{"prompt": p, "words": prompt_words(p, adjectives, synonyms)} for p in PROMPT_WORDS]}
 
 
 def generator_fixture(name: str, bundle: Path, site: Path, cases: list[tuple], min_rate: float, min_identical: int,

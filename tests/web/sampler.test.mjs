@@ -2,7 +2,7 @@
 // MIN_TEMPERATURE) and its temperature rule against export/runtime.py pick_codes and check_temperature.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { MIN_TEMPERATURE, checkTemperature, pickCode } from "../../artgen/app/web_assets/generator.mjs";
+import { MIN_TEMPERATURE, checkTemperature, pickCode, promptWords } from "../../artgen/app/web_assets/generator.mjs";
 import { fixtures, skip } from "./fixtures.mjs";
 
 test("MIN_TEMPERATURE and the temperature rule equal the runtime's", { skip }, () => {
@@ -20,4 +20,10 @@ test("pickCode picks the runtime's code, vanishing temperatures the argmax", { s
     }
     assert.deepEqual(got, c.codes, `temperature ${c.temperature}, top_k ${c.top_k}`);
   }
+});
+
+test("promptWords names the runtime's scorer words, synonyms read as their adjective", { skip }, () => {
+  const { adjectives, synonyms, cases } = fixtures.sampler.prompt_words;
+  for (const c of cases) assert.deepEqual(promptWords(c.prompt, adjectives, synonyms), c.words, c.prompt);
+  assert.ok(cases.some((c) => c.words.length > 0 && promptWords(c.prompt, adjectives).length < c.words.length));
 });

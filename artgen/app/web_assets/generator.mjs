@@ -57,10 +57,15 @@ function guide(cond, uncond, guidance) {
   return out;
 }
 
-/** export/runtime.py prompt_words: the scorer's adjectives the prompt names (whole words [a-z]+ of the lower-cased prompt). */
-export function promptWords(prompt, adjectives) {
-  const words = new Set(prompt.toLowerCase().match(/[a-z]+/g) ?? []);
-  return adjectives.filter((a) => words.has(a));
+/** export/runtime.py prompt_words: the scorer's adjectives the prompt names, in the scorer's order
+ *  (the lower-cased prompt's words [a-z]+, hyphenated ones whole and in parts, that are an adjective
+ *  or a key of `synonyms`, the bundle's scorer.synonyms, read as its adjective). */
+export function promptWords(prompt, adjectives, synonyms = {}) {
+  const tokens = prompt.toLowerCase().match(/[a-z]+(?:-[a-z]+)*/g) ?? [];
+  const words = new Set([...tokens, ...tokens.flatMap((t) => t.split("-"))]);
+  const named = new Set(words);
+  for (const w of words) if (Object.hasOwn(synonyms, w)) named.add(synonyms[w]);
+  return adjectives.filter((a) => named.has(a));
 }
 
 /** export/runtime.py best_candidates for one image: `logits` (C * V, candidate-major) of the scorer
@@ -187,7 +192,7 @@ export class Generator {
     const [states, mask] = await this.encode(prompt);
     if (this.kind !== "ar") return this.sampleMasked(states, mask, seed, s);
     const adjectives = this.meta.scorer?.adjectives ?? [];
-    const asked = promptWords(prompt, adjectives);
+    const asked = promptWords(prompt, adjectives, this.meta.scorer?.synonyms ?? {});
     // at temperature 0 every candidate is the argmax draw; a prompt naming no scorer word keeps candidate 0
     if (s.candidates === 1 || s.temperature < MIN_TEMPERATURE || asked.length === 0) return this.sampleAr(states, mask, seed, s);
     return this.bestOf(states, mask, seed, s, asked, adjectives);

@@ -174,20 +174,25 @@ def bundle_format(generator: str, above: bool, candidates: int = 1) -> int:
     return 4 if generator == "ar" and above else 3
 
 
-def prompt_words(prompt: str, adjectives: Sequence[str]) -> list[str]:
-    """The scorer's adjectives that `prompt` names: whole words [a-z]+ of the lower-cased prompt."""
-    words = set(re.findall(r"[a-z]+", prompt.lower()))
-    return [a for a in adjectives if a in words]
+def prompt_words(prompt: str, adjectives: Sequence[str], synonyms: dict[str, str] | None = None) -> list[str]:
+    """The scorer's adjectives that `prompt` names, in the scorer's order: the lower-cased prompt's
+    words ([a-z]+, hyphenated ones whole and in parts) that are an adjective or a synonym of one
+    (`synonyms`: word -> adjective, the bundle's scorer.synonyms)."""
+    tokens = re.findall(r"[a-z]+(?:-[a-z]+)*", prompt.lower())
+    words = {*tokens, *(part for t in tokens for part in t.split("-"))}
+    named = words | {synonyms[w] for w in words if w in (synonyms or {})}
+    return [a for a in adjectives if a in named]
 
 
-def best_candidates(logits: np.ndarray, prompts: Sequence[str], adjectives: Sequence[str]) -> np.ndarray:
+def best_candidates(logits: np.ndarray, prompts: Sequence[str], adjectives: Sequence[str],
+                    synonyms: dict[str, str] | None = None) -> np.ndarray:
     """(B,) the kept candidate of each image: `logits` (C, B, V) of the scorer over C candidates
     of B images; the highest mean log-sigmoid over the adjectives image b's prompt names, the
     first on a tie, 0 when it names none."""
     asked = np.zeros((len(prompts), len(adjectives)), dtype=np.float64)
     index = {a: i for i, a in enumerate(adjectives)}
     for b, p in enumerate(prompts):
-        for a in prompt_words(p, adjectives):
+        for a in prompt_words(p, adjectives, synonyms):
             asked[b, index[a]] = 1.0
     log_sigmoid = -np.logaddexp(0.0, -np.asarray(logits, dtype=np.float64))  # (C, B, V), float64 as the page's
     agreement = (log_sigmoid * asked).sum(-1) / np.maximum(asked.sum(-1), 1)  # (C, B)
@@ -375,6 +380,10 @@ def load_meta(bundle: Path) -> dict:
             adjectives = meta.get("scorer", {}).get("adjectives") if isinstance(meta.get("scorer"), dict) else None
             if not isinstance(adjectives, list) or not adjectives or not all(isinstance(a, str) and a for a in adjectives):
                 raise BundleError(f"{where} has a scorer graph but no scorer.adjectives list of words: {FIX}")
+            synonyms = meta["scorer"].get("synonyms", {})
+            if not isinstance(synonyms, dict) or not all(isinstance(w, str) and a in adjectives for w, a in synonyms.items()):
+                raise BundleError(f"{where} has scorer.synonyms = {_short(synonyms)}, not a map of words to scorer.adjectives: "
+                                  f"{FIX}")
     return meta
 
 
@@ -652,8 +661,9 @@ class Runtime:
         draws candidate 0 only, which is what it would keep."""
         states, mask = self.encode(prompts)
         adjectives = self.meta.get("scorer", {}).get("adjectives", [])
+        synonyms = self.meta.get("scorer", {}).get("synonyms", {})
         # at temperature 0 every candidate is the argmax draw; a prompt naming no scorer word keeps candidate 0
-        if candidates == 1 or temperature < MIN_TEMPERATURE or not any(prompt_words(p, adjectives) for p in prompts):
+        if candidates == 1 or temperature < MIN_TEMPERATURE or not any(prompt_words(p, adjectives, synonyms) for p in prompts):
             return self._sample_ar(states, mask, seeds, guidance, temperature, top_k)
         from concurrent.futures import ThreadPoolExecutor
 
@@ -662,7 +672,7 @@ class Runtime:
                                            range(candidates))))  # (C, B, h, w)
         C, B = drawn.shape[:2]
         logits = self.sessions["scorer"].run(None, {"codes": drawn.reshape(C * B, *drawn.shape[2:])})[0]
-        kept = best_candidates(logits.reshape(C, B, -1), prompts, adjectives)
+        kept = best_candidates(logits.reshape(C, B, -1), prompts, adjectives, synonyms)
         return drawn[kept, np.arange(B)]
 
     def _sample_ar(self, states: np.ndarray, mask: np.ndarray, seeds: list[int], guidance: float, temperature: float,
