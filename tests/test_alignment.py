@@ -122,6 +122,10 @@ def test_aligning_replaces_the_model_keeps_its_metrics_and_records_its_guidance(
     assert export_bundle(gen, ws.bundles / "tiny-ar")["sampling"]["guidance"] == 1.5
     with pytest.raises(ArtgenError, match="aligned already"):
         align_predictor(ws, "tiny", AlignmentConfig(**QUICK), device="cpu", show_progress=False)
+    with pytest.raises(ArtgenError, match="was then aligned"):  # its cross-entropy run finished: nothing to resume
+        train_predictor(ws, "tiny", preset=TINY_AR, annotations="gt", device="cpu", show_progress=False, generator="ar",
+                        resume=True)
+    assert (d / "model.safetensors").read_bytes() != weights_before  # the aligned model is kept
 
 
 def test_bad_settings_and_a_missing_model_are_named(small_corpus, tmp_path):

@@ -286,6 +286,14 @@ def train_predictor(ws: Workspace, encoder: str = "tiny", preset: str | Predicto
                                 show_progress, generator, flipped, tracker, rotated)
 
 
+def _saved_summary(model_dir) -> dict:
+    """The "summary" of the model's config.json ({} when there is none or it does not read)."""
+    try:
+        return json.loads((Path(model_dir) / "config.json").read_text()).get("summary", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
 def _train_predictor(ws: Workspace, encoder: str, preset: str | PredictorPreset, annotations: str,
                      pretrained: str | None, finetune: bool, resume: bool, device: str, steps: int | None,
                      show_progress: bool, generator: str, flipped: bool | None,
@@ -305,6 +313,9 @@ def _train_predictor(ws: Workspace, encoder: str, preset: str | PredictorPreset,
     out_dir = ws.checkpoint(name)
     if resume and resume_dir(out_dir) is None:
         raise ArtgenError(f"nothing to resume: no checkpoint of {name} in {out_dir.parent}: run again without --resume")
+    if resume and resume_dir(out_dir) == out_dir and "alignment" in _saved_summary(out_dir):
+        raise ArtgenError(f"nothing to resume: {out_dir} finished its cross-entropy run and was then aligned "
+                          "(`artgen train align`); train it again without --resume (then align it)")
     tcfg = TrainConfig(**{**p.train, "device": device, "show_progress": show_progress})
     if steps is not None:
         tcfg = replace(tcfg, steps=steps, warmup_steps=min(tcfg.warmup_steps, max(1, steps // 10)))
