@@ -38,6 +38,35 @@ def trained_workspace(small_corpus, tmp_path_factory):
     return ws
 
 
+@pytest.fixture(scope="session")
+def trained_ar_workspace(small_corpus, tmp_path_factory):
+    """The small corpus with a 2-step VQ-VAE and a 4-step tiny autoregressive model
+    (helpers.TINY_AR), trained once per session for the AR, alignment and best-of-N tests; returns
+    (workspace, training metrics). Shared: a module that writes into it works on
+    `helpers.copy_workspace` of it."""
+    import shutil
+
+    import torch
+    from helpers import TINY_AR
+
+    from artgen.training.predictor import train_predictor
+    from artgen.training.vqvae import train_vqvae
+    from artgen.workspace import Workspace
+
+    root = tmp_path_factory.mktemp("trained-ar")
+    shutil.copytree(small_corpus / "data", root / "data")
+    ws = Workspace(root)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train_vqvae(ws, preset="quick", steps=2, batch_size=8, device="cpu", show_progress=False)
+        metrics = train_predictor(ws, "tiny", preset=TINY_AR, annotations="gt", device="cpu", show_progress=False,
+                                  generator="ar")
+    finally:
+        torch.set_num_threads(before)
+    return ws, metrics
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """One torch thread for a module: on the shared 2-core test machine, two threads ran

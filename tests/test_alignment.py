@@ -27,16 +27,9 @@ QUICK = dict(steps=3, batch_size=8)  # AlignmentConfig fields small enough for a
 
 
 @pytest.fixture(scope="module")
-def ar_workspace(small_corpus, tmp_path_factory):
-    """A workspace with a 2-step VQ-VAE and a 4-step tiny-ar model; tests align copies of it."""
-    from artgen.training.vqvae import train_vqvae
-
-    root = tmp_path_factory.mktemp("align")
-    shutil.copytree(small_corpus / "data", root / "data")
-    ws = Workspace(root)
-    train_vqvae(ws, preset="quick", steps=2, batch_size=8, device="cpu", show_progress=False)
-    train_predictor(ws, "tiny", preset=TINY_AR, annotations="gt", device="cpu", show_progress=False, generator="ar")
-    return ws
+def ar_workspace(trained_ar_workspace):
+    """The session's workspace with a 2-step VQ-VAE and a 4-step tiny-ar model; tests align copies of it."""
+    return trained_ar_workspace[0]
 
 
 def _copy(ws: Workspace, root) -> Workspace:

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from helpers import TINY_AR, run_cli
+from helpers import TINY_AR, copy_workspace, run_cli
 
 from artgen.errors import ArtgenError
 from artgen.models.ar_predictor import ARConfig, ARPredictor
@@ -118,16 +118,10 @@ def test_the_text_changes_the_prediction_and_dropping_it_is_the_null_token(text_
 
 
 @pytest.fixture(scope="module")
-def trained_ar(small_corpus, tmp_path_factory):
-    from artgen.training.vqvae import train_vqvae
-
-    root = tmp_path_factory.mktemp("ar")
-    shutil.copytree(small_corpus / "data", root / "data")
-    ws = Workspace(root)
-    train_vqvae(ws, preset="quick", steps=2, batch_size=8, device="cpu", show_progress=False)
-    metrics = train_predictor(ws, "tiny", preset=TINY_AR, annotations="gt", device="cpu", show_progress=False,
-                              generator="ar")
-    return ws, metrics
+def trained_ar(trained_ar_workspace, tmp_path_factory):
+    """A copy of the session's tiny AR workspace: these tests add bundles and reports to it."""
+    ws, metrics = trained_ar_workspace
+    return copy_workspace(ws, tmp_path_factory.mktemp("ar") / "ws"), metrics
 
 
 def test_input_noise_swaps_a_share_of_the_inputs_for_batch_codes_and_keeps_the_targets():

@@ -10,12 +10,10 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from helpers import TINY_AR, assert_one_line_error, run_cli
+from helpers import assert_one_line_error, copy_workspace, run_cli
 
 from artgen.errors import ArtgenError
-from artgen.training.predictor import train_predictor
 from artgen.training.scorer import ScorerConfig, load_scorer, train_scorer
-from artgen.workspace import Workspace
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -23,17 +21,12 @@ PROMPTS = ["warm, vivid, wavy", "calm, dark", "zorblat"]  # the last names no ad
 
 
 @pytest.fixture(scope="module")
-def scored(small_corpus, tmp_path_factory):
-    """A workspace with a tiny AR model, a code scorer and a bundle of 3 candidates."""
+def scored(trained_ar_workspace, tmp_path_factory):
+    """A copy of the session's tiny AR workspace with a code scorer and a bundle of 3 candidates."""
     from artgen.generate import load_generator
-    from artgen.training.vqvae import train_vqvae
     from export.bundle import ExportConfig, export_bundle
 
-    root = tmp_path_factory.mktemp("candidates")
-    shutil.copytree(small_corpus / "data", root / "data")
-    ws = Workspace(root)
-    train_vqvae(ws, preset="quick", steps=2, batch_size=8, device="cpu", show_progress=False)
-    train_predictor(ws, "tiny", preset=TINY_AR, annotations="gt", device="cpu", show_progress=False, generator="ar")
+    ws = copy_workspace(trained_ar_workspace[0], tmp_path_factory.mktemp("candidates") / "ws")
     metrics = train_scorer(ws, annotations="gt", cfg=ScorerConfig(epochs=1, width=8, batch_size=32), show_progress=False)
     gen = load_generator(ws, "tiny-ar")
     scorer = load_scorer(ws, gen.config["summary"]["vqvae_hash"])

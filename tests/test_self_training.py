@@ -81,25 +81,15 @@ def test_the_kept_draft_is_the_best_scoring_and_the_mix_holds_the_share():
     assert np.array_equal(mixed[len(real)], kept[0])
 
 
-def test_drafts_come_from_the_generators_own_sampler(small_corpus, tmp_path):
+def test_drafts_come_from_the_generators_own_sampler(trained_ar_workspace):
     """A tiny trained AR model: each draft is what `ARGenerator.sample_codes` draws for its
     caption and seed, and the scores are the scorer's agreement with the caption's words."""
-    import shutil
-
-    from test_ar_generator import TINY_AR
-
     from artgen.data.captions import load_labels
     from artgen.data.latents import load_latents
     from artgen.generate import load_generator
-    from artgen.training.predictor import train_predictor
     from artgen.training.self_training import DRAFT_SEED
-    from artgen.training.vqvae import train_vqvae
-    from artgen.workspace import Workspace
 
-    shutil.copytree(small_corpus / "data", tmp_path / "data")
-    ws = Workspace(tmp_path)
-    train_vqvae(ws, preset="quick", steps=2, batch_size=8, device="cpu", show_progress=False)
-    train_predictor(ws, "tiny", preset=TINY_AR, annotations="gt", device="cpu", show_progress=False, generator="ar")
+    ws = trained_ar_workspace[0]  # read only
     gen = load_generator(ws, "tiny-ar")
     gen.config["sampling"] = {"guidance": 1.5}  # as an aligned model records: drafts follow the model's own default
     labels_by_id, _ = load_labels(ws, "gt")
