@@ -141,3 +141,25 @@ def test_demo_runs_every_stage_then_skips_them(tmp_path):
     second = run_demo(ws, TINY_DEMO)
     assert [r.status for r in second] == ["skipped"] * 9
     assert [r.headline for r in second] == [r.headline for r in first]
+
+
+def test_a_model_aligned_with_other_settings_than_the_presets_is_not_that_preset(tmp_path):
+    # the long preset ends with an alignment: a model aligned otherwise (fewer steps, `artgen train align --steps`) is
+    # not what the preset makes, and an unaligned one is aligned, not shipped
+    from dataclasses import asdict
+
+    from artgen.app.demo import DemoContext, _alignment, tiny_done
+    from artgen.training.alignment import AlignmentConfig
+    from artgen.training.predictor import AR_PRESETS
+
+    preset = AR_PRESETS["long"]["tiny"]
+    ctx = DemoContext(Workspace(tmp_path / "ws"), DemoConfig(vqvae_preset="default", encoder_preset="long", generator="ar"))
+    ctx.tiny.mkdir(parents=True)
+    metrics = {"preset": "long", "steps": preset.train["steps"]}
+    (ctx.tiny / "metrics.json").write_text(json.dumps(metrics))
+    assert _alignment(ctx, preset) is None and not tiny_done(ctx)
+    wanted = asdict(AlignmentConfig(**preset.alignment))
+    (ctx.tiny / "metrics.json").write_text(json.dumps({**metrics, "alignment": {**wanted, "seconds": 1.0}}))
+    assert _alignment(ctx, preset) is True
+    (ctx.tiny / "metrics.json").write_text(json.dumps({**metrics, "alignment": {**wanted, "steps": wanted["steps"] // 2}}))
+    assert _alignment(ctx, preset) is False and not tiny_done(ctx)

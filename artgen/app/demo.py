@@ -269,7 +269,7 @@ def tiny_done(ctx: DemoContext) -> bool:
     steps = _preset_steps(presets_for(cfg.generator), preset, cfg.encoder_steps, pick=lambda by_encoder: by_encoder["tiny"])
     if not trained_with(ctx.tiny / "metrics.json", preset, steps):
         return False
-    if _tiny_preset(cfg).alignment is not None and not _aligned(ctx):
+    if _tiny_preset(cfg).alignment is not None and _alignment(ctx, _tiny_preset(cfg)) is not True:
         return False
     try:
         load_generator(ctx.ws, ctx.model)  # also checks it was trained on this VQ-VAE's codes
@@ -297,11 +297,21 @@ def _loads(ctx: DemoContext) -> bool:
         return False
 
 
-def _aligned(ctx: DemoContext) -> bool:
+def _alignment(ctx: DemoContext, preset) -> bool | None:
+    """None when the tiny model is not aligned; else whether its alignment (`artgen train align`)
+    ran with the settings `preset.alignment` asks for."""
+    from dataclasses import asdict
+
+    from artgen.training.alignment import AlignmentConfig
+
     try:
-        return "alignment" in json.loads((ctx.tiny / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return False
+        record = json.loads((ctx.tiny / "metrics.json").read_text()).get("alignment")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(record, dict):
+        return None
+    wanted = asdict(AlignmentConfig(**(preset.alignment or {})))
+    return all(record.get(k) == v for k, v in wanted.items())
 
 
 def train_tiny_model(ctx: DemoContext) -> None:
@@ -312,8 +322,9 @@ def train_tiny_model(ctx: DemoContext) -> None:
     # a model trained by the preset but not yet aligned (an interrupted run) is only aligned
     steps = preset.train.get("steps") if cfg.encoder_steps is None else cfg.encoder_steps
     label = "custom" if cfg.encoder_overrides else cfg.encoder_preset
-    if (preset.alignment is not None and trained_with(ctx.tiny / "metrics.json", label, steps) and not _aligned(ctx)
-            and _loads(ctx)):  # trained on this VQ-VAE's codes: else it is trained again
+    # (one aligned with other settings is trained again: an alignment starts from the cross-entropy model)
+    if (preset.alignment is not None and trained_with(ctx.tiny / "metrics.json", label, steps)
+            and _alignment(ctx, preset) is None and _loads(ctx)):  # trained on this VQ-VAE's codes: else it is trained again
         from artgen.training.alignment import AlignmentConfig, align_predictor
 
         align_predictor(ctx.ws, "tiny", AlignmentConfig(**preset.alignment))
