@@ -102,8 +102,8 @@ AR_PRESETS: dict[str, dict[str, PredictorPreset]] = {
 # twice the default's steps, through torch.compile: the test CE was still falling at 6,000 steps
 # (2.117 -> 2.100 over the last 1,000) with the train loss level with it (2.07), so the default is
 # short of steps rather than of capacity (docs/generation.md, "training steps")
-# then Condition Contrastive Alignment (`artgen train align`, AlignmentConfig's defaults: 1,000 steps,
-# ~21 min): on the 12,000-step model it moved the style drawn and the words' accuracy at the lower
+# then Condition Contrastive Alignment (`artgen train align`, AlignmentConfig's defaults: 2,000 steps,
+# ~42 min): on the 12,000-step model it moved the style drawn and the words' accuracy at the lower
 # guidance it records (docs/generation.md, "Condition Contrastive Alignment")
 AR_PRESETS["long"] = {name: replace(p, train={**p.train, "steps": 12000, "compile": True}, alignment={})
                       for name, p in AR_PRESETS["default"].items()}
