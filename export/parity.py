@@ -63,10 +63,10 @@ class ParityReport:
 @torch.no_grad()
 def check_parity(gen: Generator, bundle_dir: Path, n_prompts: int = 64, guidance: float | None = None,
                  threads: int | None = None) -> ParityReport:
-    """`guidance`: None checks at the model's own default (an aligned AR model's is lower), the one
-    its bundle samples with."""
-    guidance = gen.default_guidance if guidance is None else float(guidance)
+    """`guidance`: None checks at the guidance the bundle samples with (exported from the model's
+    own default: an aligned AR model's is lower)."""
     rt = Runtime(bundle_dir, threads=threads)
+    guidance = float(rt.meta.get("sampling", {}).get("guidance", gen.default_guidance) if guidance is None else guidance)
     if rt.generator != gen.kind:
         raise ArtgenError(f"{bundle_dir} holds the {rt.generator} generator but the model is {gen.kind}: "
                           "check a bundle against the model it was exported from")

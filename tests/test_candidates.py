@@ -162,6 +162,16 @@ def test_bad_candidate_settings_are_named(scored, tmp_path):
     meta_path.write_text(json.dumps({**meta, "scorer": {"adjectives": []}}))
     with pytest.raises(BundleError, match="scorer.adjectives"):
         Runtime(meta_path.parent, verify="size")
+    words = meta["scorer"]["adjectives"]
+    for synonyms in ({"vibrant": "zorblat"}, {words[0]: words[1]}, {"Vibrant": words[0]}, {"two words": words[0]}, ["vibrant"]):
+        meta_path.write_text(json.dumps({**meta, "scorer": {"adjectives": words, "synonyms": synonyms}}))
+        with pytest.raises(BundleError, match="scorer.synonyms"):
+            Runtime(meta_path.parent, verify="size")
+    single = {**meta, "format": 3, "graphs": {k: v for k, v in meta["graphs"].items() if k != "scorer"},
+              "sampling": {**meta["sampling"], "candidates": 1}}
+    meta_path.write_text(json.dumps({**single, "scorer": ["warm"]}))  # read before any candidate is drawn
+    with pytest.raises(BundleError, match="scorer = "):
+        Runtime(meta_path.parent, verify="size")
 
 
 def test_cli_export_with_candidates(scored, tmp_path):

@@ -162,4 +162,32 @@ def test_a_model_aligned_with_other_settings_than_the_presets_is_not_that_preset
     (ctx.tiny / "metrics.json").write_text(json.dumps({**metrics, "alignment": {**wanted, "seconds": 1.0}}))
     assert _alignment(ctx, preset) is True
     (ctx.tiny / "metrics.json").write_text(json.dumps({**metrics, "alignment": {**wanted, "steps": wanted["steps"] // 2}}))
-    assert _alignment(ctx, preset) is False and not tiny_done(ctx)
+    assert _alignment(ctx, preset) is False
+
+
+def test_the_demo_aligns_an_unaligned_model_and_trains_one_aligned_otherwise_again(tmp_path, monkeypatch):
+    from dataclasses import asdict
+
+    import artgen.generate
+    import artgen.training.alignment
+    import artgen.training.predictor
+    from artgen.app.demo import DemoContext, tiny_done, train_tiny_model
+    from artgen.training.alignment import AlignmentConfig
+    from artgen.training.predictor import AR_PRESETS
+
+    calls = []
+    monkeypatch.setattr(artgen.generate, "load_generator", lambda ws, model: None)  # a model that loads
+    monkeypatch.setattr(artgen.training.alignment, "align_predictor", lambda *a, **k: calls.append("align"))
+    monkeypatch.setattr(artgen.training.predictor, "train_predictor", lambda *a, **k: calls.append("train"))
+    preset = AR_PRESETS["long"]["tiny"]
+    ctx = DemoContext(Workspace(tmp_path / "ws"), DemoConfig(vqvae_preset="default", encoder_preset="long", generator="ar"))
+    ctx.tiny.mkdir(parents=True)
+    metrics = {"preset": "long", "steps": preset.train["steps"]}
+    wanted = asdict(AlignmentConfig(**preset.alignment))
+    for alignment, done, stage in ((None, False, "align"), (wanted, True, None), ({**wanted, "steps": 1}, False, "train")):
+        (ctx.tiny / "metrics.json").write_text(json.dumps({**metrics, **({"alignment": alignment} if alignment else {})}))
+        assert tiny_done(ctx) is done, alignment
+        if stage:
+            calls.clear()
+            train_tiny_model(ctx)
+            assert calls == [stage], alignment

@@ -310,8 +310,8 @@ def _alignment(ctx: DemoContext, preset) -> bool | None:
         return None
     if not isinstance(record, dict):
         return None
-    wanted = asdict(AlignmentConfig(**(preset.alignment or {})))
-    return all(record.get(k) == v for k, v in wanted.items())
+    wanted = asdict(AlignmentConfig(**(preset.alignment or {})))  # steps, lr, beta, lam, batch_size, guidance
+    return all(record.get(k, v) == v for k, v in wanted.items())  # a setting the record predates counts as the default
 
 
 def train_tiny_model(ctx: DemoContext) -> None:
