@@ -375,13 +375,17 @@ def load_meta(bundle: Path) -> dict:
             if n > MAX_CANDIDATES or (n > 1 and fmt < 5):
                 raise BundleError(f"{where} has sampling.candidates = {n}, not 1 to {MAX_CANDIDATES} in a bundle of format 5 "
                                   f"(this one: {fmt}): {FIX}")
+        if "scorer" in meta and not isinstance(meta["scorer"], dict):
+            raise BundleError(f"{where} has scorer = {_short(meta['scorer'])}, not an object: {FIX}")
         if "scorer" in meta.get("graphs", {}) or d.get("candidates", 1) > 1:
             _field(meta, "graphs.scorer.file", where, "str")
             adjectives = meta.get("scorer", {}).get("adjectives") if isinstance(meta.get("scorer"), dict) else None
             if not isinstance(adjectives, list) or not adjectives or not all(isinstance(a, str) and a for a in adjectives):
                 raise BundleError(f"{where} has a scorer graph but no scorer.adjectives list of words: {FIX}")
             synonyms = meta["scorer"].get("synonyms", {})
-            if not isinstance(synonyms, dict) or not all(isinstance(w, str) and a in adjectives for w, a in synonyms.items()):
+            if not isinstance(synonyms, dict) or not all(isinstance(w, str) and re.fullmatch(r"[a-z]+(?:-[a-z]+)*", w)
+                                                         and w not in adjectives and a in adjectives
+                                                         for w, a in synonyms.items()):
                 raise BundleError(f"{where} has scorer.synonyms = {_short(synonyms)}, not a map of words to scorer.adjectives: "
                                   f"{FIX}")
     return meta
