@@ -269,7 +269,8 @@ def tiny_done(ctx: DemoContext) -> bool:
     steps = _preset_steps(presets_for(cfg.generator), preset, cfg.encoder_steps, pick=lambda by_encoder: by_encoder["tiny"])
     if not trained_with(ctx.tiny / "metrics.json", preset, steps):
         return False
-    if _tiny_preset(cfg).alignment is not None and _alignment(ctx, _tiny_preset(cfg)) is not True:
+    tiny_preset = _tiny_preset(cfg)
+    if tiny_preset.alignment is not None and _alignment(ctx, tiny_preset) is not True:
         return False
     try:
         load_generator(ctx.ws, ctx.model)  # also checks it was trained on this VQ-VAE's codes

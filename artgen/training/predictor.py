@@ -311,9 +311,10 @@ def _train_predictor(ws: Workspace, encoder: str, preset: str | PredictorPreset,
     load_corpus(ws.data)  # a missing corpus is named before missing annotations
     name = model_name(encoder, generator)
     out_dir = ws.checkpoint(name)
-    if resume and resume_dir(out_dir) is None:
+    resumed = resume_dir(out_dir) if resume else None
+    if resume and resumed is None:
         raise ArtgenError(f"nothing to resume: no checkpoint of {name} in {out_dir.parent}: run again without --resume")
-    if resume and resume_dir(out_dir) == out_dir and "alignment" in _saved_summary(out_dir):
+    if resumed == out_dir and "alignment" in _saved_summary(out_dir):
         raise ArtgenError(f"nothing to resume: {out_dir} finished its cross-entropy run and was then aligned "
                           "(`artgen train align`); train it again without --resume (then align it)")
     tcfg = TrainConfig(**{**p.train, "device": device, "show_progress": show_progress})
