@@ -37,10 +37,10 @@ def _copy(ws: Workspace, root) -> Workspace:
     return Workspace(root)
 
 
-def _task(ws: Workspace, codes: np.ndarray, labels: list[list[str]], lam: float = 50.0) -> AlignmentTask:
+def _task(ws: Workspace, codes: np.ndarray, labels: list[list[str]], lam: float = 50.0, negatives: str = "next") -> AlignmentTask:
     model, config = TextToCodes.from_pretrained(ws.checkpoint("tiny-ar"))
     return AlignmentTask(model.train(), codes, labels, codes[:4], labels[:4], config, None, kind=generator_kind("ar"),
-                         beta=0.05, lam=lam)
+                         beta=0.05, lam=lam, negatives=negatives)
 
 
 def _grids(n: int, positions: int, seed: int = 0) -> np.ndarray:
@@ -122,13 +122,14 @@ def test_aligning_replaces_the_model_keeps_its_metrics_and_records_its_guidance(
 
 
 def test_bad_settings_and_a_missing_model_are_named(small_corpus, tmp_path):
-    for bad in (dict(steps=0), dict(lr=0.0), dict(beta=-1.0), dict(lam=0.0), dict(guidance=0.5)):
+    for bad in (dict(steps=0), dict(lr=0.0), dict(beta=-1.0), dict(lam=0.0), dict(guidance=0.5), dict(negatives="hard")):
         with pytest.raises(ArtgenError, match=next(iter(bad))):
             AlignmentConfig(**bad)
     shutil.copytree(small_corpus / "data", tmp_path / "data")
     with pytest.raises(ArtgenError, match="--generator ar"):
         align_predictor(Workspace(tmp_path), "tiny", AlignmentConfig(**QUICK), device="cpu", show_progress=False)
     assert_one_line_error(run_cli("train", "align", "--beta", "0", workdir=tmp_path), "beta")
+    assert_one_line_error(run_cli("train", "align", "--negatives", "hard", workdir=tmp_path), "--negatives", "closest")
     assert_one_line_error(run_cli("train", "align", workdir=tmp_path), "no trained model", "--generator ar")
 
 
@@ -167,6 +168,25 @@ def test_a_neighbour_without_labels_gives_no_term_and_one_labelled_alike_is_a_po
     unused = b["unused_other"].float()
     weight = torch.where(b["positive_other"], 1.0, 50.0) * (1 - unused)
     assert loss.item() == pytest.approx((math.log(2) + math.log(2) * weight.mean().item()) / 50.0, rel=1e-5)
+
+
+def test_closest_negatives_are_the_batchs_nearest_other_adjective_set(ar_workspace):
+    positions = TextToCodes.from_pretrained(ar_workspace.checkpoint("tiny-ar"))[0].predictor.cfg.positions
+    sets = [["warm", "vivid", "calm"], ["warm", "vivid", "wavy"], ["cool", "dark", "chaotic"], ["cool", "dark", "linear"],
+            ["soft", "bright", "circular"]]
+    labels = [sets[i % len(sets)] for i in range(50)]
+    task = _task(ar_workspace, _grids(50, positions), labels, negatives="closest")
+    jaccard = lambda a, c: len(set(a) & set(c)) / len(set(a) | set(c))  # noqa: E731
+    for seed in range(3):
+        b = task.batch(0, torch.Generator().manual_seed(seed), 16)
+        rows, other = b["rows"].tolist(), b["other"].tolist()
+        for i, j in enumerate(other):
+            own = labels[rows[i]]
+            others = [labels[rows[k]] for k in range(16) if k != i and set(labels[rows[k]]) != set(own)]
+            assert j != i and set(labels[rows[j]]) != set(own)  # never the sample itself or its own words
+            assert jaccard(own, labels[rows[j]]) == max(jaccard(own, o) for o in others)
+        assert not b["positive_other"][~(~b["text_mask"].any(1))].any()  # every sample with text has a negative
+        assert torch.equal(b["other_ids"], b["ids"][b["other"]])
 
 
 def test_an_unfinished_training_run_is_not_overwritten(ar_workspace, tmp_path):

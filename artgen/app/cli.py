@@ -206,6 +206,8 @@ def train_align_cmd(
     beta: float = typer.Option(0.05, help="CCA's beta: how far from its frozen copy the model may move (smaller: further)."),
     lam: float = typer.Option(50.0, "--lambda", help="Weight of the other caption's term."),
     guidance: float = typer.Option(1.5, help="The guidance the aligned model samples with by default (1: none)."),
+    negatives: str = typer.Option("next", help="Each grid's negative caption: next (the batch's next sample's) or closest "
+                                              "(the batch's nearest in adjectives, another set)."),
     device: str = typer.Option("auto", help="auto (CUDA when available), cpu or cuda."),
     track: Optional[str] = typer.Option(None, "--track", help=TRACK_HELP),
 ) -> None:
@@ -215,7 +217,8 @@ def train_align_cmd(
     check_tracker(track)
     from artgen.training.alignment import AlignmentConfig, align_predictor
 
-    cfg = AlignmentConfig(steps=steps, lr=lr, beta=beta, lam=lam, guidance=guidance)  # bad values named before any work
+    # bad values named before any work
+    cfg = AlignmentConfig(steps=steps, lr=lr, beta=beta, lam=lam, guidance=guidance, negatives=negatives)
     ws = workspace(ctx)
     with start_tracking(track, ws, run_name=f"align {encoder}-ar") as tracker:
         align_predictor(ws, encoder=encoder, cfg=cfg, device=device, tracker=tracker)

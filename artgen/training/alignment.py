@@ -48,6 +48,8 @@ from artgen.training.predictor import PredictorTask, training_grids
 from artgen.training.trainer import TrainConfig, find_checkpoint, publish_run, resolve_device, run_dir, staging_dir, train
 from artgen.workspace import Workspace
 
+NEGATIVES = ("next", "closest")
+
 
 @dataclass
 class AlignmentConfig:
@@ -62,8 +64,14 @@ class AlignmentConfig:
     lam: float = 50.0  # weight of the other caption's term; 10 moved the style drawn without guidance less
     batch_size: int = 32
     guidance: float = 1.5  # the sampling guidance the aligned model records as its default (best at 2,000 steps)
+    # whose caption is each grid's negative: "next", the next sample's in the batch (the paper's random
+    # caption); "closest", the batch's caption whose adjectives are nearest its own (most shared
+    # of all, Jaccard) without being the same set: a harder negative that differs in a word or two
+    negatives: str = "next"
 
     def __post_init__(self) -> None:
+        if self.negatives not in NEGATIVES:
+            raise ArtgenError(f"alignment --negatives must be one of {', '.join(NEGATIVES)} (got {self.negatives!r})")
         if self.steps < 1:
             raise ArtgenError(f"alignment --steps must be at least 1 (got {self.steps})")
         for name in ("lr", "beta", "lam"):
@@ -71,6 +79,25 @@ class AlignmentConfig:
                 raise ArtgenError(f"alignment --{name} must be above 0 (got {getattr(self, name)})")
         if not self.guidance >= 1:
             raise ArtgenError(f"alignment --guidance must be at least 1 (1: none; got {self.guidance})")
+
+
+def closest_others(words: list[frozenset], generator: torch.Generator) -> torch.Tensor:
+    """(B,): for each sample, the index of another sample of the batch whose adjective set shares
+    the most with its own (Jaccard) without being the same set, ties broken at random; the next
+    sample where no other has a different, non-empty set."""
+    n = len(words)
+    noise = torch.rand(n, n, generator=generator).tolist()
+    others = []
+    for i, own in enumerate(words):
+        best, best_key = (i + 1) % n, None
+        for j, theirs in enumerate(words):
+            if j == i or not theirs or theirs == own:
+                continue
+            key = (len(own & theirs) / len(own | theirs), noise[i][j])
+            if best_key is None or key > best_key:
+                best, best_key = j, key
+        others.append(best)
+    return torch.tensor(others)
 
 
 def sequence_logp(logits: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
@@ -90,27 +117,26 @@ def disable_dropout(model: torch.nn.Module) -> None:
 class AlignmentTask(PredictorTask):
     """PredictorTask whose loss is CCA's against a frozen reference copy of the model as it starts."""
 
-    def __init__(self, *args, beta: float, lam: float, **kwargs):
+    def __init__(self, *args, beta: float, lam: float, negatives: str = "next", **kwargs):
         super().__init__(*args, **kwargs)
         # no dropout in the trained copy (TRL's DPO does the same): the gap to the reference must
         # read the weights, not the noise of one dropout mask (the tiny encoder's 0.1)
         disable_dropout(self.model)
         self.reference = copy.deepcopy(self.model).eval().requires_grad_(False)
-        self.beta, self.lam = beta, lam
+        self.beta, self.lam, self.negatives = beta, lam, negatives
 
     def batch(self, step: int, generator: torch.Generator, batch_size: int) -> dict:
         b = super().batch(step, generator, batch_size)
         dropped = ~b["text_mask"].any(1)  # the samples trained without text (or with none to give)
-        other = torch.roll(torch.arange(batch_size), -1)
-        rows = b["rows"].tolist()
-        words = [frozenset(self.train_labels[r]) for r in rows]
-        # the next sample's caption, whole even where that sample's own text was dropped. One written
+        words = [frozenset(self.train_labels[r]) for r in b["rows"].tolist()]
+        other = closest_others(words, generator) if self.negatives == "closest" else torch.roll(torch.arange(batch_size), -1)
+        # the other sample's caption, whole even where that sample's own text was dropped. One written
         # from the same adjectives as the sample's own (the same painting, its mirror image, or a painting
         # labelled alike) is no negative: it counts as a positive, as the dropped samples do. A neighbour
         # without labels has only a placeholder caption: no term at all (weight 0), unless dropped.
         same = torch.tensor([words[i] == words[j] for i, j in enumerate(other.tolist())])
         unlabelled = torch.tensor([not words[j] for j in other.tolist()])
-        b.update(other_ids=b["ids"][other], other_mask=b["mask"][other],
+        b.update(other=other, other_ids=b["ids"][other], other_mask=b["mask"][other],
                  other_text_mask=b["mask"][other] & ~dropped[:, None], positive_other=dropped | same,
                  unused_other=unlabelled & ~dropped)
         return b
@@ -187,13 +213,15 @@ def align_unlocked(ws: Workspace, encoder: str, cfg: AlignmentConfig, device: st
     work = run_dir(out_dir, resume=False)  # the finished model stays until this run completes
     model.train()
     task = AlignmentTask(model, grids.train_codes, grids.train_labels, grids.test_codes, grids.test_labels, config, None,
-                         kind=generator_kind("ar"), beta=cfg.beta, lam=cfg.lam)
+                         kind=generator_kind("ar"), beta=cfg.beta, lam=cfg.lam,
+                         negatives=cfg.negatives)
     tcfg = replace(TrainConfig(**{k: v for k, v in config.get("train", {}).items() if k in TrainConfig.__dataclass_fields__}),
                    steps=cfg.steps, lr=cfg.lr, batch_size=cfg.batch_size, warmup_steps=max(1, cfg.steps // 20),
                    checkpoint_every=0, eval_every=0, seed=0, compile=False, ema_decay=0.0, device=device,
                    optimizer="adamw", show_progress=show_progress)  # its LR is AdamW's, whatever trained the model
     console.print(f"align {name} (Condition Contrastive Alignment against its frozen copy): {cfg.steps} steps at peak LR "
-                  f"{cfg.lr:g}, beta {cfg.beta:g}, lambda {cfg.lam:g}, {len(grids.train_codes)} train grids, "
+                  f"{cfg.lr:g}, beta {cfg.beta:g}, lambda {cfg.lam:g}, {cfg.negatives} captions as negatives, "
+                  f"{len(grids.train_codes)} train grids, "
                   f"captions from {source} labels")
     tracker.log_params({"stage": f"{name} alignment", "alignment": asdict(cfg)})
     result = train(task, tcfg, work, description=f"align {name}", on_log=tracker.log_metrics)
