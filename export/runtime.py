@@ -379,7 +379,7 @@ def load_meta(bundle: Path) -> dict:
             raise BundleError(f"{where} has scorer = {_short(meta['scorer'])}, not an object: {FIX}")
         if "scorer" in meta.get("graphs", {}) or d.get("candidates", 1) > 1:
             _field(meta, "graphs.scorer.file", where, "str")
-            adjectives = meta.get("scorer", {}).get("adjectives") if isinstance(meta.get("scorer"), dict) else None
+            adjectives = meta.get("scorer", {}).get("adjectives")  # a scorer that is not an object is refused above
             if not isinstance(adjectives, list) or not adjectives or not all(isinstance(a, str) and a for a in adjectives):
                 raise BundleError(f"{where} has a scorer graph but no scorer.adjectives list of words: {FIX}")
             synonyms = meta["scorer"].get("synonyms", {})
