@@ -37,10 +37,11 @@ def _copy(ws: Workspace, root) -> Workspace:
     return Workspace(root)
 
 
-def _task(ws: Workspace, codes: np.ndarray, labels: list[list[str]], lam: float = 50.0, negatives: str = "next") -> AlignmentTask:
+def _task(ws: Workspace, codes: np.ndarray, labels: list[list[str]], lam: float = 50.0, negatives: str = "next",
+          negative_captions: int = 1) -> AlignmentTask:
     model, config = TextToCodes.from_pretrained(ws.checkpoint("tiny-ar"))
     return AlignmentTask(model.train(), codes, labels, codes[:4], labels[:4], config, None, kind=generator_kind("ar"),
-                         beta=0.05, lam=lam, negatives=negatives)
+                         beta=0.05, lam=lam, negatives=negatives, negative_captions=negative_captions)
 
 
 def _grids(n: int, positions: int, seed: int = 0) -> np.ndarray:
@@ -122,8 +123,9 @@ def test_aligning_replaces_the_model_keeps_its_metrics_and_records_its_guidance(
 
 
 def test_bad_settings_and_a_missing_model_are_named(small_corpus, tmp_path):
-    for bad in (dict(steps=0), dict(lr=0.0), dict(beta=-1.0), dict(lam=0.0), dict(guidance=0.5), dict(negatives="hard")):
-        with pytest.raises(ArtgenError, match=next(iter(bad))):
+    for bad in (dict(steps=0), dict(lr=0.0), dict(beta=-1.0), dict(lam=0.0), dict(guidance=0.5), dict(negatives="hard"),
+                dict(negative_captions=0), dict(negative_captions=2, negatives="closest")):
+        with pytest.raises(ArtgenError, match=next(iter(bad)).replace("_", "-")):
             AlignmentConfig(**bad)
     shutil.copytree(small_corpus / "data", tmp_path / "data")
     with pytest.raises(ArtgenError, match="--generator ar"):
@@ -187,6 +189,29 @@ def test_closest_negatives_are_the_batchs_nearest_other_adjective_set(ar_workspa
             assert jaccard(own, labels[rows[j]]) == max(jaccard(own, o) for o in others)
         assert not b["positive_other"][~(~b["text_mask"].any(1))].any()  # every sample with text has a negative
         assert torch.equal(b["other_ids"], b["ids"][b["other"]])
+
+
+def test_several_negative_captions_are_the_next_samples_each_weighted_alike(ar_workspace):
+    positions = TextToCodes.from_pretrained(ar_workspace.checkpoint("tiny-ar"))[0].predictor.cfg.positions
+    words = [["warm", "vivid", "calm"], ["cool", "dark", "chaotic"], ["soft", "bright", "wavy"], ["cool", "linear", "calm"]]
+    labels = [words[i % 4] for i in range(40)]
+    one, two = (_task(ar_workspace, _grids(40, positions), labels, negative_captions=n) for n in (1, 2))
+    two.model.load_state_dict(one.model.state_dict())
+    with torch.no_grad():  # move the trained copy off its reference, so that every gap is its own
+        for p in two.model.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+        one.model.load_state_dict(two.model.state_dict())
+    b = two.batch(0, torch.Generator().manual_seed(0), 8)
+    assert b["other"].tolist() == [(i + k + 1) % 8 for k in range(2) for i in range(8)]
+    assert torch.equal(b["other_ids"], b["ids"][b["other"]])
+    dropped = ~b["text_mask"].any(1)
+    assert b["positive_other"][:8][dropped].all() and b["positive_other"][8:][dropped].all()
+    # the loss is the mean of the two one-negative losses whose negatives are the next sample's and the one after
+    first = {k: v[:8] if k.startswith(("other", "positive_other", "unused_other")) else v for k, v in b.items()}
+    second = {k: v[8:] if k.startswith(("other", "positive_other", "unused_other")) else v for k, v in b.items()}
+    l1, l2 = one.loss(one.model, first)[0].item(), one.loss(one.model, second)[0].item()
+    assert l1 != pytest.approx(l2, rel=1e-4)  # two different negatives ...
+    assert two.loss(two.model, b)[0].item() == pytest.approx((l1 + l2) / 2, rel=1e-4)  # ... each weighted alike
 
 
 def test_an_unfinished_training_run_is_not_overwritten(ar_workspace, tmp_path):

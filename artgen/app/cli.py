@@ -208,6 +208,8 @@ def train_align_cmd(
     guidance: float = typer.Option(1.5, help="The guidance the aligned model samples with by default (1: none)."),
     negatives: str = typer.Option("next", help="Each grid's negative caption: next (the batch's next sample's) or closest "
                                               "(the batch's nearest in adjectives, another set)."),
+    negative_captions: int = typer.Option(1, help="Negative captions per grid (with next: the next n samples'), each "
+                                                  "weighted lambda / n."),
     device: str = typer.Option("auto", help="auto (CUDA when available), cpu or cuda."),
     track: Optional[str] = typer.Option(None, "--track", help=TRACK_HELP),
 ) -> None:
@@ -218,7 +220,8 @@ def train_align_cmd(
     from artgen.training.alignment import AlignmentConfig, align_predictor
 
     # bad values named before any work
-    cfg = AlignmentConfig(steps=steps, lr=lr, beta=beta, lam=lam, guidance=guidance, negatives=negatives)
+    cfg = AlignmentConfig(steps=steps, lr=lr, beta=beta, lam=lam, guidance=guidance, negatives=negatives,
+                          negative_captions=negative_captions)
     ws = workspace(ctx)
     with start_tracking(track, ws, run_name=f"align {encoder}-ar") as tracker:
         align_predictor(ws, encoder=encoder, cfg=cfg, device=device, tracker=tracker)

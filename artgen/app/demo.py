@@ -311,7 +311,7 @@ def _alignment(ctx: DemoContext, preset) -> bool | None:
         return None
     if not isinstance(record, dict):
         return None
-    wanted = asdict(AlignmentConfig(**(preset.alignment or {})))  # steps, lr, beta, lam, batch_size, guidance, negatives
+    wanted = asdict(AlignmentConfig(**(preset.alignment or {})))  # steps, lr, beta, lam, batch_size, guidance, negatives, ...
     return all(record.get(k, v) == v for k, v in wanted.items())  # a setting the record predates counts as the default
 
 

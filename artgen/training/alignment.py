@@ -71,10 +71,19 @@ class AlignmentConfig:
     # Closest drew the style far less (2,000 steps: 0.718 -> 0.605, one draw; the text's help to the
     # test CE 0.115 -> 0.008 nats): pushed down under its neighbours' words, the model leans on words less
     negatives: str = "next"
+    # other captions per grid, each its own negative term (weight lambda / this): with "next", the
+    # next `negative_captions` samples' captions; a lower-variance estimate of the same push for
+    # ~(2 + n) / 3 of one negative's time per step
+    negative_captions: int = 1
 
     def __post_init__(self) -> None:
         if self.negatives not in NEGATIVES:
             raise ArtgenError(f"alignment --negatives must be one of {', '.join(NEGATIVES)} (got {self.negatives!r})")
+        if not 1 <= self.negative_captions <= self.batch_size - 1:
+            raise ArtgenError(f"alignment --negative-captions must be 1 to the batch size less one, {self.batch_size - 1} "
+                              f"(got {self.negative_captions})")
+        if self.negatives == "closest" and self.negative_captions != 1:
+            raise ArtgenError("alignment --negatives closest takes one negative caption per grid: leave --negative-captions at 1")
         if self.steps < 1:
             raise ArtgenError(f"alignment --steps must be at least 1 (got {self.steps})")
         for name in ("lr", "beta", "lam"):
@@ -120,36 +129,44 @@ def disable_dropout(model: torch.nn.Module) -> None:
 class AlignmentTask(PredictorTask):
     """PredictorTask whose loss is CCA's against a frozen reference copy of the model as it starts."""
 
-    def __init__(self, *args, beta: float, lam: float, negatives: str = "next", **kwargs):
+    def __init__(self, *args, beta: float, lam: float, negatives: str = "next", negative_captions: int = 1, **kwargs):
         super().__init__(*args, **kwargs)
         # no dropout in the trained copy (TRL's DPO does the same): the gap to the reference must
         # read the weights, not the noise of one dropout mask (the tiny encoder's 0.1)
         disable_dropout(self.model)
         self.reference = copy.deepcopy(self.model).eval().requires_grad_(False)
-        self.beta, self.lam, self.negatives = beta, lam, negatives
+        self.beta, self.lam, self.negatives, self.negative_captions = beta, lam, negatives, negative_captions
 
     def batch(self, step: int, generator: torch.Generator, batch_size: int) -> dict:
         b = super().batch(step, generator, batch_size)
         dropped = ~b["text_mask"].any(1)  # the samples trained without text (or with none to give)
         words = [frozenset(self.train_labels[r]) for r in b["rows"].tolist()]
-        other = closest_others(words, generator) if self.negatives == "closest" else torch.roll(torch.arange(batch_size), -1)
+        # (n * B,): negative k of sample i at row k * B + i; with "next", the k + 1-th next sample's
+        if self.negatives == "closest":
+            other = closest_others(words, generator)
+        else:
+            other = torch.cat([torch.roll(torch.arange(batch_size), -(k + 1)) for k in range(self.negative_captions)])
+        own = torch.arange(len(other)) % batch_size  # the sample each negative row belongs to
         # the other sample's caption, whole even where that sample's own text was dropped. One written
         # from the same adjectives as the sample's own (the same painting, its mirror image, or a painting
         # labelled alike) is no negative: it counts as a positive, as the dropped samples do. A neighbour
         # without labels has only a placeholder caption: no term at all (weight 0), unless dropped.
-        same = torch.tensor([words[i] == words[j] for i, j in enumerate(other.tolist())])
+        same = torch.tensor([words[i] == words[j] for i, j in zip(own.tolist(), other.tolist())])
         unlabelled = torch.tensor([not words[j] for j in other.tolist()])
         b.update(other=other, other_ids=b["ids"][other], other_mask=b["mask"][other],
-                 other_text_mask=b["mask"][other] & ~dropped[:, None], positive_other=dropped | same,
-                 unused_other=unlabelled & ~dropped)
+                 other_text_mask=b["mask"][other] & ~dropped[own, None], positive_other=dropped[own] | same,
+                 unused_other=unlabelled & ~dropped[own])
         return b
 
-    def _both_logp(self, model, b) -> torch.Tensor:
-        """(2, B): each grid's log p with its own caption, then with the other caption (one batch of 2B)."""
+    def _both_logp(self, model, b) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B,), (n * B,): each grid's log p with its own caption, then with each other caption (one batch of (1 + n) B)."""
+        n = len(b["other"]) // len(b["codes"])
         two = lambda a, c: torch.cat([a, c])  # noqa: E731
-        logits = model(two(b["inputs"], b["inputs"]), two(b["ids"], b["other_ids"]), two(b["mask"], b["other_mask"]),
+        again = lambda a: a.repeat(1 + n, *[1] * (a.dim() - 1))  # noqa: E731
+        logits = model(again(b["inputs"]), two(b["ids"], b["other_ids"]), two(b["mask"], b["other_mask"]),
                        two(b["text_mask"], b["other_text_mask"]))
-        return sequence_logp(logits, two(b["codes"], b["codes"])).view(2, -1)
+        logp = sequence_logp(logits, again(b["codes"]))
+        return logp[:len(b["codes"])], logp[len(b["codes"]):]
 
     def loss(self, model, b):
         logp, other_logp = self._both_logp(model, b)
@@ -158,16 +175,17 @@ class AlignmentTask(PredictorTask):
             self.reference.to(device)
         with torch.no_grad():
             ref, other_ref = self._both_logp(self.reference, b)
+        own = torch.arange(len(other_logp), device=device) % len(logp)
         gap, other_gap = logp - ref, other_logp - other_ref
         positive = b["positive_other"]
         sign = positive.float() * 2 - 1  # -1: push another caption's likelihood down; +1: a dropped sample's up
-        weight = torch.where(positive, torch.ones_like(gap), torch.full_like(gap, self.lam))
-        weight = torch.where(b["unused_other"], torch.zeros_like(gap), weight)
+        weight = torch.where(positive, torch.ones_like(other_gap), torch.full_like(other_gap, self.lam))
+        weight = torch.where(b["unused_other"], torch.zeros_like(other_gap), weight)
         loss = -F.logsigmoid(self.beta * gap).mean() - (weight * F.logsigmoid(sign * self.beta * other_gap)).mean()
         with torch.no_grad():
             n = b["codes"].shape[1]
             negatives = ~positive & ~b["unused_other"]
-            margin = (gap - other_gap)[negatives].mean() if negatives.any() else torch.zeros((), device=device)
+            margin = (gap[own] - other_gap)[negatives].mean() if negatives.any() else torch.zeros((), device=device)
         return loss / max(self.lam, 1.0), {"margin_per_position": margin / n, "gap_per_position": gap.mean() / n}
 
 
@@ -217,7 +235,7 @@ def align_unlocked(ws: Workspace, encoder: str, cfg: AlignmentConfig, device: st
     model.train()
     task = AlignmentTask(model, grids.train_codes, grids.train_labels, grids.test_codes, grids.test_labels, config, None,
                          kind=generator_kind("ar"), beta=cfg.beta, lam=cfg.lam,
-                         negatives=cfg.negatives)
+                         negatives=cfg.negatives, negative_captions=cfg.negative_captions)
     tcfg = replace(TrainConfig(**{k: v for k, v in config.get("train", {}).items() if k in TrainConfig.__dataclass_fields__}),
                    steps=cfg.steps, lr=cfg.lr, batch_size=cfg.batch_size, warmup_steps=max(1, cfg.steps // 20),
                    checkpoint_every=0, eval_every=0, seed=0, compile=False, ema_decay=0.0, device=device,
