@@ -174,6 +174,14 @@ def main() -> None:
             counts = Counter(styles[rows, best])
             print(f"| {n} | {how} | {style:.3f} | {accuracy:.3f} | {len(counts)} | {counts.most_common(1)[0][1] / C:.2f} "
                   f"| {hit[:, :n].any(1).mean():.3f} |", flush=True)
+    targets = np.array(probe.targets)
+    print("\n| style asked | captions | its share of all candidates | a hit among them | drawn instead, most often |\n"
+          "|---|---|---|---|---|")
+    for style in sorted(set(targets)):
+        mine = styles[targets == style]
+        instead = Counter(mine[mine != style].tolist()).most_common(3)
+        print(f"| {style} | {len(mine)} | {np.mean(mine == style):.2f} | {np.mean((mine == style).any(1)):.2f} | "
+              + ", ".join(f"{s} ({k})" for s, k in instead) + " |")
 
 
 if __name__ == "__main__":
