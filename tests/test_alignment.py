@@ -127,6 +127,8 @@ def test_bad_settings_and_a_missing_model_are_named(small_corpus, tmp_path):
                 dict(negative_captions=0), dict(negative_captions=2, negatives="closest")):
         with pytest.raises(ArtgenError, match=next(iter(bad)).replace("_", "-")):
             AlignmentConfig(**bad)
+    with pytest.raises(ArtgenError, match="negatives"):  # a task built without a config checks the same
+        AlignmentTask(None, None, None, None, None, {}, None, beta=0.05, lam=50.0, negatives="hard")
     shutil.copytree(small_corpus / "data", tmp_path / "data")
     with pytest.raises(ArtgenError, match="--generator ar"):
         align_predictor(Workspace(tmp_path), "tiny", AlignmentConfig(**QUICK), device="cpu", show_progress=False)

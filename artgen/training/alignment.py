@@ -131,6 +131,8 @@ class AlignmentTask(PredictorTask):
     """PredictorTask whose loss is CCA's against a frozen reference copy of the model as it starts."""
 
     def __init__(self, *args, beta: float, lam: float, negatives: str = "next", negative_captions: int = 1, **kwargs):
+        # the same checks as AlignmentConfig's, for a task built without one
+        AlignmentConfig(beta=beta, lam=lam, negatives=negatives, negative_captions=negative_captions)
         super().__init__(*args, **kwargs)
         # no dropout in the trained copy (TRL's DPO does the same): the gap to the reference must
         # read the weights, not the noise of one dropout mask (the tiny encoder's 0.1)
