@@ -23,14 +23,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from artgen.models.text_to_codes import TextToCodes  # noqa: E402
 
 
+def parse_part(text: str) -> tuple[str, float]:
+    directory, _, coefficient = text.rpartition(":")
+    try:
+        return directory, float(coefficient)
+    except ValueError:
+        raise SystemExit(f"{text!r} is not DIR:coefficient (e.g. checkpoints/tiny-ar:0.5)") from None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out", required=True, help="a new folder (refused if it exists)")
     ap.add_argument("parts", nargs="+", help="DIR:coefficient, the coefficients summing to 1")
     args = ap.parse_args()
-    parts = [(Path(p.rsplit(":", 1)[0]), float(p.rsplit(":", 1)[1])) for p in args.parts]
+    parts = [parse_part(p) for p in args.parts]
+    if any(not d for d, _ in parts):
+        raise SystemExit("every part is DIR:coefficient (e.g. checkpoints/tiny-ar:0.5)")
     if abs(sum(c for _, c in parts) - 1) > 1e-6:
         raise SystemExit(f"the coefficients sum to {sum(c for _, c in parts):g}, not 1")
+    out = Path(args.out)
+    if out.exists():
+        raise SystemExit(f"{out} exists: name a new folder (a merge never overwrites a checkpoint)")
     models = [(TextToCodes.from_pretrained(d), c) for d, c in parts]
     (first, config), _ = models[0]
     for (model, cfg), _ in models[1:]:
@@ -39,13 +52,12 @@ def main() -> None:
     merged = {k: sum(c * m.state_dict()[k].double() for (m, _), c in models).to(v.dtype) if v.is_floating_point() else v
               for k, v in first.state_dict().items()}
     first.load_state_dict(merged)
-    out = Path(args.out)
-    if out.exists():
-        shutil.rmtree(out)
-    shutil.copytree(parts[0][0] / "tokenizer", out / "tokenizer")
-    config = {**config, "summary": {**config["summary"], "merged_from": [[str(d), c] for d, c in parts]}}
-    first.save_pretrained(out, config)
-    print(f"merged {', '.join(f'{c:g} x {d}' for d, c in parts)} into {out}: {json.dumps(config['sampling'])}")
+    config = {**config, "summary": {**config["summary"], "merged_from": [[d, c] for d, c in parts]}}
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    first.save_pretrained(partial, config)  # weights, config, the encoder's description and tokenizer
+    partial.rename(out)
+    print(f"merged {', '.join(f'{c:g} x {d}' for d, c in parts)} into {out} (sampling: {json.dumps(config.get('sampling', {}))})")
 
 
 if __name__ == "__main__":

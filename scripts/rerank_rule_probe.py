@@ -27,6 +27,7 @@ rules can be added and re-read without drawing again.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections import Counter
@@ -111,12 +112,14 @@ def main() -> None:
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--bundle", default="artgen/assets/tiny")
     ap.add_argument("--captions", type=int, default=1000)
-    ap.add_argument("--m", type=int, default=4, help="candidates drawn per caption (picks compared at 2 and at m)")
+    ap.add_argument("--m", type=int, default=4, help="candidates drawn per caption, at least 2 (picks compared at 2 and at m)")
     ap.add_argument("--weights", default="0.5,1,2,4", help="w of the asked + w x unasked rules")
     ap.add_argument("--batch", type=int, default=25)
     ap.add_argument("--checkpoint", default=None, help="the bundle's torch model: adds the rules of its own text agreement")
     ap.add_argument("--cache", default=None, help="the .npz of drawn candidates (default: W/cache/rerank_rules.npz)")
     args = ap.parse_args()
+    if args.m < 2:
+        raise SystemExit("--m must be at least 2: the probe compares picks among candidates")
     torch.set_num_threads(2)
     ws = Workspace.resolve(args.workdir)
     probe = probe_set(ws, args.captions)
@@ -128,7 +131,8 @@ def main() -> None:
     d = meta["sampling"]
     captions, C, M = probe.captions, len(probe.captions), args.m
     cache = Path(args.cache) if args.cache else ws.root / "cache" / "rerank_rules.npz"
-    if cache.is_file() and (z := np.load(cache)) and z["codes"].shape[:2] == (C, M):
+    key = json.dumps({"bundle": str(Path(args.bundle).resolve()), "meta": meta, "captions": captions}, sort_keys=True)
+    if cache.is_file() and (z := np.load(cache)) and "key" in z and str(z["key"]) == key and z["codes"].shape[:2] == (C, M):
         codes, logits, styles = z["codes"], z["logits"], z["styles"]
         print(f"candidates from {cache}")
     else:
@@ -142,10 +146,10 @@ def main() -> None:
         codes = np.concatenate(codes)  # (C, M, h, w)
         flat = codes.reshape(C * M, *codes.shape[2:])
         logits = rt.sessions["scorer"].run(None, {"codes": flat})[0].reshape(C, M, -1)
-        styles = np.array(probe.judge.predict(list(rt.decode(flat)))).reshape(C, M)
+        styles = np.concatenate([probe.judge.predict(list(rt.decode(flat[s:s + 500]))) for s in range(0, len(flat), 500)]).reshape(C, M)
         print(f"drew {C} x {M} candidates in {time.perf_counter() - start:.0f} s")
         cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache, codes=codes, logits=logits, styles=styles)
+        np.savez(cache, codes=codes, logits=logits, styles=styles, key=key)
     asked = np.zeros((C, len(adjectives)))
     for i, c in enumerate(captions):
         for a in prompt_words(c, adjectives, synonyms):

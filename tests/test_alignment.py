@@ -124,11 +124,14 @@ def test_aligning_replaces_the_model_keeps_its_metrics_and_records_its_guidance(
 
 def test_bad_settings_and_a_missing_model_are_named(small_corpus, tmp_path):
     for bad in (dict(steps=0), dict(lr=0.0), dict(beta=-1.0), dict(lam=0.0), dict(guidance=0.5), dict(negatives="hard"),
-                dict(negative_captions=0), dict(negative_captions=2, negatives="closest")):
+                dict(negative_captions=0), dict(negative_captions=32), dict(negative_captions=2, negatives="closest")):
         with pytest.raises(ArtgenError, match=next(iter(bad)).replace("_", "-")):
             AlignmentConfig(**bad)
-    with pytest.raises(ArtgenError, match="negatives"):  # a task built without a config checks the same
-        AlignmentTask(None, None, None, None, None, {}, None, beta=0.05, lam=50.0, negatives="hard")
+    with pytest.raises(ArtgenError, match="batch_size"):
+        AlignmentConfig(batch_size=1)
+    for bad in (dict(negatives="hard"), dict(negative_captions=0)):  # a task built without a config checks the same
+        with pytest.raises(ArtgenError, match=next(iter(bad)).replace("_", "-")):
+            AlignmentTask(None, None, None, None, None, {}, None, beta=0.05, lam=50.0, **bad)
     shutil.copytree(small_corpus / "data", tmp_path / "data")
     with pytest.raises(ArtgenError, match="--generator ar"):
         align_predictor(Workspace(tmp_path), "tiny", AlignmentConfig(**QUICK), device="cpu", show_progress=False)
@@ -205,15 +208,31 @@ def test_several_negative_captions_are_the_next_samples_each_weighted_alike(ar_w
         one.model.load_state_dict(two.model.state_dict())
     b = two.batch(0, torch.Generator().manual_seed(0), 8)
     assert b["other"].tolist() == [(i + k + 1) % 8 for k in range(2) for i in range(8)]
+    with pytest.raises(ArtgenError, match="negative-captions"):  # a batch too small for them is named, not rolled onto itself
+        two.batch(0, torch.Generator().manual_seed(0), 2)
     assert torch.equal(b["other_ids"], b["ids"][b["other"]])
     dropped = ~b["text_mask"].any(1)
-    assert b["positive_other"][:8][dropped].all() and b["positive_other"][8:][dropped].all()
+    rows = b["rows"].tolist()
+    for k in range(2):  # each half read from the batch's own samples, not from the task's masks
+        o = torch.roll(torch.arange(8), -(k + 1))
+        same = torch.tensor([set(labels[rows[i]]) == set(labels[rows[j]]) for i, j in enumerate(o.tolist())])
+        half = slice(8 * k, 8 * (k + 1))
+        assert torch.equal(b["other_text_mask"][half], b["mask"][o] & ~dropped[:, None])
+        assert torch.equal(b["positive_other"][half], dropped | same)
+        assert not b["unused_other"][half].any()  # every sample is labelled
     # the loss is the mean of the two one-negative losses whose negatives are the next sample's and the one after
     first = {k: v[:8] if k.startswith(("other", "positive_other", "unused_other")) else v for k, v in b.items()}
     second = {k: v[8:] if k.startswith(("other", "positive_other", "unused_other")) else v for k, v in b.items()}
     l1, l2 = one.loss(one.model, first)[0].item(), one.loss(one.model, second)[0].item()
     assert l1 != pytest.approx(l2, rel=1e-4)  # two different negatives ...
-    assert two.loss(two.model, b)[0].item() == pytest.approx((l1 + l2) / 2, rel=1e-4)  # ... each weighted alike
+    loss, parts = two.loss(two.model, b)
+    assert loss.item() == pytest.approx((l1 + l2) / 2, rel=1e-4)  # ... each weighted alike
+    with torch.no_grad():  # the margin: own caption over each negative one, per position, over every negative row
+        own, other = two._both_logp(two.model, b)
+        ref, other_ref = two._both_logp(two.reference, b)
+        negative = ~b["positive_other"]
+        margin = ((own - ref).repeat(2) - (other - other_ref))[negative].mean() / positions
+    assert negative.any() and parts["margin_per_position"].item() == pytest.approx(margin.item(), rel=1e-4)
 
 
 def test_an_unfinished_training_run_is_not_overwritten(ar_workspace, tmp_path):

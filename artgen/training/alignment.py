@@ -78,13 +78,9 @@ class AlignmentConfig:
     negative_captions: int = 1
 
     def __post_init__(self) -> None:
-        if self.negatives not in NEGATIVES:
-            raise ArtgenError(f"alignment --negatives must be one of {', '.join(NEGATIVES)} (got {self.negatives!r})")
-        if not 1 <= self.negative_captions <= self.batch_size - 1:
-            raise ArtgenError(f"alignment --negative-captions must be 1 to the batch size less one, {self.batch_size - 1} "
-                              f"(got {self.negative_captions})")
-        if self.negatives == "closest" and self.negative_captions != 1:
-            raise ArtgenError("alignment --negatives closest takes one negative caption per grid: leave --negative-captions at 1")
+        if self.batch_size < 2:
+            raise ArtgenError(f"alignment batch_size must be at least 2, a grid and another's caption (got {self.batch_size})")
+        check_negatives(self.negatives, self.negative_captions, self.batch_size)
         if self.steps < 1:
             raise ArtgenError(f"alignment --steps must be at least 1 (got {self.steps})")
         for name in ("lr", "beta", "lam"):
@@ -92,6 +88,19 @@ class AlignmentConfig:
                 raise ArtgenError(f"alignment --{name} must be above 0 (got {getattr(self, name)})")
         if not self.guidance >= 1:
             raise ArtgenError(f"alignment --guidance must be at least 1 (1: none; got {self.guidance})")
+
+
+def check_negatives(negatives: str, negative_captions: int, batch_size: int | None) -> None:
+    """A one-line ArtgenError for negative captions that a batch of `batch_size` (None: any) cannot give."""
+    if negatives not in NEGATIVES:
+        raise ArtgenError(f"alignment --negatives must be one of {', '.join(NEGATIVES)} (got {negatives!r})")
+    if negative_captions < 1:
+        raise ArtgenError(f"alignment --negative-captions must be at least 1 (got {negative_captions})")
+    if batch_size is not None and negative_captions > batch_size - 1:
+        raise ArtgenError(f"alignment --negative-captions must be from 1 to {batch_size - 1}, the batch size less one "
+                          f"(got {negative_captions})")
+    if negatives == "closest" and negative_captions != 1:
+        raise ArtgenError("alignment --negatives closest takes one negative caption per grid: leave --negative-captions at 1")
 
 
 def closest_others(words: list[frozenset], generator: torch.Generator) -> torch.Tensor:
@@ -131,8 +140,7 @@ class AlignmentTask(PredictorTask):
     """PredictorTask whose loss is CCA's against a frozen reference copy of the model as it starts."""
 
     def __init__(self, *args, beta: float, lam: float, negatives: str = "next", negative_captions: int = 1, **kwargs):
-        # the same checks as AlignmentConfig's, for a task built without one
-        AlignmentConfig(beta=beta, lam=lam, negatives=negatives, negative_captions=negative_captions)
+        check_negatives(negatives, negative_captions, None)  # against the batch size in `batch`
         super().__init__(*args, **kwargs)
         # no dropout in the trained copy (TRL's DPO does the same): the gap to the reference must
         # read the weights, not the noise of one dropout mask (the tiny encoder's 0.1)
@@ -141,6 +149,7 @@ class AlignmentTask(PredictorTask):
         self.beta, self.lam, self.negatives, self.negative_captions = beta, lam, negatives, negative_captions
 
     def batch(self, step: int, generator: torch.Generator, batch_size: int) -> dict:
+        check_negatives(self.negatives, self.negative_captions, batch_size)
         b = super().batch(step, generator, batch_size)
         dropped = ~b["text_mask"].any(1)  # the samples trained without text (or with none to give)
         words = [frozenset(self.train_labels[r]) for r in b["rows"].tolist()]
