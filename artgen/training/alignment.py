@@ -253,8 +253,8 @@ def align_unlocked(ws: Workspace, encoder: str, cfg: AlignmentConfig, device: st
                    checkpoint_every=0, eval_every=0, seed=0, compile=False, ema_decay=0.0, device=device,
                    optimizer="adamw", show_progress=show_progress)  # its LR is AdamW's, whatever trained the model
     console.print(f"align {name} (Condition Contrastive Alignment against its frozen copy): {cfg.steps} steps at peak LR "
-                  f"{cfg.lr:g}, beta {cfg.beta:g}, lambda {cfg.lam:g}, {cfg.negatives} captions as negatives, "
-                  f"{len(grids.train_codes)} train grids, "
+                  f"{cfg.lr:g}, beta {cfg.beta:g}, lambda {cfg.lam:g}, {cfg.negatives} captions as negatives "
+                  f"({cfg.negative_captions} per grid), {len(grids.train_codes)} train grids, "
                   f"captions from {source} labels")
     tracker.log_params({"stage": f"{name} alignment", "alignment": asdict(cfg)})
     result = train(task, tcfg, work, description=f"align {name}", on_log=tracker.log_metrics)
