@@ -209,6 +209,7 @@ class ARGenerator(Generator):
 
     kind = "ar"
     scorer = None  # the workspace's code scorer (`artgen train scorer`) where load_generator found one for this VQ-VAE
+    picker = None  # the workspace's caption picker (`artgen train picker`), which keeps a candidate in the scorer's stead
 
     @property
     def default_steps(self) -> int:
@@ -226,16 +227,17 @@ class ARGenerator(Generator):
                      seeds: Sequence[int] | None = None, top_k: int | None = None,
                      candidates: int | None = None) -> torch.Tensor:
         """`candidates` > 1: draw that many per image (candidate j with noise stream
-        AR_NOISE_STREAM + j; 0 is the single draw) and keep the one the code scorer finds
-        closest to the prompt's words, as an exported bundle with --candidates does."""
+        AR_NOISE_STREAM + j; 0 is the single draw) and keep the one the caption picker finds
+        nearest the prompt's words (else the code scorer), as an exported bundle with
+        --candidates does."""
         cfg = self.predictor.cfg
         N, K = cfg.positions, cfg.codebook_size
         candidates = 1 if candidates is None else int(candidates)
         if not 1 <= candidates <= MAX_CANDIDATES:
             raise ArtgenError(f"--candidates must be between 1 and {MAX_CANDIDATES} (got {candidates})")
-        if candidates > 1 and self.scorer is None:
-            raise ArtgenError(f"--candidates {candidates} needs the code scorer that picks among them, trained on this "
-                              "model's VQ-VAE: run `artgen train scorer` first")
+        if candidates > 1 and self.scorer is None and self.picker is None:
+            raise ArtgenError(f"--candidates {candidates} needs what picks among them: run `artgen train picker` first "
+                              "(or `artgen train scorer`)")
         guidance = self.default_guidance if guidance is None else guidance
         temperature = AR_DEFAULT_TEMPERATURE if temperature is None else temperature
         top_k = AR_DEFAULT_TOP_K if top_k is None else int(top_k)
@@ -247,7 +249,8 @@ class ARGenerator(Generator):
         seeds = check_sampling(prompts, seed, temperature, guidance, seeds)
         tokens = self.encoder.tokenize(list(prompts))
         states, mask = self.encoder.encode(tokens)  # (B, T, d), (B, T)
-        adjectives = self.scorer.cfg.adjectives if self.scorer is not None else []
+        adjectives = (self.picker.vocabulary if self.picker is not None
+                      else self.scorer.cfg.adjectives if self.scorer is not None else [])
         synonyms = scorer_synonyms(adjectives)
         # at temperature 0 every candidate is the argmax draw; a prompt naming no scorer word keeps candidate 0
         if candidates == 1 or temperature < MIN_TEMPERATURE or not any(prompt_words(p, adjectives, synonyms) for p in prompts):
@@ -255,8 +258,15 @@ class ARGenerator(Generator):
         drawn = torch.stack([self.codes_from_states(states, mask, seeds, guidance, temperature, top_k, AR_NOISE_STREAM + j)
                              for j in range(candidates)])  # (C, B, h, w)
         C, B = drawn.shape[:2]
-        logits = self.scorer(drawn.flatten(0, 1)).view(C, B, -1).numpy()
-        kept = torch.from_numpy(best_candidates(logits, list(prompts), adjectives, synonyms))
+        if self.picker is not None:  # on the decoded images, as the bundle's picker.onnx
+            from export.runtime import asked_words, picked_candidates
+
+            asked = asked_words(list(prompts), adjectives, synonyms)
+            scores = self.picker.score(self.decode(drawn.flatten(0, 1)), np.tile(asked, (C, 1)))
+            kept = torch.from_numpy(picked_candidates(scores.reshape(C, B), asked))
+        else:
+            logits = self.scorer(drawn.flatten(0, 1)).view(C, B, -1).numpy()
+            kept = torch.from_numpy(best_candidates(logits, list(prompts), adjectives, synonyms))
         return drawn[kept, torch.arange(B)]
 
     @torch.no_grad()
@@ -313,6 +323,7 @@ def load_generator(ws: Workspace, encoder: str = "tiny", checkpoint: str | Path 
     gen = Generator.from_pretrained(directory, ws.checkpoint("vqvae"), retrain_hint=how)
     if gen.kind == "ar":
         gen.scorer = workspace_scorer(ws, gen.config["summary"].get("vqvae_hash"))
+        gen.picker = workspace_picker(ws, gen.vqvae.cfg.image_size)
     return gen
 
 
@@ -324,6 +335,18 @@ def workspace_scorer(ws: Workspace, vqvae_hash: str | None):
         return load_scorer(ws, vqvae_hash)
     except Exception:  # missing, damaged or another VQ-VAE's: the model samples without it (`--candidates` then names the fix)
         return None
+
+
+def workspace_picker(ws: Workspace, image_size: int):
+    """The workspace's caption picker (`checkpoints/caption-picker`) when there is one that reads
+    this model's images, else None."""
+    from artgen.training.picker import load_picker
+
+    try:
+        picker = load_picker(ws)
+    except Exception:  # missing or damaged: the model picks by its scorer, if any (`--candidates` then names the fix)
+        return None
+    return picker if image_size % picker.cfg.input_size == 0 else None
 
 
 def read_prompts(path: Path) -> list[str]:

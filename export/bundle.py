@@ -43,8 +43,8 @@ from artgen.sampling import (
     ORDER_STREAM,
     scorer_synonyms,
 )
-from export.graphs import ARContextGraph, ARStepGraph, DecoderGraph, EncoderGraph, PredictorGraph, ScorerGraph
-from export.runtime import MAX_CANDIDATES, bundle_files, bundle_format, file_record
+from export.graphs import ARContextGraph, ARStepGraph, DecoderGraph, EncoderGraph, PickerGraph, PredictorGraph, ScorerGraph
+from export.runtime import MAX_CANDIDATES, Runtime, bundle_files, bundle_format, file_record
 
 
 @dataclass
@@ -52,8 +52,9 @@ class ExportConfig:
     opset: int = 17
     int8: bool = False
     quantize_decoder: bool = False  # measured: ConvInteger is slower than fp32 conv here
-    # autoregressive only: draw this many candidates per image and keep the one the code scorer
-    # (`artgen train scorer`, exported as scorer.onnx) finds most consistent with the prompt's words
+    # autoregressive only: draw this many candidates per image and keep the one the caption picker
+    # (`artgen train picker`, exported as picker.onnx) finds nearest the prompt's words, else the
+    # one the code scorer (`artgen train scorer`, scorer.onnx) finds most consistent with them
     candidates: int = 1
 
 
@@ -147,20 +148,21 @@ def check_bundle_target(out_dir: Path, force: bool = False) -> None:
                       "them; choose an empty or new folder, or pass --force to replace it")
 
 
-def export_bundle(gen: Generator, out_dir: Path, cfg: ExportConfig | None = None, scorer=None) -> dict:
-    """Write `gen` as a bundle at `out_dir` (replaced atomically); returns bundle.json. A code
-    scorer (`scorer`, else the one `load_generator` attached to `gen`) is needed when
-    `cfg.candidates` > 1."""
+def export_bundle(gen: Generator, out_dir: Path, cfg: ExportConfig | None = None, scorer=None, picker=None) -> dict:
+    """Write `gen` as a bundle at `out_dir` (replaced atomically); returns bundle.json. A caption
+    picker (`picker`, else the one `load_generator` attached to `gen`) or else a code scorer
+    (`scorer`, likewise) is needed when `cfg.candidates` > 1; the picker is preferred."""
     cfg = cfg or ExportConfig()
     if not 14 <= cfg.opset <= 21:
         raise ArtgenError(f"--opset must be between 14 and 21 (got {cfg.opset})")
-    scorer = scorer if scorer is not None else getattr(gen, "scorer", None)
-    check_candidates(gen.kind, cfg.candidates, scorer)
+    picker = picker if picker is not None else getattr(gen, "picker", None)
+    scorer = None if picker is not None else scorer if scorer is not None else getattr(gen, "scorer", None)
+    check_candidates(gen.kind, cfg.candidates, picker if picker is not None else scorer)
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
-        meta = _write_bundle(gen, tmp, cfg, scorer if cfg.candidates > 1 else None)
+        meta = _write_bundle(gen, tmp, cfg, scorer if cfg.candidates > 1 else None, picker if cfg.candidates > 1 else None)
         replace_dir(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -168,14 +170,15 @@ def export_bundle(gen: Generator, out_dir: Path, cfg: ExportConfig | None = None
 
 
 def check_candidates(generator: str, candidates: int, scorer) -> None:
-    """An ArtgenError for a candidate count the export cannot honour."""
+    """An ArtgenError for a candidate count the export cannot honour (`scorer`: what keeps one,
+    the caption picker or the code scorer, or None)."""
     if not 1 <= candidates <= MAX_CANDIDATES:
         raise ArtgenError(f"--candidates must be between 1 and {MAX_CANDIDATES} (got {candidates})")
     if candidates > 1 and generator != "ar":
         raise ArtgenError("--candidates applies to the autoregressive generator (--generator ar): the masked one draws once")
     if candidates > 1 and scorer is None:
-        raise ArtgenError(f"--candidates {candidates} needs the code scorer that picks among them, trained on this model's "
-                          "VQ-VAE: run `artgen train scorer` first")
+        raise ArtgenError(f"--candidates {candidates} needs what picks among them: run `artgen train picker` first "
+                          "(or `artgen train scorer`)")
 
 
 def _scorer_graph(scorer, grid: int, out: Path, cfg: ExportConfig) -> dict:
@@ -184,6 +187,69 @@ def _scorer_graph(scorer, grid: int, out: Path, cfg: ExportConfig) -> dict:
             {"codes": {0: _B}, "logits": {0: _B}}, cfg.opset)
     return {"file": "scorer.onnx", "inputs": [_tensor_spec("codes", ["batch", grid, grid], "int64")],
             "outputs": [_tensor_spec("logits", ["batch", len(scorer.cfg.adjectives)], "float32")]}
+
+
+PICKER_RULE = ("decode every candidate (decoder.onnx); run picker.onnx on the images and the multi-hot picker.adjectives that "
+               "the prompt names (the lower-cased prompt's words [a-z]+, hyphenated ones whole and in parts, that are an "
+               "adjective or a key of picker.synonyms, read as its adjective); keep the candidate with the highest score, "
+               "the first on a tie, candidate 0 when it names none")
+CANDIDATE_NOISE = ("candidate j of image i draws with Gumbel noise from numpy.random.default_rng([seed + i, noise_stream + j]) "
+                   "(candidate 0 is the single draw)")
+
+
+def _picker_graph(picker, image_size: int, out: Path, opset: int) -> dict:
+    """picker.onnx (images (batch, S, S, 3) uint8, words (batch, V) float32 -> scores (batch,)) and its spec."""
+    if image_size % picker.cfg.input_size:
+        raise ArtgenError(f"the caption picker reads {picker.cfg.input_size} px images, which {image_size} px images do not "
+                          f"pool to evenly: train it again with an input size that divides {image_size}")
+    V = len(picker.vocabulary)
+    _export(PickerGraph(picker.eval(), image_size),
+            (torch.zeros((2, image_size, image_size, 3), dtype=torch.uint8), torch.zeros((2, V))), out / "picker.onnx",
+            ["images", "words"], ["scores"], {"images": {0: _B}, "words": {0: _B}, "scores": {0: _B}}, opset)
+    return {"file": "picker.onnx", "inputs": [_tensor_spec("images", ["batch", image_size, image_size, 3], "uint8"),
+                                              _tensor_spec("words", ["batch", V], "float32")],
+            "outputs": [_tensor_spec("scores", ["batch"], "float32")]}
+
+
+def attach_picker(bundle_dir: Path, picker) -> dict:
+    """Give an exported autoregressive bundle of several candidates the caption picker as what keeps
+    one (format 6): picker.onnx in, a code scorer graph out, bundle.json's rule, files and size
+    rewritten; the folder is replaced whole, and only once the new bundle loads. Returns bundle.json."""
+    bundle_dir = Path(bundle_dir)
+    rt = Runtime(bundle_dir)  # refuses a damaged bundle in one line
+    meta = dict(rt.meta)
+    if meta.get("generator") != "ar" or meta["sampling"].get("candidates", 1) < 2:
+        raise ArtgenError(f"{bundle_dir} draws one candidate per image, so nothing is picked: export it with "
+                          "`artgen export --generator ar --candidates 2` (which takes the workspace's picker)")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{bundle_dir.name}-", dir=bundle_dir.parent))
+    try:
+        shutil.copytree(bundle_dir, tmp, dirs_exist_ok=True)
+        graphs = {k: v for k, v in meta["graphs"].items() if k != "scorer"}
+        if "scorer" in meta["graphs"]:
+            (tmp / meta["graphs"]["scorer"]["file"]).unlink(missing_ok=True)
+        graphs["picker"] = _picker_graph(picker, meta["image_size"], tmp, meta["opset"])
+        _set_metadata(tmp / "picker.onnx", {"artgen_bundle_format": 6, "vocabulary_hash": meta.get("vocabulary_hash"),
+                                            "encoder": meta["encoder"], "generator": "ar", "precision": meta["precision"]})
+        meta = {k: v for k, v in meta.items() if k not in ("scorer", "files", "size_bytes")}
+        meta.update(format=bundle_format("ar", bool(meta["sampling"].get("above")), meta["sampling"]["candidates"], True),
+                    graphs=graphs, picker={"adjectives": list(picker.vocabulary), "synonyms": scorer_synonyms(picker.vocabulary)})
+        meta["sampling"] = {**meta["sampling"], "candidate_noise": CANDIDATE_NOISE, "candidate_rule": PICKER_RULE}
+        _finish_meta(tmp, meta)
+        Runtime(tmp)  # the new bundle loads and verifies before it replaces the old one
+        replace_dir(tmp, bundle_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return meta
+
+
+def _finish_meta(out: Path, meta: dict) -> None:
+    """bundle.json, the runtime copy and the README, then the files' sizes and hashes."""
+    (out / "bundle.json").write_text(json.dumps(meta, indent=2))
+    shutil.copy(Path(__file__).with_name("runtime.py"), out / "runtime.py")
+    (out / "README.md").write_text(bundle_readme(meta))
+    meta["files"] = manifest(out, meta)
+    meta["size_bytes"] = bundle_size(out)
+    (out / "bundle.json").write_text(json.dumps(meta, indent=2))
 
 
 _T, _B = "tokens", "batch"
@@ -281,12 +347,12 @@ def _ar_graphs(gen: Generator, out: Path, states, mask, cfg: ExportConfig) -> tu
     return graphs, sampling
 
 
-def _write_bundle(gen: Generator, out: Path, cfg: ExportConfig, scorer=None) -> dict:
+def _write_bundle(gen: Generator, out: Path, cfg: ExportConfig, scorer=None, picker=None) -> dict:
     pcfg = gen.predictor.cfg
     grid, K = pcfg.grid, pcfg.codebook_size
     d = gen.encoder.width
     summary = gen.config.get("summary", {})
-    fmt = bundle_format(gen.kind, getattr(pcfg, "above", False), cfg.candidates)
+    fmt = bundle_format(gen.kind, getattr(pcfg, "above", False), cfg.candidates, picker is not None)
     props = {"artgen_bundle_format": fmt, "vocabulary_hash": vocabulary_hash(),
              "encoder": gen.encoder.name, "generator": gen.kind, "weights": gen.encoder.describe_source(),
              "precision": "int8" if cfg.int8 else "fp32"}
@@ -301,11 +367,13 @@ def _write_bundle(gen: Generator, out: Path, cfg: ExportConfig, scorer=None) -> 
     _export(DecoderGraph(gen.vqvae), (codes,), out / "decoder.onnx",
             ["codes"], ["images"], {"codes": {0: _B}, "images": {0: _B}}, cfg.opset)
     generator_graphs, sampling = (_ar_graphs if gen.kind == "ar" else _masked_graphs)(gen, out, states, mask, cfg)
-    if scorer is not None:  # after the generator's graphs, so it stays fp32 (a small conv net, like the decoder)
+    if picker is not None:  # after the generator's graphs, so it stays fp32 (a small conv net, like the decoder)
+        generator_graphs["picker"] = _picker_graph(picker, gen.vqvae.cfg.image_size, out, cfg.opset)
+        sampling.update(candidates=cfg.candidates, candidate_noise=CANDIDATE_NOISE, candidate_rule=PICKER_RULE)
+    elif scorer is not None:
         generator_graphs["scorer"] = _scorer_graph(scorer, grid, out, cfg)
         sampling.update(candidates=cfg.candidates,
-                        candidate_noise="candidate j of image i draws with Gumbel noise from numpy.random.default_rng("
-                                        "[seed + i, noise_stream + j]) (candidate 0 is the single draw)",
+                        candidate_noise=CANDIDATE_NOISE,
                         candidate_rule="run scorer.onnx on every candidate's codes; keep the candidate with the highest mean "
                                        "log-sigmoid of the logits of the scorer.adjectives that the prompt names (the lower-cased "
                                        "prompt's words [a-z]+, hyphenated ones whole and in parts, that are an adjective or a "
@@ -320,7 +388,7 @@ def _write_bundle(gen: Generator, out: Path, cfg: ExportConfig, scorer=None) -> 
     # under the 95 % bar; fp32 step: 98.9 %) for little speed (full bench 69.4 ms fp32 step vs 69.9
     # int8 step before) at +1.7 MB (scripts/int8_graph_probe.py, docs/export.md)
     modulated = getattr(gen.predictor.cfg, "text_modulation", False)
-    quantized = [n for n in names if n not in ("decoder", "ar_context", "scorer", *FP32_GRAPHS)
+    quantized = [n for n in names if n not in ("decoder", "ar_context", "scorer", "picker", *FP32_GRAPHS)
                  or (n == "decoder" and cfg.quantize_decoder) or (n == "ar_context" and modulated)]
     for name in names:
         path = out / f"{name}.onnx"
@@ -351,7 +419,9 @@ def _write_bundle(gen: Generator, out: Path, cfg: ExportConfig, scorer=None) -> 
         "vqvae_hash": summary.get("vqvae_hash"),
         "decoder": getattr(gen.vqvae, "decoder_source", "squared error (trained with the VQ-VAE)"),
         **({"scorer": {"adjectives": list(scorer.cfg.adjectives), "synonyms": scorer_synonyms(scorer.cfg.adjectives)}}
-           if scorer is not None else {}),
+           if scorer is not None and picker is None else {}),
+        **({"picker": {"adjectives": list(picker.vocabulary), "synonyms": scorer_synonyms(picker.vocabulary)}}
+           if picker is not None else {}),
         "graphs": {
             "text_encoder": {"file": "text_encoder.onnx",
                              "inputs": [_tensor_spec("input_ids", ["batch", "tokens"], "int64"),
@@ -363,12 +433,7 @@ def _write_bundle(gen: Generator, out: Path, cfg: ExportConfig, scorer=None) -> 
                         "outputs": [_tensor_spec("images", ["batch", image_size, image_size, 3], "uint8")]},
         },
     }
-    (out / "bundle.json").write_text(json.dumps(meta, indent=2))
-    shutil.copy(Path(__file__).with_name("runtime.py"), out / "runtime.py")
-    (out / "README.md").write_text(bundle_readme(meta))
-    meta["files"] = manifest(out, meta)
-    meta["size_bytes"] = bundle_size(out)
-    (out / "bundle.json").write_text(json.dumps(meta, indent=2))
+    _finish_meta(out, meta)
     return meta
 
 
@@ -381,11 +446,12 @@ def manifest(bundle_dir: Path, meta: dict | None = None) -> dict:
 
 
 def bundle_is_current(bundle: Path, checkpoint: Path, vqvae: Path | None = None, candidates: int | None = None,
-                      scorer: Path | None = None) -> bool:
+                      scorer: Path | None = None, picker: Path | None = None) -> bool:
     """The bundle at `bundle` was exported from the checkpoint folder `checkpoint` — and, when
-    given, the VQ-VAE folder `vqvae` with its adversarial decoder, and the code scorer folder
-    `scorer` — as they are now (written after their weights) by this version's bundle format,
-    so it can stand for them; with `candidates`, it also draws that many by default."""
+    given, the VQ-VAE folder `vqvae` with its adversarial decoder, the code scorer folder
+    `scorer` and the caption picker folder `picker` (whether one is trained there or not) — as they
+    are now (written after their weights) by this version's bundle format, so it can stand for them;
+    with `candidates`, it also draws that many by default."""
     meta_path = Path(bundle) / "bundle.json"
     if not is_newer(meta_path, Path(checkpoint) / "model.safetensors"):
         return False
@@ -406,7 +472,12 @@ def bundle_is_current(bundle: Path, checkpoint: Path, vqvae: Path | None = None,
         return False
     if sampling.get("candidates", 1) > 1 and scorer is not None and not is_newer(meta_path, Path(scorer) / "metrics.json"):
         return False
-    written = bundle_format(meta.get("generator", "masked"), bool(sampling.get("above")), sampling.get("candidates", 1))
+    if sampling.get("candidates", 1) > 1 and picker is not None and (
+            (Path(picker) / "metrics.json").is_file() != ("picker" in meta.get("graphs", {}))
+            or ((Path(picker) / "metrics.json").is_file() and not is_newer(meta_path, Path(picker) / "metrics.json"))):
+        return False  # a picker trained since (or one the bundle lacks, or lacks no longer): export again
+    written = bundle_format(meta.get("generator", "masked"), bool(sampling.get("above")), sampling.get("candidates", 1),
+                            "picker" in meta.get("graphs", {}))
     if meta.get("format") != written or "files" not in meta:  # not as this version writes it; older ones record no hashes
         return False
     if set(meta.get("int8_graphs", [])) & set(FP32_GRAPHS):  # quantised by an older export: re-export

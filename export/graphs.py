@@ -63,6 +63,24 @@ class ScorerGraph(nn.Module):
         return self.scorer(codes)
 
 
+class PickerGraph(nn.Module):
+    """The caption picker: decoded images (B, H, W, 3) uint8 and the multi-hot words each
+    prompt names (B, V) float32 to the cosine of each image to its words (B,). The images are
+    average-pooled to the picker's input size in the graph (H a multiple of it), as
+    `CaptionPicker.pixels` does."""
+
+    def __init__(self, picker, image_size: int):
+        super().__init__()
+        self.picker = picker
+        self.pool = image_size // picker.cfg.input_size
+
+    def forward(self, images: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
+        x = images.permute(0, 3, 1, 2).float() / 255
+        if self.pool > 1:
+            x = nn.functional.avg_pool2d(x, self.pool)
+        return self.picker(x, words)
+
+
 class ARContextGraph(nn.Module):
     """The autoregressive generator's per-prompt work, computed once and read by every step.
 

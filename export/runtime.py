@@ -42,8 +42,8 @@ from typing import Sequence
 
 import numpy as np
 
-BUNDLE_FORMAT = 5  # the newest: 5, best of sampling.candidates kept by scorer.onnx; 4, ar_step reads the codes above each
-READABLE_FORMATS = (2, 3, 4, 5)  # cell (sampling.above); 3, "generator" masked | ar; 2, masked only (random reveal order):
+BUNDLE_FORMAT = 6  # newest: 6, best of sampling.candidates kept by picker.onnx; 5, by scorer.onnx; 4, ar_step reads the codes above each
+READABLE_FORMATS = (2, 3, 4, 5, 6)  # cell (sampling.above); 3, "generator" masked | ar; 2, masked only (random reveal order):
                                  # all still read. Export writes the lowest that describes the bundle (`bundle_format`), so a
                                  # client written for 3 reads every bundle without `above` or candidates
 MAX_CANDIDATES = 8  # candidates per image (sampling.candidates, the `candidates` argument)
@@ -166,11 +166,12 @@ def pick_codes(logits: np.ndarray, noise: np.ndarray, temperature: float, top_k:
     return logits.argmax(-1)
 
 
-def bundle_format(generator: str, above: bool, candidates: int = 1) -> int:
-    """The lowest format that describes a bundle: 5 for a best-of-candidates sampler, 4 for a step
-    graph that reads the codes above each cell, else 3."""
+def bundle_format(generator: str, above: bool, candidates: int = 1, picker: bool = False) -> int:
+    """The lowest format that describes a bundle: 6 for a best-of-candidates sampler that keeps one
+    by the caption picker, 5 by the code scorer, 4 for a step graph that reads the codes above each
+    cell, else 3."""
     if generator == "ar" and candidates > 1:
-        return 5
+        return 6 if picker else 5
     return 4 if generator == "ar" and above else 3
 
 
@@ -197,6 +198,24 @@ def best_candidates(logits: np.ndarray, prompts: Sequence[str], adjectives: Sequ
     log_sigmoid = -np.logaddexp(0.0, -np.asarray(logits, dtype=np.float64))  # (C, B, V), float64 as the page's
     agreement = (log_sigmoid * asked).sum(-1) / np.maximum(asked.sum(-1), 1)  # (C, B)
     return agreement.argmax(0)
+
+
+def asked_words(prompts: Sequence[str], adjectives: Sequence[str], synonyms: dict[str, str] | None = None) -> np.ndarray:
+    """(B, V) float32 multi-hot of the `adjectives` each prompt names (`prompt_words`): what the
+    caption picker reads beside the images."""
+    out = np.zeros((len(prompts), len(adjectives)), dtype=np.float32)
+    index = {a: i for i, a in enumerate(adjectives)}
+    for b, p in enumerate(prompts):
+        for a in prompt_words(p, adjectives, synonyms):
+            out[b, index[a]] = 1.0
+    return out
+
+
+def picked_candidates(scores: np.ndarray, words: np.ndarray) -> np.ndarray:
+    """(B,) the kept candidate of each image: `scores` (C, B) the picker's cosine of each candidate
+    to its prompt's words (B, V); the highest, the first on a tie, 0 when the prompt names none."""
+    kept = np.asarray(scores).argmax(0)
+    return np.where(np.asarray(words).sum(-1) > 0, kept, 0)
 
 
 def above_codes(codes: np.ndarray, t: int, grid: int, start_id: int) -> np.ndarray:
@@ -375,19 +394,23 @@ def load_meta(bundle: Path) -> dict:
             if n > MAX_CANDIDATES or (n > 1 and fmt < 5):
                 raise BundleError(f"{where} has sampling.candidates = {n}, not 1 to {MAX_CANDIDATES} in a bundle of format 5 "
                                   f"(this one: {fmt}): {FIX}")
-        if "scorer" in meta and not isinstance(meta["scorer"], dict):
-            raise BundleError(f"{where} has scorer = {_short(meta['scorer'])}, not an object: {FIX}")
-        if "scorer" in meta.get("graphs", {}) or d.get("candidates", 1) > 1:
-            _field(meta, "graphs.scorer.file", where, "str")
-            adjectives = meta.get("scorer", {}).get("adjectives")  # a scorer that is not an object is refused above
-            if not isinstance(adjectives, list) or not adjectives or not all(isinstance(a, str) and a for a in adjectives):
-                raise BundleError(f"{where} has a scorer graph but no scorer.adjectives list of words: {FIX}")
-            synonyms = meta["scorer"].get("synonyms", {})
-            if not isinstance(synonyms, dict) or not all(isinstance(w, str) and re.fullmatch(r"[a-z]+(?:-[a-z]+)*", w)
-                                                         and w not in adjectives and a in adjectives
-                                                         for w, a in synonyms.items()):
-                raise BundleError(f"{where} has scorer.synonyms = {_short(synonyms)}, not a map of words to scorer.adjectives: "
-                                  f"{FIX}")
+        if "picker" in meta.get("graphs", {}) and fmt < 6:
+            raise BundleError(f"{where} has a picker graph in a bundle of format {fmt} (the picker came in format 6): {FIX}")
+        chooser = "picker" if fmt >= 6 else "scorer"  # what keeps one of several candidates
+        for kind in ("scorer", "picker"):
+            if kind in meta and not isinstance(meta[kind], dict):
+                raise BundleError(f"{where} has {kind} = {_short(meta[kind])}, not an object: {FIX}")
+            if kind in meta.get("graphs", {}) or (d.get("candidates", 1) > 1 and kind == chooser):
+                _field(meta, f"graphs.{kind}.file", where, "str")
+                adjectives = meta.get(kind, {}).get("adjectives")  # one that is not an object is refused above
+                if not isinstance(adjectives, list) or not adjectives or not all(isinstance(a, str) and a for a in adjectives):
+                    raise BundleError(f"{where} has a {kind} graph but no {kind}.adjectives list of words: {FIX}")
+                synonyms = meta[kind].get("synonyms", {})
+                if not isinstance(synonyms, dict) or not all(isinstance(w, str) and re.fullmatch(r"[a-z]+(?:-[a-z]+)*", w)
+                                                             and w not in adjectives and a in adjectives
+                                                             for w, a in synonyms.items()):
+                    raise BundleError(f"{where} has {kind}.synonyms = {_short(synonyms)}, not a map of words to "
+                                      f"{kind}.adjectives: {FIX}")
     return meta
 
 
@@ -463,6 +486,9 @@ def graph_io(meta: dict) -> dict[str, tuple[list, list, tuple[str, ...]]]:
     if meta.get("generator", "masked") == "ar" and "scorer" in meta.get("graphs", {}):
         io["scorer"] = ([("codes", ["batch", grid, grid], "int64")],
                         [("logits", ["batch", len(meta["scorer"]["adjectives"])], "float32")], ("grid",))
+    if meta.get("generator", "masked") == "ar" and "picker" in meta.get("graphs", {}):
+        io["picker"] = ([("images", ["batch", size, size, 3], "uint8"), ("words", ["batch", len(meta["picker"]["adjectives"])], "float32")],
+                        [("scores", ["batch"], "float32")], ("image_size",))
     if meta.get("generator", "masked") == "masked":
         N = grid * grid
         io["predictor"] = ([("codes", ["batch", N], "int64"), states, mask], [("logits", ["batch", N, K], "float32")],
@@ -546,7 +572,7 @@ class Runtime:
         meta = load_meta(bundle)
         self.generator = meta.get("generator", "masked")
         self.meta = meta
-        self.graphs = GRAPHS[self.generator] + (("scorer",) if self.generator == "ar" and "scorer" in meta["graphs"] else ())
+        self.graphs = GRAPHS[self.generator] + tuple(g for g in ("scorer", "picker") if self.generator == "ar" and g in meta["graphs"])
         paths = {name: inside(bundle, meta["graphs"][name]["file"], f"the {name} graph") for name in self.graphs}
         paths["tokenizer"] = inside(bundle, meta["tokenizer"]["file"], "the tokenizer")
         for path in paths.values():
@@ -584,6 +610,11 @@ class Runtime:
     @property
     def image_size(self) -> int:
         return self.meta["image_size"]
+
+    @property
+    def chooser(self) -> str | None:
+        """What keeps one of several candidates: "picker" (format 6), "scorer" (5), or None."""
+        return "picker" if "picker" in self.sessions else "scorer" if "scorer" in self.sessions else None
 
     def encode(self, prompts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         ids, mask = self.tokenizer(prompts)
@@ -626,9 +657,9 @@ class Runtime:
                                   f"{d['steps']} positions one per step; leave steps out")
             top_k = check_int("top_k", d.get("top_k", 0) if top_k is None else top_k, 0, self.meta["codebook_size"])
             candidates = check_int("candidates", d.get("candidates", 1) if candidates is None else candidates, 1, MAX_CANDIDATES)
-            if candidates > 1 and "scorer" not in self.sessions:
-                raise BundleError(f"candidates {candidates} needs a bundle with a code scorer: export it with "
-                                  "`artgen export --generator ar --candidates N`, or leave candidates at 1")
+            if candidates > 1 and self.chooser is None:
+                raise BundleError(f"candidates {candidates} needs a bundle with a caption picker or a code scorer: export it "
+                                  "with `artgen export --generator ar --candidates N`, or leave candidates at 1")
             return self._best_of(prompts, seeds, guidance, temperature, top_k, candidates)
         if top_k:
             raise BundleError("top_k is for autoregressive bundles; this bundle holds the masked generator")
@@ -660,12 +691,13 @@ class Runtime:
                  candidates: int) -> np.ndarray:
         """`candidates` draws of every image, candidate j with noise stream noise_stream + j, each
         candidate's loop in its own thread (ONNX Runtime releases the GIL and the step graph runs
-        on one core, so on two cores two candidates take about the time of one); the scorer keeps
-        one per image (`best_candidates`). A batch whose prompts name none of the scorer's words
-        draws candidate 0 only, which is what it would keep."""
+        on one core, so on two cores two candidates take about the time of one); the caption picker
+        keeps one per image (every candidate decoded, `picked_candidates`), else the code scorer
+        (`best_candidates`). A batch whose prompts name none of their words draws candidate 0 only,
+        which is what they would keep."""
         states, mask = self.encode(prompts)
-        adjectives = self.meta.get("scorer", {}).get("adjectives", [])
-        synonyms = self.meta.get("scorer", {}).get("synonyms", {})
+        words = self.meta.get(self.chooser or "scorer", {})
+        adjectives, synonyms = words.get("adjectives", []), words.get("synonyms", {})
         # at temperature 0 every candidate is the argmax draw; a prompt naming no scorer word keeps candidate 0
         if candidates == 1 or temperature < MIN_TEMPERATURE or not any(prompt_words(p, adjectives, synonyms) for p in prompts):
             return self._sample_ar(states, mask, seeds, guidance, temperature, top_k)
@@ -675,8 +707,14 @@ class Runtime:
             drawn = np.stack(list(pool.map(lambda j: self._sample_ar(states, mask, seeds, guidance, temperature, top_k, j),
                                            range(candidates))))  # (C, B, h, w)
         C, B = drawn.shape[:2]
-        logits = self.sessions["scorer"].run(None, {"codes": drawn.reshape(C * B, *drawn.shape[2:])})[0]
-        kept = best_candidates(logits.reshape(C, B, -1), prompts, adjectives, synonyms)
+        flat = drawn.reshape(C * B, *drawn.shape[2:])
+        if self.chooser == "picker":
+            asked = asked_words(prompts, adjectives, synonyms)  # (B, V)
+            scores = self.sessions["picker"].run(None, {"images": self.decode(flat), "words": np.tile(asked, (C, 1))})[0]
+            kept = picked_candidates(scores.reshape(C, B), asked)
+        else:
+            logits = self.sessions["scorer"].run(None, {"codes": flat})[0]
+            kept = best_candidates(logits.reshape(C, B, -1), prompts, adjectives, synonyms)
         return drawn[kept, np.arange(B)]
 
     def _sample_ar(self, states: np.ndarray, mask: np.ndarray, seeds: list[int], guidance: float, temperature: float,

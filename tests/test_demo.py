@@ -40,8 +40,8 @@ def test_the_stages_follow_the_pipeline_and_touch_nothing_until_run(tmp_path):
     long = Demo(ws, DemoConfig(vqvae_preset="default", encoder_preset="long", generator="ar"))
     assert "tiny-ar encoder + generator (long)" in [s.name for s in long.stages]
     best_of = [s.name for s in Demo(ws, DemoConfig(generator="ar", candidates=2)).stages]  # the scorer before the export
-    assert best_of.index("code scorer (best of candidates)") == best_of.index("tiny-ar encoder + generator (quick)") + 1
-    assert "code scorer (best of candidates)" not in [s.name for s in long.stages]
+    assert best_of.index("caption picker (best of candidates)") == best_of.index("tiny-ar encoder + generator (quick)") + 1
+    assert "caption picker (best of candidates)" not in [s.name for s in long.stages]
     for bad in (dict(candidates=2), dict(generator="ar", candidates=0), dict(generator="ar", candidates=9)):
         with pytest.raises(ArtgenError, match="candidates"):
             DemoConfig(**bad)

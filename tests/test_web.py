@@ -284,8 +284,25 @@ def test_javascript_masked_and_ar_samplers_equal_python_on_small_bundles(tmp_pat
                        for c in fixture["cases"])
     assert kept_another > 0  # the scorer chose a candidate other than the single draw somewhere: the JS must too
     fixtures.append(fixture)
+    # the same kept by a caption picker (format 6): every candidate decoded, then picker.onnx
+    from artgen.models.caption_picker import PickerConfig
+    from artgen.training.picker import load_picker, train_picker
+
+    train_picker(ws, annotations="gt", cfg=PickerConfig(epochs=1, widths=(8, 8), embed=8, words_hidden=16, batch_size=32,
+                                                        input_size=16), show_progress=False)
+    bundle = ws.bundles / "tiny-ar-picker"
+    export_bundle(gen, bundle, ExportConfig(candidates=3), picker=load_picker(ws))
+    build_web(tmp_path / "sites" / "picker", bundle=bundle)
+    fixture = generator_fixture("tiny-ar-picker", bundle, tmp_path / "sites" / "picker", cases, min_rate=1.0,
+                                min_identical=len(cases), min_prefix=0)
+    single = Runtime(bundle, threads=1)
+    assert single.chooser == "picker"
+    assert sum(c["codes"] != single.sample_codes([c["prompt"]], seed=c["seed"], candidates=1).reshape(-1).tolist()
+               for c in fixture["cases"]) > 0  # the picker chose another candidate somewhere
+    fixtures.append(fixture)
     reports = run_node(tmp_path, {"generator": {"bundles": fixtures}}, "generator.test.mjs")
-    assert [r["bundle"] for r in reports] == ["tiny", "tiny-int8", "tiny-ar", "tiny-ar-above", "tiny-ar-best-of-3"]
+    assert [r["bundle"] for r in reports] == ["tiny", "tiny-int8", "tiny-ar", "tiny-ar-above", "tiny-ar-best-of-3",
+                                              "tiny-ar-picker"]
     for r in reports:
         print(f"{r['bundle']}: {r['equal']}/{r['total']} codes, {r['identical']}/{r['images']} images identical")
 

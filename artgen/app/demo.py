@@ -54,7 +54,7 @@ class DemoConfig:
     bench_latency_runs: int | None = None
     encoder_overrides: dict = field(default_factory=dict)  # small predictor/encoder configs for tests
     encoder_preset_flag: str = "--preset"  # the option that set encoder_preset, named in its error
-    candidates: int = 1  # --generator ar: the bundle keeps the best of N by the code scorer (`artgen train scorer`)
+    candidates: int = 1  # --generator ar: the bundle keeps the best of N by the caption picker (`artgen train picker`)
 
     def __post_init__(self) -> None:
         """Bad settings are named before any stage runs (not after minutes of training)."""
@@ -358,28 +358,28 @@ def samples_headline(ctx: DemoContext) -> str:
     return f"{len(SAMPLE_PROMPTS)} prompts x 4 seeds"
 
 
-def scorer_done(ctx: DemoContext) -> bool:
-    from artgen.generate import workspace_scorer
+def picker_done(ctx: DemoContext) -> bool:
+    from artgen.generate import workspace_picker
 
-    return workspace_scorer(ctx.ws, json.loads((ctx.tiny / "config.json").read_text())["summary"].get("vqvae_hash")) is not None
-
-
-def train_scorer_model(ctx: DemoContext) -> None:
-    from artgen.training.scorer import train_scorer
-
-    train_scorer(ctx.ws, annotations=ctx.cfg.annotations)
+    return workspace_picker(ctx.ws, 1) is not None
 
 
-def scorer_headline(ctx: DemoContext) -> str:
-    m = json.loads((ctx.ws.checkpoint("code-scorer") / "metrics.json").read_text())
-    return f"{m['adjectives']} adjectives, test recall {m.get('test_recall', float('nan')):.2f}"
+def train_picker_model(ctx: DemoContext) -> None:
+    from artgen.training.picker import train_picker
+
+    train_picker(ctx.ws, annotations=ctx.cfg.annotations)
+
+
+def picker_headline(ctx: DemoContext) -> str:
+    m = json.loads((ctx.ws.checkpoint("caption-picker") / "metrics.json").read_text())
+    return f"{m['adjectives']} adjectives, test pair accuracy {m.get('test_pair_accuracy', float('nan')):.2f}"
 
 
 def bundle_done(ctx: DemoContext) -> bool:
     from export.bundle import bundle_is_current
 
     return bundle_is_current(ctx.bundle, ctx.tiny, ctx.vqvae, candidates=ctx.cfg.candidates,
-                             scorer=ctx.ws.checkpoint("code-scorer"))
+                             scorer=ctx.ws.checkpoint("code-scorer"), picker=ctx.ws.checkpoint("caption-picker"))
 
 
 def export_int8(ctx: DemoContext) -> None:
@@ -459,8 +459,8 @@ def demo_stages(ctx: DemoContext) -> list[Stage]:
         *([Stage(f"adversarial decoder ({cfg.decoder_preset})", ctx.decoder, decoder_done,
                  train_decoder_model, decoder_headline)] if cfg.decoder_preset else []),
         Stage(f"{ctx.model} encoder + generator ({cfg.encoder_preset})", ctx.tiny, tiny_done, train_tiny_model, tiny_headline),
-        *([Stage("code scorer (best of candidates)", ctx.ws.checkpoint("code-scorer"), scorer_done, train_scorer_model,
-                 scorer_headline)] if cfg.candidates > 1 else []),
+        *([Stage("caption picker (best of candidates)", ctx.ws.checkpoint("caption-picker"), picker_done, train_picker_model,
+                 picker_headline)] if cfg.candidates > 1 else []),
         Stage("sample grid", ctx.samples, samples_done, draw_samples, samples_headline),
         Stage("export int8 bundle", ctx.bundle, bundle_done, export_int8, bundle_headline),
         Stage("bench --quick" if cfg.bench_quick else "bench", ctx.bench_json, bench_done, bench_model, bench_headline),

@@ -124,7 +124,7 @@ def build_web(out: Path, bundle: Path | None = None, ort_package: Path | None = 
             shutil.copy2(dist / name, tmp / "ort" / name)
         (tmp / "bundle").mkdir()
         shutil.copy2(bundle / "bundle.json", tmp / "bundle" / "bundle.json")
-        for name in (*GRAPHS[meta.get("generator", "masked")], *(("scorer",) if "scorer" in meta.get("graphs", {}) else ())):
+        for name in (*GRAPHS[meta.get("generator", "masked")], *(g for g in ("scorer", "picker") if g in meta.get("graphs", {}))):
             shutil.copy2(bundle / meta["graphs"][name]["file"], tmp / "bundle" / meta["graphs"][name]["file"])
         spec = meta["tokenizer"]
         if spec["kind"] == "sentencepiece":

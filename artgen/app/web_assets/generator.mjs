@@ -10,7 +10,7 @@ import { PromptError, checkPrompt, loadTokenizer, promptIds, unknownWords } from
 export { PromptError };
 
 const GRAPHS = { masked: ["text_encoder", "predictor", "decoder"], ar: ["text_encoder", "ar_context", "ar_step", "decoder"] };
-const READABLE_FORMATS = [2, 3, 4, 5];
+const READABLE_FORMATS = [2, 3, 4, 5, 6];
 const MAX_CANDIDATES = 8; // export/runtime.py MAX_CANDIDATES
 
 const f32 = Math.fround;
@@ -86,6 +86,14 @@ export function bestCandidate(logits, asked, adjectives) {
   return best;
 }
 
+/** export/runtime.py picked_candidates for one image that names a word: the candidate with the
+ *  highest of the picker's `scores` (C), the first on a tie. */
+export function pickedCandidate(scores) {
+  let best = 0;
+  for (let c = 1; c < scores.length; c++) if (scores[c] > scores[best]) best = c;
+  return best;
+}
+
 function checkNumber(name, value, low) {
   const v = Number(value);
   if (!Number.isFinite(v) || (low !== undefined && v < low)) {
@@ -123,7 +131,8 @@ export class Generator {
     const tokenizer = loadTokenizer(await json("bundle/tokenizer.json"));
     const words = await json("bundle/words.json");
     const sessions = {};
-    for (const name of [...GRAPHS[kind], ...(kind === "ar" && meta.graphs.scorer ? ["scorer"] : [])]) {
+    const choosers = kind === "ar" ? ["scorer", "picker"].filter((g) => meta.graphs[g]) : [];
+    for (const name of [...GRAPHS[kind], ...choosers]) {
       const bytes = new Uint8Array(await read(`bundle/${meta.graphs[name].file}`));
       sessions[name] = await ort.InferenceSession.create(bytes, {
         executionProviders: ["wasm"], graphOptimizationLevel: "all", ...options.session,
@@ -174,8 +183,8 @@ export class Generator {
       }
       s.topK = checkInt("top_k", topK ?? d.top_k ?? 0, 0, this.meta.codebook_size);
       s.candidates = checkInt("candidates", candidates ?? d.candidates ?? 1, 1, MAX_CANDIDATES);
-      if (s.candidates > 1 && !this.sessions.scorer) {
-        throw new PromptError(`candidates ${s.candidates} needs a bundle with a code scorer: leave candidates at 1`);
+      if (s.candidates > 1 && !this.sessions.scorer && !this.sessions.picker) {
+        throw new PromptError(`candidates ${s.candidates} needs a bundle with a caption picker or a code scorer: leave candidates at 1`);
       }
     } else {
       if (topK) throw new PromptError("top_k is for autoregressive bundles; this bundle holds the masked generator");
@@ -191,19 +200,33 @@ export class Generator {
     seed = checkInt("seed", seed, 0, Number.MAX_SAFE_INTEGER);
     const [states, mask] = await this.encode(prompt);
     if (this.kind !== "ar") return this.sampleMasked(states, mask, seed, s);
-    const adjectives = this.meta.scorer?.adjectives ?? [];
-    const asked = promptWords(prompt, adjectives, this.meta.scorer?.synonyms ?? {});
+    const chooser = this.sessions.picker ? this.meta.picker : this.meta.scorer; // the picker in the scorer's stead (format 6)
+    const adjectives = chooser?.adjectives ?? [];
+    const asked = promptWords(prompt, adjectives, chooser?.synonyms ?? {});
     // at temperature 0 every candidate is the argmax draw; a prompt naming no scorer word keeps candidate 0
     if (s.candidates === 1 || s.temperature < MIN_TEMPERATURE || asked.length === 0) return this.sampleAr(states, mask, seed, s);
     return this.bestOf(states, mask, seed, s, asked, adjectives);
   }
 
   /** s.candidates draws, candidate j with noise stream noise_stream + j, one after another (the
-   *  page has one thread); the one the scorer finds closest to the asked words (runtime _best_of). */
+   *  page has one thread); the one the caption picker finds nearest the asked words (every candidate
+   *  decoded), else the one the scorer finds closest to them (runtime _best_of). */
   async bestOf(states, mask, seed, s, asked, adjectives) {
     const N = this.meta.grid ** 2, g = this.meta.grid;
     const drawn = [];
     for (let j = 0; j < s.candidates; j++) drawn.push(await this.sampleAr(states, mask, seed, s, j));
+    if (this.sessions.picker) {
+      const S = this.meta.image_size, V = adjectives.length, C = s.candidates;
+      const images = new Uint8Array(C * S * S * 3), words = new Float32Array(C * V);
+      for (let j = 0; j < C; j++) {
+        images.set(await this.decode(drawn[j]), j * S * S * 3);
+        for (const a of asked) words[j * V + adjectives.indexOf(a)] = 1;
+      }
+      const out = await this.sessions.picker.run({
+        images: new this.ort.Tensor("uint8", images, [C, S, S, 3]), words: new this.ort.Tensor("float32", words, [C, V]),
+      });
+      return drawn[pickedCandidate(out[this.sessions.picker.outputNames[0]].data)];
+    }
     const all = new Array(s.candidates * N);
     drawn.forEach((codes, j) => codes.forEach((v, t) => { all[j * N + t] = v; }));
     const out = await this.sessions.scorer.run({ codes: this.int64(all, [s.candidates, g, g]) });

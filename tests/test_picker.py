@@ -1,0 +1,189 @@
+"""The caption picker (`artgen train picker`, `artgen export --candidates N`, `artgen attach-picker`):
+a contrastive image / words dual encoder learns which paintings go with which adjective sets; the
+bundle carries it as picker.onnx (format 6) in the code scorer's stead; the runtime decodes every
+candidate and keeps the one nearest its prompt's words (candidate 0 for a prompt naming none),
+and PyTorch keeps the same one."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from helpers import assert_one_line_error, copy_workspace, run_cli
+
+from artgen.errors import ArtgenError
+from artgen.models.caption_picker import CaptionPicker, PickerConfig, contrastive_loss, pair_accuracy, train_caption_picker
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+PROMPTS = ["warm, vivid, wavy", "calm, dark", "zorblat"]  # the last names no adjective
+TINY = PickerConfig(epochs=1, widths=(8, 8), embed=8, words_hidden=16, batch_size=32, input_size=16)
+
+
+def two_kinds(n: int = 96, seed: int = 0) -> tuple[np.ndarray, list[list[str]]]:
+    """Half the paintings red with horizontal stripes labelled warm + linear, half blue with
+    dots labelled cool + dotted, each with noise."""
+    rng = np.random.default_rng(seed)
+    images, sets = [], []
+    y, x = np.mgrid[:32, :32]
+    for i in range(n):
+        img = rng.integers(0, 60, (32, 32, 3))
+        if i % 2:
+            img[..., 0] += 150 * ((y // 4) % 2)
+            sets.append(["warm", "linear"])
+        else:
+            img[..., 2] += 150 * (((x % 8) - 4) ** 2 + ((y % 8) - 4) ** 2 < 5)
+            sets.append(["cool", "dotted"])
+        images.append(img.clip(0, 255).astype(np.uint8))
+    return np.stack(images), sets
+
+
+def test_the_loss_counts_every_painting_of_the_same_set_as_a_positive():
+    img = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), dim=-1)
+    words = img.clone()
+    same = torch.tensor([[1, 1, 0], [1, 1, 0], [0, 0, 1]], dtype=torch.bool)
+    scale = torch.tensor(0.0)  # logit scale 1
+    logits = img @ words.T
+    target = same.float() / same.float().sum(1, keepdim=True)
+    by_hand = 0.5 * (-(target * logits.log_softmax(1)).sum(1).mean() - (target * logits.T.log_softmax(1)).sum(1).mean())
+    assert torch.allclose(contrastive_loss(img, words, same, scale), by_hand)
+    swapped = words[[2, 2, 0]]  # each image's words those of the other set
+    assert contrastive_loss(img, words, same, scale) < contrastive_loss(img, swapped, same, scale)
+
+
+def test_the_picker_learns_which_paintings_go_with_which_words(tmp_path):
+    images, sets = two_kinds()
+    vocabulary = ["cool", "dotted", "linear", "warm"]
+    untrained = CaptionPicker(vocabulary, TINY)
+    picker, record = train_caption_picker(images, sets, vocabulary, PickerConfig(**{**TINY.__dict__, "epochs": 15}))
+    test_images, test_sets = two_kinds(40, seed=1)
+    assert pair_accuracy(picker, test_images, test_sets) > 0.9
+    assert record["updates"] == 15 * (96 // 32) and record["trained_on"] == 96
+    words = picker.multi_hot([["warm", "linear"]] * 2)
+    red, blue = test_images[1], test_images[0]
+    scores = picker.score(np.stack([red, blue]), words)
+    assert scores[0] > scores[1]  # the red stripes nearer "warm, linear"
+    picker.save_pretrained(tmp_path / "p")
+    loaded = CaptionPicker.from_pretrained(tmp_path / "p")
+    words = picker.multi_hot(test_sets)
+    assert np.allclose(loaded.score(test_images, words), picker.score(test_images, words))
+    assert not np.allclose(untrained.score(test_images, words), picker.score(test_images, words))
+    with pytest.raises(ArtgenError, match="artgen train picker"):
+        CaptionPicker.from_pretrained(tmp_path / "none")
+
+
+@pytest.fixture(scope="module")
+def picked(trained_ar_workspace, tmp_path_factory):
+    """A copy of the session's tiny AR workspace with a caption picker and a bundle of 3 candidates."""
+    from artgen.generate import load_generator
+    from artgen.training.picker import load_picker, train_picker
+    from export.bundle import ExportConfig, export_bundle
+
+    ws = copy_workspace(trained_ar_workspace[0], tmp_path_factory.mktemp("picker") / "ws")
+    metrics = train_picker(ws, annotations="gt", cfg=TINY, show_progress=False)
+    gen = load_generator(ws, "tiny-ar")
+    meta = export_bundle(gen, ws.bundles / "best-of-3", ExportConfig(candidates=3))
+    return ws, gen, load_picker(ws), meta, metrics
+
+
+def test_the_picker_trains_into_its_folder(picked):
+    ws, gen, picker, _, metrics = picked
+    assert json.loads((ws.checkpoint("caption-picker") / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
+    assert metrics["annotations"] == "gt" and metrics["adjectives"] == len(picker.vocabulary) > 1
+    assert 0.0 <= metrics["test_pair_accuracy"] <= 1.0
+    assert gen.picker is not None  # load_generator attaches the workspace's picker
+
+
+def test_the_bundle_carries_the_picker_in_the_scorers_stead(picked):
+    from export.runtime import Runtime
+
+    ws, gen, picker, meta, _ = picked
+    assert meta["format"] == 6 and meta["sampling"]["candidates"] == 3
+    assert "picker" in meta["graphs"] and "scorer" not in meta["graphs"] and "scorer" not in meta
+    assert meta["picker"]["adjectives"] == picker.vocabulary and "picker" not in meta.get("int8_graphs", [])
+    rt = Runtime(ws.bundles / "best-of-3")
+    codes = torch.randint(0, 512, (4, gen.predictor.cfg.grid, gen.predictor.cfg.grid))
+    images = gen.decode(codes)
+    words = picker.multi_hot([["warm"], ["cool", "calm"], [], picker.vocabulary[:2]]).numpy()
+    ort_scores = rt.sessions["picker"].run(None, {"images": images, "words": words})[0]
+    assert np.allclose(ort_scores, picker.score(images, words), atol=1e-4)
+
+
+def test_the_runtime_keeps_the_candidate_the_picker_prefers(picked):
+    from export.runtime import Runtime, asked_words
+
+    ws, gen, picker, _, _ = picked
+    rt = Runtime(ws.bundles / "best-of-3")
+    single = rt.sample_codes(PROMPTS, seed=7, candidates=1)
+    states, mask = rt.encode(PROMPTS)
+    d = rt.meta["sampling"]
+    drawn = np.stack([rt._sample_ar(states, mask, [7, 8, 9], d["guidance"], d["temperature"], 0, j) for j in range(3)])
+    assert np.array_equal(drawn[0], single)
+    asked = asked_words(PROMPTS, picker.vocabulary, rt.meta["picker"]["synonyms"])
+    scores = np.stack([picker.score(gen.decode(torch.from_numpy(drawn[j])), asked) for j in range(3)])  # (C, B)
+    expected = scores.argmax(0)
+    expected[2] = 0  # "zorblat" names no adjective: the single draw is kept
+    best = rt.sample_codes(PROMPTS, seed=7)
+    assert np.array_equal(best, drawn[expected, np.arange(3)])
+    # and PyTorch, with the workspace's picker, keeps the same
+    assert np.array_equal(gen.sample_codes(PROMPTS, seed=7, candidates=3).numpy(), best)
+
+
+def test_attach_picker_swaps_it_into_a_scorer_bundle(picked, tmp_path):
+    from artgen.training.scorer import ScorerConfig, train_scorer
+    from export.bundle import ExportConfig, attach_picker, export_bundle
+    from export.runtime import Runtime
+
+    ws, gen, picker, _, _ = picked
+    train_scorer(ws, annotations="gt", cfg=ScorerConfig(epochs=1, width=8, batch_size=32), show_progress=False)
+    import copy
+
+    scored = copy.copy(gen)
+    scored.picker = None
+    from artgen.generate import workspace_scorer
+
+    scored.scorer = workspace_scorer(ws, gen.config["summary"]["vqvae_hash"])
+    before = export_bundle(scored, tmp_path / "b", ExportConfig(candidates=2))
+    assert before["format"] == 5 and "scorer" in before["graphs"]
+    after = attach_picker(tmp_path / "b", picker)
+    assert after["format"] == 6 and "picker" in after["graphs"] and "scorer" not in after["graphs"]
+    assert not (tmp_path / "b" / "scorer.onnx").exists() and json.loads((tmp_path / "b" / "bundle.json").read_text()) == after
+    rt = Runtime(tmp_path / "b")
+    assert rt.chooser == "picker"
+    assert np.array_equal(rt.sample_codes(PROMPTS, seed=3), Runtime(ws.bundles / "best-of-3").sample_codes(PROMPTS, seed=3,
+                                                                                                         candidates=2))
+    single = export_bundle(scored, tmp_path / "one")
+    with pytest.raises(ArtgenError, match="one candidate"):
+        attach_picker(tmp_path / "one", picker)
+    r = run_cli("attach-picker", str(tmp_path / "nothing"), workdir=ws.root)
+    assert_one_line_error(r, "not a bundle")
+    assert single["format"] == 3
+
+
+def test_bad_picker_bundles_are_named(picked, tmp_path):
+    from export.runtime import BundleError, Runtime
+
+    ws = picked[0]
+    meta_path = tmp_path / "broken" / "bundle.json"
+    shutil.copytree(ws.bundles / "best-of-3", meta_path.parent)
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "format": 5}))
+    with pytest.raises(BundleError, match="format 6"):
+        Runtime(meta_path.parent, verify="size")
+    meta_path.write_text(json.dumps({**meta, "picker": {"adjectives": []}}))
+    with pytest.raises(BundleError, match="picker.adjectives"):
+        Runtime(meta_path.parent, verify="size")
+    meta_path.write_text(json.dumps({**meta, "picker": ["warm"]}))
+    with pytest.raises(BundleError, match="picker = "):
+        Runtime(meta_path.parent, verify="size")
+
+
+def test_train_picker_needs_two_sets_and_good_settings(picked, tmp_path):
+    from artgen.training.picker import train_picker
+
+    with pytest.raises(ArtgenError, match="at least 1 epoch"):
+        train_picker(picked[0], annotations="gt", cfg=PickerConfig(epochs=0))
+    bare = copy_workspace(picked[0], tmp_path / "bare")
+    shutil.rmtree(bare.checkpoint("caption-picker"))
+    assert_one_line_error(run_cli("attach-picker", str(picked[0].bundles / "best-of-3"), workdir=bare.root), "artgen train picker")
