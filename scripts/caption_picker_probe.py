@@ -75,6 +75,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=PickerConfig.epochs)
     ap.add_argument("--widths", default=",".join(map(str, PickerConfig.widths)), help="the image tower's conv stages")
     ap.add_argument("--input-size", type=int, default=PickerConfig.input_size)
+    ap.add_argument("--seeds", type=int, default=1, help="train this many pickers (seeds 0..n-1) and add the rule of their mean cosine")
     ap.add_argument("--cache", default=None, help="the .npz of drawn candidates (default: W/cache/caption_picker.npz)")
     args = ap.parse_args()
     if args.m < 2:
@@ -93,10 +94,15 @@ def main() -> None:
     train = load_corpus(ws.data)["train"]
     train_images = np.stack([decode_image(im) for im in train["image"]])
     train_sets = [[a for a in words if a in adjectives] for words in train["gt_adjectives"]]
-    picker, record = train_caption_picker(train_images, train_sets, adjectives, PickerConfig(
-        epochs=args.epochs, widths=tuple(int(w) for w in args.widths.split(",")), input_size=args.input_size), show_progress=True)
-    print(f"picker: {record['train_seconds']} s, final loss {record['final_loss']:.3f}, "
-          f"{sum(p.numel() for p in picker.parameters()) / 1e3:.0f}k parameters")
+    pickers = []
+    for seed in range(args.seeds):
+        picker, record = train_caption_picker(train_images, train_sets, adjectives, PickerConfig(
+            epochs=args.epochs, widths=tuple(int(w) for w in args.widths.split(",")), input_size=args.input_size, seed=seed),
+            show_progress=True)
+        print(f"picker (seed {seed}): {record['train_seconds']} s, final loss {record['final_loss']:.3f}, "
+              f"{sum(p.numel() for p in picker.parameters()) / 1e3:.0f}k parameters")
+        pickers.append(picker)
+    picker = pickers[0]
 
     asked_sets = [prompt_words(c, adjectives, synonyms) for c in captions]
     asked = picker.multi_hot(asked_sets).numpy()
@@ -127,6 +133,9 @@ def main() -> None:
     asked_mean = (lp * asked[:, None]).sum(-1) / np.maximum(asked.sum(-1), 1)[:, None]
     rules = {"picker: cosine to the asked words": cosine, "picker: cosine to the train prototype of the set": proto_score,
              "scorer + picker (standardised)": z(asked_mean) + z(cosine)}
+    if len(pickers) > 1:
+        rules[f"{len(pickers)} pickers (seeds): mean cosine to the asked words"] = np.mean(
+            [p.score(flat_images, np.repeat(asked, M, axis=0)).reshape(C, M) for p in pickers], axis=0)
 
     hit = styles == np.array(probe.targets)[:, None]
     attr_judge, requested, _ = judged_setup(ws, probe)

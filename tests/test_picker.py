@@ -128,6 +128,13 @@ def test_the_runtime_keeps_the_candidate_the_picker_prefers(picked):
     assert np.array_equal(best, drawn[expected, np.arange(3)])
     # and PyTorch, with the workspace's picker, keeps the same
     assert np.array_equal(gen.sample_codes(PROMPTS, seed=7, candidates=3).numpy(), best)
+    calls = []
+    original = rt.decode
+    rt.decode = lambda codes: calls.append(len(codes)) or original(codes)
+    try:  # generate decodes the candidates once, for the picker, and returns the kept ones' images
+        assert np.array_equal(rt.generate(PROMPTS, seed=7), original(best)) and calls == [9]
+    finally:
+        rt.decode = original
 
 
 def test_attach_picker_swaps_it_into_a_scorer_bundle(picked, tmp_path):

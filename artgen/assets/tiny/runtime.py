@@ -637,11 +637,12 @@ class Runtime:
     def sample_codes(self, prompts: Sequence[str], seed: int = 0, steps: int | None = None,
                      guidance: float | None = None, temperature: float | None = None,
                      seeds: Sequence[int] | None = None, top_k: int | None = None,
-                     candidates: int | None = None) -> np.ndarray:
+                     candidates: int | None = None, decoded: list | None = None) -> np.ndarray:
         """(B, h, w) int64 code grids, image i drawn with seed + i (or `seeds[i]`). None takes
         the bundle's default of a setting; `top_k` and `candidates` (draw that many, keep the one
-        the bundle's scorer finds closest to the prompt's words) are for the autoregressive
-        generator only."""
+        the bundle's picker or scorer finds closest to the prompt's words) are for the
+        autoregressive generator only. A `decoded` list receives the kept grids' images when the
+        picker decoded them on the way (`generate` then does not decode them again)."""
         d = self.meta["sampling"]
         prompts = check_prompts(prompts)
         guidance = check_float("guidance", d["guidance"] if guidance is None else guidance)
@@ -660,7 +661,7 @@ class Runtime:
             if candidates > 1 and self.chooser is None:
                 raise BundleError(f"candidates {candidates} needs a bundle with a caption picker or a code scorer: export it "
                                   "with `artgen export --generator ar --candidates N`, or leave candidates at 1")
-            return self._best_of(prompts, seeds, guidance, temperature, top_k, candidates)
+            return self._best_of(prompts, seeds, guidance, temperature, top_k, candidates, decoded)
         if top_k:
             raise BundleError("top_k is for autoregressive bundles; this bundle holds the masked generator")
         if candidates not in (None, 1):
@@ -688,7 +689,7 @@ class Runtime:
         return codes.reshape(B, grid, grid)
 
     def _best_of(self, prompts: list[str], seeds: list[int], guidance: float, temperature: float, top_k: int,
-                 candidates: int) -> np.ndarray:
+                 candidates: int, decoded: list | None = None) -> np.ndarray:
         """`candidates` draws of every image, candidate j with noise stream noise_stream + j, each
         candidate's loop in its own thread (ONNX Runtime releases the GIL and the step graph runs
         on one core, so on two cores two candidates take about the time of one); the caption picker
@@ -710,8 +711,11 @@ class Runtime:
         flat = drawn.reshape(C * B, *drawn.shape[2:])
         if self.chooser == "picker":
             asked = asked_words(prompts, adjectives, synonyms)  # (B, V)
-            scores = self.sessions["picker"].run(None, {"images": self.decode(flat), "words": np.tile(asked, (C, 1))})[0]
+            images = self.decode(flat)  # (C * B, H, W, 3)
+            scores = self.sessions["picker"].run(None, {"images": images, "words": np.tile(asked, (C, 1))})[0]
             kept = picked_candidates(scores.reshape(C, B), asked)
+            if decoded is not None:
+                decoded.append(images.reshape(C, B, *images.shape[1:])[kept, np.arange(B)])
         else:
             logits = self.sessions["scorer"].run(None, {"codes": flat})[0]
             kept = best_candidates(logits.reshape(C, B, -1), prompts, adjectives, synonyms)
@@ -757,7 +761,9 @@ class Runtime:
                  top_k: int | None = None, candidates: int | None = None) -> np.ndarray:
         """(B, H, W, 3) uint8 images, one per prompt (at most MAX_IMAGES); prompt i uses seed + i."""
         prompts = [prompt] if isinstance(prompt, str) else prompt
-        return self.decode(self.sample_codes(prompts, seed, steps, guidance, temperature, top_k=top_k, candidates=candidates))
+        decoded: list[np.ndarray] = []
+        codes = self.sample_codes(prompts, seed, steps, guidance, temperature, top_k=top_k, candidates=candidates, decoded=decoded)
+        return decoded[0] if decoded else self.decode(codes)
 
 
 def check_output(path: str | Path, flag: str = "-o") -> Path:
