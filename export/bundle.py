@@ -522,10 +522,19 @@ or `python runtime.py . "warm, chaotic, vivid" -o out.png`. Needs `onnxruntime`,
 2. `text_encoder.onnx` turns ids into text states.
 {_ar_recipe(meta) if meta.get('generator') == 'ar' else _masked_recipe(meta)}
 4. `decoder.onnx` turns the {meta['codebook_size']}-way code grid into uint8 RGB pixels.
-
+{_candidates_recipe(meta)}
 Defaults: {', '.join(f'{k} {meta["sampling"][k]}' for k in ('steps', 'guidance', 'temperature', 'top_k') if k in meta['sampling'])}.
 
 {chr(10).join(sections)}"""
+
+
+def _candidates_recipe(meta: dict) -> str:
+    """Step 5 of the contract for a bundle that keeps the best of several candidates, else nothing."""
+    d = meta["sampling"]
+    if d.get("candidates", 1) < 2:
+        return ""
+    return (f"5. Best of {d['candidates']} (the default; `candidates` = 1 draws once): {d['candidate_noise']}; "
+            f"{d['candidate_rule']}.\n")
 
 
 def _masked_recipe(meta: dict) -> str:

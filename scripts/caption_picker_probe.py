@@ -75,6 +75,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=PickerConfig.epochs)
     ap.add_argument("--widths", default=",".join(map(str, PickerConfig.widths)), help="the image tower's conv stages")
     ap.add_argument("--input-size", type=int, default=PickerConfig.input_size)
+    ap.add_argument("--partial-share", type=float, default=PickerConfig.partial_share,
+                    help="share of training rows whose words are cut to a random part (prompts of one or two words)")
     ap.add_argument("--seeds", type=int, default=1, help="train this many pickers (seeds 0..n-1) and add the rule of their mean cosine")
     ap.add_argument("--cache", default=None, help="the .npz of drawn candidates (default: W/cache/caption_picker.npz)")
     args = ap.parse_args()
@@ -97,7 +99,8 @@ def main() -> None:
     pickers = []
     for seed in range(args.seeds):
         picker, record = train_caption_picker(train_images, train_sets, adjectives, PickerConfig(
-            epochs=args.epochs, widths=tuple(int(w) for w in args.widths.split(",")), input_size=args.input_size, seed=seed),
+            epochs=args.epochs, widths=tuple(int(w) for w in args.widths.split(",")), input_size=args.input_size, seed=seed,
+            partial_share=args.partial_share),
             show_progress=True)
         print(f"picker (seed {seed}): {record['train_seconds']} s, final loss {record['final_loss']:.3f}, "
               f"{sum(p.numel() for p in picker.parameters()) / 1e3:.0f}k parameters")

@@ -50,6 +50,28 @@ def test_the_loss_counts_every_painting_of_the_same_set_as_a_positive():
     assert torch.allclose(contrastive_loss(img, words, same, scale), by_hand)
     swapped = words[[2, 2, 0]]  # each image's words those of the other set
     assert contrastive_loss(img, words, same, scale) < contrastive_loss(img, swapped, same, scale)
+    # not symmetric: painting 0 carries the words of row 2 too (a part of its set), painting 2 not row 0's
+    carries = same.clone()
+    carries[0, 2] = True
+    m = carries.float()
+    by_image, by_words = m / m.sum(1, keepdim=True), m.T / m.T.sum(1, keepdim=True)
+    by_hand = 0.5 * (-(by_image * logits.log_softmax(1)).sum(1).mean() - (by_words * logits.T.log_softmax(1)).sum(1).mean())
+    assert torch.allclose(contrastive_loss(img, words, carries, scale), by_hand)
+
+
+def test_partial_words_cut_a_caption_to_a_non_empty_part_of_it():
+    from artgen.models.caption_picker import partial_words
+
+    g = torch.Generator().manual_seed(0)
+    words = (torch.rand(200, 12, generator=g) < 0.3).float()
+    words[:, 0] = 1.0  # every caption names a word
+    assert torch.equal(partial_words(words, 0.0, 0.5, g), words)
+    cut = partial_words(words, 1.0, 0.5, g)
+    assert bool((cut <= words).all()) and bool((cut.sum(1) >= 1).all())  # a part, never empty
+    assert float(cut.sum()) < float(words.sum())  # some words dropped
+    half = partial_words(words, 0.5, 0.5, g)
+    changed = (half != words).any(1).float().mean()
+    assert 0.2 < float(changed) < 0.6  # about half the rows cut (a row may keep all its words)
 
 
 def test_the_picker_learns_which_paintings_go_with_which_words(tmp_path):
@@ -131,8 +153,8 @@ def test_the_runtime_keeps_the_candidate_the_picker_prefers(picked):
     calls = []
     original = rt.decode
     rt.decode = lambda codes: calls.append(len(codes)) or original(codes)
-    try:  # generate decodes the candidates once, for the picker, and returns the kept ones' images
-        assert np.array_equal(rt.generate(PROMPTS, seed=7), original(best)) and calls == [9]
+    try:  # generate decodes the candidates once, for the picker (each in its own thread), and returns the kept ones' images
+        assert np.array_equal(rt.generate(PROMPTS, seed=7), original(best)) and calls == [3, 3, 3]
     finally:
         rt.decode = original
 

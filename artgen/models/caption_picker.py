@@ -46,6 +46,11 @@ class PickerConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     seed: int = 0
+    # each caption's words are cut to a random non-empty part of them for this share of a batch's rows
+    # (each word kept with probability word_keep), so prompts of one or two words, far from the
+    # 3-5-word captions, meet a words tower that has seen such parts
+    partial_share: float = 0.5
+    word_keep: float = 0.5
 
 
 class ImageTower(nn.Module):
@@ -157,12 +162,26 @@ def pair_accuracy(picker: CaptionPicker, images: np.ndarray, sets: Sequence[Sequ
 
 
 def contrastive_loss(img: torch.Tensor, words: torch.Tensor, same: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
-    """CLIP's symmetric cross-entropy with every row of the same adjective set a positive (a batch
-    holds many paintings of one set: they are not each other's negatives). img/words (B, d) unit
-    rows, same (B, B) bool."""
+    """CLIP's symmetric cross-entropy where every painting that carries row j's words is a positive
+    of them (a batch holds many paintings of one set: they are not each other's negatives).
+    img/words (B, d) unit rows; same (B, B) bool, same[i, j]: painting i carries words j (each row
+    and column holds at least its diagonal)."""
     logits = log_scale.exp().clamp(max=100) * img @ words.T  # (B, B): image i vs words j
-    target = same.float() / same.float().sum(1, keepdim=True)
-    return 0.5 * (-(target * logits.log_softmax(1)).sum(1).mean() - (target * logits.T.log_softmax(1)).sum(1).mean())
+    m = same.float()
+    by_image, by_words = m / m.sum(1, keepdim=True), m.T / m.T.sum(1, keepdim=True)
+    return 0.5 * (-(by_image * logits.log_softmax(1)).sum(1).mean() - (by_words * logits.T.log_softmax(1)).sum(1).mean())
+
+
+def partial_words(words: torch.Tensor, share: float, keep: float, g: torch.Generator) -> torch.Tensor:
+    """(B, V) multi-hot with `share` of its rows cut to a random non-empty part of their words."""
+    if share <= 0:
+        return words
+    cut = (torch.rand(words.shape, generator=g) < keep).float() * words
+    empty = cut.sum(1, keepdim=True) == 0
+    first = torch.zeros_like(words).scatter_(1, words.argmax(1, keepdim=True), 1.0)  # the first word: never an empty prompt
+    cut = torch.where(empty, first * words, cut)
+    rows = torch.rand(len(words), 1, generator=g) < share
+    return torch.where(rows, cut, words)
 
 
 def train_caption_picker(images: Sequence[np.ndarray] | np.ndarray, sets: Sequence[Sequence[str]], vocabulary: Sequence[str],
@@ -179,8 +198,6 @@ def train_caption_picker(images: Sequence[np.ndarray] | np.ndarray, sets: Sequen
         model = CaptionPicker(vocabulary, cfg)
     x_all = torch.cat([model.pixels(images[s:s + 1000]) for s in range(0, len(images), 1000)])
     w_all = model.multi_hot(sets)
-    keys = [frozenset(s) for s in sets]
-    set_id = torch.tensor([{k: i for i, k in enumerate(dict.fromkeys(keys))}[k] for k in keys])
     steps_per_epoch = max(1, len(x_all) // cfg.batch_size)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
@@ -194,7 +211,9 @@ def train_caption_picker(images: Sequence[np.ndarray] | np.ndarray, sets: Sequen
                 x = x_all[b]
                 if bool(torch.randint(2, (1,), generator=g)):
                     x = x.flip(3)
-                loss = contrastive_loss(model.image(x), model.words(w_all[b]), set_id[b, None] == set_id[None, b], model.log_scale)
+                asked = partial_words(w_all[b], cfg.partial_share, cfg.word_keep, g)
+                carries = (asked @ (1 - w_all[b]).T).T == 0  # [i, j]: painting i carries every word of row j
+                loss = contrastive_loss(model.image(x), model.words(asked), carries, model.log_scale)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

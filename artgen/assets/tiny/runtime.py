@@ -704,18 +704,25 @@ class Runtime:
             return self._sample_ar(states, mask, seeds, guidance, temperature, top_k)
         from concurrent.futures import ThreadPoolExecutor
 
+        picker = self.chooser == "picker"
+
+        def draw(j: int) -> tuple[np.ndarray, np.ndarray | None]:  # the picker reads pixels: each thread decodes its own
+            codes = self._sample_ar(states, mask, seeds, guidance, temperature, top_k, j)
+            return codes, self.decode(codes) if picker else None
+
         with ThreadPoolExecutor(candidates) as pool:
-            drawn = np.stack(list(pool.map(lambda j: self._sample_ar(states, mask, seeds, guidance, temperature, top_k, j),
-                                           range(candidates))))  # (C, B, h, w)
+            results = list(pool.map(draw, range(candidates)))
+        drawn = np.stack([codes for codes, _ in results])  # (C, B, h, w)
         C, B = drawn.shape[:2]
         flat = drawn.reshape(C * B, *drawn.shape[2:])
-        if self.chooser == "picker":
+        if picker:
             asked = asked_words(prompts, adjectives, synonyms)  # (B, V)
-            images = self.decode(flat)  # (C * B, H, W, 3)
-            scores = self.sessions["picker"].run(None, {"images": images, "words": np.tile(asked, (C, 1))})[0]
+            images = np.stack([im for _, im in results])  # (C, B, H, W, 3)
+            scores = self.sessions["picker"].run(None, {"images": images.reshape(C * B, *images.shape[2:]),
+                                                        "words": np.tile(asked, (C, 1))})[0]
             kept = picked_candidates(scores.reshape(C, B), asked)
             if decoded is not None:
-                decoded.append(images.reshape(C, B, *images.shape[1:])[kept, np.arange(B)])
+                decoded.append(images[kept, np.arange(B)])
         else:
             logits = self.sessions["scorer"].run(None, {"codes": flat})[0]
             kept = best_candidates(logits.reshape(C, B, -1), prompts, adjectives, synonyms)
