@@ -352,7 +352,7 @@ def _onnx(ws: Workspace, encoder: str, gen, cfg: BenchConfig) -> dict:
             # A bundle older than the checkpoint (an earlier model) or in an older bundle format
             # (an earlier sampler) is not timed as this one.
             if bundle_is_current(bundle, ws.checkpoint(encoder), ws.checkpoint("vqvae"), candidates=candidates,
-                                 scorer=ws.checkpoint("code-scorer")):
+                                 scorer=ws.checkpoint("code-scorer"), picker=ws.checkpoint("caption-picker")):
                 source = str(bundle)
             else:
                 tmp = tempfile.TemporaryDirectory(prefix=f"artgen-bench-{encoder}-")

@@ -215,7 +215,7 @@ def attach_picker(bundle_dir: Path, picker) -> dict:
     """Give an exported autoregressive bundle of several candidates the caption picker as what keeps
     one (format 6): picker.onnx in, a code scorer graph out, bundle.json's rule, files and size
     rewritten; the folder is replaced whole, and only once the new bundle loads. Returns bundle.json."""
-    bundle_dir = Path(bundle_dir)
+    bundle_dir = Path(bundle_dir).resolve()  # "." has no name to put a temporary folder beside
     rt = Runtime(bundle_dir)  # refuses a damaged bundle in one line
     meta = dict(rt.meta)
     if meta.get("generator") != "ar" or meta["sampling"].get("candidates", 1) < 2:
@@ -470,7 +470,8 @@ def bundle_is_current(bundle: Path, checkpoint: Path, vqvae: Path | None = None,
     sampling = meta.get("sampling", {})  # the runtime samples with these: they must be today's
     if candidates is not None and sampling.get("candidates", 1) != candidates:
         return False
-    if sampling.get("candidates", 1) > 1 and scorer is not None and not is_newer(meta_path, Path(scorer) / "metrics.json"):
+    if (sampling.get("candidates", 1) > 1 and scorer is not None and "scorer" in meta.get("graphs", {})
+            and not is_newer(meta_path, Path(scorer) / "metrics.json")):
         return False
     if sampling.get("candidates", 1) > 1 and picker is not None and (
             (Path(picker) / "metrics.json").is_file() != ("picker" in meta.get("graphs", {}))

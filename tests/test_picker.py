@@ -59,6 +59,17 @@ def test_the_loss_counts_every_painting_of_the_same_set_as_a_positive():
     assert torch.allclose(contrastive_loss(img, words, carries, scale), by_hand)
 
 
+def test_a_painting_carries_the_words_of_every_part_of_its_set():
+    from artgen.models.caption_picker import carries
+
+    held = torch.tensor([[1.0, 1.0, 0.0], [0.0, 1.0, 1.0], [1.0, 1.0, 1.0]])  # paintings' sets: {a, b}, {b, c}, {a, b, c}
+    asked = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0], [1.0, 1.0, 1.0]])  # rows: {a}, {b, c}, {a, b, c}
+    expected = torch.tensor([[True, False, False],  # painting {a, b} carries {a} only
+                             [False, True, False],  # {b, c} carries {b, c}
+                             [True, True, True]])  # {a, b, c} carries all three
+    assert torch.equal(carries(asked, held), expected)
+
+
 def test_partial_words_cut_a_caption_to_a_non_empty_part_of_it():
     from artgen.models.caption_picker import partial_words
 
@@ -148,6 +159,9 @@ def test_the_runtime_keeps_the_candidate_the_picker_prefers(picked):
     expected[2] = 0  # "zorblat" names no adjective: the single draw is kept
     best = rt.sample_codes(PROMPTS, seed=7)
     assert np.array_equal(best, drawn[expected, np.arange(3)])
+    kept_another = sum(not np.array_equal(rt.sample_codes(PROMPTS[:2], seed=s), rt.sample_codes(PROMPTS[:2], seed=s, candidates=1))
+                       for s in range(7, 13))
+    assert kept_another > 0  # the picker chose a candidate other than the single draw somewhere
     # and PyTorch, with the workspace's picker, keeps the same
     assert np.array_equal(gen.sample_codes(PROMPTS, seed=7, candidates=3).numpy(), best)
     calls = []
@@ -213,6 +227,16 @@ def test_train_picker_needs_two_sets_and_good_settings(picked, tmp_path):
 
     with pytest.raises(ArtgenError, match="at least 1 epoch"):
         train_picker(picked[0], annotations="gt", cfg=PickerConfig(epochs=0))
+    with pytest.raises(ArtgenError, match="multiples of 8"):
+        train_picker(picked[0], annotations="gt", cfg=PickerConfig(widths=(12,)))
+    one_set = copy_workspace(picked[0], tmp_path / "one-set")
+    from artgen.data.corpus import load_corpus
+
+    ids = [i for split in load_corpus(one_set.data).values() for i in split["id"]]
+    (one_set.annotations / "heuristic.jsonl").write_text(
+        "".join(json.dumps({"id": i, "adjectives": ["warm", "calm", "vivid"]}) + "\n" for i in ids))
+    with pytest.raises(ArtgenError, match="fewer than two sets"):
+        train_picker(one_set, annotations="heuristic", cfg=TINY)
     bare = copy_workspace(picked[0], tmp_path / "bare")
     shutil.rmtree(bare.checkpoint("caption-picker"))
     assert_one_line_error(run_cli("attach-picker", str(picked[0].bundles / "best-of-3"), workdir=bare.root), "artgen train picker")

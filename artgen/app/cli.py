@@ -34,7 +34,8 @@ app.add_typer(data_app, name="data")
 # trains encoder + predictor through the group's callback.
 train_app = typer.Typer(help="Train the VQ-VAE (`artgen train vqvae`), its adversarial decoder (`artgen train decoder`) or an "
                              "encoder + predictor (`artgen train --encoder tiny`), or align a trained autoregressive one to "
-                             "its words (`artgen train align`), or the code scorer of best-of-N bundles (`artgen train scorer`).",
+                             "its words (`artgen train align`), or what keeps the best of N candidates: the caption picker "
+                             "(`artgen train picker`) or the code scorer (`artgen train scorer`).",
                         invoke_without_command=True)
 app.add_typer(train_app, name="train")
 # `artgen annotate` runs the annotator (the group's callback); `artgen annotate report` measures it.

@@ -360,8 +360,9 @@ def samples_headline(ctx: DemoContext) -> str:
 
 def picker_done(ctx: DemoContext) -> bool:
     from artgen.generate import workspace_picker
+    from artgen.models.vqvae import VQVAE
 
-    return workspace_picker(ctx.ws, 1) is not None
+    return workspace_picker(ctx.ws, VQVAE.from_pretrained(ctx.vqvae).cfg.image_size) is not None
 
 
 def train_picker_model(ctx: DemoContext) -> None:

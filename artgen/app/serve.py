@@ -138,8 +138,8 @@ class ImageRequest(BaseModel):
                                       description="Sampling temperature (0: the most likely code).")
     top_k: int | None = Field(None, ge=0, description="Autoregressive bundles: sample among the k most likely codes (0: all).")
     candidates: int | None = Field(None, ge=1, le=MAX_CANDIDATES,
-                                   description="Autoregressive bundles with a code scorer: draw this many per image and keep the "
-                                               "one closest to the prompt's words (default: the bundle's).")
+                                   description="Autoregressive bundles with a caption picker or a code scorer: draw this many "
+                                               "per image and keep the one closest to the prompt's words (default: the bundle's).")
     format: Literal["png", "json"] = Field("png", description="png: one grid image; json: base64 PNGs, seeds and settings.")
 
 
@@ -174,8 +174,9 @@ def resolve_sampling(rt: Runtime, req: ImageRequest) -> Sampling:
         top_k = check_int("top_k", d.get("top_k", 0) if req.top_k is None else req.top_k, 0, meta["codebook_size"])
         candidates = check_int("candidates", d.get("candidates", 1) if req.candidates is None else req.candidates, 1,
                                MAX_CANDIDATES)
-        if candidates > 1 and "scorer" not in rt.sessions:
-            raise BundleError(f"candidates {candidates} needs a bundle with a code scorer (this one has none): leave candidates out")
+        if candidates > 1 and rt.chooser is None:
+            raise BundleError(f"candidates {candidates} needs a bundle with a caption picker or a code scorer (this one has "
+                              "neither): leave candidates out")
         return Sampling(None, guidance, temperature, top_k, candidates)
     if req.top_k:
         raise BundleError("top_k is for autoregressive bundles; this bundle holds the masked generator: leave top_k out")

@@ -172,6 +172,12 @@ def contrastive_loss(img: torch.Tensor, words: torch.Tensor, same: torch.Tensor,
     return 0.5 * (-(by_image * logits.log_softmax(1)).sum(1).mean() - (by_words * logits.T.log_softmax(1)).sum(1).mean())
 
 
+def carries(asked: torch.Tensor, held: torch.Tensor) -> torch.Tensor:
+    """(B, B) bool, [i, j]: painting i (its words `held[i]`, multi-hot) carries every word of row j
+    of `asked` (multi-hot): the positives of `contrastive_loss`."""
+    return (asked @ (1 - held).T).T == 0
+
+
 def partial_words(words: torch.Tensor, share: float, keep: float, g: torch.Generator) -> torch.Tensor:
     """(B, V) multi-hot with `share` of its rows cut to a random non-empty part of their words."""
     if share <= 0:
@@ -212,8 +218,7 @@ def train_caption_picker(images: Sequence[np.ndarray] | np.ndarray, sets: Sequen
                 if bool(torch.randint(2, (1,), generator=g)):
                     x = x.flip(3)
                 asked = partial_words(w_all[b], cfg.partial_share, cfg.word_keep, g)
-                carries = (asked @ (1 - w_all[b]).T).T == 0  # [i, j]: painting i carries every word of row j
-                loss = contrastive_loss(model.image(x), model.words(asked), carries, model.log_scale)
+                loss = contrastive_loss(model.image(x), model.words(asked), carries(asked, w_all[b]), model.log_scale)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

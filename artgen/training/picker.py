@@ -5,7 +5,7 @@ adjectives, into `checkpoints/caption-picker/`.
 It reads decoded pixels, not codes, so it belongs to no VQ-VAE: one picker serves every model
 of the workspace's corpus. It never reads the corpus's `style` column, so the bench's style judge
 (trained on those labels) stays an independent view of what the pick does; the attribute judge
-learns the same adjectives from pixels, so its rise is not independent. ~2 min on 2 CPU cores.
+learns the same adjectives from pixels, so its rise is not independent. ~2.7 min on 2 CPU cores.
 """
 
 from __future__ import annotations
@@ -30,9 +30,11 @@ PICKER = "caption-picker"  # its folder under checkpoints/
 
 
 def check_config(cfg: PickerConfig) -> PickerConfig:
-    if cfg.epochs < 1 or cfg.batch_size < 2 or cfg.input_size < 8 or not cfg.widths or min(cfg.widths) < 8:
-        raise ArtgenError("the caption picker needs at least 1 epoch, a batch of at least 2 and an input of at least 8 px "
-                          "with conv widths of at least 8: fix the picker settings")
+    if (cfg.epochs < 1 or cfg.batch_size < 2 or cfg.input_size < 8 or not cfg.widths
+            or any(w < 8 or w % 8 for w in cfg.widths) or not 0 <= cfg.partial_share <= 1 or not 0 < cfg.word_keep <= 1):
+        raise ArtgenError("the caption picker needs at least 1 epoch, a batch of at least 2, an input of at least 8 px, conv "
+                          "widths that are multiples of 8, a partial share in [0, 1] and a word-keep chance in (0, 1]: fix "
+                          "the picker settings")
     return cfg
 
 
