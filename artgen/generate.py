@@ -56,8 +56,10 @@ from artgen.sampling import (
     MAX_STEPS,
     MIN_TEMPERATURE,
     ORDER_STREAM,
+    asked_words,
     best_candidates,
     guided_steps,
+    picked_candidates,
     prompt_words,
     scorer_synonyms,
 )
@@ -259,8 +261,6 @@ class ARGenerator(Generator):
                              for j in range(candidates)])  # (C, B, h, w)
         C, B = drawn.shape[:2]
         if self.picker is not None:  # on the decoded images, as the bundle's picker.onnx
-            from export.runtime import asked_words, picked_candidates
-
             asked = asked_words(list(prompts), adjectives, synonyms)
             scores = self.picker.score(self.decode(drawn.flatten(0, 1)), np.tile(asked, (C, 1)))
             kept = torch.from_numpy(picked_candidates(scores.reshape(C, B), asked))

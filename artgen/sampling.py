@@ -30,8 +30,8 @@ AR_DEFAULT_TOP_K = 0  # sample among the k most likely codes (0: all of them)
 AR_NOISE_STREAM = 2000
 
 # Best of N (`--candidates`): candidate j of image i draws with AR noise stream AR_NOISE_STREAM + j
-# (candidate 0 is the single draw); the code scorer keeps one. export/runtime.py holds the same two
-# functions (a bundle's runtime needs neither torch nor artgen).
+# (candidate 0 is the single draw); the caption picker or the code scorer keeps one. export/runtime.py
+# holds the same functions (a bundle's runtime needs neither torch nor artgen).
 MAX_CANDIDATES = 8
 
 
@@ -56,6 +56,26 @@ def scorer_synonyms(adjectives) -> dict[str, str]:
 
     wanted = set(adjectives)
     return {w: a for w, a in SYNONYMS.items() if a in wanted}
+
+
+def asked_words(prompts, adjectives, synonyms: dict[str, str] | None = None):
+    """(B, V) float32 multi-hot of the `adjectives` each prompt names: what the caption picker reads."""
+    import numpy as np
+
+    out = np.zeros((len(prompts), len(adjectives)), dtype=np.float32)
+    index = {a: i for i, a in enumerate(adjectives)}
+    for b, p in enumerate(prompts):
+        for a in prompt_words(p, adjectives, synonyms):
+            out[b, index[a]] = 1.0
+    return out
+
+
+def picked_candidates(scores, words):
+    """(B,) the kept candidate of each image: the highest of the picker's `scores` (C, B), the
+    first on a tie, 0 when the prompt names none of its words (`words` (B, V))."""
+    import numpy as np
+
+    return np.where(np.asarray(words).sum(-1) > 0, np.asarray(scores).argmax(0), 0)
 
 
 def best_candidates(logits, prompts, adjectives, synonyms: dict[str, str] | None = None):

@@ -20,7 +20,7 @@ from export.runtime import MAX_IMAGES, MAX_SCALE, BundleError, Runtime, main
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-SHIPPED_FILES = {"text_encoder.onnx", "ar_context.onnx", "ar_step.onnx", "decoder.onnx", "scorer.onnx", "tokenizer/spm.model"}
+SHIPPED_FILES = {"text_encoder.onnx", "ar_context.onnx", "ar_step.onnx", "decoder.onnx", "picker.onnx", "tokenizer/spm.model"}
 
 
 def _export_masked(out: Path, seed: int, grid: int = 8) -> Path:

@@ -233,6 +233,7 @@ def test_train_picker_needs_two_sets_and_good_settings(picked, tmp_path):
     from artgen.data.corpus import load_corpus
 
     ids = [i for split in load_corpus(one_set.data).values() for i in split["id"]]
+    one_set.annotations.mkdir(parents=True, exist_ok=True)
     (one_set.annotations / "heuristic.jsonl").write_text(
         "".join(json.dumps({"id": i, "adjectives": ["warm", "calm", "vivid"]}) + "\n" for i in ids))
     with pytest.raises(ArtgenError, match="fewer than two sets"):
@@ -240,3 +241,21 @@ def test_train_picker_needs_two_sets_and_good_settings(picked, tmp_path):
     bare = copy_workspace(picked[0], tmp_path / "bare")
     shutil.rmtree(bare.checkpoint("caption-picker"))
     assert_one_line_error(run_cli("attach-picker", str(picked[0].bundles / "best-of-3"), workdir=bare.root), "artgen train picker")
+
+
+def test_the_picker_rule_is_the_highest_score_the_first_on_a_tie_and_0_without_words():
+    from artgen.sampling import asked_words as torch_words
+    from artgen.sampling import picked_candidates as torch_side
+    from export.runtime import asked_words as runtime_words
+    from export.runtime import picked_candidates as runtime_side
+
+    adjectives = ["calm", "dark", "vivid"]
+    prompts = ["Vibrant and calm", "dark, dark", "zorblat"]
+    for words in (torch_words, runtime_words):  # "vibrant" is vivid through the synonyms; unknown words name nothing
+        assert words(prompts, adjectives, {"vibrant": "vivid"}).tolist() == [[1, 0, 1], [0, 1, 0], [0, 0, 0]]
+    asked = runtime_words(prompts, adjectives, {"vibrant": "vivid"})
+    scores = np.array([[0.1, 0.5, 0.9],    # candidate 0
+                       [0.3, 0.5, 0.95]])  # candidate 1 (C=2, B=3)
+    # image 0: candidate 1 scores higher; image 1: a tie, the first; image 2: names no word, candidate 0 however it scores
+    for rule in (torch_side, runtime_side):
+        assert rule(scores, asked).tolist() == [1, 0, 0]

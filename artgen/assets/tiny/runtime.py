@@ -392,7 +392,7 @@ def load_meta(bundle: Path) -> dict:
         if "candidates" in d:
             n = _field(meta, "sampling.candidates", where, "int", 1)
             if n > MAX_CANDIDATES or (n > 1 and fmt < 5):
-                raise BundleError(f"{where} has sampling.candidates = {n}, not 1 to {MAX_CANDIDATES} in a bundle of format 5 "
+                raise BundleError(f"{where} has sampling.candidates = {n}, not 1 to {MAX_CANDIDATES} in a bundle of format 5 or newer "
                                   f"(this one: {fmt}): {FIX}")
         if "picker" in meta.get("graphs", {}) and fmt < 6:
             raise BundleError(f"{where} has a picker graph in a bundle of format {fmt} (the picker came in format 6): {FIX}")
