@@ -214,9 +214,11 @@ def test_bad_picker_bundles_are_named(picked, tmp_path):
     meta_path.write_text(json.dumps({**meta, "format": 5}))
     with pytest.raises(BundleError, match="format 6"):
         Runtime(meta_path.parent, verify="size")
-    meta_path.write_text(json.dumps({**meta, "picker": {"adjectives": []}}))
-    with pytest.raises(BundleError, match="picker.adjectives"):
-        Runtime(meta_path.parent, verify="size")
+    words = meta["picker"]["adjectives"]
+    for adjectives in ([], [words[0], *words[1:-1], words[0]]):  # none, or one twice (the words' width still matches)
+        meta_path.write_text(json.dumps({**meta, "picker": {"adjectives": adjectives}}))
+        with pytest.raises(BundleError, match="picker.adjectives"):
+            Runtime(meta_path.parent, verify="size")
     meta_path.write_text(json.dumps({**meta, "picker": ["warm"]}))
     with pytest.raises(BundleError, match="picker = "):
         Runtime(meta_path.parent, verify="size")

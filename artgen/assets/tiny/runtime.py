@@ -403,8 +403,9 @@ def load_meta(bundle: Path) -> dict:
             if kind in meta.get("graphs", {}) or (d.get("candidates", 1) > 1 and kind == chooser):
                 _field(meta, f"graphs.{kind}.file", where, "str")
                 adjectives = meta.get(kind, {}).get("adjectives")  # one that is not an object is refused above
-                if not isinstance(adjectives, list) or not adjectives or not all(isinstance(a, str) and a for a in adjectives):
-                    raise BundleError(f"{where} has a {kind} graph but no {kind}.adjectives list of words: {FIX}")
+                if (not isinstance(adjectives, list) or not adjectives or not all(isinstance(a, str) and a for a in adjectives)
+                        or len(set(adjectives)) != len(adjectives)):
+                    raise BundleError(f"{where} has a {kind} graph but no {kind}.adjectives list of distinct words: {FIX}")
                 synonyms = meta[kind].get("synonyms", {})
                 if not isinstance(synonyms, dict) or not all(isinstance(w, str) and re.fullmatch(r"[a-z]+(?:-[a-z]+)*", w)
                                                              and w not in adjectives and a in adjectives
