@@ -36,6 +36,21 @@ def is_newer(path: Path, than: Path) -> bool:
     return path.exists() and than.exists() and path.stat().st_mtime >= than.stat().st_mtime
 
 
+def replace_model_dir(out: Path, model, metrics: dict) -> None:
+    """A trained model (its `save_pretrained`) and its metrics.json written into a folder beside
+    `out` and swapped in together: an interrupted run leaves the old model whole."""
+    import tempfile
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        model.save_pretrained(tmp)
+        atomic_write_json(tmp / "metrics.json", metrics)
+        replace_dir(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def replace_dir(tmp: Path, final: Path) -> None:
     """Move the finished directory `tmp` to `final`, replacing what was there.
 

@@ -10,17 +10,14 @@ learns the same adjectives from pixels, so its rise is not independent. ~2.7 min
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from dataclasses import asdict
 from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 
 from artgen.errors import ArtgenError
-from artgen.files import atomic_write_json, replace_dir
+from artgen.files import replace_model_dir
 from artgen.locks import stage_lock
 from artgen.models.caption_picker import CaptionPicker, PickerConfig, pair_accuracy, train_caption_picker
 from artgen.progress import console
@@ -75,14 +72,7 @@ def _train_picker(ws: Workspace, annotations: str, cfg: PickerConfig, show_progr
                "seconds": round(time.perf_counter() - start, 1), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
                "config": asdict(cfg)}
     out = ws.checkpoint(PICKER)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:  # weights and metrics swapped in together: an interrupted run leaves the old picker whole
-        picker.save_pretrained(tmp)
-        atomic_write_json(tmp / "metrics.json", metrics)
-        replace_dir(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    replace_model_dir(out, picker, metrics)
     console.print(f"caption picker: {len(train_sets)} train paintings, {len(vocabulary)} adjectives ({source} labels); "
                   f"a test painting is nearer its own words than another's {metrics['test_pair_accuracy']:.2f} of the time "
                   f"(chance 0.50); saved to {out}")

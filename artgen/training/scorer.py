@@ -11,15 +11,12 @@ is not). ~1.5 min on 2 CPU cores at the defaults.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 
 from artgen.errors import ArtgenError
-from artgen.files import atomic_write_json, replace_dir
+from artgen.files import replace_model_dir
 from artgen.locks import stage_lock
 from artgen.models.code_scorer import CodeScorer
 from artgen.progress import console
@@ -70,14 +67,7 @@ def _train_scorer(ws: Workspace, annotations: str, cfg: ScorerConfig, show_progr
     out = ws.checkpoint(SCORER)
     metrics = {**stats, "annotations": source, "config": asdict(cfg), "vqvae_hash": checkpoint_hash(vq_dir),
                "seconds": round(time.perf_counter() - start, 1), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d")}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:  # weights and metrics swapped in together: an interrupted run leaves the old scorer whole
-        scorer.save_pretrained(tmp)
-        atomic_write_json(tmp / "metrics.json", metrics)
-        replace_dir(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    replace_model_dir(out, scorer, metrics)
     console.print(f"code scorer: {stats['adjectives']} adjectives from {stats['train_grids']} train grids ({source} labels); "
                   f"test recall {stats.get('test_recall', float('nan')):.2f}, precision {stats.get('test_precision', float('nan')):.2f}; "
                   f"saved to {out}")
