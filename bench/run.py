@@ -83,7 +83,7 @@ class BenchConfig:
     steps: int = DEFAULT_STEPS  # sampling steps of every generated set: the product's default sampler
     refine_steps: int = 8  # K of the K-step refine latency
     guidance: float | None = None  # None: each generator's own default (the AR model's config, else artgen.sampling)
-    candidates: int | None = None  # autoregressive: best of N by the code scorer (None: 1 for a model, a bundle's own)
+    candidates: int | None = None  # autoregressive: best of N by the caption picker or code scorer (None: 1 for a model, a bundle's own)
     temperature: float | None = None
     seed: int = 0
     batch_size: int = 64  # generation batch for the quality sets
@@ -450,9 +450,11 @@ def _run_bundle_bench(ws: Workspace, cfg: BenchConfig | None, bundle: Path, out_
 
     base = cfg or BenchConfig()
     gen = BundleGenerator.open(bundle, threads=base.threads)
-    if base.candidates is not None and (gen.kind != "ar" or (base.candidates > 1 and "scorer" not in gen.meta["graphs"])):
+    chooser = {"picker", "scorer"} & set(gen.meta["graphs"])  # what keeps one of several candidates
+    if base.candidates is not None and (gen.kind != "ar" or (base.candidates > 1 and not chooser)):
         raise ArtgenError(f"--candidates {base.candidates} does not fit {bundle}: it needs an autoregressive bundle exported "
-                          "with `artgen export --generator ar --candidates N` (a code scorer); leave --candidates out")
+                          "with `artgen export --generator ar --candidates N` (a caption picker or a code scorer); "
+                          "leave --candidates out")
     corpus_size = decode_image(load_corpus(ws.data)["test"][0]["image"]).shape[0]
     if corpus_size != gen.image_size:
         raise ArtgenError(f"the bundle {bundle} makes {gen.image_size} px images but the corpus in {ws.data} is "

@@ -261,3 +261,24 @@ def test_the_picker_rule_is_the_highest_score_the_first_on_a_tie_and_0_without_w
     # image 0: candidate 1 scores higher; image 1: a tie, the first; image 2: names no word, candidate 0 however it scores
     for rule in (torch_side, runtime_side):
         assert rule(scores, asked).tolist() == [1, 0, 0]
+
+
+def test_the_bundle_bench_draws_a_picker_bundles_candidates(picked, tmp_path):
+    """`artgen bench --bundle B --candidates N` takes a bundle whose chooser is the picker."""
+    from helpers import SMALL, PixelFeatures
+
+    from bench.run import BenchConfig, run_bench
+
+    ws, *_ = picked
+    cfg = BenchConfig(**{**SMALL, "candidates": 2})
+    run_bench(ws, cfg, out_dir=tmp_path, command="test", feature_net=PixelFeatures(), bundle=ws.bundles / "best-of-3")
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert saved["meta"]["config"]["candidates"] == 2 and saved["rows"][0]["fid"] > 0
+    with pytest.raises(ArtgenError, match="does not fit"):  # one without a picker or scorer still refuses it
+        meta = json.loads((ws.bundles / "best-of-3" / "bundle.json").read_text())
+        meta["graphs"].pop("picker"), meta.pop("picker")
+        meta["sampling"]["candidates"] = 1
+        plain = tmp_path / "plain"
+        shutil.copytree(ws.bundles / "best-of-3", plain)
+        (plain / "bundle.json").write_text(json.dumps(meta))
+        run_bench(ws, cfg, out_dir=tmp_path / "r2", command="test", feature_net=PixelFeatures(), bundle=plain)

@@ -350,9 +350,9 @@ def generate_cmd(
     top_k: Optional[int] = typer.Option(None, "--top-k", min=0, help="Autoregressive generator only: sample among the k most likely "
                                                                      "codes (0: all)."),
     candidates: Optional[int] = typer.Option(None, "--candidates", min=1, help="Autoregressive generator only: draw this many per "
-                                                                             "image and keep the one the code scorer (`artgen train "
-                                                                             "scorer`) finds closest to the words (default 1; the "
-                                                                             "shipped bundle: its own)."),
+                                                                             "image and keep the one the caption picker (`artgen "
+                                                                             "train picker`), else the code scorer, finds closest to "
+                                                                             "the words (default 1; the shipped bundle: its own)."),
     prompts: Optional[Path] = typer.Option(None, "--prompts", help="UTF-8 text file with one prompt per line (one row each; "
                                                                    "blank lines and # comments are skipped)."),
     out: Path = typer.Option(Path("generated.png"), "-o", "--out", help="PNG grid to write."),
@@ -421,7 +421,7 @@ def release_model_cmd(
     annotations: str = typer.Option("gt", help="Caption labels: gt (the synthetic corpus's ground truth), heuristic, openai, auto."),
     generator: Optional[str] = typer.Option(None, "--generator", help="masked or ar (default: the shipped model's generator)."),
     candidates: Optional[int] = typer.Option(None, "--candidates", min=1, max=MAX_CANDIDATES,
-                                             help="--generator ar: the bundle keeps the best of N by the code scorer (trained "
+                                             help="--generator ar: the bundle keeps the best of N by the caption picker (trained "
                                                   "here first; default: the shipped bundle's)."),
 ) -> None:
     """Train (default presets), bench, export int8 and copy the tiny model into artgen/assets/tiny."""
@@ -455,8 +455,8 @@ def bench_cmd(
         None, "--bundle", help="Bench this exported bundle by itself (e.g. artgen/assets/tiny) through the torch-free "
                                "runtime, against the workspace's corpus, instead of the trained encoders."),
     candidates: Optional[int] = typer.Option(None, "--candidates", min=1, max=MAX_CANDIDATES,
-                                             help="Autoregressive models: best of N kept by the code scorer (default: 1 for a "
-                                                  "trained model, a bundle's own)."),
+                                             help="Autoregressive models: best of N kept by the caption picker or code scorer "
+                                                  "(default: 1 for a trained model, a bundle's own)."),
     track: Optional[str] = typer.Option(None, "--track", help=TRACK_HELP),
 ) -> None:
     """Compare every trained encoder (or one exported bundle): size, latency, FID, precision/recall,
