@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from artgen.data.vocabulary import ADJECTIVES, BY_WORD, FACETS, HELD_OUT_SYNONYMS, SYNONYMS, canonical, parse_prompt
@@ -43,3 +44,10 @@ def test_parse_prompt_rejects_empty_or_long(text):
     with pytest.raises(ArtgenError) as err:
         parse_prompt(text)
     assert "\n" not in str(err.value)
+
+
+def test_multi_hot_marks_each_sets_words_and_ignores_others():
+    from artgen.data.vocabulary import multi_hot
+
+    out = multi_hot([["warm", "wavy"], [], ["zorblat", "warm", "warm"]], ["warm", "cool", "wavy"])
+    assert out.dtype == np.float32 and out.tolist() == [[1, 0, 1], [0, 0, 0], [1, 0, 0]]

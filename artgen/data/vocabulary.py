@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from artgen.errors import ArtgenError
 
@@ -148,6 +151,15 @@ def vocabulary_hash() -> str:
     """A short hash of the vocabulary, stored in checkpoints and bundles to detect drift."""
     text = "|".join(f"{a.word}:{a.facet}" for a in VOCABULARY)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def multi_hot(sets: Sequence[Sequence[str]], words: Sequence[str]) -> np.ndarray:
+    """(len(sets), len(words)) float32: row r marks the `words` that set r holds (other words ignored)."""
+    index = {w: i for i, w in enumerate(words)}
+    out = np.zeros((len(sets), len(words)), dtype=np.float32)
+    for r, held in enumerate(sets):
+        out[r, [index[w] for w in held if w in index]] = 1.0
+    return out
 
 
 def canonical(word: str) -> str | None:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from artgen.data.vocabulary import multi_hot
 from artgen.errors import ArtgenError
 from artgen.files import atomic_save_safetensors, atomic_write_json
 
@@ -104,13 +105,7 @@ class CaptionPicker(nn.Module):
         return nn.functional.interpolate(x, size=(self.cfg.input_size,) * 2, mode="area")
 
     def multi_hot(self, sets: Sequence[Sequence[str]]) -> torch.Tensor:
-        index = {a: i for i, a in enumerate(self.vocabulary)}
-        out = torch.zeros(len(sets), len(self.vocabulary))
-        for r, words in enumerate(sets):
-            for w in words:
-                if w in index:
-                    out[r, index[w]] = 1.0
-        return out
+        return torch.from_numpy(multi_hot(sets, self.vocabulary))
 
     def forward(self, x: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
         return (self.image(x) * self.words(words)).sum(-1)

@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from artgen.data.vocabulary import multi_hot
 from artgen.errors import ArtgenError
 from artgen.files import atomic_save_safetensors, atomic_write_json
 
@@ -50,7 +51,6 @@ class CodeScorer(nn.Module):
             nn.Conv2d(2 * w, 4 * w, 3, stride=2, padding=1), nn.GELU(),
         )
         self.head = nn.Linear(8 * w, len(cfg.adjectives))
-        self.index = {a: i for i, a in enumerate(cfg.adjectives)}
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
         x = self.net(self.embed(codes.long()).permute(0, 3, 1, 2))
@@ -58,12 +58,7 @@ class CodeScorer(nn.Module):
 
     def targets(self, labels: list[list[str]]) -> torch.Tensor:
         """Multi-hot (B, V) of each painting's adjectives (words it does not score are ignored)."""
-        y = torch.zeros(len(labels), len(self.index))
-        for r, words in enumerate(labels):
-            for a in words:
-                if a in self.index:
-                    y[r, self.index[a]] = 1.0
-        return y
+        return torch.from_numpy(multi_hot(labels, self.cfg.adjectives))
 
     @torch.no_grad()
     def agreement(self, codes: torch.Tensor, asked: list[list[str]]) -> torch.Tensor:
