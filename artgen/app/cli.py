@@ -149,7 +149,8 @@ def data_show(
 @train_app.command("vqvae")
 def train_vqvae_cmd(
     ctx: typer.Context,
-    preset: str = typer.Option("quick", help="quick (minutes, for the demo and tests) or default (best in ~30 min on 2 CPU cores)."),
+    preset: str = typer.Option("quick", help="quick (minutes, for the demo and tests) or default (best; the shipped model's: "
+                                             "~6 min on 2 CPU cores)."),
     resume: bool = typer.Option(False, "--resume", help="Continue exactly from <workdir>/checkpoints/vqvae/train_state."),
     device: str = typer.Option("auto", help="auto (CUDA when available), cpu or cuda."),
     threads: int = typer.Option(0, min=0, help="torch CPU threads (0: torch's default; 1 is faster on a busy machine)."),
@@ -236,7 +237,8 @@ def train_scorer_cmd(
     width: int = typer.Option(48, min=1, help="Channels of the scorer's first convolution stage."),
 ) -> None:
     """Train the code scorer that a bundle exported with --candidates N keeps the best of N
-    grids by (it reads the VQ-VAE's codes, into checkpoints/code-scorer)."""
+    grids by when the workspace has no caption picker (it reads the VQ-VAE's codes, into
+    checkpoints/code-scorer)."""
     from artgen.training.scorer import ScorerConfig, train_scorer
 
     train_scorer(workspace(ctx), annotations=annotations, cfg=ScorerConfig(epochs=epochs, width=width))
@@ -285,7 +287,7 @@ def attach_picker_cmd(
 @app.command("demo")
 def demo(ctx: typer.Context) -> None:
     """The whole pipeline for a new user: corpus, annotation, VQ-VAE, tiny model, samples,
-    bench --quick, int8 bundle, one image via the torch-free runtime. Finished stages are skipped."""
+    int8 bundle, bench --quick, one image via the torch-free runtime. Finished stages are skipped."""
     from artgen.app.demo import run_demo
 
     ws = workspace(ctx)
@@ -299,7 +301,8 @@ def train_encoder_cmd(
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Text encoder to train with the index predictor: tiny, clip or "
                                                                   "distilbert."),
     preset: str = typer.Option("quick", help="quick (<= 10 min per encoder on 2 CPU cores), default, or long (--generator ar "
-                                              "only: twice the default's steps)."),
+                                              "only: twice the default's steps, then `artgen train align`'s "
+                                              "alignment)."),
     annotations: str = typer.Option("auto", help="Caption labels: auto (the most complete of the openai and heuristic files), "
                                                  "heuristic, openai or gt."),
     pretrained: Optional[str] = typer.Option(None, help="Folder or hub id with real clip/distilbert weights (frozen unless --finetune)."),
@@ -340,7 +343,9 @@ def generate_cmd(
     n: int = typer.Option(4, "-n", min=1, max=64, help="Images per prompt (seeds seed .. seed+n-1)."),
     seed: int = typer.Option(0, min=0, help="Seed of the first image: the same seed gives the same bytes."),
     generator: Optional[str] = typer.Option(None, "--generator", help="masked (checkpoints/<encoder>, the default) or ar (the "
-                                                                      "autoregressive model, checkpoints/<encoder>-ar)."),
+                                                                      "autoregressive model, checkpoints/<encoder>-ar). For "
+                                                                      "tiny, while the asked model is untrained, the shipped "
+                                                                      "model (ar) stands in, unless masked was asked for."),
     steps: Optional[int] = typer.Option(None, min=1, max=MAX_STEPS, help="Parallel decoding steps of the masked generator (default "
                                                                          f"{DEFAULT_STEPS}; 1: one-shot prediction of the whole grid)."),
     guidance: Optional[float] = typer.Option(None, help=f"Classifier-free guidance scale (default: the masked generator's "
@@ -416,7 +421,7 @@ def release_model_cmd(
     preset: str = typer.Option("default", help="Preset for the VQ-VAE, the decoder and the tiny model (default: the shipped one)."),
     model_preset: Optional[str] = typer.Option(None, "--model-preset", help="Preset for the tiny encoder + generator only "
                                                                            "(default: --preset; long: the AR generator's "
-                                                                           "12,000 steps)."),
+                                                                           "12,000 steps, then its alignment)."),
     quick_bench: bool = typer.Option(False, "--quick-bench", help="Bench with --quick instead of the full run."),
     annotations: str = typer.Option("gt", help="Caption labels: gt (the synthetic corpus's ground truth), heuristic, openai, auto."),
     generator: Optional[str] = typer.Option(None, "--generator", help="masked or ar (default: the shipped model's generator)."),
