@@ -62,7 +62,12 @@ def replace_dir(tmp: Path, final: Path) -> None:
     if final.exists():  # else `old` may be the only complete version left by a crash: keep it
         shutil.rmtree(old, ignore_errors=True)
         final.rename(old)
-    tmp.rename(final)
+    try:
+        tmp.rename(final)
+    except BaseException:  # interrupted or refused between the two renames: put the old version back
+        if old.exists() and not final.exists():
+            old.rename(final)
+        raise
     shutil.rmtree(old, ignore_errors=True)
 
 

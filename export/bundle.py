@@ -155,8 +155,9 @@ def export_bundle(gen: Generator, out_dir: Path, cfg: ExportConfig | None = None
     cfg = cfg or ExportConfig()
     if not 14 <= cfg.opset <= 21:
         raise ArtgenError(f"--opset must be between 14 and 21 (got {cfg.opset})")
-    picker = picker if picker is not None else getattr(gen, "picker", None)
-    scorer = None if picker is not None else scorer if scorer is not None else getattr(gen, "scorer", None)
+    if picker is None and scorer is None:  # what the caller passes wins; else what `load_generator` attached
+        picker, scorer = getattr(gen, "picker", None), getattr(gen, "scorer", None)
+    scorer = None if picker is not None else scorer
     check_candidates(gen.kind, cfg.candidates, picker if picker is not None else scorer)
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)

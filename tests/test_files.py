@@ -21,20 +21,23 @@ def test_replace_dir_swaps_in_the_new_version_and_leaves_nothing_behind(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
 
 
-def test_a_failed_swap_keeps_the_old_version(tmp_path, monkeypatch):
+@pytest.mark.parametrize("failure", [OSError("disk full"), KeyboardInterrupt()])
+def test_a_failed_swap_puts_the_old_version_back(tmp_path, monkeypatch, failure):
+    """Refused or interrupted between moving the old version aside and the new one in: the old
+    one is back under its own name, where every reader looks."""
     final = make_dir(tmp_path / "bundle", "old")
     tmp = make_dir(tmp_path / ".bundle-tmp", "new")
     real_rename = Path.rename
 
     def rename(self, target):
         if self == tmp:
-            raise OSError("disk full")
+            raise failure
         return real_rename(self, target)
 
     monkeypatch.setattr(Path, "rename", rename)
-    with pytest.raises(OSError):
+    with pytest.raises(type(failure)):
         replace_dir(tmp, final)
-    assert (tmp_path / "bundle.old" / "weights.bin").read_text() == "old"
+    assert (final / "weights.bin").read_text() == "old" and not (tmp_path / "bundle.old").exists()
 
 
 def test_atomic_write_json_replaces_the_file_whole(tmp_path):

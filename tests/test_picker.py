@@ -282,3 +282,29 @@ def test_the_bundle_bench_draws_a_picker_bundles_candidates(picked, tmp_path):
         shutil.copytree(ws.bundles / "best-of-3", plain)
         (plain / "bundle.json").write_text(json.dumps(meta))
         run_bench(ws, cfg, out_dir=tmp_path / "r2", command="test", feature_net=PixelFeatures(), bundle=plain)
+
+
+@pytest.mark.parametrize("size, expected", [(32, 16), (48, 16), (40, 10), (100, 10), (64, 16)])
+def test_the_input_size_pools_the_corpus_by_a_whole_factor(size, expected):
+    from artgen.training.picker import fit_input_size
+
+    assert fit_input_size(TINY, size).input_size == expected  # TINY reads at most 16 px
+    assert fit_input_size(PickerConfig(), 48).input_size == 24 and fit_input_size(PickerConfig(), 100).input_size == 25
+
+
+def test_a_corpus_no_factor_pools_to_the_input_is_one_line(tmp_path):
+    from artgen.training.picker import fit_input_size
+
+    with pytest.raises(ArtgenError, match="37 px"):
+        fit_input_size(PickerConfig(), 37)
+
+
+def test_a_damaged_picker_checkpoint_is_one_line(picked, tmp_path):
+    from artgen.training.picker import PICKER, load_picker
+    from artgen.workspace import Workspace
+
+    ws = Workspace(tmp_path / "ws")
+    shutil.copytree(picked[0].checkpoint(PICKER), ws.checkpoint(PICKER))
+    (ws.checkpoint(PICKER) / "config.json").write_text("{truncated")
+    with pytest.raises(ArtgenError, match="cannot be read .*artgen train picker"):
+        load_picker(ws)

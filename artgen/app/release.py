@@ -56,6 +56,7 @@ def _release(ws: Workspace, preset: str, model_preset: str | None, out: Path, qu
     from artgen.generate import load_generator
     from artgen.models.generators import model_name
     from artgen.models.vqvae import DECODER_METRICS_FILE
+    from artgen.training.picker import PICKER
     from export.parity import check_parity
 
     model = model_name("tiny", generator)
@@ -88,6 +89,8 @@ def _release(ws: Workspace, preset: str, model_preset: str | None, out: Path, qu
         shutil.copy(ws.checkpoint(model) / name, tmp / f"train_{name}")
         shutil.copy(ws.checkpoint("vqvae") / name, tmp / f"vqvae_{name}")
     shutil.copy(ws.checkpoint("vqvae") / DECODER_METRICS_FILE, tmp / f"vqvae_{DECODER_METRICS_FILE}")
+    if "picker" in meta["graphs"]:  # the caption picker's training record beside its graph
+        shutil.copy(ws.checkpoint(PICKER) / "metrics.json", tmp / "picker_metrics.json")
     replace_dir(tmp, out)
     console.print(f"shipped the int8 tiny model ({meta['size_bytes'] / 1e6:.2f} MB, parity {parity.code_agreement:.1%} "
                   f"code agreement) to {out}, with its bench report in {out / 'bench'}")

@@ -11,7 +11,7 @@ learns the same adjectives from pixels, so its rise is not independent. ~2.7 min
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 
 import numpy as np
@@ -33,6 +33,16 @@ def check_config(cfg: PickerConfig) -> PickerConfig:
                           "widths that are multiples of 8, a partial share in [0, 1] and a word-keep chance in (0, 1]: fix "
                           "the picker settings")
     return cfg
+
+
+def fit_input_size(cfg: PickerConfig, image_size: int) -> PickerConfig:
+    """`cfg` with the largest input size of at most `cfg.input_size` (and at least 8) that pools the
+    corpus's `image_size` px paintings by a whole factor, as picker.onnx must (48 px: 24; 100 px: 25)."""
+    sizes = [s for s in range(min(cfg.input_size, image_size), 7, -1) if image_size % s == 0]
+    if not sizes:
+        raise ArtgenError(f"the caption picker pools paintings by a whole factor to 8–{cfg.input_size} px, and no factor of "
+                          f"this corpus's {image_size} px does: import the paintings at a size such as 32, 64 or 128")
+    return replace(cfg, input_size=sizes[0])
 
 
 def train_picker(ws: Workspace, annotations: str = "auto", cfg: PickerConfig | None = None, show_progress: bool = True) -> dict:
@@ -59,6 +69,7 @@ def _train_picker(ws: Workspace, annotations: str, cfg: PickerConfig, show_progr
     dd = load_corpus(ws.data)
     labels, source = load_labels(ws, annotations)
     train_images, train_sets = _split(dd["train"], labels)
+    cfg = fit_input_size(cfg, train_images.shape[1])
     if len({frozenset(s) for s in train_sets}) < 2:
         raise ArtgenError(f"the caption picker learns to tell adjective sets apart, and the train paintings labelled by "
                           f"{source} carry {len(train_sets)} painting(s) of fewer than two sets: annotate more paintings first")
@@ -83,4 +94,11 @@ def load_picker(ws: Workspace) -> CaptionPicker:
     out = ws.checkpoint(PICKER)
     if not (out / "metrics.json").is_file():
         raise ArtgenError(f"no caption picker at {out}: run `artgen train picker` first (~2 min)")
-    return CaptionPicker.from_pretrained(out)
+    try:
+        return CaptionPicker.from_pretrained(out)
+    except ArtgenError:
+        raise
+    except Exception as e:  # a truncated or hand-edited checkpoint: one line, and the fix
+        why = (str(e).splitlines() or [""])[0]
+        raise ArtgenError(f"the caption picker at {out} cannot be read ({type(e).__name__}: {why}): run `artgen train picker` "
+                          "again") from None
