@@ -228,9 +228,11 @@ def attach_picker(bundle_dir: Path, picker) -> dict:
         graphs = {k: v for k, v in meta["graphs"].items() if k != "scorer"}
         if "scorer" in meta["graphs"]:
             (tmp / meta["graphs"]["scorer"]["file"]).unlink(missing_ok=True)
-        graphs["picker"] = _picker_graph(picker, meta["image_size"], tmp, meta["opset"])
+        opset = meta.get("opset")  # the bundle's own, where it records a usable one
+        opset = opset if isinstance(opset, int) and 14 <= opset <= 21 else ExportConfig().opset
+        graphs["picker"] = _picker_graph(picker, meta["image_size"], tmp, opset)
         _set_metadata(tmp / "picker.onnx", {"artgen_bundle_format": 6, "vocabulary_hash": meta.get("vocabulary_hash"),
-                                            "encoder": meta["encoder"], "generator": "ar", "precision": meta["precision"]})
+                                            "encoder": meta.get("encoder"), "generator": "ar", "precision": meta.get("precision")})
         meta = {k: v for k, v in meta.items() if k not in ("scorer", "files", "size_bytes")}
         meta.update(format=bundle_format("ar", bool(meta["sampling"].get("above")), meta["sampling"]["candidates"], True),
                     graphs=graphs, picker={"adjectives": list(picker.vocabulary), "synonyms": scorer_synonyms(picker.vocabulary)})
@@ -503,10 +505,13 @@ def bundle_readme(meta: dict) -> str:
     for name in g:
         sections.append(f"### {g[name]['file']}\n\n| tensor | shape | dtype |\n|---|---|---|\n"
                         f"{rows(g[name]['inputs'])}\n{rows(g[name]['outputs'])}\n")
-    return f"""# artgen bundle: {meta['encoder']} ({meta['precision']})
+    def field(key: str) -> str:  # a hand-edited bundle.json may lack the informative fields
+        return str(meta.get(key, "not recorded"))
+
+    return f"""# artgen bundle: {field('encoder')} ({field('precision')})
 
 Abstract art from a few adjectives, with nothing but ONNX Runtime and numpy.
-Encoder weights: {meta['weights']}. Produced by {meta['producer']}.
+Encoder weights: {field('weights')}. Produced by {field('producer')}.
 
 ```python
 from runtime import Runtime          # runtime.py sits in this folder

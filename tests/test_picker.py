@@ -308,3 +308,20 @@ def test_a_damaged_picker_checkpoint_is_one_line(picked, tmp_path):
     (ws.checkpoint(PICKER) / "config.json").write_text("{truncated")
     with pytest.raises(ArtgenError, match="cannot be read .*artgen train picker"):
         load_picker(ws)
+
+
+def test_attach_picker_takes_a_bundle_json_without_its_informative_fields(picked, tmp_path):
+    """A hand-edited bundle.json that the runtime loads (no opset, weights or producer) still
+    takes the picker, its README saying what was not recorded."""
+    from export.bundle import attach_picker
+    from export.runtime import Runtime
+
+    ws, _, picker, _, _ = picked
+    shutil.copytree(ws.bundles / "best-of-3", tmp_path / "b")
+    meta = json.loads((tmp_path / "b" / "bundle.json").read_text())
+    for key in ("opset", "weights", "producer"):
+        meta.pop(key, None)
+    (tmp_path / "b" / "bundle.json").write_text(json.dumps(meta))
+    after = attach_picker(tmp_path / "b", picker)
+    assert after["format"] == 6 and Runtime(tmp_path / "b").chooser == "picker"
+    assert "not recorded" in (tmp_path / "b" / "README.md").read_text()

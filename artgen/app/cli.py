@@ -275,11 +275,16 @@ def attach_picker_cmd(
     picker = load_picker(ws)
     if not (bundle / "bundle.json").is_file():
         raise ArtgenError(f"{bundle} is not a bundle (no bundle.json): give the folder `artgen export` wrote")
+    # the new bundle is written beside the old one, which it replaces whole
+    check_writable_folder(bundle.resolve().parent, f"cannot rewrite the bundle {bundle}")
     with stage_lock(ws, path_lock_name("bundle", bundle), f"the bundle {bundle}"):
         try:
             meta = attach_picker(bundle, picker)
         except BundleError as e:
             raise ArtgenError(str(e)) from None
+        except OSError as e:  # a full disk part-way: the old bundle is untouched
+            raise ArtgenError(f"could not rewrite the bundle {bundle} ({e.strerror or e}): free space or choose a writable "
+                              "copy of it; the bundle is unchanged") from None
     console.print(f"{bundle} now keeps the best of {meta['sampling']['candidates']} candidates by the caption picker: "
                   f"{meta['size_bytes'] / 1e6:.2f} MB")
 
