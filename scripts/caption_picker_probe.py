@@ -87,7 +87,8 @@ def main() -> None:
     probe = probe_set(ws, args.captions)
     rt = Runtime(args.bundle)
     if "scorer" not in rt.sessions:
-        raise SystemExit(f"{args.bundle} has no scorer graph: export it with --candidates 2")
+        raise SystemExit(f"{args.bundle} has no scorer graph (the probe compares pickers with the code scorer's rule): export "
+                         "one with --candidates 2 in a workspace with `artgen train scorer` and no caption picker")
     adjectives, synonyms = rt.meta["scorer"]["adjectives"], rt.meta["scorer"].get("synonyms", {})
     captions, C, M = probe.captions, len(probe.captions), args.m
     cache = Path(args.cache) if args.cache else ws.root / "cache" / "caption_picker.npz"

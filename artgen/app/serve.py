@@ -332,9 +332,10 @@ class Batcher:
             start += len(j.seeds)
 
     def _generate(self, prompts: list[str], seeds: list[int], s: Sampling) -> np.ndarray:
-        codes = self.rt.sample_codes(prompts, seeds=seeds, steps=s.steps, guidance=s.guidance,
-                                     temperature=s.temperature, top_k=s.top_k, candidates=s.candidates)  # (B, h, w)
-        return self.rt.decode(codes)  # (B, H, W, 3) uint8
+        decoded: list[np.ndarray] = []  # the kept candidates' images, where the caption picker decoded them already
+        codes = self.rt.sample_codes(prompts, seeds=seeds, steps=s.steps, guidance=s.guidance, temperature=s.temperature,
+                                     top_k=s.top_k, candidates=s.candidates, decoded=decoded)  # (B, h, w)
+        return decoded[0] if decoded else self.rt.decode(codes)  # (B, H, W, 3) uint8
 
 
 def _settle(future: asyncio.Future, result=None, error: BaseException | None = None) -> None:
