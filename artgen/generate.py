@@ -340,13 +340,30 @@ def workspace_scorer(ws: Workspace, vqvae_hash: str | None):
 def workspace_picker(ws: Workspace, image_size: int):
     """The workspace's caption picker (`checkpoints/caption-picker`) when there is one that reads
     this model's images, else None."""
-    from artgen.training.picker import load_picker
+    from artgen.training.picker import PICKER, load_picker
 
     try:
         picker = load_picker(ws)
-    except Exception:  # missing or damaged: the model picks by its scorer, if any (`--candidates` then names the fix)
+    except ArtgenError as e:  # missing or damaged: the model picks by its scorer, if any (`--candidates` then names the fix)
+        if ws.checkpoint(PICKER).exists():  # one that is there but unusable is said, once, rather than silently passed over
+            _warn_once(f"warning: the caption picker is not used: {e}")
         return None
-    return picker if image_size % picker.cfg.input_size == 0 else None
+    if image_size % picker.cfg.input_size:
+        _warn_once(f"warning: the caption picker reads {picker.cfg.input_size} px images, which this model's {image_size} px "
+                   f"ones do not pool to evenly, so it is not used: train it again on this corpus (`artgen train picker`)")
+        return None
+    return picker
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    import sys
+
+    if message not in _WARNED:
+        _WARNED.add(message)
+        print(message, file=sys.stderr)
 
 
 def read_prompts(path: Path) -> list[str]:

@@ -369,6 +369,9 @@ def load_meta(bundle: Path) -> dict:
               **{f"graphs.{name}.file": ("str", None) for name in GRAPHS[generator]}}
     for path, (want, low) in fields.items():
         _field(meta, path, where, want, low)
+    for name, graph in meta["graphs"].items():  # the ones this generator does not run are still listed and verified
+        if not isinstance(graph, dict) or not isinstance(graph.get("file"), str):
+            raise BundleError(f"{where} has graphs.{name} = {_short(graph)}, not an object with a file name: {FIX}")
     grid, K, d = meta["grid"], meta["codebook_size"], meta["sampling"]
     if generator == "masked":
         if meta["mask_id"] != K:  # the masked predictor's "unknown here" is the id after the real codes

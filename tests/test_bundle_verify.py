@@ -247,6 +247,13 @@ def test_a_wrong_value_is_named(shipped, path, value):
     _refused(shipped, f"{path} = ", "artgen export")
 
 
+@pytest.mark.parametrize("entry", [{}, "x", {"file": 3}])
+def test_a_listed_graph_without_a_file_name_is_named(shipped, entry):
+    """Also a graph this generator does not run (here an extra one): every listed graph is verified."""
+    _edit(shipped, lambda meta: meta["graphs"].update(extra=entry))
+    _refused(shipped, "graphs.extra = ", "artgen export")
+
+
 def test_a_manifest_that_is_malformed_or_leaves_out_a_loaded_file_is_refused(shipped):
     _edit(shipped, lambda meta: meta["files"].pop("decoder.onnx"))
     _refused(shipped, "decoder.onnx", "lists no size", "artgen export")

@@ -325,3 +325,14 @@ def test_attach_picker_takes_a_bundle_json_without_its_informative_fields(picked
     after = attach_picker(tmp_path / "b", picker)
     assert after["format"] == 6 and Runtime(tmp_path / "b").chooser == "picker"
     assert "not recorded" in (tmp_path / "b" / "README.md").read_text()
+
+
+def test_a_picker_that_is_there_but_unusable_is_said_once(picked, tmp_path, capsys):
+    from artgen.generate import load_generator
+    from artgen.training.picker import PICKER
+
+    ws = copy_workspace(picked[0], tmp_path / "ws")
+    (ws.checkpoint(PICKER) / "config.json").write_text("{truncated")
+    assert load_generator(ws, "tiny-ar").picker is None and load_generator(ws, "tiny-ar").picker is None
+    err = capsys.readouterr().err
+    assert err.count("the caption picker is not used") == 1 and "artgen train picker" in err
