@@ -191,3 +191,34 @@ def test_the_demo_aligns_an_unaligned_model_and_trains_one_aligned_otherwise_aga
             calls.clear()
             train_tiny_model(ctx)
             assert calls == [stage], alignment
+
+
+def test_the_demo_continues_an_interrupted_training_run_of_its_preset(tmp_path, monkeypatch):
+    """A killed demo or release leaves `.tiny-ar.partial/train_state`: the next run continues it
+    (hours of the long preset are not thrown away) unless it was another length's or the trainer
+    refuses it before any step."""
+    import artgen.training.predictor
+    from artgen.app.demo import DemoContext, train_tiny_model
+    from artgen.training.predictor import AR_PRESETS
+    from artgen.training.trainer import STATE_DIR, ResumeRefused, staging_dir
+
+    calls, refuse = [], []
+
+    def fake_train(*a, resume=False, **k):
+        calls.append(resume)
+        if resume and refuse:
+            raise ResumeRefused("the checkpoint at X was made with a different model/task config")
+
+    monkeypatch.setattr(artgen.training.predictor, "train_predictor", fake_train)
+    steps = AR_PRESETS["default"]["tiny"].train["steps"]
+    ctx = DemoContext(Workspace(tmp_path / "ws"), DemoConfig(vqvae_preset="default", encoder_preset="default", generator="ar"))
+    state = staging_dir(ctx.tiny) / STATE_DIR
+    for saved_steps, refused, expected in ((None, False, [False]), (steps, False, [True]), (steps, True, [True, False]),
+                                           (steps // 2, False, [False])):
+        if saved_steps is not None:
+            state.mkdir(parents=True, exist_ok=True)
+            (state / "config.json").write_text(json.dumps({"step": 500, "train": {"steps": saved_steps}, "task": {}}))
+        calls.clear()
+        refuse[:] = [True] if refused else []
+        train_tiny_model(ctx)
+        assert calls == expected, (saved_steps, refused)

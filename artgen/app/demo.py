@@ -317,6 +317,7 @@ def _alignment(ctx: DemoContext, preset) -> bool | None:
 
 def train_tiny_model(ctx: DemoContext) -> None:
     from artgen.training.predictor import train_predictor
+    from artgen.training.trainer import ResumeRefused
 
     cfg = ctx.cfg
     preset = _tiny_preset(cfg)
@@ -331,8 +332,41 @@ def train_tiny_model(ctx: DemoContext) -> None:
         align_predictor(ctx.ws, "tiny", AlignmentConfig(**preset.alignment))
         return
     # by name, so the checkpoint records which preset made it
-    train_predictor(ctx.ws, "tiny", preset=preset if cfg.encoder_overrides else cfg.encoder_preset,
-                    annotations=cfg.annotations, steps=cfg.encoder_steps, generator=cfg.generator)
+    run = dict(preset=preset if cfg.encoder_overrides else cfg.encoder_preset, annotations=cfg.annotations,
+               steps=cfg.encoder_steps, generator=cfg.generator)
+    partial = interrupted_run(ctx.tiny, steps)
+    if partial is not None:  # an interrupted run of this preset (a killed demo or release): continue it, exactly
+        console.print(f"continuing the interrupted training run in {partial.parent} from step {partial.step}")
+        try:
+            train_predictor(ctx.ws, "tiny", resume=True, **run)
+            return
+        except ResumeRefused as e:  # another preset's or settings' run: refused before any step
+            console.print(f"not continuing it ({e}); training from the start")
+    train_predictor(ctx.ws, "tiny", **run)
+
+
+@dataclass(frozen=True)
+class InterruptedRun:
+    parent: Path  # the staging folder (`.NAME.partial`) that holds the checkpoint
+    step: int
+
+
+def interrupted_run(final: Path, steps: int | None) -> InterruptedRun | None:
+    """The checkpoint a killed training run of `final` left in its staging folder, when it was
+    training for `steps` steps (a run of another length would continue on another schedule)."""
+    from artgen.training.trainer import find_checkpoint, staging_dir
+
+    stage = staging_dir(final)
+    ckpt = find_checkpoint(stage)
+    if ckpt is None:
+        return None
+    try:
+        saved = json.loads((ckpt / "config.json").read_text())
+        if saved["train"]["steps"] != steps:
+            return None
+        return InterruptedRun(stage, int(saved["step"]))
+    except (OSError, ValueError, KeyError, TypeError):  # unreadable: the training run itself names what is wrong
+        return None
 
 
 def tiny_headline(ctx: DemoContext) -> str:

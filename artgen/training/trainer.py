@@ -483,6 +483,11 @@ def _evaluate(task: Task, model: nn.Module, ema: nn.Module | None = None) -> dic
 LATER_SETTINGS = frozenset({"text_modulation", "rope", "input_noise", "above"})
 
 
+class ResumeRefused(ArtgenError):
+    """A checkpoint that this run cannot continue (another model, other options, past its steps):
+    raised before any step, so a caller that resumes on its own may start afresh instead."""
+
+
 def _same_config(now, saved) -> bool:
     """`now` equals the `saved` config, where one of LATER_SETTINGS that the saved one lacks counts as
     equal while it is off now."""
@@ -495,14 +500,14 @@ def _same_config(now, saved) -> bool:
 def _check_resumable(meta: dict, task_config: dict, cfg: TrainConfig, ckpt: Path) -> None:
     saved_task = meta.get("task")
     if not _same_config(json.loads(json.dumps(task_config)), saved_task):
-        raise ArtgenError(f"the checkpoint at {ckpt} was made with a different model/task config: "
+        raise ResumeRefused(f"the checkpoint at {ckpt} was made with a different model/task config: "
                           f"resume with the same options, or train again without --resume")
     now = json.loads(json.dumps(asdict(cfg)))
     then = {**json.loads(json.dumps(asdict(TrainConfig()))), **meta.get("train", {})}  # older runs: defaults
     changed = sorted(k for k in now if k not in _RESUME_FREE and now[k] != then[k])
     if changed:
-        raise ArtgenError(f"the checkpoint at {ckpt} used different training options ({', '.join(changed)}): "
+        raise ResumeRefused(f"the checkpoint at {ckpt} used different training options ({', '.join(changed)}): "
                           f"resume with the same options, or train again without --resume")
     if int(meta["step"]) > cfg.steps:
-        raise ArtgenError(f"the checkpoint at {ckpt} is already at step {meta['step']} > --steps {cfg.steps}: "
+        raise ResumeRefused(f"the checkpoint at {ckpt} is already at step {meta['step']} > --steps {cfg.steps}: "
                           f"raise --steps or train again without --resume")
