@@ -245,3 +245,19 @@ def test_an_unfinished_training_run_is_not_overwritten(ar_workspace, tmp_path):
     with pytest.raises(ArtgenError, match="--resume"):
         align_predictor(ws, "tiny", AlignmentConfig(**QUICK), device="cpu", show_progress=False)
     assert (pending / "config.json").exists()
+
+
+def test_the_align_commands_defaults_are_the_configs():
+    """`artgen train align` repeats AlignmentConfig's defaults (the CLI module imports no torch): they must agree."""
+    from dataclasses import fields
+
+    import typer.main
+
+    from artgen.app.cli import app
+    from artgen.training.alignment import AlignmentConfig
+
+    command = typer.main.get_command(app).commands["train"].commands["align"]
+    defaults = {p.name: p.default for p in command.params}
+    config = {f.name: f.default for f in fields(AlignmentConfig)}
+    shared = {"steps", "lr", "beta", "lam", "guidance", "negatives", "negative_captions"}
+    assert shared <= defaults.keys() and {k: defaults[k] for k in shared} == {k: config[k] for k in shared}
