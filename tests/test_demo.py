@@ -222,3 +222,22 @@ def test_the_demo_continues_an_interrupted_training_run_of_its_preset(tmp_path, 
         refuse[:] = [True] if refused else []
         train_tiny_model(ctx)
         assert calls == expected, (saved_steps, refused)
+
+
+@pytest.mark.parametrize("stage", ["vqvae", "decoder"])
+def test_the_demo_continues_an_interrupted_vqvae_or_decoder_run(tmp_path, monkeypatch, stage):
+    import artgen.training.decoder
+    import artgen.training.vqvae
+    from artgen.app.demo import DemoContext, train_decoder_model, train_vqvae_model
+    from artgen.training.trainer import STATE_DIR, staging_dir
+
+    module = artgen.training.vqvae if stage == "vqvae" else artgen.training.decoder
+    calls = []
+    monkeypatch.setattr(module, f"train_{stage}", lambda *a, resume=False, **k: calls.append(resume))
+    ctx = DemoContext(Workspace(tmp_path / "ws"), DemoConfig(vqvae_preset="default", decoder_preset="default"))
+    steps = module.PRESETS["default"].train["steps"]
+    state = staging_dir(ctx.ws.checkpoint(stage)) / STATE_DIR
+    state.mkdir(parents=True)
+    (state / "config.json").write_text(json.dumps({"step": 100, "train": {"steps": steps}, "task": {}}))
+    (train_vqvae_model if stage == "vqvae" else train_decoder_model)(ctx)
+    assert calls == [True]

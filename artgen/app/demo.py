@@ -220,9 +220,11 @@ def vqvae_done(ctx: DemoContext) -> bool:
 
 
 def train_vqvae_model(ctx: DemoContext) -> None:
-    from artgen.training.vqvae import train_vqvae
+    from artgen.training.vqvae import PRESETS, train_vqvae
 
-    train_vqvae(ctx.ws, preset=ctx.cfg.vqvae_preset, steps=ctx.cfg.vqvae_steps)
+    steps = _preset_steps(PRESETS, ctx.cfg.vqvae_preset, ctx.cfg.vqvae_steps)
+    continue_or_start(ctx.vqvae, steps, lambda resume: train_vqvae(ctx.ws, preset=ctx.cfg.vqvae_preset,
+                                                                   steps=ctx.cfg.vqvae_steps, resume=resume))
 
 
 def vqvae_headline(ctx: DemoContext) -> str:
@@ -247,9 +249,11 @@ def decoder_done(ctx: DemoContext) -> bool:
 
 
 def train_decoder_model(ctx: DemoContext) -> None:
-    from artgen.training.decoder import train_decoder
+    from artgen.training.decoder import PRESETS, STAGE, train_decoder
 
-    train_decoder(ctx.ws, preset=ctx.cfg.decoder_preset, steps=ctx.cfg.decoder_steps)
+    steps = _preset_steps(PRESETS, ctx.cfg.decoder_preset, ctx.cfg.decoder_steps)
+    continue_or_start(ctx.ws.checkpoint(STAGE), steps, lambda resume: train_decoder(
+        ctx.ws, preset=ctx.cfg.decoder_preset, steps=ctx.cfg.decoder_steps, resume=resume))
 
 
 def decoder_headline(ctx: DemoContext) -> str:
@@ -317,7 +321,6 @@ def _alignment(ctx: DemoContext, preset) -> bool | None:
 
 def train_tiny_model(ctx: DemoContext) -> None:
     from artgen.training.predictor import train_predictor
-    from artgen.training.trainer import ResumeRefused
 
     cfg = ctx.cfg
     preset = _tiny_preset(cfg)
@@ -334,15 +337,24 @@ def train_tiny_model(ctx: DemoContext) -> None:
     # by name, so the checkpoint records which preset made it
     run = dict(preset=preset if cfg.encoder_overrides else cfg.encoder_preset, annotations=cfg.annotations,
                steps=cfg.encoder_steps, generator=cfg.generator)
-    partial = interrupted_run(ctx.tiny, steps)
-    if partial is not None:  # an interrupted run of this preset (a killed demo or release): continue it, exactly
+    continue_or_start(ctx.tiny, steps, lambda resume: train_predictor(ctx.ws, "tiny", resume=resume, **run))
+
+
+def continue_or_start(final: Path, steps: int | None, train_stage: Callable[[bool], object]) -> None:
+    """`train_stage(resume)` for the model in `final`: continuing, exactly, the run a killed demo or
+    release left in its staging folder when that run trained as many steps, else from the start
+    (also when the trainer refuses that checkpoint, which it does before any step)."""
+    from artgen.training.trainer import ResumeRefused
+
+    partial = interrupted_run(final, steps)
+    if partial is not None:
         console.print(f"continuing the interrupted training run in {partial.parent} from step {partial.step}")
         try:
-            train_predictor(ctx.ws, "tiny", resume=True, **run)
+            train_stage(True)
             return
-        except ResumeRefused as e:  # another preset's or settings' run: refused before any step
+        except ResumeRefused as e:  # another preset's or settings' run
             console.print(f"not continuing it ({e}); training from the start")
-    train_predictor(ctx.ws, "tiny", **run)
+    train_stage(False)
 
 
 @dataclass(frozen=True)
