@@ -8,6 +8,7 @@ cross-entropy stage."""
 import json
 import math
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -261,3 +262,42 @@ def test_the_align_commands_defaults_are_the_configs():
     config = {f.name: f.default for f in fields(AlignmentConfig)}
     shared = {"steps", "lr", "beta", "lam", "guidance", "negatives", "negative_captions"}
     assert shared <= defaults.keys() and {k: defaults[k] for k in shared} == {k: config[k] for k in shared}
+
+
+def test_an_interrupted_alignment_continues_exactly(ar_workspace, tmp_path, monkeypatch):
+    """Killed after a checkpoint, `--resume` (the demo does it by itself) ends with the weights of an
+    alignment never interrupted; without it the waiting alignment is named, with the fix."""
+    from safetensors.torch import load_file
+
+    import artgen.training.alignment as alignment
+
+    monkeypatch.setattr(alignment, "ALIGN_CHECKPOINT_EVERY", 1)
+    whole = _copy(ar_workspace, tmp_path / "whole")
+    align_predictor(whole, "tiny", AlignmentConfig(**QUICK), device="cpu", show_progress=False)
+
+    ws = _copy(ar_workspace, tmp_path / "ws")
+    real_batch = alignment.AlignmentTask.batch
+
+    def killed_at_step_2(self, step, generator, batch_size):
+        if step == 2:
+            raise KeyboardInterrupt
+        return real_batch(self, step, generator, batch_size)
+
+    monkeypatch.setattr(alignment.AlignmentTask, "batch", killed_at_step_2)
+    with pytest.raises(KeyboardInterrupt):
+        align_predictor(ws, "tiny", AlignmentConfig(**QUICK), device="cpu", show_progress=False)
+    monkeypatch.setattr(alignment.AlignmentTask, "batch", real_batch)
+    with pytest.raises(ArtgenError, match="unfinished alignment .* --resume"):
+        align_predictor(ws, "tiny", AlignmentConfig(**QUICK), device="cpu", show_progress=False)
+    with pytest.raises(ArtgenError, match="different model/task config"):  # another lambda: not this alignment
+        align_predictor(ws, "tiny", AlignmentConfig(**QUICK, lam=10.0), device="cpu", show_progress=False, resume=True)
+    with pytest.raises(ArtgenError, match="is an alignment: continue it with `artgen train align"):
+        train_predictor(ws, "tiny", preset=TINY_AR, annotations="gt", device="cpu", show_progress=False, generator="ar",
+                        resume=True)
+    # `artgen train --preset P --resume` where P ends with this alignment continues it
+    train_predictor(ws, "tiny", preset=replace(TINY_AR, alignment=dict(QUICK)), annotations="gt", device="cpu",
+                    show_progress=False, generator="ar", resume=True)
+    a = load_file(str(whole.checkpoint("tiny-ar") / "model.safetensors"))
+    b = load_file(str(ws.checkpoint("tiny-ar") / "model.safetensors"))
+    assert a.keys() == b.keys() and max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-6
+    assert json.loads((ws.checkpoint("tiny-ar") / "config.json").read_text())["summary"]["alignment"]["steps"] == 3

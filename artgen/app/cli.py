@@ -213,6 +213,8 @@ def train_align_cmd(
     negative_captions: int = typer.Option(1, help="Negative captions per grid (with next: the next n samples'), each "
                                                   "weighted lambda / n."),
     device: str = typer.Option("auto", help="auto (CUDA when available), cpu or cuda."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted alignment with the same settings from its "
+                                                        "last checkpoint (every 250 steps)."),
     track: Optional[str] = typer.Option(None, "--track", help=TRACK_HELP),
 ) -> None:
     """Fine-tune a trained autoregressive model to follow its words more (Condition Contrastive
@@ -226,7 +228,7 @@ def train_align_cmd(
                           negative_captions=negative_captions)
     ws = workspace(ctx)
     with start_tracking(track, ws, run_name=f"align {encoder}-ar") as tracker:
-        align_predictor(ws, encoder=encoder, cfg=cfg, device=device, tracker=tracker)
+        align_predictor(ws, encoder=encoder, cfg=cfg, device=device, tracker=tracker, resume=resume)
 
 
 @train_app.command("scorer")

@@ -332,7 +332,8 @@ def train_tiny_model(ctx: DemoContext) -> None:
             and _alignment(ctx, preset) is None and _loads(ctx)):  # trained on this VQ-VAE's codes: else it is trained again
         from artgen.training.alignment import AlignmentConfig, align_predictor
 
-        align_predictor(ctx.ws, "tiny", AlignmentConfig(**preset.alignment))
+        alignment = AlignmentConfig(**preset.alignment)
+        continue_or_start(ctx.tiny, alignment.steps, lambda resume: align_predictor(ctx.ws, "tiny", alignment, resume=resume))
         return
     # by name, so the checkpoint records which preset made it
     run = dict(preset=preset if cfg.encoder_overrides else cfg.encoder_preset, annotations=cfg.annotations,

@@ -148,6 +148,10 @@ class AlignmentTask(PredictorTask):
         self.reference = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.beta, self.lam, self.negatives, self.negative_captions = beta, lam, negatives, negative_captions
 
+    def config(self) -> dict:  # an alignment's checkpoint is not a cross-entropy run's, nor another alignment's
+        return {**super().config(), "alignment": {"beta": self.beta, "lam": self.lam, "negatives": self.negatives,
+                                                  "negative_captions": self.negative_captions}}
+
     def batch(self, step: int, generator: torch.Generator, batch_size: int) -> dict:
         check_negatives(self.negatives, self.negative_captions, batch_size)
         b = super().batch(step, generator, batch_size)
@@ -201,20 +205,32 @@ class AlignmentTask(PredictorTask):
         return loss / max(self.lam, 1.0), {"margin_per_position": margin / n, "gap_per_position": gap.mean() / n}
 
 
+ALIGN_CHECKPOINT_EVERY = 250  # steps: an interrupted alignment (~42 min for the tiny model) loses at most these
+
+
+def is_alignment(ckpt) -> bool:
+    """Whether the staged checkpoint `ckpt` is an alignment's (its task config says so)."""
+    try:
+        return "alignment" in json.loads((ckpt / "config.json").read_text()).get("task", {})
+    except (OSError, ValueError, AttributeError, TypeError):
+        return False
+
+
 def align_predictor(ws: Workspace, encoder: str = "tiny", cfg: AlignmentConfig | None = None, device: str = "auto",
-                    show_progress: bool = True, tracker: Tracker = NO_TRACKER) -> dict:
+                    show_progress: bool = True, tracker: Tracker = NO_TRACKER, resume: bool = False) -> dict:
     """Align the trained autoregressive model `checkpoints/<encoder>-ar` in place (the finished
-    model stays until the run completes); returns its new metrics. One process per model."""
+    model stays until the run completes); returns its new metrics. One process per model.
+    `resume` continues an interrupted alignment with the same settings from its last checkpoint."""
     if encoder not in ENCODERS:
         raise unknown_encoder(encoder)
     resolve_device(device)
     name = model_name(encoder, "ar")
     with stage_lock(ws, f"checkpoint-{name}", f"the {name} model"):
-        return align_unlocked(ws, encoder, cfg or AlignmentConfig(), device, show_progress, tracker)
+        return align_unlocked(ws, encoder, cfg or AlignmentConfig(), device, show_progress, tracker, resume)
 
 
 def align_unlocked(ws: Workspace, encoder: str, cfg: AlignmentConfig, device: str = "auto", show_progress: bool = True,
-                   tracker: Tracker = NO_TRACKER) -> dict:
+                   tracker: Tracker = NO_TRACKER, resume: bool = False) -> dict:
     """`align_predictor` for a caller that holds the model's lock already (`train_predictor`)."""
     from artgen.data.captions import load_labels
     from artgen.data.latents import ensure_latents
@@ -238,26 +254,32 @@ def align_unlocked(ws: Workspace, encoder: str, cfg: AlignmentConfig, device: st
     before = json.loads((out_dir / "metrics.json").read_text()) if (out_dir / "metrics.json").exists() else {}
 
     pending = staging_dir(out_dir)
-    if find_checkpoint(pending) is not None:
+    ckpt = find_checkpoint(pending)
+    if resume and ckpt is None:
+        raise ArtgenError(f"nothing to resume: no unfinished alignment of {name} in {pending}: run again without --resume")
+    if ckpt is not None and not resume:
+        if is_alignment(ckpt):
+            raise ArtgenError(f"an unfinished alignment of {name} waits in {pending}: continue it with `artgen train align "
+                              f"--encoder {encoder} --resume` (or delete that folder)")
         raise ArtgenError(f"an unfinished training run of {name} waits in {pending}: finish it with `{hint} --resume` "
                           "(or delete that folder) before aligning")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ArtgenError("the alignment runs in one process: run `artgen train align` without torchrun")
-    work = run_dir(out_dir, resume=False)  # the finished model stays until this run completes
+    work = run_dir(out_dir, resume=resume)  # the finished model stays until this run completes
     model.train()
     task = AlignmentTask(model, grids.train_codes, grids.train_labels, grids.test_codes, grids.test_labels, config, None,
                          kind=generator_kind("ar"), beta=cfg.beta, lam=cfg.lam,
                          negatives=cfg.negatives, negative_captions=cfg.negative_captions)
     tcfg = replace(TrainConfig(**{k: v for k, v in config.get("train", {}).items() if k in TrainConfig.__dataclass_fields__}),
                    steps=cfg.steps, lr=cfg.lr, batch_size=cfg.batch_size, warmup_steps=max(1, cfg.steps // 20),
-                   checkpoint_every=0, eval_every=0, seed=0, compile=False, ema_decay=0.0, device=device,
+                   checkpoint_every=ALIGN_CHECKPOINT_EVERY, eval_every=0, seed=0, compile=False, ema_decay=0.0, device=device,
                    optimizer="adamw", show_progress=show_progress)  # its LR is AdamW's, whatever trained the model
     console.print(f"align {name} (Condition Contrastive Alignment against its frozen copy): {cfg.steps} steps at peak LR "
                   f"{cfg.lr:g}, beta {cfg.beta:g}, lambda {cfg.lam:g}, {cfg.negatives} captions as negatives "
                   f"({cfg.negative_captions} per grid), {len(grids.train_codes)} train grids, "
                   f"captions from {source} labels")
     tracker.log_params({"stage": f"{name} alignment", "alignment": asdict(cfg)})
-    result = train(task, tcfg, work, description=f"align {name}", on_log=tracker.log_metrics)
+    result = train(task, tcfg, work, resume=resume, description=f"align {name}", on_log=tracker.log_metrics)
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:

@@ -40,7 +40,7 @@ from artgen.models.text_to_codes import TextToCodes
 from artgen.models.vqvae import checkpoint_hash
 from artgen.progress import console
 from artgen.tracking import NO_TRACKER, Tracker, checkpoint_files
-from artgen.training.trainer import TrainConfig, publish_run, resolve_device, resume_dir, run_dir, train
+from artgen.training.trainer import TrainConfig, find_checkpoint, publish_run, resolve_device, resume_dir, run_dir, train
 from artgen.training.vqvae import train_vqvae
 from artgen.workspace import Workspace
 
@@ -317,6 +317,14 @@ def _train_predictor(ws: Workspace, encoder: str, preset: str | PredictorPreset,
     if resumed == out_dir and "alignment" in _saved_summary(out_dir):
         raise ArtgenError(f"nothing to resume: {out_dir} finished its cross-entropy run and was then aligned "
                           "(`artgen train align`); train it again without --resume (then align it)")
+    if resumed is not None and resumed != out_dir:
+        from artgen.training.alignment import AlignmentConfig, align_unlocked, is_alignment
+
+        if is_alignment(find_checkpoint(resumed)):  # the cross-entropy run finished; its preset's alignment did not
+            if p.alignment is None or generator != "ar":
+                raise ArtgenError(f"the unfinished run in {resumed} is an alignment: continue it with `artgen train align "
+                                  f"--encoder {encoder} --resume`")
+            return align_unlocked(ws, encoder, AlignmentConfig(**p.alignment), device, show_progress, tracker, resume=True)
     tcfg = TrainConfig(**{**p.train, "device": device, "show_progress": show_progress})
     if steps is not None:
         tcfg = replace(tcfg, steps=steps, warmup_steps=min(tcfg.warmup_steps, max(1, steps // 10)))
