@@ -59,13 +59,15 @@ def replace_dir(tmp: Path, final: Path) -> None:
     other readers only at `final` (after a crash there, rename `final.old` back)."""
     tmp, final = Path(tmp), Path(final)
     old = final.with_name(final.name + ".old")
-    if final.exists():  # else `old` may be the only complete version left by a crash: keep it
+    had_final = final.exists()  # else `old` may be the only complete version left by a crash: keep it
+    if had_final:
         shutil.rmtree(old, ignore_errors=True)
-        final.rename(old)
     try:
+        if had_final:
+            final.rename(old)
         tmp.rename(final)
     except BaseException:  # interrupted or refused between the two renames: put the old version back
-        if old.exists() and not final.exists():
+        if had_final and old.exists() and not final.exists():
             old.rename(final)
         raise
     shutil.rmtree(old, ignore_errors=True)

@@ -294,9 +294,17 @@ def test_an_interrupted_alignment_continues_exactly(ar_workspace, tmp_path, monk
     with pytest.raises(ArtgenError, match="is an alignment: continue it with `artgen train align"):
         train_predictor(ws, "tiny", preset=TINY_AR, annotations="gt", device="cpu", show_progress=False, generator="ar",
                         resume=True)
-    # `artgen train --preset P --resume` where P ends with this alignment continues it
+    # `artgen train --preset P --resume` where P ends with this alignment continues it, from its step 2
+    steps = []
+
+    def recorded(self, step, generator, batch_size):
+        steps.append(step)
+        return real_batch(self, step, generator, batch_size)
+
+    monkeypatch.setattr(alignment.AlignmentTask, "batch", recorded)
     train_predictor(ws, "tiny", preset=replace(TINY_AR, alignment=dict(QUICK)), annotations="gt", device="cpu",
                     show_progress=False, generator="ar", resume=True)
+    assert steps == [2]
     a = load_file(str(whole.checkpoint("tiny-ar") / "model.safetensors"))
     b = load_file(str(ws.checkpoint("tiny-ar") / "model.safetensors"))
     assert a.keys() == b.keys() and max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-6

@@ -241,3 +241,44 @@ def test_the_demo_continues_an_interrupted_vqvae_or_decoder_run(tmp_path, monkey
     (state / "config.json").write_text(json.dumps({"step": 100, "train": {"steps": steps}, "task": {}}))
     (train_vqvae_model if stage == "vqvae" else train_decoder_model)(ctx)
     assert calls == [True]
+
+
+def test_the_demo_continues_only_a_staged_run_of_the_stages_kind_and_length(tmp_path, monkeypatch):
+    """The tiny stage never continues a staged alignment as a training run, nor the alignment a staged
+    training run; a staged alignment it cannot continue is discarded so the new one can start."""
+    import artgen.generate
+    import artgen.training.alignment
+    import artgen.training.predictor
+    from artgen.app.demo import DemoContext, train_tiny_model
+    from artgen.training.predictor import AR_PRESETS
+    from artgen.training.trainer import STATE_DIR, staging_dir
+
+    calls = []
+    monkeypatch.setattr(artgen.generate, "load_generator", lambda ws, model: None)  # a model that loads
+    monkeypatch.setattr(artgen.training.alignment, "align_predictor", lambda *a, resume=False, **k: calls.append(("align", resume)))
+    monkeypatch.setattr(artgen.training.predictor, "train_predictor", lambda *a, resume=False, **k: calls.append(("train", resume)))
+    preset = AR_PRESETS["long"]["tiny"]
+    align_steps = 2000  # AlignmentConfig's default, the long preset's
+    ctx = DemoContext(Workspace(tmp_path / "ws"), DemoConfig(vqvae_preset="default", encoder_preset="long", generator="ar"))
+    state = staging_dir(ctx.tiny) / STATE_DIR
+
+    def stage(steps, alignment):
+        state.mkdir(parents=True, exist_ok=True)
+        task = {"alignment": {"beta": 0.05}} if alignment else {}
+        (state / "config.json").write_text(json.dumps({"step": 250, "train": {"steps": steps}, "task": task}))
+
+    ctx.tiny.mkdir(parents=True)
+    trained = {"preset": "long", "steps": preset.train["steps"]}
+    (ctx.tiny / "metrics.json").write_text(json.dumps(trained))  # trained, not yet aligned: the alignment branch
+    for steps, alignment, expected, kept in ((align_steps, True, [("align", True)], True),
+                                             (align_steps // 2, True, [("align", False)], False),
+                                             (align_steps, False, [("align", False)], True)):
+        stage(steps, alignment)
+        calls.clear()
+        train_tiny_model(ctx)
+        assert calls == expected and state.exists() is kept, (steps, alignment)
+    (ctx.tiny / "metrics.json").unlink()  # not trained: the training branch
+    stage(preset.train["steps"], True)  # an alignment of as many steps as the training run
+    calls.clear()
+    train_tiny_model(ctx)
+    assert calls == [("train", False)]

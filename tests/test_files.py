@@ -40,6 +40,23 @@ def test_a_failed_swap_puts_the_old_version_back(tmp_path, monkeypatch, failure)
     assert (final / "weights.bin").read_text() == "old" and not (tmp_path / "bundle.old").exists()
 
 
+def test_a_failed_first_write_leaves_no_stale_old_version_in_its_place(tmp_path, monkeypatch):
+    """No `bundle` before, a stale `bundle.old` from an earlier crash: a failed swap leaves it as it was."""
+    make_dir(tmp_path / "bundle.old", "stale")
+    tmp = make_dir(tmp_path / ".bundle-tmp", "new")
+    real_rename = Path.rename
+
+    def rename(self, target):
+        if self == tmp:
+            raise OSError("disk full")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(OSError):
+        replace_dir(tmp, tmp_path / "bundle")
+    assert not (tmp_path / "bundle").exists() and (tmp_path / "bundle.old" / "weights.bin").read_text() == "stale"
+
+
 def test_atomic_write_json_replaces_the_file_whole(tmp_path):
     path = tmp_path / "m" / "metrics.json"
     atomic_write_json(path, {"ce": 5.0})

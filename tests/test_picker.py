@@ -305,9 +305,16 @@ def test_a_damaged_picker_checkpoint_is_one_line(picked, tmp_path):
 
     ws = Workspace(tmp_path / "ws")
     shutil.copytree(picked[0].checkpoint(PICKER), ws.checkpoint(PICKER))
+    config = (ws.checkpoint(PICKER) / "config.json").read_text()
     (ws.checkpoint(PICKER) / "config.json").write_text("{truncated")
     with pytest.raises(ArtgenError, match="cannot be read .*artgen train picker"):
         load_picker(ws)
+    for size in (0, "32"):  # hand-edited: loads, then would divide by it
+        edited = json.loads(config)
+        edited["config"]["input_size"] = size
+        (ws.checkpoint(PICKER) / "config.json").write_text(json.dumps(edited))
+        with pytest.raises(ArtgenError, match="cannot be read .*artgen train picker"):
+            load_picker(ws)
 
 
 def test_attach_picker_takes_a_bundle_json_without_its_informative_fields(picked, tmp_path):

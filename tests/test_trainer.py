@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from artgen.errors import ArtgenError
-from artgen.training.trainer import STATE_DIR, TrainConfig, find_checkpoint, lr_at, train
+from artgen.training.trainer import STATE_DIR, ResumeRefused, TrainConfig, find_checkpoint, lr_at, train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -112,6 +112,14 @@ def test_resume_without_a_checkpoint_or_with_other_options_is_refused(tmp_path):
     train(ToyTask(), cfg(steps=5), tmp_path / "run")
     with pytest.raises(ArtgenError, match="different training options"):
         train(ToyTask(), cfg(steps=10, lr=0.5), tmp_path / "run", resume=True)
+    state = tmp_path / "run" / STATE_DIR / "config.json"
+    meta = json.loads(state.read_text())
+    assert meta["world"] == 1
+    state.write_text(json.dumps({**meta, "world": 2}))  # as `torchrun --nproc_per_node 2` leaves it
+    with pytest.raises(ResumeRefused, match="2 training process"):
+        train(ToyTask(), cfg(steps=10), tmp_path / "run", resume=True)
+    state.write_text(json.dumps({k: v for k, v in meta.items() if k != "world"}))  # before it was recorded: one process
+    assert train(ToyTask(), cfg(steps=10), tmp_path / "run", resume=True).metrics
 
 
 def test_learning_rate_warms_up_then_decays_by_cosine():

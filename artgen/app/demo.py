@@ -330,10 +330,16 @@ def train_tiny_model(ctx: DemoContext) -> None:
     # (one aligned with other settings is trained again: an alignment starts from the cross-entropy model)
     if (preset.alignment is not None and trained_with(ctx.tiny / "metrics.json", label, steps)
             and _alignment(ctx, preset) is None and _loads(ctx)):  # trained on this VQ-VAE's codes: else it is trained again
-        from artgen.training.alignment import AlignmentConfig, align_predictor
+        from artgen.training.alignment import AlignmentConfig, align_predictor, discard_staged_alignment
 
         alignment = AlignmentConfig(**preset.alignment)
-        continue_or_start(ctx.tiny, alignment.steps, lambda resume: align_predictor(ctx.ws, "tiny", alignment, resume=resume))
+
+        def align(resume: bool) -> None:
+            if not resume:  # a staged alignment this one cannot continue (other settings or length) would block it
+                discard_staged_alignment(ctx.tiny)
+            align_predictor(ctx.ws, "tiny", alignment, resume=resume)
+
+        continue_or_start(ctx.tiny, alignment.steps, align, alignment=True)
         return
     # by name, so the checkpoint records which preset made it
     run = dict(preset=preset if cfg.encoder_overrides else cfg.encoder_preset, annotations=cfg.annotations,
@@ -341,13 +347,14 @@ def train_tiny_model(ctx: DemoContext) -> None:
     continue_or_start(ctx.tiny, steps, lambda resume: train_predictor(ctx.ws, "tiny", resume=resume, **run))
 
 
-def continue_or_start(final: Path, steps: int | None, train_stage: Callable[[bool], object]) -> None:
+def continue_or_start(final: Path, steps: int | None, train_stage: Callable[[bool], object], alignment: bool = False) -> None:
     """`train_stage(resume)` for the model in `final`: continuing, exactly, the run a killed demo or
-    release left in its staging folder when that run trained as many steps, else from the start
-    (also when the trainer refuses that checkpoint, which it does before any step)."""
+    release left in its staging folder when that run was of this kind (`alignment` or a training
+    run) and as many steps, else from the start (also when the trainer refuses that checkpoint,
+    which it does before any step)."""
     from artgen.training.trainer import ResumeRefused
 
-    partial = interrupted_run(final, steps)
+    partial = interrupted_run(final, steps, alignment)
     if partial is not None:
         console.print(f"continuing the interrupted training run in {partial.parent} from step {partial.step}")
         try:
@@ -364,14 +371,16 @@ class InterruptedRun:
     step: int
 
 
-def interrupted_run(final: Path, steps: int | None) -> InterruptedRun | None:
+def interrupted_run(final: Path, steps: int | None, alignment: bool = False) -> InterruptedRun | None:
     """The checkpoint a killed training run of `final` left in its staging folder, when it was
-    training for `steps` steps (a run of another length would continue on another schedule)."""
+    training for `steps` steps (a run of another length would continue on another schedule) and
+    was an alignment or not, as `alignment` says."""
+    from artgen.training.alignment import is_alignment
     from artgen.training.trainer import find_checkpoint, staging_dir
 
     stage = staging_dir(final)
     ckpt = find_checkpoint(stage)
-    if ckpt is None:
+    if ckpt is None or is_alignment(ckpt) != alignment:
         return None
     try:
         saved = json.loads((ckpt / "config.json").read_text())

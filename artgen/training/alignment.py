@@ -32,6 +32,7 @@ import os
 import shutil
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -45,7 +46,16 @@ from artgen.models.text_to_codes import TextToCodes
 from artgen.progress import console
 from artgen.tracking import NO_TRACKER, Tracker, checkpoint_files
 from artgen.training.predictor import PredictorTask, training_grids
-from artgen.training.trainer import TrainConfig, find_checkpoint, publish_run, resolve_device, run_dir, staging_dir, train
+from artgen.training.trainer import (
+    ResumeRefused,
+    TrainConfig,
+    find_checkpoint,
+    publish_run,
+    resolve_device,
+    run_dir,
+    staging_dir,
+    train,
+)
 from artgen.workspace import Workspace
 
 NEGATIVES = ("next", "closest")
@@ -216,6 +226,17 @@ def is_alignment(ckpt) -> bool:
         return False
 
 
+def discard_staged_alignment(out_dir: Path) -> bool:
+    """Delete the staged alignment of the model in `out_dir` (one that will not be continued), saying
+    so; a staged cross-entropy run is left alone. Whether one was deleted."""
+    stage = staging_dir(out_dir)
+    if not is_alignment(find_checkpoint(stage)):
+        return False
+    console.print(f"discarding the unfinished alignment in {stage}: its settings or length are not this one's")
+    shutil.rmtree(stage)
+    return True
+
+
 def align_predictor(ws: Workspace, encoder: str = "tiny", cfg: AlignmentConfig | None = None, device: str = "auto",
                     show_progress: bool = True, tracker: Tracker = NO_TRACKER, resume: bool = False) -> dict:
     """Align the trained autoregressive model `checkpoints/<encoder>-ar` in place (the finished
@@ -257,6 +278,9 @@ def align_unlocked(ws: Workspace, encoder: str, cfg: AlignmentConfig, device: st
     ckpt = find_checkpoint(pending)
     if resume and ckpt is None:
         raise ArtgenError(f"nothing to resume: no unfinished alignment of {name} in {pending}: run again without --resume")
+    if resume and not is_alignment(ckpt):
+        raise ResumeRefused(f"the unfinished run in {pending} is a training run, not an alignment: finish it with "
+                            f"`{hint} --resume` (or delete that folder)")
     if ckpt is not None and not resume:
         if is_alignment(ckpt):
             raise ArtgenError(f"an unfinished alignment of {name} waits in {pending}: continue it with `artgen train align "

@@ -69,10 +69,10 @@ def _train_picker(ws: Workspace, annotations: str, cfg: PickerConfig, show_progr
     dd = load_corpus(ws.data)
     labels, source = load_labels(ws, annotations)
     train_images, train_sets = _split(dd["train"], labels)
-    cfg = fit_input_size(cfg, train_images.shape[1])
     if len({frozenset(s) for s in train_sets}) < 2:
         raise ArtgenError(f"the caption picker learns to tell adjective sets apart, and the train paintings labelled by "
                           f"{source} carry {len(train_sets)} painting(s) of fewer than two sets: annotate more paintings first")
+    cfg = fit_input_size(cfg, train_images.shape[1])
     vocabulary = sorted({a for s in train_sets for a in s})
     start = time.perf_counter()
     picker, record = train_caption_picker(train_images, train_sets, vocabulary, cfg, show_progress=show_progress)
@@ -95,9 +95,11 @@ def load_picker(ws: Workspace) -> CaptionPicker:
     if not (out / "metrics.json").is_file():
         raise ArtgenError(f"no caption picker at {out}: run `artgen train picker` first (~2 min)")
     try:
-        return CaptionPicker.from_pretrained(out)
-    except ArtgenError:
-        raise
+        picker = CaptionPicker.from_pretrained(out)
+        if type(picker.cfg.input_size) is not int:  # (True is not an int here)
+            raise TypeError(f"input_size {picker.cfg.input_size!r} is not a whole number")
+        check_config(picker.cfg)
+        return picker
     except Exception as e:  # a truncated or hand-edited checkpoint: one line, and the fix
         why = (str(e).splitlines() or [""])[0]
         raise ArtgenError(f"the caption picker at {out} cannot be read ({type(e).__name__}: {why}): run `artgen train picker` "

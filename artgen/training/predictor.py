@@ -40,7 +40,16 @@ from artgen.models.text_to_codes import TextToCodes
 from artgen.models.vqvae import checkpoint_hash
 from artgen.progress import console
 from artgen.tracking import NO_TRACKER, Tracker, checkpoint_files
-from artgen.training.trainer import TrainConfig, find_checkpoint, publish_run, resolve_device, resume_dir, run_dir, train
+from artgen.training.trainer import (
+    ResumeRefused,
+    TrainConfig,
+    find_checkpoint,
+    publish_run,
+    resolve_device,
+    resume_dir,
+    run_dir,
+    train,
+)
 from artgen.training.vqvae import train_vqvae
 from artgen.workspace import Workspace
 
@@ -324,7 +333,14 @@ def _train_predictor(ws: Workspace, encoder: str, preset: str | PredictorPreset,
             if p.alignment is None or generator != "ar":
                 raise ArtgenError(f"the unfinished run in {resumed} is an alignment: continue it with `artgen train align "
                                   f"--encoder {encoder} --resume`")
-            return align_unlocked(ws, encoder, AlignmentConfig(**p.alignment), device, show_progress, tracker, resume=True)
+            try:
+                return align_unlocked(ws, encoder, AlignmentConfig(**p.alignment), device, show_progress, tracker,
+                                      resume=True)
+            except ResumeRefused as e:  # "train again without --resume" would throw the finished training run away too
+                raise ResumeRefused(f"the unfinished alignment in {resumed} was made with other settings than this preset's "
+                                    f"({type(e).__name__}): continue it with `artgen train align --encoder {encoder} --resume` "
+                                    f"and its own settings, or delete that folder and run `artgen train align --encoder "
+                                    f"{encoder}`") from None
     tcfg = TrainConfig(**{**p.train, "device": device, "show_progress": show_progress})
     if steps is not None:
         tcfg = replace(tcfg, steps=steps, warmup_steps=min(tcfg.warmup_steps, max(1, steps // 10)))

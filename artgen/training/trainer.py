@@ -229,7 +229,7 @@ def _cpu_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def save_checkpoint(out_dir: Path, model: nn.Module, opt: torch.optim.Optimizer, step: int,
-                    task_config: dict, cfg: TrainConfig, ema: nn.Module | None = None) -> Path:
+                    task_config: dict, cfg: TrainConfig, ema: nn.Module | None = None, world: int = 1) -> Path:
     """Write `out_dir/train_state/` atomically (temp dir + rename)."""
     from safetensors.torch import save_file
 
@@ -249,7 +249,7 @@ def save_checkpoint(out_dir: Path, model: nn.Module, opt: torch.optim.Optimizer,
         rng.update({f"cuda{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
     save_file(rng, str(tmp / "rng.safetensors"))
     meta = {"step": step, "task": task_config, "train": asdict(cfg), "optimizer": opt_meta,
-            "format": "artgen-train-state-1"}
+            "format": "artgen-train-state-1", "world": world}  # world: processes (torchrun), each its own batch
     (tmp / "config.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     replace_dir(tmp, final)
     return final
@@ -355,7 +355,7 @@ def train(task: Task, cfg: TrainConfig, out_dir: Path, resume: bool = False,
         if ckpt is None:
             raise ArtgenError(f"nothing to resume: no checkpoint in {out_dir / STATE_DIR}: run again without --resume")
         meta = load_checkpoint(ckpt, model, opt, device, ema,
-                               check=lambda meta: _check_resumable(meta, task_config, cfg, ckpt))
+                               check=lambda meta: _check_resumable(meta, task_config, cfg, ckpt, world))
         start = int(meta["step"])
     else:
         torch.manual_seed(cfg.seed * 7919 + rank)
@@ -430,12 +430,12 @@ def train(task: Task, cfg: TrainConfig, out_dir: Path, resume: bool = False,
                 record({"step": done, **metrics})
             if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done != cfg.steps:
                 if is_main:
-                    save_checkpoint(out_dir, model, opt, done, task_config, cfg, ema)
+                    save_checkpoint(out_dir, model, opt, done, task_config, cfg, ema, world)
                 if world > 1:
                     dist.barrier()
         seconds = time.perf_counter() - t0
         if is_main:
-            save_checkpoint(out_dir, model, opt, cfg.steps, task_config, cfg, ema)
+            save_checkpoint(out_dir, model, opt, cfg.steps, task_config, cfg, ema, world)
             metrics = _evaluate(task, model, ema)
             if metrics:
                 record({"step": cfg.steps, **metrics})
@@ -497,7 +497,11 @@ def _same_config(now, saved) -> bool:
     return now == saved
 
 
-def _check_resumable(meta: dict, task_config: dict, cfg: TrainConfig, ckpt: Path) -> None:
+def _check_resumable(meta: dict, task_config: dict, cfg: TrainConfig, ckpt: Path, world: int = 1) -> None:
+    then = int(meta.get("world", 1))  # checkpoints from before it was recorded: one process
+    if then != world:  # batch_size is per process: another count would continue on another effective batch
+        raise ResumeRefused(f"the checkpoint at {ckpt} was made by {then} training process(es) and this run has {world}: "
+                            "resume it with as many (torchrun --nproc_per_node), or train again without --resume")
     saved_task = meta.get("task")
     if not _same_config(json.loads(json.dumps(task_config)), saved_task):
         raise ResumeRefused(f"the checkpoint at {ckpt} was made with a different model/task config: "
