@@ -282,3 +282,28 @@ def test_the_demo_continues_only_a_staged_run_of_the_stages_kind_and_length(tmp_
     calls.clear()
     train_tiny_model(ctx)
     assert calls == [("train", False)]
+
+
+def test_a_run_interrupted_before_the_corpus_or_annotations_changed_starts_afresh(tmp_path, monkeypatch):
+    import os
+
+    import artgen.training.vqvae
+    from artgen.app.demo import DemoContext, train_vqvae_model
+    from artgen.training.trainer import STATE_DIR, staging_dir
+
+    calls = []
+    monkeypatch.setattr(artgen.training.vqvae, "train_vqvae", lambda *a, resume=False, **k: calls.append(resume))
+    ctx = DemoContext(Workspace(tmp_path / "ws"), DemoConfig(vqvae_preset="default"))
+    state = staging_dir(ctx.vqvae) / STATE_DIR
+    state.mkdir(parents=True)
+    saved = state / "config.json"
+    saved.write_text(json.dumps({"step": 100, "train": {"steps": artgen.training.vqvae.PRESETS["default"].train["steps"]},
+                                 "task": {}}))
+    ctx.ws.annotations.mkdir(parents=True)
+    labels = ctx.ws.annotations / "heuristic.jsonl"
+    labels.write_text("{}\n")
+    os.utime(labels, (saved.stat().st_mtime - 60,) * 2)  # annotated before the checkpoint: continued
+    train_vqvae_model(ctx)
+    os.utime(labels, (saved.stat().st_mtime + 60,) * 2)  # annotated since: started afresh
+    train_vqvae_model(ctx)
+    assert calls == [True, False]
