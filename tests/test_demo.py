@@ -307,3 +307,16 @@ def test_a_run_interrupted_before_the_corpus_or_annotations_changed_starts_afres
     os.utime(labels, (saved.stat().st_mtime + 60,) * 2)  # annotated since: started afresh
     train_vqvae_model(ctx)
     assert calls == [True, False]
+
+
+def test_an_unreadable_staged_checkpoint_stops_the_stage_instead_of_deleting_it(tmp_path):
+    from artgen.app.demo import DemoContext, train_vqvae_model
+    from artgen.training.trainer import STATE_DIR, staging_dir
+
+    ctx = DemoContext(Workspace(tmp_path / "ws"), DemoConfig(vqvae_preset="default"))
+    state = staging_dir(ctx.vqvae) / STATE_DIR
+    state.mkdir(parents=True)
+    (state / "config.json").write_text("{torn")
+    with pytest.raises(ArtgenError, match="unreadable checkpoint.*delete"):
+        train_vqvae_model(ctx)
+    assert (state / "config.json").exists()

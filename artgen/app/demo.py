@@ -399,8 +399,9 @@ def interrupted_run(final: Path, steps: int | None, alignment: bool = False) -> 
         if saved["train"]["steps"] != steps:
             return None
         return InterruptedRun(stage, ckpt, int(saved["step"]))
-    except (OSError, ValueError, KeyError, TypeError):  # unreadable: the training run itself names what is wrong
-        return None
+    except (OSError, ValueError, KeyError, TypeError) as e:  # starting afresh would delete it: the user decides
+        raise ArtgenError(f"the interrupted training run in {stage} has an unreadable checkpoint ({type(e).__name__}): "
+                          f"delete {stage} to train that stage from the start") from None
 
 
 def tiny_headline(ctx: DemoContext) -> str:
