@@ -25,6 +25,20 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def staging_folder(final: Path) -> Path:
+    """A new empty folder beside `final` to build its next version in, with the permissions a plain
+    `mkdir` gives under the process's umask (`tempfile.mkdtemp` makes it owner-only, so a page or
+    bundle renamed into place would be unreadable to a web server running as another user)."""
+    import tempfile
+
+    final = Path(final)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)
+    return tmp
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
@@ -39,10 +53,8 @@ def is_newer(path: Path, than: Path) -> bool:
 def replace_model_dir(out: Path, model, metrics: dict) -> None:
     """A trained model (its `save_pretrained`) and its metrics.json written into a folder beside
     `out` and swapped in together: an interrupted run leaves the old model whole."""
-    import tempfile
-
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    tmp = staging_folder(out)
     try:
         model.save_pretrained(tmp)
         atomic_write_json(tmp / "metrics.json", metrics)

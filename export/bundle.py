@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ import torch
 from artgen import __version__
 from artgen.data.vocabulary import ADJECTIVES, MAX_PROMPT_CHARS, MAX_PROMPT_WORDS, vocabulary_hash
 from artgen.errors import ArtgenError
-from artgen.files import is_newer, replace_dir
+from artgen.files import is_newer, replace_dir, staging_folder
 from artgen.generate import Generator
 from artgen.models.encoders import MAX_TOKENS
 from artgen.sampling import (
@@ -161,7 +160,7 @@ def export_bundle(gen: Generator, out_dir: Path, cfg: ExportConfig | None = None
     check_candidates(gen.kind, cfg.candidates, picker if picker is not None else scorer)
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    tmp = staging_folder(out_dir)
     try:
         meta = _write_bundle(gen, tmp, cfg, scorer if cfg.candidates > 1 else None, picker if cfg.candidates > 1 else None)
         replace_dir(tmp, out_dir)
@@ -222,7 +221,7 @@ def attach_picker(bundle_dir: Path, picker) -> dict:
     if meta.get("generator") != "ar" or meta["sampling"].get("candidates", 1) < 2:
         raise ArtgenError(f"{bundle_dir} draws one candidate per image, so nothing is picked: export it with "
                           "`artgen export --generator ar --candidates 2` (which takes the workspace's picker)")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{bundle_dir.name}-", dir=bundle_dir.parent))
+    tmp = staging_folder(bundle_dir)
     try:
         shutil.copytree(bundle_dir, tmp, dirs_exist_ok=True)
         graphs = {k: v for k, v in meta["graphs"].items() if k != "scorer"}

@@ -104,3 +104,17 @@ def test_a_workspace_takes_a_string_or_a_path(tmp_path):
 
     ws = Workspace(str(tmp_path))
     assert ws == Workspace(tmp_path) and ws.checkpoint("tiny") == tmp_path / "checkpoints" / "tiny"
+
+
+def test_a_staged_folder_takes_the_umasks_permissions_not_owner_only(tmp_path):
+    """A page or bundle renamed into place from it is readable by a web server running as another user."""
+    import os
+
+    from artgen.files import staging_folder
+
+    old = os.umask(0o022)
+    try:
+        folder = staging_folder(tmp_path / "site")
+    finally:
+        os.umask(old)
+    assert folder.parent == tmp_path and folder.stat().st_mode & 0o777 == 0o755

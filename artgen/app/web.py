@@ -18,11 +18,10 @@ import base64
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from artgen.errors import ArtgenError
-from artgen.files import check_writable_folder, replace_dir
+from artgen.files import check_writable_folder, replace_dir, staging_folder
 from artgen.workspace import SHIPPED_MODEL
 
 ASSETS = Path(__file__).resolve().parent / "web_assets"
@@ -115,7 +114,7 @@ def build_web(out: Path, bundle: Path | None = None, ort_package: Path | None = 
     meta = _read_bundle(bundle)
     dist = ort_dist(ort_package)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    tmp = staging_folder(out)
     try:
         for name in PAGE_FILES:
             shutil.copy2(ASSETS / name, tmp / name)
