@@ -848,6 +848,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--guidance", type=float, default=None)
     ap.add_argument("--temperature", type=float, default=None)
     ap.add_argument("--top-k", type=int, default=None, help="autoregressive bundles: sample among the k most likely codes")
+    ap.add_argument("--candidates", type=int, default=None,
+                    help="autoregressive bundles with a picker or scorer: draw this many per image, keep the closest to the "
+                         "words (default: the bundle's)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--scale", type=int, default=4, help=f"upscale factor of the saved PNG, 1 to {MAX_SCALE}")
     ap.add_argument("--verify", choices=VERIFY, default="hash",
@@ -859,7 +862,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = check_output(args.out, "-o")
         rt = Runtime(args.bundle, threads=args.threads, verify=args.verify)
         images = rt.generate([args.prompt] * n, seed=args.seed, steps=args.steps, guidance=args.guidance,
-                             temperature=args.temperature, top_k=args.top_k)
+                             temperature=args.temperature, top_k=args.top_k, candidates=args.candidates)
         save_png(images, out, scale=scale)
     except BundleError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -215,3 +215,17 @@ def test_bundle_folder_mistakes_name_the_fix(tmp_path):
     (newer / "bundle.json").write_text("[" * 100_000 + "]" * 100_000)  # nested past Python's recursion limit
     with pytest.raises(BundleError, match="is not valid JSON"):
         Runtime(newer)
+
+
+def test_the_runtime_command_line_takes_the_candidates_setting(tmp_path):
+    """`python -m export.runtime B P --candidates N` draws as `Runtime.generate(..., candidates=N)`."""
+    from artgen.workspace import SHIPPED_MODEL
+    from export.runtime import Runtime, save_png
+
+    out, ref = tmp_path / "one.png", tmp_path / "ref.png"
+    r = subprocess.run([sys.executable, "-m", "export.runtime", str(SHIPPED_MODEL), "warm, wavy", "--candidates", "1", "-o",
+                        str(out)], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    save_png(Runtime(SHIPPED_MODEL).generate("warm, wavy", candidates=1), ref, scale=4)  # the command line's default scale
+    assert out.read_bytes() == ref.read_bytes()
+    assert "candidates" in _runtime_error(SHIPPED_MODEL, "warm", "--candidates", "99")

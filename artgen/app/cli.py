@@ -16,7 +16,7 @@ from artgen.errors import ArtgenError
 from artgen.files import check_output_file, check_writable_folder, write_output
 from artgen.locks import path_lock_name, stage_lock
 from artgen.progress import console
-from artgen.sampling import DEFAULT_GUIDANCE, DEFAULT_STEPS, DEFAULT_TEMPERATURE, MAX_CANDIDATES, MAX_STEPS
+from artgen.sampling import AR_DEFAULT_TEMPERATURE, DEFAULT_GUIDANCE, DEFAULT_STEPS, DEFAULT_TEMPERATURE, MAX_CANDIDATES, MAX_STEPS
 from artgen.tracking import Tracker, check_tracker, start_tracking
 from artgen.workspace import SHIPPED_MODEL, Workspace
 
@@ -355,16 +355,18 @@ def generate_cmd(
                                                                       "model (ar) stands in, unless masked was asked for."),
     steps: Optional[int] = typer.Option(None, min=1, max=MAX_STEPS, help="Parallel decoding steps of the masked generator (default "
                                                                          f"{DEFAULT_STEPS}; 1: one-shot prediction of the whole grid)."),
-    guidance: Optional[float] = typer.Option(None, help=f"Classifier-free guidance scale (default: the masked generator's "
-                                                        f"{DEFAULT_GUIDANCE}, the autoregressive model's own; 1: none)."),
-    temperature: Optional[float] = typer.Option(None, min=0.0, help=f"Sampling temperature (default {DEFAULT_TEMPERATURE}; 0: most "
-                                                                    "likely code)."),
+    guidance: Optional[float] = typer.Option(None, min=0.0, max=20.0, help=f"Classifier-free guidance scale (default: the masked "
+                                                                          f"generator's {DEFAULT_GUIDANCE}, the autoregressive "
+                                                                          "model's own, 1.5 for the shipped one; 1: none)."),
+    temperature: Optional[float] = typer.Option(None, min=0.0, help=f"Sampling temperature (default: the masked generator's "
+                                                                    f"{DEFAULT_TEMPERATURE}, the autoregressive one's "
+                                                                    f"{AR_DEFAULT_TEMPERATURE}; 0: most likely code)."),
     top_k: Optional[int] = typer.Option(None, "--top-k", min=0, help="Autoregressive generator only: sample among the k most likely "
                                                                      "codes (0: all)."),
-    candidates: Optional[int] = typer.Option(None, "--candidates", min=1, help="Autoregressive generator only: draw this many per "
-                                                                             "image and keep the one the caption picker (`artgen "
-                                                                             "train picker`), else the code scorer, finds closest to "
-                                                                             "the words (default 1; the shipped bundle: its own)."),
+    candidates: Optional[int] = typer.Option(None, "--candidates", min=1, max=MAX_CANDIDATES,
+                                             help="Autoregressive generator only: draw this many per image and keep the one the "
+                                                  "caption picker (`artgen train picker`), else the code scorer, finds closest "
+                                                  "to the words (default 1; the shipped bundle: its own)."),
     prompts: Optional[Path] = typer.Option(None, "--prompts", help="UTF-8 text file with one prompt per line (one row each; "
                                                                    "blank lines and # comments are skipped)."),
     out: Path = typer.Option(Path("generated.png"), "-o", "--out", help="PNG grid to write."),
