@@ -680,9 +680,10 @@ def create_app(runtime_or_bundle: Runtime | str | Path | None = None, config: Se
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
         status, message = validation_message(exc.errors()[0])
-        if status == 400 and request.scope.get(CROSS_SITE):
-            message = (f"{message}; a page on another origin ({request.headers.get('origin', 'a cross-site page')[:80]}) "
-                       "must send Content-Type: application/json and be allowed with --cors-origin")
+        if status == 400 and request.scope.get(CROSS_SITE):  # its body was not read as JSON: that is the problem to name
+            message = (f"a page on another origin ({request.headers.get('origin', 'a cross-site page')[:80]}) must send "
+                       "Content-Type: application/json and be allowed with --cors-origin: until then its body is not read "
+                       f"as JSON (a JSON object such as {EXAMPLE})")
         return error_response(status, message)
 
     @app.exception_handler(StarletteHTTPException)
