@@ -340,6 +340,9 @@ def load_meta(bundle: Path) -> dict:
     if bundle.is_file():
         raise BundleError(f"{bundle} is a file, not a bundle folder: give the folder that holds bundle.json"
                           + (f" ({bundle.parent})" if bundle.name == "bundle.json" else ""))
+    if not bundle.exists():  # a relative path from another folder, a typo: not a reason to export one
+        raise BundleError(f"the bundle folder {bundle} does not exist" + ("" if bundle.is_absolute() else f" (in {Path.cwd()})")
+                          + ": give the path of a folder that holds bundle.json")
     if not meta_path.is_file():
         raise BundleError(f"{bundle} is not an artgen bundle (no bundle.json): create one with `artgen export`")
     try:

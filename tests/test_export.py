@@ -146,7 +146,9 @@ def test_bad_bundles_and_prompts_are_one_line(ws, tmp_path):
 
     good = ws.bundles / "tiny-errors"
     export_bundle(load_generator(ws, "tiny"), good)
-    assert "not an artgen bundle" in _runtime_error(tmp_path / "nowhere")
+    assert "does not exist" in _runtime_error(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    assert "not an artgen bundle" in _runtime_error(tmp_path / "empty")
     assert "too long" in _runtime_error(good, "warm " * 30) or "limit" in _runtime_error(good, "warm " * 30)
     assert "empty" in _runtime_error(good, "   ")
     assert "seeds must be >= 0" in _runtime_error(good, "warm", "--seed", "-2")
