@@ -18,6 +18,13 @@ def test_help_on_every_command():
         assert "Usage" in result.stdout
 
 
+def test_version_prints_the_package_version_and_touches_no_workspace(tmp_path):
+    from artgen import __version__
+
+    result = run_cli("--workdir", str(tmp_path / "ws"), "--version")
+    assert result.returncode == 0 and result.stdout.startswith(f"artgen {__version__} ") and not (tmp_path / "ws").exists()
+
+
 @pytest.mark.parametrize("args, needles", [
     (["data", "synth", "--count", "abc"], ["--count", "integer"]),
     (["data", "synth", "--count", "1"], ["--count"]),

@@ -52,6 +52,16 @@ TRACK_HELP = ("Experiment tracker: mlflow logs params, per-step and final metric
               "MLFLOW_TRACKING_URI (needs pip install 'artgen[track]').")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        import platform
+
+        from artgen import __version__
+
+        print(f"artgen {__version__} (Python {platform.python_version()})")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
@@ -59,6 +69,7 @@ def _root(
         None, "--workdir", envvar="ARTGEN_HOME",
         help="Workspace folder every command reads and writes (env ARTGEN_HOME; default ./artgen-work).",
     ),
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
     ctx.obj = Workspace.resolve(workdir)
     if ctx.obj.root.exists() and not ctx.obj.root.is_dir():
