@@ -60,14 +60,9 @@ def scorer_synonyms(adjectives) -> dict[str, str]:
 
 def asked_words(prompts, adjectives, synonyms: dict[str, str] | None = None):
     """(B, V) float32 multi-hot of the `adjectives` each prompt names: what the caption picker reads."""
-    import numpy as np
+    from artgen.data.vocabulary import multi_hot
 
-    out = np.zeros((len(prompts), len(adjectives)), dtype=np.float32)
-    index = {a: i for i, a in enumerate(adjectives)}
-    for b, p in enumerate(prompts):
-        for a in prompt_words(p, adjectives, synonyms):
-            out[b, index[a]] = 1.0
-    return out
+    return multi_hot([prompt_words(p, adjectives, synonyms) for p in prompts], adjectives)
 
 
 def picked_candidates(scores, words):
@@ -84,11 +79,7 @@ def best_candidates(logits, prompts, adjectives, synonyms: dict[str, str] | None
     first on a tie, 0 when it names none."""
     import numpy as np
 
-    asked = np.zeros((len(prompts), len(adjectives)), dtype=np.float64)
-    index = {a: i for i, a in enumerate(adjectives)}
-    for b, p in enumerate(prompts):
-        for a in prompt_words(p, adjectives, synonyms):
-            asked[b, index[a]] = 1.0
+    asked = asked_words(prompts, adjectives, synonyms).astype(np.float64)
     log_sigmoid = -np.logaddexp(0.0, -np.asarray(logits, dtype=np.float64))  # (C, B, V), float64 as the page's
     agreement = (log_sigmoid * asked).sum(-1) / np.maximum(asked.sum(-1), 1)  # (C, B)
     return agreement.argmax(0)

@@ -190,11 +190,7 @@ def best_candidates(logits: np.ndarray, prompts: Sequence[str], adjectives: Sequ
     """(B,) the kept candidate of each image: `logits` (C, B, V) of the scorer over C candidates
     of B images; the highest mean log-sigmoid over the adjectives image b's prompt names, the
     first on a tie, 0 when it names none."""
-    asked = np.zeros((len(prompts), len(adjectives)), dtype=np.float64)
-    index = {a: i for i, a in enumerate(adjectives)}
-    for b, p in enumerate(prompts):
-        for a in prompt_words(p, adjectives, synonyms):
-            asked[b, index[a]] = 1.0
+    asked = asked_words(prompts, adjectives, synonyms).astype(np.float64)
     log_sigmoid = -np.logaddexp(0.0, -np.asarray(logits, dtype=np.float64))  # (C, B, V), float64 as the page's
     agreement = (log_sigmoid * asked).sum(-1) / np.maximum(asked.sum(-1), 1)  # (C, B)
     return agreement.argmax(0)
