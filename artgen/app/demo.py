@@ -223,8 +223,8 @@ def train_vqvae_model(ctx: DemoContext) -> None:
     from artgen.training.vqvae import PRESETS, train_vqvae
 
     steps = _preset_steps(PRESETS, ctx.cfg.vqvae_preset, ctx.cfg.vqvae_steps)
-    continue_or_start(ctx.vqvae, steps, training_inputs(ctx.ws), lambda resume: train_vqvae(ctx.ws, preset=ctx.cfg.vqvae_preset,
-                                                                   steps=ctx.cfg.vqvae_steps, resume=resume))
+    continue_or_start(ctx.ws, ctx.vqvae, steps, lambda resume: train_vqvae(ctx.ws, preset=ctx.cfg.vqvae_preset,
+                                                                          steps=ctx.cfg.vqvae_steps, resume=resume))
 
 
 def vqvae_headline(ctx: DemoContext) -> str:
@@ -252,7 +252,7 @@ def train_decoder_model(ctx: DemoContext) -> None:
     from artgen.training.decoder import PRESETS, STAGE, train_decoder
 
     steps = _preset_steps(PRESETS, ctx.cfg.decoder_preset, ctx.cfg.decoder_steps)
-    continue_or_start(ctx.ws.checkpoint(STAGE), steps, training_inputs(ctx.ws), lambda resume: train_decoder(
+    continue_or_start(ctx.ws, ctx.ws.checkpoint(STAGE), steps, lambda resume: train_decoder(
         ctx.ws, preset=ctx.cfg.decoder_preset, steps=ctx.cfg.decoder_steps, resume=resume))
 
 
@@ -339,29 +339,24 @@ def train_tiny_model(ctx: DemoContext) -> None:
                 discard_staged_alignment(ctx.tiny)
             align_predictor(ctx.ws, "tiny", alignment, resume=resume)
 
-        continue_or_start(ctx.tiny, alignment.steps, training_inputs(ctx.ws), align, alignment=True)
+        continue_or_start(ctx.ws, ctx.tiny, alignment.steps, align, alignment=True)
         return
     # by name, so the checkpoint records which preset made it
     run = dict(preset=preset if cfg.encoder_overrides else cfg.encoder_preset, annotations=cfg.annotations,
                steps=cfg.encoder_steps, generator=cfg.generator)
-    continue_or_start(ctx.tiny, steps, training_inputs(ctx.ws), lambda resume: train_predictor(ctx.ws, "tiny", resume=resume,
-                                                                                                  **run))
+    continue_or_start(ctx.ws, ctx.tiny, steps, lambda resume: train_predictor(ctx.ws, "tiny", resume=resume, **run))
 
 
-def training_inputs(ws: Workspace) -> list[Path]:
-    """What every training stage reads besides other models: the corpus and the annotation files."""
-    return [ws.data / "dataset_dict.json", *sorted(ws.annotations.glob("*.jsonl"))]
-
-
-def continue_or_start(final: Path, steps: int | None, inputs: list[Path], train_stage: Callable[[bool], object],
+def continue_or_start(ws: Workspace, final: Path, steps: int | None, train_stage: Callable[[bool], object],
                       alignment: bool = False) -> None:
     """`train_stage(resume)` for the model in `final`: continuing, exactly, the run a killed demo or
     release left in its staging folder when that run was of this kind (`alignment` or a training
-    run) and as many steps and its last checkpoint is newer than the `inputs` (a corpus replaced or
-    paintings annotated since would be mixed into it), else from the start (also when the trainer
-    refuses that checkpoint, which it does before any step)."""
+    run) and as many steps and its last checkpoint is newer than `ws`'s corpus and annotation files
+    (a corpus replaced or paintings annotated since would be mixed into it), else from the start
+    (also when the trainer refuses that checkpoint, which it does before any step)."""
     from artgen.training.trainer import ResumeRefused
 
+    inputs = [ws.data / "dataset_dict.json", *ws.annotations.glob("*.jsonl")]  # what every stage reads besides models
     partial = interrupted_run(final, steps, alignment)
     if partial is not None and not all(is_newer(partial.checkpoint / "config.json", p) for p in inputs if p.exists()):
         console.print(f"not continuing the interrupted run in {partial.parent}: the corpus or its annotations changed since")

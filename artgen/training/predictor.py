@@ -336,11 +336,10 @@ def _train_predictor(ws: Workspace, encoder: str, preset: str | PredictorPreset,
             try:
                 return align_unlocked(ws, encoder, AlignmentConfig(**p.alignment), device, show_progress, tracker,
                                       resume=True)
-            except ResumeRefused as e:  # "train again without --resume" would throw the finished training run away too
-                raise ResumeRefused(f"the unfinished alignment in {resumed} was made with other settings than this preset's "
-                                    f"({type(e).__name__}): continue it with `artgen train align --encoder {encoder} --resume` "
-                                    f"and its own settings, or delete that folder and run `artgen train align --encoder "
-                                    f"{encoder}`") from None
+            except ResumeRefused:  # its "train again without --resume" would throw the finished training run away too
+                raise ResumeRefused(f"the unfinished alignment in {resumed} was made with other settings than this preset's: "
+                                    f"continue it with `artgen train align --encoder {encoder} --resume` and its own settings, "
+                                    f"or delete that folder and run `artgen train align --encoder {encoder}`") from None
     tcfg = TrainConfig(**{**p.train, "device": device, "show_progress": show_progress})
     if steps is not None:
         tcfg = replace(tcfg, steps=steps, warmup_steps=min(tcfg.warmup_steps, max(1, steps // 10)))
