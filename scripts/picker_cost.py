@@ -8,24 +8,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.timing import LatencyConfig, measure_latency  # noqa: E402
 from export.runtime import Runtime, asked_words  # noqa: E402
 
 
 def median_ms(call, runs: int = 50) -> float:
-    for _ in range(5):
-        call()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times))
+    return measure_latency(call, LatencyConfig(runs=runs, warmup=5))["p50_ms"]  # ORT's threads: the session's own
 
 
 def main() -> None:
