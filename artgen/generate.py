@@ -223,7 +223,6 @@ class ARGenerator(Generator):
         aligned model, `artgen train align`, records a lower one), else AR_DEFAULT_GUIDANCE."""
         return float(self.config.get("sampling", {}).get("guidance", AR_DEFAULT_GUIDANCE))
 
-    @torch.no_grad()
     def sample_codes(self, prompts: Sequence[str], seed: int = 0, steps: int | None = None,
                      guidance: float | None = None, temperature: float | None = None,
                      seeds: Sequence[int] | None = None, top_k: int | None = None,
@@ -232,6 +231,14 @@ class ARGenerator(Generator):
         AR_NOISE_STREAM + j; 0 is the single draw) and keep the one the caption picker finds
         nearest the prompt's words (else the code scorer), as an exported bundle with
         --candidates does."""
+        return self._sample(prompts, seed, steps, guidance, temperature, seeds, top_k, candidates)[0]
+
+    @torch.no_grad()
+    def _sample(self, prompts: Sequence[str], seed: int, steps: int | None, guidance: float | None,
+                temperature: float | None, seeds: Sequence[int] | None, top_k: int | None,
+                candidates: int | None) -> tuple[torch.Tensor, np.ndarray | None]:
+        """(kept code grids (B, h, w), their images when the caption picker already decoded them
+        to choose, else None)."""
         cfg = self.predictor.cfg
         N, K = cfg.positions, cfg.codebook_size
         candidates = 1 if candidates is None else int(candidates)
@@ -256,18 +263,18 @@ class ARGenerator(Generator):
         synonyms = scorer_synonyms(adjectives)
         # at temperature 0 every candidate is the argmax draw; a prompt naming no scorer word keeps candidate 0
         if candidates == 1 or temperature < MIN_TEMPERATURE or not any(prompt_words(p, adjectives, synonyms) for p in prompts):
-            return self.codes_from_states(states, mask, seeds, guidance, temperature, top_k)
+            return self.codes_from_states(states, mask, seeds, guidance, temperature, top_k), None
         drawn = torch.stack([self.codes_from_states(states, mask, seeds, guidance, temperature, top_k, AR_NOISE_STREAM + j)
                              for j in range(candidates)])  # (C, B, h, w)
         C, B = drawn.shape[:2]
         if self.picker is not None:  # on the decoded images, as the bundle's picker.onnx
             asked = asked_words(list(prompts), adjectives, synonyms)
-            scores = self.picker.score(self.decode(drawn.flatten(0, 1)), np.tile(asked, (C, 1)))
-            kept = torch.from_numpy(picked_candidates(scores.reshape(C, B), asked))
-        else:
-            logits = self.scorer(drawn.flatten(0, 1)).view(C, B, -1).numpy()
-            kept = torch.from_numpy(best_candidates(logits, list(prompts), adjectives, synonyms))
-        return drawn[kept, torch.arange(B)]
+            images = self.decode(drawn.flatten(0, 1))  # (C*B, H, W, 3): the kept ones are returned, not decoded again
+            kept = picked_candidates(self.picker.score(images, np.tile(asked, (C, 1))).reshape(C, B), asked)
+            return drawn[torch.from_numpy(kept), torch.arange(B)], images.reshape(C, B, *images.shape[1:])[kept, np.arange(B)]
+        logits = self.scorer(drawn.flatten(0, 1)).view(C, B, -1).numpy()
+        kept = torch.from_numpy(best_candidates(logits, list(prompts), adjectives, synonyms))
+        return drawn[kept, torch.arange(B)], None
 
     @torch.no_grad()
     def codes_from_states(self, states: torch.Tensor, mask: torch.Tensor, seeds: Sequence[int], guidance: float,
@@ -298,7 +305,8 @@ class ARGenerator(Generator):
     def generate(self, prompts: Sequence[str], seed: int = 0, steps: int | None = None,
                  guidance: float | None = None, temperature: float | None = None,
                  seeds: Sequence[int] | None = None, top_k: int | None = None, candidates: int | None = None) -> np.ndarray:
-        return self.decode(self.sample_codes(prompts, seed, steps, guidance, temperature, seeds, top_k, candidates))
+        codes, images = self._sample(prompts, seed, steps, guidance, temperature, seeds, top_k, candidates)
+        return self.decode(codes) if images is None else images
 
 
 def pick_codes(logits: torch.Tensor, noise: torch.Tensor, temperature: float, top_k: int) -> torch.Tensor:

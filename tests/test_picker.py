@@ -171,6 +171,13 @@ def test_the_runtime_keeps_the_candidate_the_picker_prefers(picked):
         assert np.array_equal(rt.generate(PROMPTS, seed=7), original(best)) and calls == [3, 3, 3]
     finally:
         rt.decode = original
+    calls = []
+    original = gen.decode
+    gen.decode = lambda codes: calls.append(len(codes)) or original(codes)
+    try:  # so does the torch generator: all candidates in one decode, the kept ones not decoded again
+        assert np.array_equal(gen.generate(PROMPTS, seed=7, candidates=3), original(torch.from_numpy(best))) and calls == [9]
+    finally:
+        gen.decode = original
 
 
 def test_attach_picker_swaps_it_into_a_scorer_bundle(picked, tmp_path):
