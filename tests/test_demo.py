@@ -320,3 +320,28 @@ def test_an_unreadable_staged_checkpoint_stops_the_stage_instead_of_deleting_it(
     with pytest.raises(ArtgenError, match="unreadable checkpoint.*delete"):
         train_vqvae_model(ctx)
     assert (state / "config.json").exists()
+
+
+def test_a_damaged_staged_checkpoint_stops_the_demo_with_what_to_delete(tmp_path):
+    """A staged checkpoint whose config reads but whose weights do not (a kill mid-write): the demo
+    names the staging folder to delete, not the trainer's --resume, which it has no flag for."""
+    import torch
+
+    from artgen.app.demo import continue_or_start
+    from artgen.training.trainer import STATE_DIR, load_checkpoint, staging_dir
+
+    ws = Workspace(tmp_path / "ws")
+    final = ws.checkpoint("tiny")
+    state = staging_dir(final) / STATE_DIR
+    state.mkdir(parents=True)
+    (state / "config.json").write_text(json.dumps({"step": 250, "train": {"steps": 1000}, "task": {}}))
+    (state / "model.safetensors").write_bytes(b"torn")
+    model = torch.nn.Linear(2, 2)
+
+    def train_stage(resume: bool) -> None:
+        assert resume
+        load_checkpoint(state, model, torch.optim.AdamW(model.parameters()), "cpu")
+
+    with pytest.raises(ArtgenError, match=r"damaged checkpoint .*delete .*\.tiny\.partial to train that stage") as e:
+        continue_or_start(ws, final, 1000, train_stage)
+    assert "--resume" not in str(e.value) and (state / "model.safetensors").exists()

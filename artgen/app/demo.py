@@ -354,7 +354,7 @@ def continue_or_start(ws: Workspace, final: Path, steps: int | None, train_stage
     run) and as many steps and its last checkpoint is newer than `ws`'s corpus and annotation files
     (a corpus replaced or paintings annotated since would be mixed into it), else from the start
     (also when the trainer refuses that checkpoint, which it does before any step)."""
-    from artgen.training.trainer import ResumeRefused
+    from artgen.training.trainer import DamagedCheckpoint, ResumeRefused
 
     inputs = [ws.data / "dataset_dict.json", *ws.annotations.glob("*.jsonl")]  # what every stage reads besides models
     partial = interrupted_run(final, steps, alignment)
@@ -368,6 +368,9 @@ def continue_or_start(ws: Workspace, final: Path, steps: int | None, train_stage
             return
         except ResumeRefused as e:  # another preset's or settings' run
             console.print(f"not continuing it ({e}); training from the start")
+        except DamagedCheckpoint as e:  # starting afresh would delete it: the user decides (the demo has no --resume)
+            raise ArtgenError(f"the interrupted training run in {partial.parent} has a damaged checkpoint "
+                              f"({type(e.__cause__ or e).__name__}): delete {partial.parent} to train that stage from the start") from None
     train_stage(False)
 
 

@@ -265,7 +265,7 @@ def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, de
     path = Path(path)
 
     def damaged(e: Exception) -> ArtgenError:
-        return ArtgenError(f"the training checkpoint at {path} is damaged ({type(e).__name__}: {e}): "
+        return DamagedCheckpoint(f"the training checkpoint at {path} is damaged ({type(e).__name__}: {e}): "
                            f"delete {path} and train again without --resume")
 
     try:
@@ -481,6 +481,10 @@ def _evaluate(task: Task, model: nn.Module, ema: nn.Module | None = None) -> dic
 # a saved run that lacks one was trained with it off. Other missing keys are not presumed: the VQ-VAE
 # records `mirror` only when it is off, and Hugging Face configs leave out every default.
 LATER_SETTINGS = frozenset({"text_modulation", "rope", "input_noise", "above"})
+
+
+class DamagedCheckpoint(ArtgenError):
+    """A checkpoint whose files do not load (torn by a kill, a full disk): raised before any step."""
 
 
 class ResumeRefused(ArtgenError):
