@@ -188,6 +188,27 @@ def _bundle_line(bundle: dict | None) -> str:
             f"{bundle.get('producer')}), every generated set through {bundle['runtime']}.")
 
 
+def _style_rows(report: dict) -> tuple[list[str], list[list[str]]] | None:
+    """Style consistency per prompted style: one row per style, the judge's accuracy on real test
+    paintings of it, then each generated set and reference that was judged (None when none was)."""
+    sets = [r for r in (*report["rows"], *report["references"]) if r.get("style_consistency_by_style")]
+    if not sets:
+        return None
+    styles = sorted(set().union(*(r["style_consistency_by_style"] for r in sets)))
+    judge = (report.get("style_judge") or {}).get("per_style", {})
+    captions = sets[0]["style_confusion"]
+    head = ["prompted style", "captions", "judge on real test", *(r["name"] for r in sets)]
+    body = [[st, str(sum(captions.get(st, {}).values())), f"{judge[st]:.2f}" if st in judge else "–",
+             *(f"{r['style_consistency_by_style'][st]:.2f}" if st in r["style_consistency_by_style"] else "–" for r in sets)]
+            for st in styles]
+    return head, body
+
+
+_STYLE_NOTE = ("The share of images judged of the style of the test painting whose caption prompted them, per "
+               "that style (a low one next to a high judge accuracy is the generator's; the report.html plots "
+               "which styles they were judged instead).")
+
+
 def _not_measured(report: dict) -> list[str]:
     return [f"{m['what']}: {m['why']}" for m in report.get("not_measured", [])]
 
@@ -196,6 +217,8 @@ def render_markdown(report: dict) -> str:
     parts = ["# artgen bench", "", *[line for line in _meta_lines(report) if line], "",
              "## Encoders", "", summary_markdown(report), "",
              "## Reference rows", "", _markdown_table(*_table_rows(report["references"], REFERENCE_COLUMNS)), ""]
+    if (by_style := _style_rows(report)) is not None:
+        parts += ["## Style consistency by prompted style", "", _STYLE_NOTE, "", _markdown_table(*by_style), ""]
     if _not_measured(report):
         parts += ["## Not measured", "", *[f"- {line}" for line in _not_measured(report)], ""]
     parts += ["## Success criteria", "", _markdown_table(*_criteria_rows(report)), ""]
@@ -236,7 +259,8 @@ def plot_latency_vs_fid(report: dict) -> bytes:
     ax.set_xlabel(f"text → image latency, batch 1, p50 (ms, {'PyTorch eager' if torch_latency else 'ONNX Runtime'})")
     ax.set_ylabel("FID vs real test paintings")
     ax.set_yscale("log")
-    ax.legend(fontsize=7, loc="best")
+    if ax.get_legend_handles_labels()[0]:  # no reference row has an FID (a report without them)
+        ax.legend(fontsize=7, loc="best")
     ax.set_title("latency vs FID per encoder")
     return _png(fig)
 
@@ -284,6 +308,31 @@ def plot_code_histogram(report: dict) -> bytes:
     return _png(fig)
 
 
+def plot_style_confusion(row: dict) -> bytes:
+    """Prompted style (rows) against the style the judge sees in the generated image (columns),
+    each row as shares of its captions: the diagonal is style_consistency, a bright column a style
+    the generator falls back to."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    confusion = row["style_confusion"]
+    prompted = sorted(confusion)
+    judged = sorted(set(prompted).union(*(confusion[t] for t in prompted)))
+    counts = np.array([[confusion[t].get(j, 0) for j in judged] for t in prompted], dtype=np.float64)
+    shares = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(0.42 * len(judged) + 2.2, 0.36 * len(prompted) + 1.6))
+    im = ax.imshow(shares, cmap="viridis", vmin=0, vmax=1)
+    ax.set_xticks(range(len(judged)), judged, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(prompted)), [f"{t} ({int(c)})" for t, c in zip(prompted, counts.sum(1))], fontsize=7)
+    ax.set_xlabel("style the judge sees in the generated image")
+    ax.set_ylabel("style of the caption's test painting (captions)")
+    ax.set_title(f"style confusion: {row['name']} (consistency {row['style_consistency']:.2f})", fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.04, label="share of the row")
+    return _png(fig)
+
+
 def sample_grid_png(images: np.ndarray, prompts: Sequence[str], title: str) -> bytes:
     """A labelled row of the sample prompts' images."""
     import matplotlib
@@ -312,6 +361,9 @@ def render_html(report: dict, plots: dict[str, bytes], grids: dict[str, bytes]) 
     samples = "".join(f"<h3>{html.escape(enc)}</h3>{_img_tag(png, f'sample grid {enc}')}" for enc, png in grids.items())
     missing = "".join(f"<li>{html.escape(line)}</li>" for line in _not_measured(report))
     not_measured = f"<h2>Not measured</h2><ul>{missing}</ul>" if missing else ""
+    styles = _style_rows(report)
+    by_style = (f"<h2>Style consistency by prompted style</h2><p>{html.escape(_STYLE_NOTE)}</p>{_html_table(*styles)}"
+                if styles else "")
     style = ("body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;font-size:12px}"
              "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#f3f3f3}"
              "figure{display:inline-block;margin:0 1em 1em 0}img{max-width:100%}")
@@ -319,7 +371,7 @@ def render_html(report: dict, plots: dict[str, bytes], grids: dict[str, bytes]) 
             f"</head><body><h1>artgen bench</h1>{meta}"
             f"<h2>Encoders</h2>{_html_table(*_table_rows(report['rows'], SUMMARY_COLUMNS))}"
             f"<h2>Reference rows</h2>{_html_table(*_table_rows(report['references'], REFERENCE_COLUMNS))}"
-            f"{not_measured}"
+            f"{by_style}{not_measured}"
             f"<h2>Success criteria</h2>{_html_table(*_criteria_rows(report))}"
             f"<h2>Plots</h2>{figures}<h2>Samples: the same 8 prompts, seed {report['meta']['config']['seed']}, "
             f"{_sampler(report)}</h2>{samples}</body></html>")
@@ -356,6 +408,9 @@ def write_reports(report: dict, samples: dict[str, np.ndarray], out_dir: Path) -
     plots = {"latency vs FID per encoder": plot_latency_vs_fid(report),
              "model size per encoder": plot_sizes(report),
              "generated-code histogram": plot_code_histogram(report)}
+    for row in report["rows"]:
+        if row.get("style_confusion"):
+            plots[f"style confusion: {row['name']}"] = plot_style_confusion(row)
     paths = {"json": out_dir / "report.json", "md": out_dir / "report.md", "html": out_dir / "report.html"}
     atomic_write_bytes(paths["json"], json.dumps(_finite(report), indent=1, default=_json_default, allow_nan=False).encode())
     atomic_write_bytes(paths["md"], render_markdown(report).encode())

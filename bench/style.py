@@ -293,17 +293,14 @@ class StyleConsistency:
 
     def reset(self) -> None:
         self.predicted: list[str] = []
-        self.hits = 0
-        self.judged = 0
+        self.pairs: Counter = Counter()  # (prompted style, judged style) of every labelled image
 
     def update(self, images: Sequence[np.ndarray] | np.ndarray, target_styles: Sequence[str] | None = None) -> None:
         predicted = self.judge.predict(images)
         if target_styles is not None:
             if len(target_styles) != len(predicted):
                 raise ValueError(f"{len(predicted)} images but {len(target_styles)} target styles")
-            labelled = [(p, t) for p, t in zip(predicted, map(style_label, target_styles)) if t is not None]
-            self.hits += sum(p == t for p, t in labelled)
-            self.judged += len(labelled)
+            self.pairs.update((t, p) for p, t in zip(predicted, map(style_label, target_styles)) if t is not None)
         self.predicted += predicted
 
     def compute(self) -> dict:
@@ -311,10 +308,17 @@ class StyleConsistency:
             raise ValueError("no image was judged")
         counts = Counter(self.predicted)
         top, top_n = counts.most_common(1)[0]
+        judged = sum(self.pairs.values())
+        confusion: dict[str, dict[str, int]] = {}  # prompted style -> judged style -> images
+        for (target, predicted), n in sorted(self.pairs.items()):
+            confusion.setdefault(target, {})[predicted] = n
         return {
-            "style_consistency": self.hits / self.judged if self.judged else None,
-            "style_judged": self.judged, "style_images": len(self.predicted),  # style_consistency is over the former
+            "style_consistency": sum(n for (t, p), n in self.pairs.items() if t == p) / judged if judged else None,
+            "style_judged": judged, "style_images": len(self.predicted),  # style_consistency is over the former
             "styles_covered": len(counts), "styles_total": len(self.judge.styles),
             "top_style": top, "top_style_share": top_n / len(self.predicted),
             "style_counts": dict(sorted(counts.items())),
+            # per prompted style: which ones the generator draws and which it turns into another
+            "style_consistency_by_style": {t: row.get(t, 0) / sum(row.values()) for t, row in confusion.items()},
+            "style_confusion": confusion,
         }

@@ -5,7 +5,9 @@ paintings with the captions' adjectives. A corpus without styles is "not measure
 in a partly labelled corpus the "imported" paintings (no style label) are neither learnt nor
 scored against."""
 
+import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -131,6 +133,9 @@ def test_style_consistency_counts_matches_styles_and_the_top_share():
     assert out["styles_covered"] == 3 and out["styles_total"] == 4
     assert out["top_style"] == "a" and out["top_style_share"] == 6 / 8
     assert out["style_counts"] == {"a": 6, "b": 1, "c": 1}
+    # per prompted style: a 4 of 4; b asked twice, drawn as a then b; c drawn as c; d as a
+    assert out["style_consistency_by_style"] == {"a": 1.0, "b": 0.5, "c": 1.0, "d": 0.0}
+    assert out["style_confusion"] == {"a": {"a": 4}, "b": {"a": 1, "b": 1}, "c": {"c": 1}, "d": {"a": 1}}
     metric.reset()
     metric.update(images[:2])  # no targets: coverage only
     assert metric.compute()["style_consistency"] is None
@@ -314,3 +319,27 @@ def test_a_style_only_the_test_paintings_have_is_not_scored_against(small_corpus
     assert ctx.style_report["n_test"] == sum(s != gone for s in test_styles)
     assert ctx.style_report["captions_judged"] == sum(test_styles[i] != gone for i in ctx.cap_idx)
     assert all(s != gone for s in ctx.caption_styles)
+
+
+def test_the_report_tabulates_and_plots_style_consistency_per_prompted_style(tmp_path):
+    from bench.report import render_markdown, write_reports
+
+    metric = StyleConsistency(_Named())
+    images = np.zeros((6, 2, 2, 3), dtype=np.uint8)
+    images[:, 0, 0, 0] = [0, 0, 1, 0, 1, 3]  # a a b a b d
+    shipped = json.loads((Path(__file__).parents[1] / "artgen/assets/tiny/bench/report.json").read_text())
+    metric.update(images, ["a", "a", "b", "b", "c", "d"])
+    row = {**shipped["rows"][0], "name": "tiny-ar", **metric.compute()}
+    metric.reset()
+    metric.update(images[[0, 1, 2, 2, 0, 5]], ["a", "a", "b", "b", "c", "d"])  # a a b b a d
+    ref = {"name": "retrieval", **metric.compute()}
+    report = {**shipped, "rows": [row], "references": [ref],
+              "style_judge": {**shipped["style_judge"], "per_style": {"a": 0.9, "b": 0.8, "c": 0.7, "d": 0.6}}}
+    md = render_markdown(report)
+    table = md.split("## Style consistency by prompted style")[1].split("\n\n## ")[0]
+    assert "| prompted style | captions | judge on real test | tiny-ar | retrieval |" in table
+    assert "| b | 2 | 0.80 | 0.50 | 1.00 |" in table and "| c | 1 | 0.70 | 0.00 | 0.00 |" in table
+    assert "| d | 1 | 0.60 | 1.00 | 1.00 |" in table
+    write_reports(report, {}, tmp_path)
+    page = (tmp_path / "report.html").read_text()
+    assert "Style consistency by prompted style" in page and 'alt="style confusion: tiny-ar"' in page
