@@ -139,7 +139,8 @@ def data_show(
     split: str = typer.Option("train", help="Split to show: train or test."),
     n: int = typer.Option(64, min=1, max=1024, help="Number of paintings."),
     columns: int = typer.Option(8, min=1, max=64, help="Paintings per row."),
-    out: Optional[Path] = typer.Option(None, "-o", "--out", help="PNG path (default <workdir>/reports/contact_sheet.png)."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out",
+                                       help="PNG path (default <workdir>/reports/contact_sheet.png; missing folders are created)."),
 ) -> None:
     """Write a contact sheet of paintings labelled with their adjectives."""
     from artgen.app.contact_sheet import contact_sheet
@@ -380,7 +381,7 @@ def generate_cmd(
                                                   "to the words (default 1; the shipped bundle: its own)."),
     prompts: Optional[Path] = typer.Option(None, "--prompts", help="UTF-8 text file with one prompt per line (one row each; "
                                                                    "blank lines and # comments are skipped)."),
-    out: Path = typer.Option(Path("generated.png"), "-o", "--out", help="PNG grid to write."),
+    out: Path = typer.Option(Path("generated.png"), "-o", "--out", help="PNG grid to write (missing folders are created)."),
 ) -> None:
     """Generate abstract paintings from adjectives and write them as a PNG grid."""
     from artgen.generate import generate_to_png, read_prompts

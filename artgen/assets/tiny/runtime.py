@@ -840,7 +840,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("bundle", help="bundle folder written by `artgen export`")
     ap.add_argument("prompt", help='a few adjectives, e.g. "warm, chaotic, vivid"')
     ap.add_argument("-o", "--out", default="out.png",
-                    help="PNG to write (a .png path; a device such as /dev/null is written as it is)")
+                    help="PNG to write (a .png path; missing folders are created; a device such as /dev/null is written as it is)")
     ap.add_argument("-n", type=int, default=1, help=f"images (seeds seed .. seed+n-1), 1 to {MAX_IMAGES}")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--steps", type=int, default=None, help="decoding steps (default: the bundle's; 1: one shot)")
