@@ -375,6 +375,20 @@ def test_cors_origins_may_call_the_api():
         assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "*"
 
 
+def test_cors_origins_are_matched_as_browsers_spell_them():
+    """A browser's Origin is lower case without the scheme's default port: an origin given as
+    http://LocalHost:3000 or http://localhost:80 must still let those pages in."""
+    config = ServeConfig(cors_origins=("http://LocalHost:3000", "http://localhost:80", "HTTPS://Art.Example:443", "http://[::1]:8080"))
+    assert config.cors_origins == ("http://localhost:3000", "http://localhost", "https://art.example", "http://[::1]:8080")
+    with TestClient(create_app(FakeRuntime(), config)) as c:
+        for origin in ("http://localhost:3000", "http://localhost", "https://art.example"):
+            r = c.options("/v1/images", headers={**PREFLIGHT, "Origin": origin})
+            assert r.status_code == 200 and r.headers["access-control-allow-origin"] == origin
+            r = c.post("/v1/images", content=json.dumps({"prompt": PROMPT, "seed": 1}),
+                       headers={"Origin": origin, "Content-Type": "text/plain"})  # read as JSON only from an allowed page
+            assert r.status_code == 200, r.text
+
+
 class BrokenTokenizer(FakeRuntime):
     """A runtime whose tokenizer fails outside any handler of the route: the prompt "boom" escapes as a crash."""
 
@@ -595,6 +609,65 @@ def test_a_web_folder_is_served_at_the_root(rt, tmp_path):
         assert c.get("/healthz/").json()["status"] == "ok"  # not a file of the folder
         assert c.get("/missing.js").status_code == 404
         assert c.get("/docs").status_code == c.get("/docs/assets/swagger-ui.css").status_code == 200  # not the folder's
+        # the folder at / matches every path: an API call with the wrong method is still a 405, a POST elsewhere a 404
+        for method in ("GET", "PUT", "DELETE"):
+            r = c.request(method, "/v1/images")
+            assert r.status_code == 405 and r.headers["allow"] == "POST" and "not allowed" in r.json()["error"], method
+        r = c.post("/healthz")
+        assert r.status_code == 405 and set(r.headers["allow"].split(", ")) == {"GET", "HEAD"}
+        r = c.post("/nope", json={"prompt": PROMPT})
+        assert r.status_code == 404 and "no such page '/nope'" in r.json()["error"]
+        assert c.post("/v1/images/", json={"prompt": PROMPT, "seed": 0}).status_code == 200
+
+
+def test_a_compressed_body_is_415_naming_the_fix(client):
+    import gzip
+
+    r = client.post("/v1/images", content=gzip.compress(json.dumps({"prompt": PROMPT}).encode()),
+                    headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert r.status_code == 415 and "Content-Encoding gzip is not supported" in r.json()["error"]
+    r = client.post("/v1/images", json={"prompt": PROMPT, "seed": 0}, headers={"Content-Encoding": "identity"})
+    assert r.status_code == 200
+
+
+def test_requests_still_waiting_when_the_server_stops_get_a_503():
+    """uvicorn cancels the handlers its grace period did not see finish: they answer 503 with
+    Retry-After, not a text/plain 500 and a traceback in the log."""
+    import httpx
+    import uvicorn
+
+    fake = FakeRuntime()
+    fake.gate.clear()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app(fake, ServeConfig()), log_level="warning", timeout_graceful_shutdown=1))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started)
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1/images"
+        with ThreadPoolExecutor(2) as pool:
+            running = pool.submit(httpx.post, url, json={"prompt": PROMPT, "seed": 1}, timeout=30)
+            assert fake.entered.wait(20)
+            queued = pool.submit(httpx.post, url, json={"prompt": PROMPT, "seed": 2}, timeout=30)
+            wait_until(lambda: len(server.server_state.tasks) == 2)
+            server.should_exit = True
+            for r in (queued.result(), running.result()):
+                assert r.status_code == 503 and r.headers["retry-after"] == "1" and "shutting down" in r.json()["error"]
+    finally:
+        fake.gate.set()
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
+
+
+def test_the_cli_keep_alive_default_is_the_servers():
+    import inspect
+
+    from artgen.app.cli import serve_cmd
+    from artgen.app.serve import KEEP_ALIVE_S
+
+    assert inspect.signature(serve_cmd).parameters["keep_alive_s"].default.default == KEEP_ALIVE_S
 
 
 @contextmanager

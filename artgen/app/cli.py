@@ -599,13 +599,15 @@ def serve_cmd(
     cors_origin: Optional[list[str]] = typer.Option(
         None, "--cors-origin", metavar="ORIGIN", help="Let pages on this origin call the API (CORS), e.g. http://localhost:3000; "
         "repeat it or separate with commas; * for any. Default: none."),
+    keep_alive_s: float = typer.Option(75.0, "--keep-alive-s", min=1.0, max=3600.0,
+                                       help="Seconds an idle connection stays open; keep it above a reverse proxy's (nginx: 60)."),
 ) -> None:
     """Serve a bundle over HTTP: POST /v1/images, GET /v1/model, GET /healthz (docs/serve.md)."""
     from artgen.app.serve import ServeConfig, serve
 
     config = ServeConfig(max_batch=max_batch, batch_window_ms=batch_window_ms, queue=queue, timeout_s=timeout_s,
                          body_timeout_s=body_timeout_s, threads=threads, batching=batching, cors_origins=tuple(cors_origin or ()))
-    serve(bundle if bundle is not None else SHIPPED_MODEL, config, host=host, port=port, static_dir=web)
+    serve(bundle if bundle is not None else SHIPPED_MODEL, config, host=host, port=port, static_dir=web, keep_alive_s=keep_alive_s)
 
 
 @app.command("web")

@@ -37,6 +37,7 @@ import asyncio
 import base64
 import json
 import logging
+import math
 import re
 import secrets
 from collections import deque
@@ -72,6 +73,7 @@ MAX_BATCH = 64  # per merged runtime call: the most export.runtime generates in 
 MAX_SEED = 2**32 - 1
 MAX_WINDOW_MS = 1000.0  # a merge window longer than a second only adds latency
 MAX_TIMEOUT_S = 3600.0
+KEEP_ALIVE_S = 75.0  # idle connection lifetime (uvicorn's default, 5 s, is shorter than a proxy's: a 502 now and then)
 GRID_PAD, GRID_SCALE = 2, 2  # the PNG grid of `artgen generate`: 2 px white gaps, upscaled 2x
 BATCHING = ("exact", "merge")
 EXAMPLE = '{"prompt": "warm, chaotic, vivid", "n": 4}'
@@ -101,10 +103,11 @@ class ServeConfig:
         origins = [o.strip() for item in origins for o in str(item).split(",") if o.strip()]
         origins = [o[:-1] if o.endswith("/") and ORIGIN.fullmatch(o[:-1]) else o for o in origins]
         for o in origins:
-            if o != "*" and not ORIGIN.fullmatch(o):
+            if o != "*" and canonical_origin(o) is None:
                 raise ArtgenError(f"--cors-origin {o!r} is not an origin: give scheme://host[:port] without a path, "
                                   "e.g. http://localhost:3000, or * for any origin")
-        self.cors_origins = tuple(dict.fromkeys(origins))
+        # as a browser sends it (lower case, no default port): CORS compares Origin headers by string
+        self.cors_origins = tuple(dict.fromkeys(o if o == "*" else canonical_origin(o) for o in origins))
         for name in ("max_batch", "queue", "max_body_bytes"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ArtgenError(f"{name} must be a whole number >= 1 (got {getattr(self, name)!r})")
@@ -511,6 +514,10 @@ class JsonBody:
                 return await error_response(400, f"POST /v1/images takes its parameters in a JSON body, not the query string "
                                                  f"(got ?{query[:80]}): send a JSON object such as {EXAMPLE}")(scope, receive, send)
             headers = scope.get("headers", [])
+            encoding = dict(headers).get(b"content-encoding", b"identity").strip().lower()
+            if encoding not in (b"identity", b""):  # its bytes would be read as the JSON text itself
+                return await error_response(415, f"Content-Encoding {encoding.decode('latin-1')[:20]} is not supported: send the JSON "
+                                                 "body uncompressed (it is at most a few hundred bytes)")(scope, receive, send)
             declared = dict(headers).get(b"content-type", b"").split(b";")[0].strip().lower()  # b"": none
             if declared != b"application/json" and not (declared.startswith(b"application/") and declared.endswith(b"+json")):
                 if self.allowed(scope):
@@ -535,7 +542,7 @@ class JsonBody:
             return True
         headers = dict(scope.get("headers", []))
         origin = headers.get(b"origin", b"").decode("latin-1").strip()
-        if origin and origin.rstrip("/") in self.cors_origins:
+        if origin and canonical_origin(origin.rstrip("/")) in self.cors_origins:
             return True
         site = headers.get(b"sec-fetch-site", b"").strip().lower()
         if site == b"cross-site":  # the browser says so, Origin or not
@@ -565,6 +572,17 @@ def _origin_key(origin: str) -> tuple[str, str, int | None] | None:
     if not url.hostname:
         return None
     return url.scheme, url.hostname, port if port is not None else DEFAULT_PORTS.get(url.scheme)
+
+
+def canonical_origin(origin: str) -> str | None:
+    """scheme://host[:port] as a browser's Origin header spells it: lower case, the scheme's
+    default port left out (`HTTP://LocalHost:80` -> `http://localhost`); None if unreadable."""
+    key = _origin_key(origin)
+    if key is None:
+        return None
+    scheme, host, port = key
+    host = f"[{host}]" if ":" in host else host  # an IPv6 address
+    return f"{scheme}://{host}" if port is None or port == DEFAULT_PORTS.get(scheme) else f"{scheme}://{host}:{port}"
 
 
 class Crash:
@@ -609,6 +627,33 @@ class TrailingSlash:
                 if scope.get("raw_path", b"").endswith(b"/"):
                     scope["raw_path"] = scope["raw_path"][:-1]
         await self.app(scope, receive, send)
+
+
+class WebMethods:
+    """ASGI middleware under `--web`, whose folder is mounted at / and so matches every path:
+    Starlette would hand it an API call with the wrong method (GET /v1/images: a 404 "no such
+    page") and a POST anywhere else (a 405 for a page that does not exist). Here an API path with
+    another method is a 405 with Allow, and any method but GET / HEAD off the API a 404."""
+
+    def __init__(self, app, routes: list):
+        self.app, self.routes = app, routes  # the app's route list, read per request
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            path, method = route_path(scope), scope["method"]
+            methods = {m for r in self.routes if not isinstance(r, Mount) and getattr(r, "path", None) == path
+                       for m in (getattr(r, "methods", None) or ())}
+            if methods and method not in methods:
+                return await error_response(405, f"{method} is not allowed on {path[:80]}: see /openapi.json",
+                                            headers={"Allow": ", ".join(sorted(methods))})(scope, receive, send)
+            if not methods and method not in ("GET", "HEAD"):
+                return await error_response(404, no_such_page(path))(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+def no_such_page(path: str) -> str:
+    return (f"no such page {path[:80]!r}: the API is POST /v1/images, GET /v1/model, GET /healthz "
+            "(schema at /openapi.json, docs at /docs)")
 
 
 def route_path(scope) -> str:
@@ -670,6 +715,8 @@ def create_app(runtime_or_bundle: Runtime | str | Path | None = None, config: Se
     app.state.runtime, app.state.batcher, app.state.config = rt, batcher, config
     app.add_middleware(JsonBody, cors_origins=config.cors_origins)
     app.add_middleware(BodyLimit, limit=config.max_body_bytes, timeout_s=config.body_timeout_s)
+    if static_dir is not None:
+        app.add_middleware(WebMethods, routes=app.router.routes)
     app.add_middleware(TrailingSlash, routes=app.router.routes)
     app.add_middleware(Crash)  # under Cors: a 500 carries the CORS headers as every other answer does
     if config.cors_origins:  # outermost: preflights are answered first, and errors carry the CORS headers too
@@ -689,8 +736,7 @@ def create_app(runtime_or_bundle: Runtime | str | Path | None = None, config: Se
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
         if exc.status_code == 404:
-            return error_response(404, f"no such page {request.url.path[:80]!r}: the API is POST /v1/images, GET /v1/model, "
-                                       "GET /healthz (schema at /openapi.json, docs at /docs)")
+            return error_response(404, no_such_page(request.url.path))
         if exc.status_code == 400 and exc.detail == "There was an error parsing the body":  # FastAPI's, naming no fix
             return error_response(400, unreadable_body(exc.__cause__))
         if exc.status_code == 405:
@@ -728,6 +774,9 @@ def create_app(runtime_or_bundle: Runtime | str | Path | None = None, config: Se
 
         try:
             out = await batcher.submit(req.prompt, seeds, sampling, gone)
+        except asyncio.CancelledError:  # the server is stopping and its grace period ran out (uvicorn cancels the handlers)
+            return error_response(503, "the server is shutting down: retry in a moment",
+                                  headers={"Retry-After": "1", "Connection": "close"})
         except ClientGone:  # no one reads it (nginx logs the case as 499, "client closed request")
             return error_response(499, "the client closed the connection before its images were drawn")
         except QueueFull:
@@ -767,8 +816,12 @@ def create_app(runtime_or_bundle: Runtime | str | Path | None = None, config: Se
 
 
 def serve(bundle: str | Path | None, config: ServeConfig, host: str = "127.0.0.1", port: int = 8000,
-          static_dir: Path | None = None, log_level: str = "info") -> None:
-    """Load the bundle and serve it with uvicorn until interrupted."""
+          static_dir: Path | None = None, log_level: str = "info", keep_alive_s: float = KEEP_ALIVE_S) -> None:
+    """Load the bundle and serve it with uvicorn until interrupted: on Ctrl-C / SIGTERM the
+    requests already taken get up to `timeout_s` (+1) to finish, the ones still waiting then a
+    503 (a second Ctrl-C stops at once). An idle connection is kept `keep_alive_s`: longer than
+    the proxies in front of it keep theirs idle (nginx, ALB: 60 s), else a proxy may send a POST
+    on a connection the server is closing and answer its client 502."""
     import socket
 
     import uvicorn
@@ -783,4 +836,5 @@ def serve(bundle: str | Path | None, config: ServeConfig, host: str = "127.0.0.1
     rt = app.state.runtime
     print(f"serving the {rt.meta.get('precision', 'fp32')} {rt.meta.get('encoder', '?')} {rt.generator} bundle "
           f"{rt.bundle} at http://{host}:{port} (POST /v1/images, docs at /docs)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=math.ceil(config.timeout_s) + 1,
+                timeout_keep_alive=keep_alive_s)
