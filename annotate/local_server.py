@@ -23,6 +23,8 @@ well-formed chat completion, unless the plan says otherwise for that request:
     length      200 with `content: null`, `reasoning_content` and `finish_reason: "length"`
                 (a reasoning model that ran out of tokens while thinking)
     text:<s>    a well-formed completion whose content is <s>
+    reasoning:<s>  `content: null` and <s> in `reasoning_content` (a vLLM reasoning parser that
+                took the whole answer for reasoning)
 
 `plan` maps a 1-based request number to a fault, or is a callable (n, body) -> fault.
 `reject_params` (e.g. ("max_tokens", "temperature")) makes the server answer 400 as OpenAI's
@@ -60,6 +62,7 @@ class LocalChatServer:
         self.requests = 0
         self.served: Counter = Counter()  # fault -> times served
         self.authorizations: set[str] = set()
+        self.paths: list[str] = []  # each request's path, query string included
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -104,7 +107,8 @@ class LocalChatServer:
                     server.requests += 1
                     n = server.requests
                     server.authorizations.add(self.headers.get("Authorization", ""))
-                if not self.path.rstrip("/").endswith("/chat/completions"):
+                    server.paths.append(self.path)
+                if not self.path.split("?")[0].rstrip("/").endswith("/chat/completions"):
                     return self._send(404, {"error": {"message": f"no route {self.path}"}})
                 if server.reject_response_format and "response_format" in body:
                     with server._lock:
@@ -165,7 +169,10 @@ class LocalChatServer:
                 elif fault == "length":
                     choice = {"index": 0, "finish_reason": "length", "message": {
                         "role": "assistant", "content": None, "reasoning_content": "Okay, the user wants"}}
-                if fault in ("no_message", "length"):
+                elif fault.startswith("reasoning:"):
+                    choice = {"index": 0, "finish_reason": "stop", "message": {
+                        "role": "assistant", "content": None, "reasoning_content": fault[len("reasoning:"):]}}
+                if fault in ("no_message", "length") or fault.startswith("reasoning:"):
                     return self._send(200, {
                         "id": f"chatcmpl-{n}", "object": "chat.completion", "created": int(time.time()),
                         "model": body.get("model", "local"), "choices": [choice],

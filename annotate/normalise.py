@@ -1,7 +1,8 @@
 """Normalisation of annotator output onto the controlled vocabulary.
 
 Lower-case, strip punctuation, map synonyms (training and held-out) to their vocabulary
-word, drop duplicates. Words that are not in the vocabulary are kept in `extra`, never lost.
+word, drop duplicates; a negated phrase ("not geometric", "non-geometric") is never read as
+the word it negates. Words that are not in the vocabulary are kept in `extra`, never lost.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from artgen.data.vocabulary import canonical
 
 _PUNCT = re.compile(r"[^\w\s-]")
 _SPACE = re.compile(r"\s+")
+NEGATIONS = frozenset({"not", "non", "no", "never", "without", "un", "less", "lacking"})  # "not-geometric" is not geometric
 
 
 @dataclass
@@ -39,8 +41,9 @@ def normalise(words: Iterable[str] | str) -> Normalised:
         w = clean(raw)
         if not w:
             continue
-        word = canonical(w) or canonical(w.replace("-", " ")) or canonical(w.replace("-", ""))
-        if word is None and "-" in w:
+        negated = "-" in w and any(p in NEGATIONS for p in w.split("-"))  # kept as said, in extra, never as its opposite
+        word = None if negated else canonical(w) or canonical(w.replace("-", " ")) or canonical(w.replace("-", ""))
+        if word is None and "-" in w and not negated:
             # "very-warm", "warm-toned": a phrase is accepted when exactly one part is a vocabulary word
             hits = {c for c in (canonical(p) for p in w.split("-")) if c}
             word = hits.pop() if len(hits) == 1 else None

@@ -27,7 +27,7 @@ import openai
 from openai import AsyncOpenAI
 
 from annotate.normalise import normalise
-from annotate.prompt import RESPONSE_FORMAT, corrective_message, parse_answer
+from annotate.prompt import RESPONSE_FORMAT, corrective_message, format_reminder, parse_answer
 from artgen.errors import ArtgenError
 
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -55,6 +55,7 @@ EVENT_NOTES = {
 @dataclass
 class ClientConfig:
     base_url: str | None = None  # None: OpenAI
+    default_query: dict | None = None  # query parameters every request carries (Azure's api-version)
     model: str = DEFAULT_MODEL
     timeout: float = 60.0  # seconds per request
     max_retries: int = 5  # retries per request after the first attempt
@@ -78,6 +79,10 @@ def resolve_api_key(base_url: str | None) -> str:
 
 class Failure(Exception):
     """This image could not be annotated (after retries); the run goes on."""
+
+
+class Stopped(Exception):
+    """The run is being stopped (Ctrl-C): this painting is left for the next run, not failed."""
 
 
 class NotChatCompletion(ValueError):
@@ -139,8 +144,9 @@ class OpenAIAnnotator:
         self.answered = 0  # replies parsed into a word list, in this run
         self.hopeless: Counter = Counter()  # kind -> attempts failed that way while answered == 0
         self.fatal: str | None = None  # set once the run cannot go on; every request then stops
+        self.stop: asyncio.Event | None = None  # set on Ctrl-C: no more retries or waits, answers in flight still kept
         self.client = AsyncOpenAI(base_url=self.cfg.base_url or OPENAI_URL, api_key=self.api_key,
-                                  max_retries=0, timeout=self.cfg.timeout)
+                                  max_retries=0, timeout=self.cfg.timeout, default_query=self.cfg.default_query)
 
     def redact(self, text: str) -> str:
         text = str(text)
@@ -208,42 +214,79 @@ class OpenAIAnnotator:
         elif kind == "not_chat":
             self.fatal = (f"the server at {url} did not answer with an OpenAI chat completion ({n} replies, {detail}): "
                           "check --base-url (an OpenAI-compatible API usually ends in /v1)")
+        elif kind == "timeout":
+            self.fatal = (f"the server at {url} answered none of {n} requests within --timeout {self.cfg.timeout:g} s (no "
+                          "painting answered): check that it is serving the model, or raise --timeout for a slow one")
+        elif kind == "unreadable":
+            self.fatal = (f"none of {n} answers of model {self.cfg.model!r} could be read as a list of adjectives, "
+                          f"even after asking again for JSON (last: {detail}): try another --model, or --mode stats")
+        elif kind.startswith("rejected: "):
+            self.fatal = (f"the server rejected the first {n} requests the same way ({kind[len('rejected: '):]}): "
+                          "check --model and --base-url")
         else:
             self.fatal = (f"every answer was cut {self._token_limit()} (finish_reason length, {n} replies) before any painting "
                           "was labelled: raise --max-tokens (reasoning models need 1000 or more)")
         self.fatal = self.redact(self.fatal)
 
+    def _rejected(self, status: int, e) -> Failure:
+        """A request the server refused (4xx, not retried): this painting fails; the same refusal
+        of every first request ends the run."""
+        message = self.redact(_message(e))
+        self._give_up_if_hopeless(f"rejected: {status}: {message}", "")  # per message: one painting's own refusal is not the run's
+        return Failure(f"the server rejected the request ({status}): {message}")
+
+    async def _wait(self, seconds: float) -> None:
+        """Sleep before a retry; returns early (raising Stopped) when the run is being stopped."""
+        if self.stop is None:
+            await asyncio.sleep(seconds)
+            return
+        sleeper, stopper = asyncio.ensure_future(asyncio.sleep(seconds)), asyncio.ensure_future(self.stop.wait())
+        done, pending = await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        if stopper in done:
+            raise Stopped()
+
     async def _complete(self, messages: list[dict], usage: Usage) -> tuple[list[str], str]:
-        """One answer's raw word list and text, retrying transient failures."""
+        """One answer's raw word list and text, retrying transient failures; an answer that
+        cannot be read is followed by one reminder of the format instead of the same request."""
         failures = 0
+        asked = messages
         while True:
             if self.fatal:
                 raise ArtgenError(self.fatal)
-            kwargs = self._request(messages)
+            if self.stop is not None and self.stop.is_set():
+                raise Stopped()
+            kwargs = self._request(asked)
             retry_after, detail = None, ""
             usage.attempts += 1
             try:
                 resp = await self.client.chat.completions.create(**kwargs)
-            except openai.BadRequestError as e:
+            except (openai.BadRequestError, openai.UnprocessableEntityError) as e:
                 if self._adapt(kwargs, e):
                     continue
-                raise Failure(self.redact(f"the server rejected the request (400): {_message(e)}")) from None
+                raise self._rejected(e.status_code, e) from None
             except (openai.AuthenticationError, openai.PermissionDeniedError) as e:
+                if self.api_key == PLACEHOLDER_KEY:
+                    raise ArtgenError(self.redact(
+                        f"the server at {self.cfg.base_url or OPENAI_URL} asks for an API key ({e.status_code}) and "
+                        "OPENAI_API_KEY is not set: export OPENAI_API_KEY=<the server's key>")) from None
                 raise ArtgenError(self.redact(
                     f"the server refused the API key ({e.status_code}): check OPENAI_API_KEY and --base-url")) from None
             except openai.NotFoundError as e:
                 raise ArtgenError(self.redact(
                     f"the server has no model {self.cfg.model!r} or no chat endpoint at this URL (404): "
-                    f"check --model and --base-url ({_message(e)})")) from None
+                    f"check --model and --base-url{_v1_hint(self.cfg.base_url)} ({_message(e)})")) from None
             except openai.APITimeoutError:
                 cause = "timeout"
+                self._give_up_if_hopeless("timeout", "")
             except openai.APIConnectionError:
                 cause = "connection"
                 self._give_up_if_hopeless("connection", "")
             except openai.APIStatusError as e:
                 cause = RETRIED_STATUS.get(e.status_code) or ("server_error" if e.status_code >= 500 else None)
                 if cause is None:
-                    raise Failure(self.redact(f"the server answered {e.status_code}: {_message(e)}")) from None
+                    raise self._rejected(e.status_code, e) from None
                 retry_after = _retry_after(e.response)  # on any retried status, as the server asked
             else:
                 _count_usage(resp, usage)
@@ -254,7 +297,13 @@ class OpenAIAnnotator:
                     self._give_up_if_hopeless("not_chat", detail)
                 else:
                     try:
-                        words = parse_answer(text)
+                        try:
+                            words = parse_answer(text)
+                        except ValueError:
+                            reasoning = None if (text or "").strip() else _reasoning(resp)
+                            if reasoning is None or finish_reason == "length":  # cut while thinking: no answer in it
+                                raise
+                            words = parse_answer(reasoning, bare=False)  # the JSON in it, else that text's error
                     except ValueError as e:
                         if finish_reason == "length":
                             cause = "length"
@@ -262,6 +311,10 @@ class OpenAIAnnotator:
                             self._give_up_if_hopeless("length", detail)
                         else:
                             cause, detail = "malformed", str(e)
+                            if asked is not messages:  # unreadable even after the reminder
+                                self._give_up_if_hopeless("unreadable", " ".join(str(text or "")[:60].split()) or "empty")
+                            if text and text.strip():  # the same request would get the same answer: remind it of the format
+                                asked = [*messages, {"role": "assistant", "content": text[:1000]}, format_reminder()]
                     else:
                         self.answered += 1
                         return words, text
@@ -270,7 +323,7 @@ class OpenAIAnnotator:
             if failures >= self.cfg.max_retries:
                 raise Failure(self.redact(f"{cause}: gave up after {failures + 1} attempts" + (f": {detail}" if detail else "")))
             self.retries[cause] += 1
-            await asyncio.sleep(self._delay(failures, retry_after))
+            await self._wait(self._delay(failures, retry_after))
             failures += 1
 
     async def annotate(self, messages: list[dict]) -> Annotation:
@@ -322,7 +375,28 @@ def _chat_content(resp) -> tuple[str | None, str | None]:
     if content is not None and not isinstance(content, str):
         raise NotChatCompletion(f"the server did not answer with an OpenAI chat completion: content is a "
                                 f"{type(content).__name__}")
+    if not (content or "").strip():  # the answer as a tool call's arguments (servers that turn a JSON schema into a tool)
+        calls = getattr(message, "tool_calls", None) or []
+        arguments = getattr(getattr(calls[0], "function", None), "arguments", None) if calls else None
+        content = arguments if isinstance(arguments, str) and arguments.strip() else content
     return content, finish_reason
+
+
+def _reasoning(resp) -> str | None:
+    """The reasoning field a server's reasoning parser fills (vLLM `reasoning_content`, others
+    `reasoning`): where some put the whole answer, content left empty."""
+    message = getattr(resp.choices[0], "message", None)
+    return next((r for r in (getattr(message, k, None) for k in ("reasoning_content", "reasoning"))
+                 if isinstance(r, str) and r.strip()), None)
+
+
+def _v1_hint(base_url: str | None) -> str:
+    """A hint for a base URL whose path has no /v1, where OpenAI-compatible servers serve the API."""
+    from urllib.parse import urlsplit
+
+    if base_url and "/v1" not in urlsplit(base_url).path:
+        return " (an OpenAI-compatible API usually ends in /v1, e.g. http://localhost:8000/v1)"
+    return ""
 
 
 def _error_fields(e) -> dict:
@@ -351,7 +425,20 @@ def _names_structured_output(e) -> bool:
 
 
 def _message(e) -> str:
+    """The server's own words: OpenAI's error.message, else a plain `error` string or FastAPI's
+    `detail` (a string, or a list of {"msg": ...}), else the response text."""
     msg = _error_fields(e).get("message")
+    body = getattr(e, "body", None)
+    if not msg and isinstance(body, dict):
+        detail = body.get("error") if isinstance(body.get("error"), str) else body.get("detail")
+        if isinstance(detail, list):
+            detail = "; ".join(str(d.get("msg", d)) if isinstance(d, dict) else str(d) for d in detail[:3])
+        msg = detail if isinstance(detail, str) else None
+    if not msg and body is None and getattr(e, "response", None) is not None:
+        try:
+            msg = e.response.text[:200]
+        except Exception:  # a streamed or closed response
+            msg = None
     if msg:
         return " ".join(str(msg).split())[:200]
     return " ".join(str(getattr(e, "message", e)).split())[:200]

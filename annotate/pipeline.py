@@ -14,8 +14,9 @@ import signal
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from annotate.writer import JsonlWriter
 from artgen.errors import ArtgenError
@@ -132,6 +133,49 @@ def _model_name(cfg: AnnotateConfig) -> str:
     return cfg.model or DEFAULT_MODEL
 
 
+def resolve_base_url(flag: str | None) -> str | None:
+    """The server's base URL: --base-url, else $OPENAI_BASE_URL (as the openai client reads it),
+    else None (OpenAI). Spaces and a pasted `/chat/completions` are dropped; a query string
+    (Azure's `?api-version=...`) is kept for every request by `split_query`."""
+    url = (flag if flag is not None else os.environ.get("OPENAI_BASE_URL", "")).strip()
+    if not url:
+        return None
+    name = "--base-url" if flag is not None else "OPENAI_BASE_URL"
+    if not url.lower().startswith(("http://", "https://")):
+        example = f"http://{url}" if "://" not in url else "http://localhost:8000/v1"
+        raise ArtgenError(f"{name} {url!r} does not start with http:// or https://: pass the full URL, e.g. {example}")
+    parts = urlsplit(url)
+    path = parts.path.rstrip("/")
+    for tail in ("/chat/completions", "/completions"):
+        if path.endswith(tail):  # the endpoint pasted whole: the client adds it itself
+            path = path[:-len(tail)]
+    return urlunsplit(parts._replace(path=path))
+
+
+def split_query(base_url: str | None) -> tuple[str | None, dict | None]:
+    """(the base URL without its query string, that query as parameters for every request)."""
+    if base_url is None or not urlsplit(base_url).query:
+        return base_url, None
+    parts = urlsplit(base_url)
+    return urlunsplit(parts._replace(query="")), dict(parse_qsl(parts.query, keep_blank_values=True))
+
+
+def check_same_labelling(out_path: Path, model: str, mode: str) -> None:
+    """Refuse to add to an annotation file that another model or mode began: training reads
+    one file as one labelling, and a mix of two would pass for one without a word."""
+    from artgen.data.captions import read_records
+
+    if not out_path.exists():
+        return
+    others = Counter((str(r.get("model")), str(r.get("mode"))) for r in read_records(out_path)
+                     if (r.get("model"), r.get("mode")) != (model, mode))
+    if others:
+        (m, md), n = others.most_common(1)[0]
+        raise ArtgenError(f"{out_path} already holds {sum(others.values())} paintings labelled by model {m!r} ({md} mode) "
+                          f"and this run uses {model!r} ({mode} mode): finish that labelling with --model {m} --mode {md}, "
+                          f"or move {out_path.name} aside to start a new one (it is kept as it is)")
+
+
 def run_annotation(ws: Workspace, cfg: AnnotateConfig) -> Summary:
     """Annotate the pending images of the chosen split(s); returns the run's summary."""
     if cfg.backend not in BACKENDS:
@@ -147,12 +191,8 @@ def run_annotation(ws: Workspace, cfg: AnnotateConfig) -> Summary:
             raise ArtgenError(f"{name} must be a price in USD per million tokens, 0 or more (got {price})")
     if cfg.max_tokens < 1:
         raise ArtgenError(f"--max-tokens must be at least 1 (got {cfg.max_tokens})")
-    if cfg.backend == "openai" and cfg.base_url is not None \
-            and not cfg.base_url.strip().lower().startswith(("http://", "https://")):
-        url = cfg.base_url.strip()
-        example = f"http://{url}" if url and "://" not in url else "http://localhost:8000/v1"
-        raise ArtgenError(f"--base-url {cfg.base_url!r} does not start with http:// or https://: pass the full URL, "
-                          f"e.g. {example}")
+    if cfg.backend == "openai":
+        cfg = replace(cfg, base_url=resolve_base_url(cfg.base_url))
     mode = "stats" if cfg.backend == "heuristic" else cfg.mode
     api_key = None
     if cfg.backend == "openai" and not cfg.dry_run:
@@ -182,6 +222,8 @@ def run_annotation(ws: Workspace, cfg: AnnotateConfig) -> Summary:
     # one writer per annotation file: a second run would label (and bill) every painting twice
     with stage_lock(ws, f"annotations-{cfg.backend}", f"{out_path.name}"), \
             JsonlWriter(out_path) as writer, JsonlWriter(failures_path) as failures:
+        if cfg.backend == "openai":
+            check_same_labelling(out_path, summary.model, mode)
         summary.repaired_bytes = writer.repaired_bytes
         pending = []  # (dataset, row index)
         for _, ds in parts:
@@ -287,9 +329,10 @@ def _messages_for(cfg: AnnotateConfig, batch: list) -> list[tuple[str, list[dict
 
 async def _run_openai(cfg: AnnotateConfig, summary: Summary, pending: list, writer: JsonlWriter,
                       failures: JsonlWriter, api_key: str) -> None:
-    from annotate.openai_backend import ClientConfig, Failure, OpenAIAnnotator
+    from annotate.openai_backend import ClientConfig, Failure, OpenAIAnnotator, Stopped
 
-    annotator = OpenAIAnnotator(ClientConfig(base_url=cfg.base_url, model=summary.model, timeout=cfg.timeout,
+    base_url, query = split_query(cfg.base_url)
+    annotator = OpenAIAnnotator(ClientConfig(base_url=base_url, default_query=query, model=summary.model, timeout=cfg.timeout,
                                              max_retries=cfg.max_retries, base_delay=cfg.base_delay,
                                              max_tokens=cfg.max_tokens), api_key)
     summary.retries = annotator.retries  # shared: an interrupted run still reports them
@@ -305,13 +348,21 @@ async def _run_openai(cfg: AnnotateConfig, summary: Summary, pending: list, writ
 
     # Ctrl-C sets `stop` instead of cancelling tasks: a cancellation can be swallowed inside
     # the HTTP client and retried as a dropped connection. Requests in flight finish and are
-    # written; queued ones are dropped; the run then ends as interrupted.
+    # written; no retry or back-off wait begins; queued ones are dropped; the run then ends as
+    # interrupted. A second Ctrl-C raises KeyboardInterrupt at once (records written are kept).
     stop = asyncio.Event()
+    annotator.stop = stop
     # An error that ends the run (bad key, no such model, no server at the URL) stops it the
     # same way, so answers already on their way are still written; it is raised at the end.
     fatal: list[ArtgenError] = []
+
+    def first_interrupt() -> None:
+        stop.set()
+        loop.remove_signal_handler(signal.SIGINT)  # the next Ctrl-C is Python's own KeyboardInterrupt
+        console.print("stopping: the answers on their way are kept (Ctrl-C again to stop at once)")
+
     try:
-        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGINT, first_interrupt)
         handler = True
     except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / platform
         handler = False
@@ -333,6 +384,8 @@ async def _run_openai(cfg: AnnotateConfig, summary: Summary, pending: list, writ
             base = {"id": id_, "backend": "openai", "model": summary.model, "mode": cfg.mode}
             try:
                 ann = await annotator.annotate(messages)
+            except Stopped:  # left for the next run, not a failure
+                continue
             except ArtgenError as e:
                 fatal.append(e)
                 stop.set()

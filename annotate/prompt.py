@@ -4,6 +4,7 @@ schema, and (in `stats` mode) the measured statistics of the painting as text.
 
 from __future__ import annotations
 
+import ast
 import base64
 import io
 import json
@@ -123,6 +124,14 @@ def corrective_message(valid: list[str], extra: list[str]) -> dict:
         'Answer again with 3-5 words from the vocabulary only, as JSON: {"adjectives": [...]}.')}
 
 
+def format_reminder() -> dict:
+    """The follow-up sent after an answer that could not be read as a word list: the same
+    request again would get the same answer (temperature 0)."""
+    return {"role": "user", "content": (
+        'That answer could not be read. Reply with JSON only, no other text: {"adjectives": ["word", "word", "word"]} '
+        "with 3-5 words from the vocabulary.")}
+
+
 # Token estimates without a tokenizer: ~4 characters per token for English text, and the
 # fixed cost OpenAI bills for a low-detail image.
 IMAGE_TOKENS_LOW_DETAIL = 85
@@ -166,6 +175,8 @@ _THINK = re.compile(r"<think>.*?</think>", re.S | re.I)  # a reasoning model's t
 _TRAILING_COMMA = re.compile(r",\s*([\]}])")
 _SEPARATORS = re.compile(r"[,;\n]")
 _BARE_WORD = re.compile(r"[A-Za-z][A-Za-z' -]*")  # one item of a bare list: letters, spaces, hyphens
+_LIST_MARKER = re.compile(r"^\s*(?:\d{1,2}[.)]|[-*\u2022])\s+")  # "1. warm", "2) warm", "- warm", "* warm", "• warm"
+_LABEL = re.compile(r"^\s*\**\s*(?:adjectives|words|labels|answer)\s*\**\s*:\s*", re.IGNORECASE)  # "Adjectives: warm, ..."
 ANSWER_KEYS = ("adjectives", "words", "labels")
 ITEM_KEYS = ("adjective", "word", "label", "name", "term", "value")  # [{"word": "warm"}, ...]
 
@@ -204,19 +215,23 @@ def _words(value) -> list[str] | None:
 
 def _bare_list(text: str) -> list[str] | None:
     """`warm, vivid, chaotic` (commas, semicolons or new lines; each item at most three words of
-    letters), else None: prose such as `Sure! Here are some: warm` is not a list."""
-    items = [i.strip().strip("\"'`*").strip().rstrip(".").strip() for i in _SEPARATORS.split(text)]
+    letters, after a list marker such as `1.` or `-`; the whole after an `Adjectives:` label),
+    else None: prose such as `Sure! Here are some: warm` is not a list."""
+    text = _LABEL.sub("", text.strip())
+    items = [_LIST_MARKER.sub("", i).strip().strip("\"'`*").strip().rstrip(".").strip() for i in _SEPARATORS.split(text)]
     items = [i for i in items if i]
     if items and all(_BARE_WORD.fullmatch(i) and len(i.split()) <= 3 for i in items):
         return items
     return None
 
 
-def parse_answer(text: str | None) -> list[str]:
+def parse_answer(text: str | None, bare: bool = True) -> list[str]:
     """The raw word list from a reply: JSON {"adjectives": [...]} (or a comma-separated string
     in place of the list), a bare JSON list, JSON inside surrounding prose / a code fence or
-    with trailing commas, or a bare `warm, vivid, chaotic` line; <think> blocks are ignored.
-    Raises ValueError for anything else."""
+    with trailing commas, a Python literal of either, or a bare `warm, vivid, chaotic` list (one
+    line, or one item per line with `1.` / `-` markers, after an `Adjectives:` label); <think>
+    blocks are ignored. `bare=False` reads JSON only (a model's reasoning, whose prose would
+    pass for a bare list). Raises ValueError for anything else."""
     if not text or not text.strip():
         raise ValueError("empty reply")
     answer = strip_thinking(text).strip()
@@ -234,7 +249,12 @@ def parse_answer(text: str | None) -> list[str]:
             try:
                 obj = json.loads(attempt)
             except ValueError:
-                continue
+                try:  # a Python literal, as small models write it: {'adjectives': ['warm', ...]}
+                    obj = ast.literal_eval(attempt) if len(attempt) < 2000 else None
+                except (ValueError, SyntaxError, MemoryError, RecursionError):
+                    continue
+                if not isinstance(obj, (dict, list)):
+                    continue
             if isinstance(obj, dict):
                 fields = {str(k).lower(): v for k, v in obj.items()}
                 for key in ANSWER_KEYS:
@@ -244,7 +264,7 @@ def parse_answer(text: str | None) -> list[str]:
             if isinstance(obj, list) and (words := _words(obj)):
                 return words
             break
-    words = _bare_list(answer)
+    words = _bare_list(answer) if bare else None
     if words is not None:
         return words
     raise ValueError(f"reply is not the JSON asked for: {text[:80]!r}")

@@ -41,6 +41,27 @@ def test_parse_answer_reads_json_in_its_usual_disguises():
             parse_answer(bad)
 
 
+def test_parse_answer_reads_the_lists_small_models_write():
+    three = ["Warm", "Vivid", "Chaotic"]
+    assert parse_answer("1. Warm\n2. Vivid\n3. Chaotic") == three
+    assert parse_answer("- Warm\n- Vivid\n- Chaotic") == three
+    assert parse_answer("* Warm\n* Vivid\n* Chaotic.") == three
+    assert parse_answer("Adjectives: Warm, Vivid, Chaotic") == three
+    assert parse_answer("**Adjectives:** Warm, Vivid, Chaotic") == three
+    assert parse_answer("{'adjectives': ['Warm', 'Vivid', 'Chaotic']}") == three  # a Python literal
+    with pytest.raises(ValueError):  # prose is still not a list
+        parse_answer("Sure! Here are some: warm, vivid")
+    with pytest.raises(ValueError):  # reasoning prose is read for its JSON only
+        parse_answer("Okay, the user wants", bare=False)
+    assert parse_answer('I think {"adjectives": ["warm", "dark", "calm"]}', bare=False) == ["warm", "dark", "calm"]
+
+
+def test_a_negated_word_is_never_read_as_the_word_it_negates():
+    n = normalise(["not geometric", "non-geometric", "no texture", "without-warmth", "warm", "very-warm", "vivid"])
+    assert n.adjectives == ["warm", "vivid"]
+    assert n.extra == ["not-geometric", "non-geometric", "no-texture", "without-warmth"]
+
+
 def test_parse_answer_reads_the_shapes_normalise_can_handle():
     three = ["warm", "vivid", "chaotic"]
     assert parse_answer("warm, vivid, chaotic") == three

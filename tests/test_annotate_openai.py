@@ -126,7 +126,7 @@ def test_the_api_key_never_appears_in_output_files_or_errors(ws):
         assert server.authorizations == {f"Bearer {KEY}"}  # the key was sent ...
     with LocalChatServer(plan=lambda n, body: "401") as server:  # a bad key stops the run
         with pytest.raises(ArtgenError) as err:
-            run_annotation(ws, config(server, limit=2))
+            run_annotation(ws, config(server, limit=2, model=backend.DEFAULT_MODEL))  # the CLI run's model: the same labelling
     assert r.returncode == 0 and "1 failed" in r.stderr and "[redacted]" in (ws.annotations / "openai.failures.jsonl").read_text()
     assert "refused the API key (401)" in str(err.value)
     texts = [r.stdout, r.stderr, str(err.value), repr(err.value)] + [p.read_text() for p in ws.annotations.iterdir()]
@@ -307,3 +307,94 @@ def test_retry_after_is_obeyed_on_any_retried_status_and_408_409_are_retried(ws,
     assert summary.done == 3 and summary.failed == 0
     assert dict(summary.retries) == {"server_error": 1, "timeout": 1, "conflict": 1}
     assert slept[0] == 7  # the 503's Retry-After, not the 1 ms backoff
+
+
+def test_an_unreadable_answer_is_followed_by_a_format_reminder_not_the_same_request(ws):
+    bodies = []
+
+    def plan(n, body):
+        bodies.append(body)
+        return "malformed" if n == 1 else "ok"
+
+    with LocalChatServer(plan=plan) as server:
+        summary = run_annotation(ws, config(server, limit=1))
+    assert summary.done == 1 and len(bodies) == 2
+    second = bodies[1]["messages"]
+    assert second[:-2] == bodies[0]["messages"] and second[-2]["role"] == "assistant"
+    assert "could not be read" in second[-1]["content"] and '{"adjectives"' in second[-1]["content"]
+
+
+def test_a_model_whose_answers_are_never_readable_stops_the_run(ws):
+    with LocalChatServer(plan=lambda n, body: "malformed") as server:
+        with pytest.raises(ArtgenError) as err:
+            run_annotation(ws, config(server, concurrency=1, max_retries=1))
+        requests = server.requests
+    assert "could be read as a list of adjectives" in str(err.value) and "--model" in str(err.value)
+    assert requests <= 2 * backend.GIVE_UP_AFTER  # not 2 attempts for each of 120 paintings
+
+
+def test_an_answer_a_reasoning_parser_put_in_reasoning_content_is_read(ws):
+    answer = 'reasoning:{"adjectives": ["warm", "vivid", "chaotic"]}'
+    with LocalChatServer(plan=lambda n, body: answer) as server:
+        summary = run_annotation(ws, config(server, limit=2))
+    assert summary.done == 2 and [r["adjectives"] for r in records(ws.annotations / "openai.jsonl")] == [
+        ["warm", "vivid", "chaotic"]] * 2
+
+
+def test_a_second_model_does_not_silently_join_another_models_labelling(ws):
+    with LocalChatServer() as server:
+        run_annotation(ws, config(server, limit=2, model="llava"))
+        with pytest.raises(ArtgenError) as err:
+            run_annotation(ws, config(server, limit=2, model="gpt-4o-mini"))
+        assert server.requests == 2
+    msg = str(err.value)
+    assert "2 paintings labelled by model 'llava' (stats mode)" in msg and "--model llava" in msg and "move openai.jsonl" in msg
+    assert len(records(ws.annotations / "openai.jsonl")) == 2  # kept as it was
+
+
+def test_openai_base_url_from_the_environment_is_used_and_cleaned(ws, monkeypatch):
+    with LocalChatServer() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", f" {server.base_url}/chat/completions ")
+        summary = run_annotation(ws, config(server, base_url=None, limit=2))
+        assert summary.done == 2 and server.requests == 2
+
+
+def test_a_query_string_on_the_base_url_goes_with_every_request(ws):
+    with LocalChatServer() as server:
+        summary = run_annotation(ws, config(server, base_url=server.base_url + "?api-version=2024-06-01", limit=1))
+    assert summary.done == 1 and server.paths == ["/v1/chat/completions?api-version=2024-06-01"]
+
+
+def test_a_server_that_rejects_every_request_the_same_way_stops_the_run(ws):
+    with LocalChatServer(plan=lambda n, body: "400") as server:
+        with pytest.raises(ArtgenError) as err:
+            run_annotation(ws, config(server, concurrency=1))
+        requests = server.requests
+    assert "rejected the first 8 requests the same way (400:" in str(err.value) and requests == backend.GIVE_UP_AFTER
+
+
+def test_a_server_that_wants_a_key_when_none_is_set_says_so(ws, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY")
+    with LocalChatServer(plan=lambda n, body: "401") as server:
+        with pytest.raises(ArtgenError) as err:
+            run_annotation(ws, config(server, limit=1))
+    assert "asks for an API key (401) and OPENAI_API_KEY is not set" in str(err.value)
+
+
+def test_a_timeout_on_every_first_request_stops_the_run(ws):
+    with LocalChatServer(plan=lambda n, body: "slow", slow_seconds=1.0) as server:
+        t0 = time.monotonic()
+        with pytest.raises(ArtgenError) as err:
+            run_annotation(ws, config(server, concurrency=4, timeout=0.2, max_retries=1))
+    assert "answered none of 8 requests within --timeout 0.2 s" in str(err.value) and time.monotonic() - t0 < 20
+
+
+def test_ctrl_c_ends_a_retry_wait_at_once_and_leaves_the_painting_for_the_next_run(ws):
+    import threading
+
+    with LocalChatServer(plan=lambda n, body: "503", retry_after=30) as server:  # every retry waits 30 s
+        threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+        t0 = time.monotonic()
+        summary = run_annotation(ws, config(server, limit=2, max_retries=3))
+    assert summary.interrupted and summary.failed == 0 and time.monotonic() - t0 < 10
+    assert not records(ws.annotations / "openai.failures.jsonl")
