@@ -91,7 +91,9 @@ class Summary:
 
             for k, v in sorted(self.events.items()):
                 out.append(f"  note: {EVENT_NOTES.get(k, k.replace('_', ' '))} ({v}x)")
-        out.append(f"  tokens: {self.prompt_tokens} prompt, {self.completion_tokens} completion")
+        out.append(f"  tokens: {self.prompt_tokens} prompt, {self.completion_tokens} completion"
+                   + (" (the server reported no token usage, so no cost can be estimated from it)"
+                      if self.done and not self.prompt_tokens and self.backend == "openai" else ""))
         if self.cost is not None:
             out.append(f"  estimated cost: ${self.cost:.4f} (at ${self.price_in or 0:g} / ${self.price_out or 0:g} "
                        "per million prompt / completion tokens)")
@@ -100,6 +102,8 @@ class Summary:
         out.append(f"  labels: {self.out_path}")
         if self.failed:
             out.append(f"  failures: {self.failures_path} (rerun to retry them)")
+            if self.retries.get("rate_limit"):
+                out.append("  hint: the server rate-limited this run (429): a lower --concurrency fails fewer paintings")
         if self.interrupted:
             out.append("  rerun the same command to resume: finished images are skipped")
         return out

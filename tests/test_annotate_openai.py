@@ -398,3 +398,17 @@ def test_ctrl_c_ends_a_retry_wait_at_once_and_leaves_the_painting_for_the_next_r
         summary = run_annotation(ws, config(server, limit=2, max_retries=3))
     assert summary.interrupted and summary.failed == 0 and time.monotonic() - t0 < 10
     assert not records(ws.annotations / "openai.failures.jsonl")
+
+
+def test_the_summary_hints_at_rate_limits_and_says_when_the_server_counted_no_tokens(tmp_path):
+    from collections import Counter
+
+    from annotate.pipeline import Summary
+
+    summary = Summary("openai", "m", "stats", tmp_path / "a.jsonl", tmp_path / "f.jsonl", done=3, failed=2,
+                      retries=Counter(rate_limit=12))
+    text = "\n".join(summary.lines())
+    assert "lower --concurrency" in text and "reported no token usage" in text
+    summary = Summary("openai", "m", "stats", tmp_path / "a.jsonl", tmp_path / "f.jsonl", done=3, prompt_tokens=900)
+    text = "\n".join(summary.lines())
+    assert "--concurrency" not in text and "no token usage" not in text
