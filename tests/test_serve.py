@@ -293,6 +293,13 @@ def test_seeds_stay_within_the_largest_seed():
         assert seeds[-1] == MAX_SEED and seeds == list(range(MAX_SEED - 15, MAX_SEED + 1))
 
 
+def test_a_wrong_method_names_every_allowed_one(client):
+    r = client.post("/healthz")
+    assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD" and "not allowed" in r.json()["error"]
+    r = client.get("/v1/images")
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
+
+
 def test_head_is_answered_on_the_get_routes(client):
     for path in ("/healthz", "/v1/model", "/openapi.json"):
         get, head = client.get(path), client.head(path)

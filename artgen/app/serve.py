@@ -739,9 +739,13 @@ def create_app(runtime_or_bundle: Runtime | str | Path | None = None, config: Se
             return error_response(404, no_such_page(request.url.path))
         if exc.status_code == 400 and exc.detail == "There was an error parsing the body":  # FastAPI's, naming no fix
             return error_response(400, unreadable_body(exc.__cause__))
-        if exc.status_code == 405:
+        if exc.status_code == 405:  # Allow: every method of the path (a route per method: GET's answer would omit HEAD)
+            path = route_path(request.scope)
+            methods = {m for r in app.router.routes if not isinstance(r, Mount) and getattr(r, "path", None) == path
+                       for m in (getattr(r, "methods", None) or ())}
+            headers = {**(getattr(exc, "headers", None) or {}), **({"Allow": ", ".join(sorted(methods))} if methods else {})}
             return error_response(405, f"{request.method} is not allowed on {request.url.path[:80]}: see /openapi.json",
-                                  headers=getattr(exc, "headers", None))
+                                  headers=headers)
         return error_response(exc.status_code, str(exc.detail))
 
     @app.exception_handler(Exception)  # the rest: a failure in Cors itself, or after a response has begun
