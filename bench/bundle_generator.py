@@ -65,7 +65,10 @@ class BundleGenerator:
         """(B, h, w) int64 code grids, image i drawn with seeds[i]."""
         sampler = {k: v for k, v in (("steps", steps), ("guidance", guidance), ("temperature", temperature),
                                      ("candidates", candidates)) if v is not None}
-        return np.asarray(self.runtime.sample_codes(list(prompts), seeds=list(seeds) if seeds is not None else None, **sampler))
+        # merge: the captions of a batch as one runtime call, as the torch generator draws them (in an int8
+        # bundle an image may then differ a little from the one its caption gives alone; a set's statistics do not)
+        return np.asarray(self.runtime.sample_codes(list(prompts), seeds=list(seeds) if seeds is not None else None,
+                                                    merge=True, **sampler))
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         return np.asarray(self.runtime.decode(np.asarray(codes, dtype=np.int64)))  # (B, H, W, 3) uint8
@@ -74,4 +77,4 @@ class BundleGenerator:
                  temperature: float | None = None, candidates: int | None = None) -> np.ndarray:
         sampler = {k: v for k, v in (("steps", steps), ("guidance", guidance), ("temperature", temperature),
                                      ("candidates", candidates)) if v is not None}
-        return np.asarray(self.runtime.generate(list(prompts), seed=seed, **sampler))
+        return np.asarray(self.runtime.generate(list(prompts), seed=seed, merge=True, **sampler))

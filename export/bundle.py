@@ -190,8 +190,9 @@ def _scorer_graph(scorer, grid: int, out: Path, cfg: ExportConfig) -> dict:
 
 
 PICKER_RULE = ("decode every candidate (decoder.onnx); run picker.onnx on the images and the multi-hot picker.adjectives that "
-               "the prompt names (the lower-cased prompt's words [a-z]+, hyphenated ones whole and in parts, that are an "
-               "adjective or a key of picker.synonyms, read as its adjective); keep the candidate with the highest score, "
+               "the prompt names (the lower-cased prompt's words [a-z]+(?:-[a-z]+)*, hyphenated ones whole and each of their "
+               "parts, that are an adjective or a key of picker.synonyms, read as its adjective); keep the candidate with the "
+               "highest score, "
                "the first on a tie, candidate 0 when it names none")
 CANDIDATE_NOISE = ("candidate j of image i draws with Gumbel noise from numpy.random.default_rng([seed + i, noise_stream + j]) "
                    "(candidate 0 is the single draw)")
@@ -378,7 +379,8 @@ def _write_bundle(gen: Generator, out: Path, cfg: ExportConfig, scorer=None, pic
                         candidate_noise=CANDIDATE_NOISE,
                         candidate_rule="run scorer.onnx on every candidate's codes; keep the candidate with the highest mean "
                                        "log-sigmoid of the logits of the scorer.adjectives that the prompt names (the lower-cased "
-                                       "prompt's words [a-z]+, hyphenated ones whole and in parts, that are an adjective or a "
+                                       "prompt's words [a-z]+(?:-[a-z]+)*, hyphenated ones whole and each of their parts, "
+                                       "that are an adjective or a "
                                        "key of scorer.synonyms, read as its adjective); the first on a tie, candidate 0 when it "
                                        "names none")
     names = ["text_encoder", *generator_graphs, "decoder"]
@@ -522,16 +524,36 @@ or `python runtime.py . "warm, chaotic, vivid" -o out.png`. Needs `onnxruntime`,
 
 ## The contract (bundle.json holds all of it)
 
-1. Tokenize the lower-cased prompt with `{meta['tokenizer']['file']}` (special tokens added,
-   at most {meta['tokenizer']['max_tokens']} tokens), pad with id {meta['tokenizer']['pad_id']};
-   attention_mask is 1 for real tokens.
-2. `text_encoder.onnx` turns ids into text states.
+1. Tokenize the lower-cased prompt with `{meta['tokenizer']['file']}` ({_special_tokens(meta['tokenizer'])};
+   a prompt over {meta['tokenizer']['max_tokens']} tokens is refused, not cut). Pad with id {meta['tokenizer']['pad_id']} to the
+   longest prompt of the batch only (a single prompt: no padding); attention_mask is 1 for real tokens.
+   Prompt limits (`prompt_limits`): at most max_chars characters (Unicode code points, not
+   UTF-16 units) and max_words words, counted by splitting the lower-cased prompt at
+   `[,;/|+\\s]+` and dropping pieces that are only `.!?'"()`.
+2. `text_encoder.onnx` turns ids into text states.{_int8_batch_note(meta)}
 {_ar_recipe(meta) if meta.get('generator') == 'ar' else _masked_recipe(meta)}
 4. `decoder.onnx` turns the {meta['codebook_size']}-way code grid into uint8 RGB pixels.
 {_candidates_recipe(meta)}
 Defaults: {', '.join(f'{k} {meta["sampling"][k]}' for k in ('steps', 'guidance', 'temperature', 'top_k') if k in meta['sampling'])}.
 
 {chr(10).join(sections)}"""
+
+
+def _special_tokens(tok: dict) -> str:
+    if tok.get("kind") == "sentencepiece":
+        return f"ids = [bos_id {tok['bos_id']}] + the sentencepiece ids + [eos_id {tok['eos_id']}]"
+    return "the tokenizer's own special tokens added (`add_special_tokens=True`)"
+
+
+def _int8_batch_note(meta: dict) -> str:
+    """Where int8 graphs make an image depend on its batch-mates, what a client does about it."""
+    int8 = [g for g in meta.get("int8_graphs", []) if g in meta["graphs"]]
+    if not int8:
+        return ""
+    files = ", ".join(f"`{meta['graphs'][g]['file']}`" for g in int8)
+    return (f"\n   {files} quantise their activations with one scale over the whole batch (dynamic int8), so a row's\n"
+            "   numbers depend on the other rows and on padding: for the picture a prompt gives alone, run each\n"
+            "   distinct prompt as its own batch (rows of one prompt with different seeds batch exactly).")
 
 
 def _candidates_recipe(meta: dict) -> str:
@@ -563,12 +585,15 @@ def _ar_recipe(meta: dict) -> str:
     d = meta["sampling"]
     return f"""3. Autoregressive generation of the {meta['grid']}x{meta['grid']} code grid, one position per step in
    raster order. Run `ar_context.onnx` once on the text states (the prompt rows, then for
-   guidance the same rows with attention_mask all 0) to get the cross-attention keys/values
-   (and, where the step takes it, the text modulation).
+   guidance the same rows with attention_mask all 0: the text encoder runs on the prompt rows
+   only, and its states are repeated for the unguided ones) to get the cross-attention
+   keys/values (and, where the step takes it, the text modulation), fed to every step as they are.
    Then for t = 0 .. {d['steps'] - 1}: run `ar_step.onnx` on `token` (start_id = {d['start_id']} at t = 0,
    then the code drawn at t-1), the cache ({d['cache']}) and the
    context outputs; it returns the logits of position t and the grown cache.
-   Guidance: {d['guided_steps']}. Top-k: {d['top_k_rule']}.
-   Noise: {d['noise']}, noise_stream = {d['noise_stream']}, u clipped to [1e-20, 1 - 1e-7],
-   -log(-log(u)) as float32, added to logits / temperature (float32); the code is the argmax
-   (temperature 0: the argmax of the logits)."""
+   Guidance: {d['guided_steps']}; the code drawn is fed to every row of its image (prompt and
+   unguided). Top-k: {d['top_k_rule']}.
+   Noise: {d['noise']}, noise_stream = {d['noise_stream']}, N = {meta['grid']}x{meta['grid']} positions,
+   K = {meta['codebook_size']} codes; u clipped to [1e-20, 1 - 1e-7] and -log(-log(u)) computed in float64,
+   cast to float32 once at the end, added to logits / temperature (float32); the code is the
+   argmax (temperature 0: the argmax of the logits). `steps` is always the {d['steps']} positions."""

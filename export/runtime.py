@@ -640,12 +640,18 @@ class Runtime:
     def sample_codes(self, prompts: Sequence[str], seed: int = 0, steps: int | None = None,
                      guidance: float | None = None, temperature: float | None = None,
                      seeds: Sequence[int] | None = None, top_k: int | None = None,
-                     candidates: int | None = None, decoded: list | None = None) -> np.ndarray:
+                     candidates: int | None = None, decoded: list | None = None, merge: bool = False) -> np.ndarray:
         """(B, h, w) int64 code grids, image i drawn with seed + i (or `seeds[i]`). None takes
         the bundle's default of a setting; `top_k` and `candidates` (draw that many, keep the one
         the bundle's picker or scorer finds closest to the prompt's words) are for the
         autoregressive generator only. A `decoded` list receives the kept grids' images when the
-        picker decoded them on the way (`generate` then does not decode them again)."""
+        picker decoded them on the way (`generate` then does not decode them again).
+
+        Each image is the one its prompt and seed give alone: an int8 graph quantises its
+        activations with one scale over the whole batch, so in an int8 bundle the rows of
+        different prompts are drawn in separate calls (one per distinct prompt). `merge=True`
+        draws them as one batch, faster, at the price of images that may differ a little
+        from the ones drawn alone (`batch_invariant(meta)` says which bundles are exact either way)."""
         d = self.meta["sampling"]
         prompts = check_prompts(prompts)
         guidance = check_float("guidance", d["guidance"] if guidance is None else guidance)
@@ -655,6 +661,8 @@ class Runtime:
         seeds = [check_seed(s) for s in seeds] if seeds is not None else [check_seed(seed) + i for i in range(len(prompts))]
         if len(seeds) != len(prompts):
             raise BundleError(f"{len(seeds)} seeds for {len(prompts)} prompts: give one seed per prompt")
+        if not merge and len(set(prompts)) > 1 and not batch_invariant(self.meta):
+            return self._per_prompt(prompts, seeds, steps, guidance, temperature, top_k, candidates, decoded)
         if self.generator == "ar":
             if steps is not None and steps != d["steps"]:
                 raise BundleError(f"steps {steps} does not apply to this autoregressive bundle: it draws the "
@@ -690,6 +698,28 @@ class Runtime:
                 codes[b, rows] = scores.argmax(-1)
             known = upto
         return codes.reshape(B, grid, grid)
+
+    def _per_prompt(self, prompts: list[str], seeds: list[int], steps, guidance: float, temperature: float, top_k,
+                    candidates, decoded: list | None) -> np.ndarray:
+        """`sample_codes` one distinct prompt at a time (its rows as one batch of equal rows, whose
+        shared quantisation scale is the one a row alone gets), put back in the callers' order."""
+        codes: np.ndarray | None = None
+        images: list[tuple[list[int], np.ndarray | None]] = []
+        for prompt in dict.fromkeys(prompts):
+            rows = [i for i, p in enumerate(prompts) if p == prompt]
+            part_decoded: list = []
+            part = self.sample_codes([prompt] * len(rows), steps=steps, guidance=guidance, temperature=temperature,
+                                     seeds=[seeds[i] for i in rows], top_k=top_k, candidates=candidates, decoded=part_decoded)
+            if codes is None:
+                codes = np.empty((len(prompts), *part.shape[1:]), dtype=part.dtype)
+            codes[rows] = part
+            images.append((rows, part_decoded[0] if part_decoded else None))
+        if decoded is not None and all(im is not None for _, im in images):  # every part decoded on the way
+            out = np.empty((len(prompts), *images[0][1].shape[1:]), dtype=images[0][1].dtype)
+            for rows, im in images:
+                out[rows] = im
+            decoded.append(out)
+        return codes
 
     def _best_of(self, prompts: list[str], seeds: list[int], guidance: float, temperature: float, top_k: int,
                  candidates: int, decoded: list | None = None) -> np.ndarray:
@@ -768,12 +798,21 @@ class Runtime:
 
     def generate(self, prompt: str | Sequence[str], seed: int = 0, steps: int | None = None,
                  guidance: float | None = None, temperature: float | None = None,
-                 top_k: int | None = None, candidates: int | None = None) -> np.ndarray:
-        """(B, H, W, 3) uint8 images, one per prompt (at most MAX_IMAGES); prompt i uses seed + i."""
+                 top_k: int | None = None, candidates: int | None = None, merge: bool = False) -> np.ndarray:
+        """(B, H, W, 3) uint8 images, one per prompt (at most MAX_IMAGES); prompt i uses seed + i;
+        each the image its prompt and seed give alone unless `merge` (see `sample_codes`)."""
         prompts = [prompt] if isinstance(prompt, str) else prompt
         decoded: list[np.ndarray] = []
-        codes = self.sample_codes(prompts, seed, steps, guidance, temperature, top_k=top_k, candidates=candidates, decoded=decoded)
+        codes = self.sample_codes(prompts, seed, steps, guidance, temperature, top_k=top_k, candidates=candidates,
+                                  decoded=decoded, merge=merge)
         return decoded[0] if decoded else self.decode(codes)
+
+
+def batch_invariant(meta: dict) -> bool:
+    """Whether an image is the same whatever else shares its runtime call: fp32 graphs, whose
+    batch rows never mix (checked on the fp32 tiny bundles of both generators, prompts of
+    different token lengths included); int8 graphs quantise activations per tensor, over all rows."""
+    return not meta.get("int8_graphs") and meta.get("precision", "fp32") != "int8"
 
 
 def check_output(path: str | Path, flag: str = "-o") -> Path:

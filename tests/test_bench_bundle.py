@@ -38,11 +38,11 @@ def test_the_bench_generates_what_the_runtime_generates(bundle):
 
     gen, rt = BundleGenerator.open(bundle, threads=1), Runtime(bundle, threads=1)
     prompts = ["warm, chaotic, vivid", "cool, calm, minimal", "dark, dramatic, textured"]
-    # one batch: int8 graphs quantise activations per batch, so the batch's make-up moves a few codes
+    # one merged batch: int8 graphs quantise activations per batch, so the batch's make-up moves a few codes
     cfg = BenchConfig(batch_size=3, seed=5, steps=None, guidance=None, temperature=None, show_progress=False)
     images, codes = _generate_set(gen, prompts, cfg, "generate")
-    np.testing.assert_array_equal(codes, rt.sample_codes(prompts, seeds=[5, 6, 7]))
-    np.testing.assert_array_equal(images, rt.generate(prompts, seed=5))
+    np.testing.assert_array_equal(codes, rt.sample_codes(prompts, seeds=[5, 6, 7], merge=True))
+    np.testing.assert_array_equal(images, rt.generate(prompts, seed=5, merge=True))
     assert gen.sampling["steps"] == rt.meta["sampling"]["steps"] and gen.image_size == 32
 
 

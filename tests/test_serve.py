@@ -508,7 +508,7 @@ def test_merging_an_int8_bundle_is_asked_for_and_split_back_exactly(rt):
         assert first.result().status_code == 200
         bodies = [f.result().json() for f in waiting]
     assert gated.calls[1] == [("cool, calm", 5), ("dark, dense, geometric", 9)]
-    merged = rt.decode(rt.sample_codes(["cool, calm", "dark, dense, geometric"], seeds=[5, 9]))
+    merged = rt.decode(rt.sample_codes(["cool, calm", "dark, dense, geometric"], seeds=[5, 9], merge=True))
     assert [base64.b64decode(b["images"][0]) for b in bodies] == [image_png(im) for im in merged]
 
 

@@ -112,3 +112,28 @@ def test_latency_in_rounds_runs_one_fresh_process_per_round():
     assert out[key]["rounds"] == 2 and len(out[key]["p50_ms_per_round"]) == 2
     assert out[key]["p50_ms"] == pytest.approx(sum(out[key]["p50_ms_per_round"]) / 2)  # the median of two
     assert out["torch_loaded"] is False
+
+
+def test_each_prompt_of_a_list_gets_the_picture_it_gets_alone():
+    """The shipped bundle's text graphs are int8, quantised with one scale per batch: a list of
+    prompts of different lengths is drawn one distinct prompt at a time, so that each picture is
+    the one its prompt and seed give alone (merge=True draws them as one batch, faster)."""
+    from export.runtime import Runtime, batch_invariant
+
+    rt = Runtime(threads=1)
+    assert not batch_invariant(rt.meta)
+    prompts = ["wavy", "dark, dense, geometric, calm", "wavy"]
+    together = rt.generate(prompts, seed=4)
+    alone = np.concatenate([rt.generate([p], seed=4 + i) for i, p in enumerate(prompts)])
+    assert (together == alone).all()
+    codes = rt.sample_codes(prompts, seed=4)
+    assert (rt.decode(codes) == alone).all()
+    calls = []
+    original = rt._sample_ar
+    rt._sample_ar = lambda states, *a, **k: calls.append(len(states)) or original(states, *a, **k)
+    try:
+        rt.sample_codes(prompts, seed=4, merge=True, candidates=1)
+        rt.sample_codes(prompts, seed=4, candidates=1)
+    finally:
+        rt._sample_ar = original
+    assert calls == [3, 2, 1]  # merged: one batch of 3; alone: "wavy" twice, then the other prompt

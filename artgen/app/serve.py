@@ -65,6 +65,7 @@ from artgen.images import grid_png as images_grid_png
 from artgen.images import png_bytes
 from artgen.workspace import SHIPPED_MODEL
 from export.runtime import MAX_CANDIDATES, BundleError, Runtime, check_int, check_prompt, check_temperature
+from export.runtime import batch_invariant as runtime_batch_invariant
 
 log = logging.getLogger("artgen.app.serve")
 
@@ -190,11 +191,8 @@ def resolve_sampling(rt: Runtime, req: ImageRequest) -> Sampling:
 
 
 def batch_invariant(rt: Runtime) -> bool:
-    """Whether an image is the same whatever else shares its runtime call: fp32 graphs, whose
-    batch rows never mix (checked on the fp32 tiny bundles of both generators, prompts of
-    different token lengths included); int8 graphs quantise activations per tensor, over all rows."""
-    meta = rt.meta
-    return not meta.get("int8_graphs") and meta.get("precision", "fp32") != "int8"
+    """Whether an image is the same whatever else shares its runtime call (export.runtime's rule)."""
+    return runtime_batch_invariant(rt.meta)
 
 
 class QueueFull(Exception):
@@ -336,8 +334,9 @@ class Batcher:
 
     def _generate(self, prompts: list[str], seeds: list[int], s: Sampling) -> np.ndarray:
         decoded: list[np.ndarray] = []  # the kept candidates' images, where the caption picker decoded them already
+        # merge: a merged call is one batch (in exact batching only batch-invariant bundles merge at all)
         codes = self.rt.sample_codes(prompts, seeds=seeds, steps=s.steps, guidance=s.guidance, temperature=s.temperature,
-                                     top_k=s.top_k, candidates=s.candidates, decoded=decoded)  # (B, h, w)
+                                     top_k=s.top_k, candidates=s.candidates, decoded=decoded, merge=True)  # (B, h, w)
         return decoded[0] if decoded else self.rt.decode(codes)  # (B, H, W, 3) uint8
 
 

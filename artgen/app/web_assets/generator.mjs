@@ -58,7 +58,7 @@ function guide(cond, uncond, guidance) {
 }
 
 /** export/runtime.py prompt_words: the scorer's adjectives the prompt names, in the scorer's order
- *  (the lower-cased prompt's words [a-z]+, hyphenated ones whole and in parts, that are an adjective
+ *  (the lower-cased prompt's words [a-z]+(?:-[a-z]+)*, hyphenated ones whole and each of their parts, that are an adjective
  *  or a key of `synonyms`, the bundle's scorer.synonyms, read as its adjective). */
 export function promptWords(prompt, adjectives, synonyms = {}) {
   const tokens = prompt.toLowerCase().match(/[a-z]+(?:-[a-z]+)*/g) ?? [];
