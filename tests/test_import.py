@@ -536,3 +536,110 @@ def test_a_size_the_codes_cannot_divide_is_refused_and_small_paintings_are_count
     assert "3 paintings smaller than 32 px" in (tmp_path / "import.log").read_text()
     report = import_paintings(str(src), tmp_path / "data2", tmp_path / "import2.log", size=16, show_progress=False)
     assert report.upscaled == 0 and "smaller than" not in (tmp_path / "import2.log").read_text()
+
+
+def test_other_jpeg_suffixes_and_avif_are_read_and_files_left_out_are_counted(tmp_path):
+    from PIL import features
+
+    src = tmp_path / "paintings"
+    src.mkdir()
+    for i, ext in enumerate([".jfif", ".jpe", ".JPG", ".png"]):
+        _painting(src / f"p{i}{ext}", i, fmt="JPEG" if ext != ".png" else None)
+    if features.check("avif"):
+        _painting(src / "p9.avif", 9, fmt="AVIF")
+    (src / "scan.heic").write_bytes(b"not read")
+    (src / "notes.txt").write_text("x")
+    report = import_paintings(str(src), tmp_path / "data", tmp_path / "import.log", size=32, show_progress=False)
+    assert report.train + report.test == 4 + features.check("avif") and not report.skipped
+    assert report.left_out == {".heic": 1, ".txt": 1}
+    assert report.left_out_line().startswith("2 files left out for their suffix (1 .heic, 1 .txt)")
+
+
+def test_a_folder_name_that_is_not_utf8_is_a_style_not_a_crash(tmp_path):
+    import os
+
+    src = tmp_path / "paintings"
+    for k, name in enumerate([b"caf\xe9", b"expressionism"]):  # Latin-1 bytes, as an old zip extracts them
+        folder = os.path.join(os.fsencode(src), name)
+        os.makedirs(folder)
+        for i in range(4):
+            _painting(os.fsdecode(os.path.join(folder, f"p{i}.png".encode())), 10 * k + i, size=(24, 16))
+    import_paintings(str(src), tmp_path / "data", tmp_path / "import.log", size=16, show_progress=False)
+    dd = load_corpus(tmp_path / "data")
+    assert set(dd["train"]["style"]) | set(dd["test"]["style"]) == {"café", "expressionism"}
+
+
+def test_links_to_nothing_are_skipped_with_why(tmp_path):
+    src = tmp_path / "paintings"
+    _style_folders(src, ["a", "b"], 3)
+    (src / "a" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    (src / "a" / "loop1.png").symlink_to(src / "a" / "loop2.png")
+    (src / "a" / "loop2.png").symlink_to(src / "a" / "loop1.png")
+    report = import_paintings(str(src), tmp_path / "data", tmp_path / "import.log", size=16, show_progress=False)
+    assert report.train + report.test == 6
+    assert sorted(n for n, _ in report.skipped) == ["a/gone.png", "a/loop1.png", "a/loop2.png"]
+    assert all("a link to nothing" in why for _, why in report.skipped)
+
+
+def test_an_unreadable_sub_folder_is_skipped_with_why(tmp_path, monkeypatch):
+    import os
+
+    src = tmp_path / "paintings"
+    _style_folders(src, ["a", "b", "locked"], 2)
+    real_scandir = os.scandir
+
+    def scandir(path="."):  # root reads every folder: a user without the permission is simulated
+        if os.fspath(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    report = import_paintings(str(src), tmp_path / "data", tmp_path / "import.log", size=16, show_progress=False)
+    assert report.train + report.test == 4
+    assert report.skipped == [("locked", "cannot read the folder (PermissionError: Permission denied)")]
+
+
+def test_a_mistyped_path_under_a_folder_here_is_not_sent_to_the_hub(tmp_path, monkeypatch):
+    (tmp_path / "my_paintings").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ArtgenError, match=r"no folder my_paintings/cubsim here \(my_paintings exists"):
+        import_paintings("my_paintings/cubsim", tmp_path / "data", tmp_path / "import.log", show_progress=False)
+    with pytest.raises(ArtgenError, match="the source is empty"):
+        import_paintings(" ", tmp_path / "data", tmp_path / "import.log", show_progress=False)
+
+
+def test_importing_the_folder_that_holds_the_workspace_leaves_the_workspace_out(tmp_path):
+    src = tmp_path / "paintings"
+    _style_folders(src, ["a", "b"], 3)
+    ws = src / "artgen-work"
+    (ws / "reports").mkdir(parents=True)
+    _painting(ws / "reports" / "contact_sheet.png", 99)
+    report = import_paintings(str(src), ws / "data", ws / "logs" / "import.log", size=16, show_progress=False, exclude=ws)
+    assert report.train + report.test == 6 and "no style" not in report.labels
+
+
+def test_a_transparent_colour_key_is_laid_on_white(tmp_path):
+    from artgen.data.importer import to_rgb
+
+    grey = Image.fromarray(np.array([[0, 200], [200, 0]], dtype=np.uint8), "L")
+    grey.info["transparency"] = 0
+    assert to_rgb(grey).getpixel((0, 0)) == (255, 255, 255) and to_rgb(grey).getpixel((1, 0)) == (200, 200, 200)
+    rgb = Image.fromarray(np.zeros((2, 2, 3), dtype=np.uint8), "RGB")
+    rgb.info["transparency"] = (0, 0, 0)
+    assert to_rgb(rgb).getpixel((1, 1)) == (255, 255, 255)
+
+
+def test_very_large_images_are_read_with_a_logged_warning_up_to_twice_the_limit(tmp_path, monkeypatch):
+    import artgen.data.importer as importer
+
+    monkeypatch.setattr(importer, "MAX_PIXELS", 1000)
+    src = tmp_path / "paintings"
+    src.mkdir()
+    for i in range(4):
+        _painting(src / f"p{i}.png", i, size=(20, 20))
+    _painting(src / "big.png", 7, size=(40, 40))  # 1,600 px: over the limit, under twice it
+    _painting(src / "huge.png", 8, size=(60, 60))  # 3,600 px: over twice the limit
+    report = import_paintings(str(src), tmp_path / "data", tmp_path / "import.log", size=16, show_progress=False)
+    assert report.train + report.test == 5 and [n for n, _ in report.skipped] == ["huge.png"]
+    assert [n for n, _ in report.warnings] == ["big.png"]
+    assert "warning\tbig.png\t" in (tmp_path / "import.log").read_text()

@@ -113,12 +113,14 @@ def data_import(
     check_corpus_target(ws.data, force=force)
     with stage_lock(ws, "data", "the corpus"):
         report = import_paintings(source, ws.data, ws.root / "logs" / "import.log", size=size,
-                                  style_column=style_column_option(style_column))
+                                  style_column=style_column_option(style_column), exclude=ws.root)
     console.print(
         f"imported {report.train} train + {report.test} test paintings to {ws.data}; "
         f"{report.duplicates} duplicates dropped, {len(report.skipped)} skipped (listed in {report.log_path})"
     )
     console.print(report.labels, markup=False, highlight=False)  # folder names are not rich markup
+    if (line := report.left_out_line()) is not None:
+        console.print(line, markup=False, highlight=False)
     if report.upscaled:
         from artgen.data.importer import upscaled_note
 

@@ -40,6 +40,7 @@ import math
 import os
 import re
 import unicodedata
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -53,7 +54,8 @@ from artgen.data.corpus import TEST_FRACTION, check_image_size, encode_png, save
 from artgen.errors import ArtgenError
 from artgen.progress import progress_bar
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".avif")
+MAX_PIXELS = 200_000_000  # a museum scan's size: Pillow warns above it and refuses above twice it (a decompression bomb)
 NO_STYLE_COLUMN = "none"  # `--style-column none`: take no style labels at all
 METADATA_FILES = ("metadata.csv", "metadata.jsonl")  # at the folder's root, as `imagefolder` reads them
 UNLABELLED_STYLE = "imported"  # the style of a painting that came without one
@@ -76,6 +78,7 @@ class Source:
     total: int | None
     items: Iterator[Item]
     left_out: list[str] = field(default_factory=list)  # files left out for their suffix
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (folder or link, why): what a walk could not enter
     style_origin: str | None = None  # e.g. "sub-folder names", "metadata.csv", "the dataset's `style` column"
     no_style_reason: str = ""  # why a folder's sub-folders are not styles, when they are not
     adjective_origin: str | None = None
@@ -94,6 +97,17 @@ class ImportReport:
     styles: int = 0  # distinct styles of the imported paintings ("imported" included): style consistency needs 2
     upscaled: int = 0  # paintings whose shorter side was under --size: enlarged, so blurrier than the rest
     dropped_words: Counter = field(default_factory=Counter)  # {adjective outside the vocabulary: paintings that had it}
+    left_out: Counter = field(default_factory=Counter)  # {suffix: files left out for it}
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (painting, what the decoder warned of)
+
+    def left_out_line(self) -> str | None:
+        """One line for the summary: files left out for their suffix, commonest suffixes first."""
+        if not self.left_out:
+            return None
+        common = sorted(self.left_out.items(), key=lambda kv: (-kv[1], kv[0]))[:4]
+        kinds = ", ".join(f"{n} {s or '(no suffix)'}" for s, n in common)
+        return (f"{_count(sum(self.left_out.values()), 'file')} left out for their suffix ({kinds}"
+                f"{', ...' if len(self.left_out) > 4 else ''}): only {', '.join(IMAGE_SUFFIXES)} are read")
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -107,7 +121,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
         if img.mode == "F":  # floating-point images: their own range
             grey, top = grey - grey.min(), max(float(grey.max() - grey.min()), 1e-12)
         img = Image.fromarray(np.clip(np.rint(grey / top * 255), 0, 255).astype(np.uint8), "L")
-    if img.mode == "P" and "transparency" in img.info:
+    if img.mode in ("P", "L", "RGB") and "transparency" in img.info:  # a palette entry or a colour key (tRNS) that is transparent
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = img.convert("RGBA")
@@ -136,21 +150,43 @@ def _hidden(name: str, is_dir: bool) -> bool:
     return name.startswith(".") or (is_dir and name.startswith("__"))
 
 
-def _folder_files(folder: Path) -> tuple[list[Path], int]:
+def _folder_files(folder: Path, exclude: Path | None = None) -> tuple[list[Path], int, list[tuple[str, str]]]:
     """(every file under `folder`, following linked folders (each real folder once: no loops), the
-    number of hidden files and folders skipped with all they hold)."""
-    seen, files, hidden = set(), [], 0
-    for root, dirs, names in os.walk(folder, followlinks=True):
+    number of hidden files and folders skipped with all they hold, (path, why) of each folder it
+    could not read and each link that leads nowhere). `exclude`: a folder left out with all it
+    holds (the workspace, when the paintings folder holds it)."""
+    seen, files, hidden, unreadable = set(), [], 0, []
+    skip = os.path.realpath(exclude) if exclude is not None else None
+
+    def failed(e: OSError) -> None:
+        where = Path(e.filename) if e.filename else folder
+        unreadable.append((_relative(where, folder), f"cannot read the folder ({type(e).__name__}: {e.strerror or e})"))
+
+    for root, dirs, names in os.walk(folder, followlinks=True, onerror=failed):
         real = os.path.realpath(root)
-        if real in seen:
+        if real in seen or real == skip:
             dirs[:] = []
             continue
         seen.add(real)
         kept = sorted(d for d in dirs if not _hidden(d, True))
         hidden += len(dirs) - len(kept) + sum(_hidden(n, False) for n in names)
         dirs[:] = kept
-        files.extend(Path(root) / n for n in names if not _hidden(n, False) and (Path(root) / n).is_file())
-    return sorted(files), hidden
+        for n in names:
+            p = Path(root) / n
+            if _hidden(n, False):
+                continue
+            if p.is_file():
+                files.append(p)
+            elif p.is_symlink():  # is_file follows links: this one leads nowhere (or round in a loop)
+                unreadable.append((_relative(p, folder), "a link to nothing (its target is missing, or links back to itself)"))
+    return sorted(files), hidden, unreadable
+
+
+def _relative(path: Path, folder: Path) -> str:
+    try:
+        return str(Path(path).relative_to(folder))
+    except ValueError:
+        return str(path)
 
 
 def _nfc(name: str) -> str:
@@ -168,7 +204,10 @@ def _clean_style(value) -> str | None:
         if math.isnan(value):
             return None
         value = int(value) if value.is_integer() else value
-    name = unicodedata.normalize("NFC", str(value)).strip()
+    name = str(value)
+    if re.search("[\udc80-\udcff]", name):  # a folder name that was not UTF-8 (an old zip, a Windows share): read as cp1252
+        name = os.fsencode(name).decode("cp1252", errors="replace")
+    name = unicodedata.normalize("NFC", name).strip()
     return name if name and name != UNLABELLED_STYLE else None
 
 
@@ -314,15 +353,16 @@ def _split_layout(names: list[str]) -> list[str]:
     return []
 
 
-def _folder_source(path: Path, style_column: str | None = None) -> Source:
+def _folder_source(path: Path, style_column: str | None = None, exclude: Path | None = None) -> Source:
     """An image folder, its styles from sub-folder names and its metadata files (checked here, before
     any image is read); `style_column`: the metadata column styles are read from (None: `style`;
-    NO_STYLE_COLUMN: no styles, not even from folder names)."""
-    every, hidden = _folder_files(path)
+    NO_STYLE_COLUMN: no styles, not even from folder names); `exclude`: a folder under it to leave out."""
+    every, hidden, unreadable = _folder_files(path, exclude)
     files = [p for p in every if p.suffix.lower() in IMAGE_SUFFIXES]
     if not files:
+        why = f"; {unreadable[0][0]}: {unreadable[0][1]}" if unreadable else ""
         raise ArtgenError(
-            f"no images found in {path} (looked recursively for {', '.join(IMAGE_SUFFIXES)}): point at a folder of paintings"
+            f"no images found in {path} (looked recursively for {', '.join(IMAGE_SUFFIXES)}{why}): point at a folder of paintings"
         )
     names = [str(p.relative_to(path)) for p in files]
     splits = _split_layout(names)
@@ -380,7 +420,7 @@ def _folder_source(path: Path, style_column: str | None = None) -> Source:
         style, adjectives = metadata.get(_nfc(name), (None, ()))
         labels[name] = (style or folder_styles.get(name), adjectives)
     return Source(len(files), _folder_items(files, path, labels), left_out=[o for o in others if o not in metadata_files],
-                  style_origin=style_origin, no_style_reason=why_not, adjective_origin=adjective_origin,
+                  unreadable=unreadable, style_origin=style_origin, no_style_reason=why_not, adjective_origin=adjective_origin,
                   notes=notes, log_lines=log_lines)
 
 
@@ -462,19 +502,25 @@ def _dataset_source(ds, style_column: str | None = None) -> Source:
     )
 
 
-def _open_source(source: str, style_column: str | None = None) -> Source:
+def _open_source(source: str, style_column: str | None = None, exclude: Path | None = None) -> Source:
     """The paintings of SOURCE: a dataset saved with `save_to_disk`, an image folder or a hub id."""
+    if not source.strip():
+        raise ArtgenError("the source is empty: give an image folder, a dataset saved with save_to_disk, or a hub id like user/name")
     path = Path(source).expanduser()
     if path.is_dir():
         if (path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists():
             import datasets
 
             return _dataset_source(datasets.load_from_disk(str(path)), style_column)
-        return _folder_source(path, style_column)
+        return _folder_source(path, style_column, exclude)
     if path.exists():
         raise ArtgenError(f"{path} is a file, not a folder: give an image folder, a saved dataset or a hub id")
     if source.startswith((".", "/", "~")) or "/" not in source:
         raise ArtgenError(f"{source} does not exist: give an image folder, a dataset saved with save_to_disk, or a hub id like user/name")
+    first = Path(source.split("/")[0])
+    if first.is_dir():  # `my_paintings/cubsim`: a path mistyped under a folder that is here, not a hub id
+        raise ArtgenError(f"no folder {source} here ({first} exists, {source} does not): check the path "
+                          f"(a hub id whose owner is also a local folder name: import ./{first}/... or run it elsewhere)")
     return _dataset_source(_load_hub_dataset(source), style_column)
 
 
@@ -501,8 +547,8 @@ def _load_hub_dataset(hub_id: str):
                               f"unset {offline}, or import a local folder") from None
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ArtgenError(
-            f"cannot load {hub_id!r} from the Hugging Face hub ({msg[:160]}): check the id and the network, or download it and import "
-            "the folder"
+            f"no folder {hub_id} here, and cannot load {hub_id!r} from the Hugging Face hub ({msg[:160]}): check the path or the "
+            "hub id and the network, or download it and import the folder"
         ) from e
 
 
@@ -531,18 +577,40 @@ def _labels_line(src: Source, train: list[dict], label_styles: set[str], unstyle
     return f"{styles}; {adjectives}"
 
 
+def _decode(data: bytes, size: int) -> tuple[Image.Image, bool, list[str]]:
+    """(the painting as `centre_square` makes it, whether it was smaller than `size`, what the
+    decoder warned of: corrupt EXIF, a very large image). A JPEG is decoded at the smallest
+    power-of-two scale that keeps 4x `size` (draft): a 48 MP photo in 0.1 s instead of 1 s."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, MAX_PIXELS
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                small = min(img.size) < size
+                if img.format == "JPEG":
+                    img.draft("RGB", (4 * size, 4 * size))
+                img.load()  # forces a full decode: truncated files fail here
+                pixels = centre_square(img, size)
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
+    return pixels, small, [" ".join(str(w.message).split())[:160] for w in caught]
+
+
 def upscaled_note(n: int, size: int) -> str:
     return (f"{_count(n, 'painting')} smaller than {size} px on the shorter side enlarged to it (blurrier than the rest; "
             "import at a smaller --size to avoid it)")
 
 
 def import_paintings(source: str, out_dir: Path, log_path: Path, size: int = 64, show_progress: bool = True,
-                     style_column: str | None = None) -> ImportReport:
+                     style_column: str | None = None, exclude: Path | None = None) -> ImportReport:
     """`style_column`: where styles come from, when not `style` (or a dataset's ClassLabel `label`,
-    or the sub-folder names): a metadata file's or dataset's column, or NO_STYLE_COLUMN for none."""
+    or the sub-folder names): a metadata file's or dataset's column, or NO_STYLE_COLUMN for none.
+    `exclude`: a folder an image folder may hold that is not paintings (the workspace itself,
+    when `artgen data import .` runs in the paintings folder)."""
     check_image_size(size)
-    src = _open_source(source, style_column)
-    report = ImportReport(log_path=log_path)
+    src = _open_source(source, style_column, exclude)
+    report = ImportReport(log_path=log_path, skipped=list(src.unreadable),
+                          left_out=Counter(PurePosixPath(o).suffix.lower() for o in src.left_out))
     seen: set[str] = set()
     train, test = [], []
     label_styles: set[str] = set()
@@ -561,10 +629,8 @@ def import_paintings(source: str, out_dir: Path, log_path: Path, size: int = 64,
                 report.duplicates += 1
                 continue
             try:
-                with Image.open(io.BytesIO(data)) as img:
-                    img.load()  # forces a full decode: truncated files fail here
-                    small = min(img.size) < size
-                    pixels = centre_square(img, size)
+                pixels, small, warned = _decode(data, size)
+                report.warnings += [(name, w) for w in warned]
             except Image.DecompressionBombError as e:  # a pixel count beyond PIL's safety limit
                 report.skipped.append((name, f"too large to decode safely ({str(e)[:80]})"))
                 continue
@@ -609,6 +675,8 @@ def import_paintings(source: str, out_dir: Path, log_path: Path, size: int = 64,
             f.write(f"skipped\t{name}\t{reason}\n")
         for name in src.left_out:
             f.write(f"not an image file\t{name}\n")
+        for name, warning in report.warnings:
+            f.write(f"warning\t{name}\t{warning}\n")
         for word, n in sorted(report.dropped_words.items(), key=lambda kv: (-kv[1], kv[0])):
             f.write(f"adjective not in the vocabulary, dropped\t{word}\t{_count(n, 'painting')}\n")
         for line in src.log_lines:
