@@ -63,3 +63,39 @@ def test_generate_with_the_shipped_model_refuses_odd_input_in_one_line(tmp_path)
     _assert_one_line_error(run_cli("generate", "--prompts", str(latin), "-o", out, workdir=tmp_path),
                            "not UTF-8 text", "line 1")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_an_unexpected_error_is_one_line_with_the_traceback_in_a_file(tmp_path, monkeypatch, capsys):
+    import errno
+    import re
+    from pathlib import Path
+
+    import artgen.app.encoder_table
+    from artgen.app.cli import main
+
+    def broken(ws):
+        raise RuntimeError("a bug\nover two lines")
+
+    monkeypatch.setattr(artgen.app.encoder_table, "encoder_table", broken)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.delenv("ARTGEN_DEBUG", raising=False)
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
+    assert main(["--workdir", str(tmp_path / "ws"), "encoders"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "internal error (RuntimeError: a bug over two lines)" in err[0] and "please report it" in err[0]
+    crash = Path(re.search(r"the traceback is in (\S+):", err[0]).group(1))
+    assert crash.parent == tmp_path and "Traceback" in crash.read_text() and "RuntimeError: a bug" in crash.read_text()
+
+    def full(ws):
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/x")
+
+    monkeypatch.setattr(artgen.app.encoder_table, "encoder_table", full)
+    assert main(["--workdir", str(tmp_path / "ws"), "encoders"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the disk is full (/data/x)" in err[0]
+    monkeypatch.setattr(artgen.app.encoder_table, "encoder_table", broken)
+    monkeypatch.setenv("ARTGEN_DEBUG", "1")
+    with pytest.raises(RuntimeError):
+        main(["--workdir", str(tmp_path / "ws"), "encoders"])

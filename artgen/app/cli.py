@@ -675,4 +675,38 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("error: out of memory: close other programs, or use a smaller --batch-size / --size / -n", file=sys.stderr)
+        return 1
+    except OSError as e:
+        import errno
+
+        if e.errno != errno.ENOSPC:
+            return _crash(e)
+        print(f"error: the disk is full ({e.filename or 'writing'}): free some space and run the command again "
+              "(finished stages and checkpoints are kept)", file=sys.stderr)
+        return 1
+    except Exception as e:  # a bug: one line, the traceback in a file (ARTGEN_DEBUG=1: on the terminal)
+        return _crash(e)
     return 0
+
+
+def _crash(e: Exception) -> int:
+    """An unexpected error: one line naming it and where its traceback was written."""
+    import os
+    import tempfile
+    import traceback
+
+    if os.environ.get("ARTGEN_DEBUG", "").strip() not in ("", "0"):
+        raise e
+    text = "".join(traceback.format_exception(e))
+    try:
+        fd, path = tempfile.mkstemp(prefix="artgen-crash-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as f:
+            f.write(f"artgen {' '.join(sys.argv[1:])}\n\n{text}")
+        where = f"the traceback is in {path}"
+    except OSError:
+        where = "rerun with ARTGEN_DEBUG=1 for the traceback"
+    print(f"error: internal error ({type(e).__name__}: {_one_line(str(e))[:200]}): a bug in artgen, not in what you typed; "
+          f"{where}: please report it", file=sys.stderr)
+    return 1
