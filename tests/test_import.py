@@ -461,6 +461,7 @@ def test_adjectives_written_as_a_list_in_a_string():
     assert _adjective_words("['warm', None]") == ("warm",)
     assert _adjective_words(["warm", None]) == ("warm",)
     assert _adjective_words("warm; vivid") == ("warm", " vivid")
+    assert _adjective_words("warm\nbold\r\n") == ("warm", "bold\r")  # one word per line in a spreadsheet cell
 
 
 def test_imported_is_no_style_label_and_the_warning_agrees_with_the_bench(tmp_path):

@@ -259,7 +259,7 @@ def _adjective_words(value) -> tuple[str, ...] | None:
             except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
                 pass
     if isinstance(value, str):
-        return tuple(w for w in re.split(r"[,;]", value) if w.strip())
+        return tuple(w for w in re.split(r"[,;\n]", value) if w.strip())  # a spreadsheet cell may hold one word per line
     if isinstance(value, (list, tuple)):  # strings kept, None and other items left out
         return tuple(w for w in value if isinstance(w, str))
     return None
