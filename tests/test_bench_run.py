@@ -61,7 +61,8 @@ def test_report_files_hold_every_row_and_the_machine(trained, report):
     assert "| tiny | masked | trained from scratch |" in md and "Success criteria" in md
     html = (out / "report.html").read_text()
     srcs = re.findall(r'<img alt="[^"]*" src="([^"]*)"', html)
-    assert len(srcs) == 4 and all(s.startswith("data:image/png;base64,") and len(s) > 2000 for s in srcs)
+    assert len(srcs) == 5 and all(s.startswith("data:image/png;base64,") and len(s) > 2000 for s in srcs)
+    assert 'alt="style confusion: tiny"' in html and "## Style consistency by prompted style" in md
     assert (out / "samples_tiny.png").stat().st_size > 1000
 
 

@@ -55,7 +55,7 @@ from artgen.errors import ArtgenError
 from artgen.progress import progress_bar
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".avif")
-MAX_PIXELS = 200_000_000  # a museum scan's size: Pillow warns above it and refuses above twice it (a decompression bomb)
+MAX_PIXELS = 100_000_000  # Pillow warns above it and refuses above twice it (a decompression bomb): a 200 MP museum scan is read
 NO_STYLE_COLUMN = "none"  # `--style-column none`: take no style labels at all
 METADATA_FILES = ("metadata.csv", "metadata.jsonl")  # at the folder's root, as `imagefolder` reads them
 UNLABELLED_STYLE = "imported"  # the style of a painting that came without one
