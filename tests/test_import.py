@@ -644,3 +644,14 @@ def test_very_large_images_are_read_with_a_logged_warning_up_to_twice_the_limit(
     assert report.train + report.test == 5 and [n for n, _ in report.skipped] == ["huge.png"]
     assert [n for n, _ in report.warnings] == ["big.png"]
     assert "warning\tbig.png\t" in (tmp_path / "import.log").read_text()
+
+
+def test_reimporting_an_imported_corpus_keeps_its_ids_and_split(tmp_path):
+    src = tmp_path / "paintings"
+    _style_folders(src, ["a", "b"], 8)
+    import_paintings(str(src), tmp_path / "one", tmp_path / "one.log", size=32, show_progress=False)
+    import_paintings(str(tmp_path / "one"), tmp_path / "two", tmp_path / "two.log", size=16, show_progress=False)
+    one, two = load_corpus(tmp_path / "one"), load_corpus(tmp_path / "two")
+    for split in ("train", "test"):
+        assert sorted(two[split]["id"]) == sorted(one[split]["id"]) and len(one[split])  # annotations keyed by id still apply
+    assert decode_image(two["train"][0]["image"]).shape == (16, 16, 3)

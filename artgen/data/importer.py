@@ -69,6 +69,7 @@ class Item(NamedTuple):
     data: bytes | str | None  # the encoded image; None: an empty cell; a str: why it cannot be read
     style: str | None = None  # None: no style label
     adjectives: tuple[str, ...] = ()  # raw words, not yet put through `vocabulary_words`
+    origin: str | None = None  # the source file's SHA-256 an artgen corpus recorded (`params.sha256`): its id and split kept
 
 
 @dataclass
@@ -477,7 +478,19 @@ def _dataset_items(splits: list[tuple[str, object]], style_column: str | None = 
                     data = f"cannot read {cell['path']} ({type(e).__name__}: {e.strerror or e})"
             style = _style_name(split.features[style_from], row[style_from]) if style_from else None
             adjectives = _dataset_adjectives(split.features[adjective_column], row[adjective_column]) if adjective_column else ()
-            yield Item(f"{split_name}[{i}]", data, style, adjectives)
+            yield Item(f"{split_name}[{i}]", data, style, adjectives, _recorded_sha256(row))
+
+
+def _recorded_sha256(row: dict) -> str | None:
+    """The original file's SHA-256 of a row of a corpus artgen imported (`id` img-<its first 16>,
+    `params` {"sha256": ...}): re-importing it (at another --size) keeps ids, which annotations
+    are keyed by, and the split. None for any other row."""
+    try:
+        digest = json.loads(row.get("params") or "{}").get("sha256")
+    except (ValueError, AttributeError, TypeError):
+        return None
+    ok = isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest) and row.get("id") == f"img-{digest[:16]}"
+    return digest if ok else None
 
 
 def _dataset_source(ds, style_column: str | None = None) -> Source:
@@ -616,7 +629,7 @@ def import_paintings(source: str, out_dir: Path, log_path: Path, size: int = 64,
     label_styles: set[str] = set()
     unstyled = labelled = 0
     with progress_bar("import paintings", total=src.total or 0, enabled=show_progress) as advance:
-        for name, data, style, adjectives in src.items:
+        for name, data, style, adjectives, origin in src.items:
             advance(1)
             if isinstance(data, str):  # why the item could not be read
                 report.skipped.append((name, data))
@@ -624,7 +637,7 @@ def import_paintings(source: str, out_dir: Path, log_path: Path, size: int = 64,
             if not data:
                 report.skipped.append((name, "empty file (0 bytes)" if data == b"" else "no image in this row"))
                 continue
-            digest = hashlib.sha256(data).hexdigest()
+            digest = origin or hashlib.sha256(data).hexdigest()
             if digest in seen:  # the first one's labels are kept
                 report.duplicates += 1
                 continue
