@@ -215,8 +215,8 @@ class OpenAIAnnotator:
             self.fatal = (f"the server at {url} did not answer with an OpenAI chat completion ({n} replies, {detail}): "
                           "check --base-url (an OpenAI-compatible API usually ends in /v1)")
         elif kind == "timeout":
-            self.fatal = (f"the server at {url} answered none of {n} requests within --timeout {self.cfg.timeout:g} s (no "
-                          "painting answered): check that it is serving the model, or raise --timeout for a slow one")
+            self.fatal = (f"the server at {url} answered none of {n} retried requests within --timeout {self.cfg.timeout:g} s "
+                          "(no painting answered): check that it is serving the model, or raise --timeout for a slow one")
         elif kind == "unreadable":
             self.fatal = (f"none of {n} answers of model {self.cfg.model!r} could be read as a list of adjectives, "
                           f"even after asking again for JSON (last: {detail}): try another --model, or --mode stats")
@@ -241,9 +241,11 @@ class OpenAIAnnotator:
             await asyncio.sleep(seconds)
             return
         sleeper, stopper = asyncio.ensure_future(asyncio.sleep(seconds)), asyncio.ensure_future(self.stop.wait())
-        done, pending = await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
+        try:
+            done, _ = await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:  # also when this wait is itself cancelled
+            sleeper.cancel()
+            stopper.cancel()
         if stopper in done:
             raise Stopped()
 
@@ -279,7 +281,8 @@ class OpenAIAnnotator:
                     f"check --model and --base-url{_v1_hint(self.cfg.base_url)} ({_message(e)})")) from None
             except openai.APITimeoutError:
                 cause = "timeout"
-                self._give_up_if_hopeless("timeout", "")
+                if failures:  # a retry that timed out too: a first wave of timeouts may be a model still loading
+                    self._give_up_if_hopeless("timeout", "")
             except openai.APIConnectionError:
                 cause = "connection"
                 self._give_up_if_hopeless("connection", "")
@@ -344,7 +347,7 @@ class OpenAIAnnotator:
                 if len(norm.adjectives) < 3:
                     raise Failure(f"fewer than 3 vocabulary adjectives after a corrective retry: "
                                   f"got {norm.adjectives}, outside the vocabulary {extra}")
-        except Failure as e:
+        except (Failure, Stopped) as e:  # the tokens of the attempts made are billed all the same
             e.usage = usage
             raise
         return Annotation(norm.adjectives[:5], extra, norm.adjectives[5:], usage.prompt_tokens,

@@ -388,7 +388,10 @@ async def _run_openai(cfg: AnnotateConfig, summary: Summary, pending: list, writ
             base = {"id": id_, "backend": "openai", "model": summary.model, "mode": cfg.mode}
             try:
                 ann = await annotator.annotate(messages)
-            except Stopped:  # left for the next run, not a failure
+            except Stopped as e:  # left for the next run, not a failure; its attempts' tokens are counted
+                u = getattr(e, "usage", None)
+                summary.prompt_tokens += u.prompt_tokens if u else 0
+                summary.completion_tokens += u.completion_tokens if u else 0
                 continue
             except ArtgenError as e:
                 fatal.append(e)

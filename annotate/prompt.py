@@ -251,7 +251,7 @@ def parse_answer(text: str | None, bare: bool = True) -> list[str]:
             except ValueError:
                 try:  # a Python literal, as small models write it: {'adjectives': ['warm', ...]}
                     obj = ast.literal_eval(attempt) if len(attempt) < 2000 else None
-                except (ValueError, SyntaxError, MemoryError, RecursionError):
+                except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):  # '{["a"]}': an unhashable set item
                     continue
                 if not isinstance(obj, (dict, list)):
                     continue
