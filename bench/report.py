@@ -196,9 +196,9 @@ def _style_rows(report: dict) -> tuple[list[str], list[list[str]]] | None:
         return None
     styles = sorted(set().union(*(r["style_consistency_by_style"] for r in sets)))
     judge = (report.get("style_judge") or {}).get("per_style", {})
-    captions = sets[0]["style_confusion"]
+    captions = {st: max(sum(r["style_confusion"].get(st, {}).values()) for r in sets) for st in styles}  # every set: the same captions
     head = ["prompted style", "captions", "judge on real test", *(r["name"] for r in sets)]
-    body = [[st, str(sum(captions.get(st, {}).values())), f"{judge[st]:.2f}" if st in judge else "–",
+    body = [[st, str(captions[st]), f"{judge[st]:.2f}" if st in judge else "–",
              *(f"{r['style_consistency_by_style'][st]:.2f}" if st in r["style_consistency_by_style"] else "–" for r in sets)]
             for st in styles]
     return head, body

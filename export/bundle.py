@@ -43,7 +43,7 @@ from artgen.sampling import (
     scorer_synonyms,
 )
 from export.graphs import ARContextGraph, ARStepGraph, DecoderGraph, EncoderGraph, PickerGraph, PredictorGraph, ScorerGraph
-from export.runtime import MAX_CANDIDATES, Runtime, bundle_files, bundle_format, file_record
+from export.runtime import MAX_CANDIDATES, Runtime, bundle_files, bundle_format, exact_unit, file_record
 
 
 @dataclass
@@ -551,9 +551,10 @@ def _int8_batch_note(meta: dict) -> str:
     if not int8:
         return ""
     files = ", ".join(f"`{meta['graphs'][g]['file']}`" for g in int8)
+    apart = ("each distinct prompt as its own batch (rows of one prompt with different seeds batch exactly)"
+             if exact_unit(meta) == "prompt" else "each image as its own batch (an int8 graph here sees each seed's own codes)")
     return (f"\n   {files} quantise their activations with one scale over the whole batch (dynamic int8), so a row's\n"
-            "   numbers depend on the other rows and on padding: for the picture a prompt gives alone, run each\n"
-            "   distinct prompt as its own batch (rows of one prompt with different seeds batch exactly).")
+            f"   numbers depend on the other rows and on padding: for the picture a prompt gives alone, run\n   {apart}.")
 
 
 def _candidates_recipe(meta: dict) -> str:

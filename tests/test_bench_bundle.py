@@ -46,6 +46,21 @@ def test_the_bench_generates_what_the_runtime_generates(bundle):
     assert gen.sampling["steps"] == rt.meta["sampling"]["steps"] and gen.image_size == 32
 
 
+def test_a_masked_int8_bundle_draws_each_row_as_it_is_drawn_alone(bundle):
+    """Its int8 predictor sees each seed's own codes, one activation scale over the batch: a list
+    (even of one prompt) is drawn row by row unless merge=True."""
+    from export.runtime import Runtime, exact_unit
+
+    rt = Runtime(bundle, threads=1)
+    assert exact_unit(rt.meta) == "row" and "predictor" in rt.meta["int8_graphs"]
+    prompts = ["warm, chaotic, vivid", "warm, chaotic, vivid", "cool, calm"]
+    alone = np.concatenate([rt.sample_codes([p], seed=5 + i) for i, p in enumerate(prompts)])
+    assert np.array_equal(rt.sample_codes(prompts, seed=5), alone)
+    assert np.array_equal(rt.generate(prompts, seed=5), rt.decode(alone))
+    merged = rt.sample_codes(prompts, seed=5, merge=True)
+    assert merged.shape == alone.shape
+
+
 def test_bundle_bench_reports_quality_through_the_runtime_and_what_it_cannot_measure(trained, bundle, tmp_path,
                                                                                      monkeypatch):
     import artgen.generate

@@ -95,6 +95,14 @@ def test_an_unexpected_error_is_one_line_with_the_traceback_in_a_file(tmp_path, 
     assert main(["--workdir", str(tmp_path / "ws"), "encoders"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "the disk is full (/data/x)" in err[0]
+
+    def read_only(ws):
+        raise OSError(errno.EROFS, "Read-only file system", "/mnt/ro/x")
+
+    monkeypatch.setattr(artgen.app.encoder_table, "encoder_table", read_only)
+    assert main(["--workdir", str(tmp_path / "ws"), "encoders"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: Read-only file system (/mnt/ro/x): check that path, its permissions and the disk, then run the command again"]
     monkeypatch.setattr(artgen.app.encoder_table, "encoder_table", broken)
     monkeypatch.setenv("ARTGEN_DEBUG", "1")
     with pytest.raises(RuntimeError):

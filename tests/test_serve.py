@@ -385,8 +385,10 @@ def test_cors_origins_may_call_the_api():
 def test_cors_origins_are_matched_as_browsers_spell_them():
     """A browser's Origin is lower case without the scheme's default port: an origin given as
     http://LocalHost:3000 or http://localhost:80 must still let those pages in."""
-    config = ServeConfig(cors_origins=("http://LocalHost:3000", "http://localhost:80", "HTTPS://Art.Example:443", "http://[::1]:8080"))
-    assert config.cors_origins == ("http://localhost:3000", "http://localhost", "https://art.example", "http://[::1]:8080")
+    config = ServeConfig(cors_origins=("http://LocalHost:3000", "http://localhost:80", "HTTPS://Art.Example:443", "http://[::1]:8080",
+                                       "http://[0:0:0:0:0:0:0:1]:9000", "https://Bücher.example"))
+    assert config.cors_origins == ("http://localhost:3000", "http://localhost", "https://art.example", "http://[::1]:8080",
+                                   "http://[::1]:9000", "https://xn--bcher-kva.example")
     with TestClient(create_app(FakeRuntime(), config)) as c:
         for origin in ("http://localhost:3000", "http://localhost", "https://art.example"):
             r = c.options("/v1/images", headers={**PREFLIGHT, "Origin": origin})

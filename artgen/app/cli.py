@@ -678,13 +678,16 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:
         print("error: out of memory: close other programs, or use a smaller --batch-size / --size / -n", file=sys.stderr)
         return 1
-    except OSError as e:
+    except OSError as e:  # the machine's, not a bug: a full disk or quota, a read-only or failing disk, a permission
         import errno
 
-        if e.errno != errno.ENOSPC:
-            return _crash(e)
-        print(f"error: the disk is full ({e.filename or 'writing'}): free some space and run the command again "
-              "(finished stages and checkpoints are kept)", file=sys.stderr)
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            print(f"error: the disk is full ({e.filename or 'writing'}): free some space and run the command again "
+                  "(finished stages and checkpoints are kept)", file=sys.stderr)
+        else:
+            where = f" ({e.filename})" if e.filename else ""
+            print(f"error: {e.strerror or type(e).__name__}{where}: check that path, its permissions and the disk, "
+                  "then run the command again", file=sys.stderr)
         return 1
     except Exception as e:  # a bug: one line, the traceback in a file (ARTGEN_DEBUG=1: on the terminal)
         return _crash(e)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ipaddress
 import json
 import logging
 import math
@@ -334,9 +335,11 @@ class Batcher:
 
     def _generate(self, prompts: list[str], seeds: list[int], s: Sampling) -> np.ndarray:
         decoded: list[np.ndarray] = []  # the kept candidates' images, where the caption picker decoded them already
-        # merge: a merged call is one batch (in exact batching only batch-invariant bundles merge at all)
+        # merge: a merged call is one batch (in exact batching only batch-invariant bundles merge at all);
+        # one request's rows are drawn as the runtime draws a list, each as it is alone
+        merged = {"merge": True} if len(set(prompts)) > 1 else {}  # a runtime of one's own need not take it otherwise
         codes = self.rt.sample_codes(prompts, seeds=seeds, steps=s.steps, guidance=s.guidance, temperature=s.temperature,
-                                     top_k=s.top_k, candidates=s.candidates, decoded=decoded, merge=True)  # (B, h, w)
+                                     top_k=s.top_k, candidates=s.candidates, decoded=decoded, **merged)  # (B, h, w)
         return decoded[0] if decoded else self.rt.decode(codes)  # (B, H, W, 3) uint8
 
 
@@ -580,6 +583,13 @@ def canonical_origin(origin: str) -> str | None:
     if key is None:
         return None
     scheme, host, port = key
+    try:  # an IP address as browsers write it: [0:0:0:0:0:0:0:1] is [::1]
+        host = ipaddress.ip_address(host).compressed
+    except ValueError:
+        try:  # a name with letters outside ASCII as browsers send it: bücher.example is xn--bcher-kva.example
+            host = host.encode("idna").decode("ascii") if not host.isascii() else host
+        except UnicodeError:
+            return None
     host = f"[{host}]" if ":" in host else host  # an IPv6 address
     return f"{scheme}://{host}" if port is None or port == DEFAULT_PORTS.get(scheme) else f"{scheme}://{host}:{port}"
 

@@ -661,8 +661,9 @@ class Runtime:
         seeds = [check_seed(s) for s in seeds] if seeds is not None else [check_seed(seed) + i for i in range(len(prompts))]
         if len(seeds) != len(prompts):
             raise BundleError(f"{len(seeds)} seeds for {len(prompts)} prompts: give one seed per prompt")
-        if not merge and len(set(prompts)) > 1 and not batch_invariant(self.meta):
-            return self._per_prompt(prompts, seeds, steps, guidance, temperature, top_k, candidates, decoded)
+        unit = exact_unit(self.meta)
+        if not merge and len(prompts) > 1 and (unit == "row" or (unit == "prompt" and len(set(prompts)) > 1)):
+            return self._apart(prompts, seeds, steps, guidance, temperature, top_k, candidates, decoded, unit)
         if self.generator == "ar":
             if steps is not None and steps != d["steps"]:
                 raise BundleError(f"steps {steps} does not apply to this autoregressive bundle: it draws the "
@@ -699,25 +700,30 @@ class Runtime:
             known = upto
         return codes.reshape(B, grid, grid)
 
-    def _per_prompt(self, prompts: list[str], seeds: list[int], steps, guidance: float, temperature: float, top_k,
-                    candidates, decoded: list | None) -> np.ndarray:
-        """`sample_codes` one distinct prompt at a time (its rows as one batch of equal rows, whose
-        shared quantisation scale is the one a row alone gets), put back in the callers' order."""
+    def _apart(self, prompts: list[str], seeds: list[int], steps, guidance: float, temperature: float, top_k,
+               candidates, decoded: list | None, unit: str) -> np.ndarray:
+        """`sample_codes` one distinct prompt at a time (unit "prompt": its rows as one batch of
+        equal rows, whose shared quantisation scale is the one a row alone gets) or one row at a
+        time (unit "row"), put back in the caller's order; `decoded` gets every image when the
+        picker decoded some on the way (the rest decoded here, not all again by `generate`)."""
+        groups = ([[i for i, p in enumerate(prompts) if p == prompt] for prompt in dict.fromkeys(prompts)] if unit == "prompt"
+                  else [[i] for i in range(len(prompts))])
         codes: np.ndarray | None = None
         images: list[tuple[list[int], np.ndarray | None]] = []
-        for prompt in dict.fromkeys(prompts):
-            rows = [i for i, p in enumerate(prompts) if p == prompt]
+        for rows in groups:
             part_decoded: list = []
-            part = self.sample_codes([prompt] * len(rows), steps=steps, guidance=guidance, temperature=temperature,
-                                     seeds=[seeds[i] for i in rows], top_k=top_k, candidates=candidates, decoded=part_decoded)
+            part = self.sample_codes([prompts[i] for i in rows], steps=steps, guidance=guidance, temperature=temperature,
+                                     seeds=[seeds[i] for i in rows], top_k=top_k, candidates=candidates, decoded=part_decoded,
+                                     merge=True)
             if codes is None:
                 codes = np.empty((len(prompts), *part.shape[1:]), dtype=part.dtype)
             codes[rows] = part
             images.append((rows, part_decoded[0] if part_decoded else None))
-        if decoded is not None and all(im is not None for _, im in images):  # every part decoded on the way
-            out = np.empty((len(prompts), *images[0][1].shape[1:]), dtype=images[0][1].dtype)
+        if decoded is not None and any(im is not None for _, im in images):
+            done = [im for _, im in images if im is not None]
+            out = np.empty((len(prompts), *done[0].shape[1:]), dtype=done[0].dtype)
             for rows, im in images:
-                out[rows] = im
+                out[rows] = im if im is not None else self.decode(codes[rows])
             decoded.append(out)
         return codes
 
@@ -794,7 +800,12 @@ class Runtime:
         return codes.reshape(B, grid, grid)
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
-        return self.sessions["decoder"].run(None, {"codes": codes.astype(np.int64)})[0]  # (B, H, W, 3) uint8
+        """(B, H, W, 3) uint8 pixels of code grids (B, h, w); an int8 decoder decodes them one by one
+        (its activation scale is taken over the batch: each image is then the one its codes give alone)."""
+        codes = codes.astype(np.int64)
+        if "decoder" in int8_graphs(self.meta) and len(codes) > 1:
+            return np.concatenate([self.sessions["decoder"].run(None, {"codes": codes[i:i + 1]})[0] for i in range(len(codes))])
+        return self.sessions["decoder"].run(None, {"codes": codes})[0]
 
     def generate(self, prompt: str | Sequence[str], seed: int = 0, steps: int | None = None,
                  guidance: float | None = None, temperature: float | None = None,
@@ -808,11 +819,31 @@ class Runtime:
         return decoded[0] if decoded else self.decode(codes)
 
 
+TEXT_GRAPHS = ("text_encoder", "ar_context")  # graphs that see the prompt only: equal prompts give equal rows
+
+
+def int8_graphs(meta: dict) -> set[str]:
+    """The graphs quantised to int8 (a bundle from before `int8_graphs` was recorded: all of them)."""
+    if "int8_graphs" in meta:
+        return set(meta["int8_graphs"])
+    return set(meta.get("graphs", {})) if meta.get("precision", "fp32") == "int8" else set()
+
+
+def exact_unit(meta: dict) -> str:
+    """How rows may share a runtime call and each still get the image it gets alone: "batch" (fp32
+    graphs, whose rows never mix: checked on the fp32 tiny bundles of both generators, prompts of
+    different token lengths included), "prompt" (only the text graphs are int8: rows of one prompt
+    see equal data, so one activation scale is the one a row alone gets) or "row" (an int8 graph
+    sees each seed's own codes: the masked predictor, an int8 decoder)."""
+    int8 = int8_graphs(meta)
+    if not int8:
+        return "batch"
+    return "prompt" if int8 <= set(TEXT_GRAPHS) else "row"
+
+
 def batch_invariant(meta: dict) -> bool:
-    """Whether an image is the same whatever else shares its runtime call: fp32 graphs, whose
-    batch rows never mix (checked on the fp32 tiny bundles of both generators, prompts of
-    different token lengths included); int8 graphs quantise activations per tensor, over all rows."""
-    return not meta.get("int8_graphs") and meta.get("precision", "fp32") != "int8"
+    """Whether an image is the same whatever else shares its runtime call."""
+    return exact_unit(meta) == "batch"
 
 
 def check_output(path: str | Path, flag: str = "-o") -> Path:
