@@ -26,7 +26,7 @@ def annotate(
     mode: str = typer.Option("vision", help="openai: vision (the image is sent) or stats (measured statistics as text, for text-only "
                                             "models)."),
     base_url: Optional[str] = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 "
-                                                                    "(default: OpenAI). Key from OPENAI_API_KEY."),
+                                                                    "(default: $OPENAI_BASE_URL, else OpenAI). Key from OPENAI_API_KEY."),
     model: Optional[str] = typer.Option(None, help="Model name on the server (default gpt-4o-mini)."),
     concurrency: int = typer.Option(8, help="Requests in flight (openai)."),
     limit: Optional[int] = typer.Option(None, help="Annotate at most N new images."),

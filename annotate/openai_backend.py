@@ -2,13 +2,14 @@
 through the official async `openai` client.
 
 The client's own retries are off (`max_retries=0`): this module retries by itself so it can
-count retries by cause, honour `Retry-After`, and treat a malformed reply like a failed
-request. Structured output (`response_format` with a JSON schema) is tried first; a server
+count retries by cause, honour `Retry-After`, and answer a reply it cannot read with one reminder of the
+format (not the same request again). Structured output (`response_format` with a JSON schema) is tried first; a server
 that refuses it with a 400 naming it is asked again, for the rest of the run, with plain JSON
 parsing. A 400 that names `max_tokens` or `temperature` as unsupported (OpenAI's reasoning
 models) is answered the same way: `max_completion_tokens` instead, the model's own
 temperature. A run whose first requests all fail the same hopeless way (no server at the
-URL, no chat completion, every answer cut by the token limit) stops with one line instead of
+URL, no chat completion, retries that time out too, answers unreadable after the reminder,
+the same 4xx refusal, every answer cut by the token limit) stops with one line instead of
 retrying painting after painting. The API key is redacted from every message this module
 produces.
 """

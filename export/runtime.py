@@ -648,8 +648,9 @@ class Runtime:
         picker decoded them on the way (`generate` then does not decode them again).
 
         Each image is the one its prompt and seed give alone: an int8 graph quantises its
-        activations with one scale over the whole batch, so in an int8 bundle the rows of
-        different prompts are drawn in separate calls (one per distinct prompt). `merge=True`
+        activations with one scale over the whole batch, so in an int8 bundle the rows are drawn in
+        separate calls: one per distinct prompt where only the text graphs are int8, one per row
+        where an int8 graph sees each seed's codes (masked predictor, int8 decoder; `exact_unit`). `merge=True`
         draws them as one batch, faster, at the price of images that may differ a little
         from the ones drawn alone (`batch_invariant(meta)` says which bundles are exact either way)."""
         d = self.meta["sampling"]
