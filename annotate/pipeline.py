@@ -380,6 +380,14 @@ async def _run_openai(cfg: AnnotateConfig, summary: Summary, pending: list, writ
         for _ in range(n_workers):
             await prompts.put(None)
 
+    def billed(e: Exception) -> tuple[int, int]:
+        """Count the tokens of a painting that ended without labels (its `usage`): they are billed all the same."""
+        u = getattr(e, "usage", None)
+        pt, ct = (u.prompt_tokens, u.completion_tokens) if u else (0, 0)
+        summary.prompt_tokens += pt
+        summary.completion_tokens += ct
+        return pt, ct
+
     async def worker(advance):
         while (item := await prompts.get()) is not None:
             if stop.is_set():
@@ -389,19 +397,14 @@ async def _run_openai(cfg: AnnotateConfig, summary: Summary, pending: list, writ
             try:
                 ann = await annotator.annotate(messages)
             except Stopped as e:  # left for the next run, not a failure; its attempts' tokens are counted
-                u = getattr(e, "usage", None)
-                summary.prompt_tokens += u.prompt_tokens if u else 0
-                summary.completion_tokens += u.completion_tokens if u else 0
+                billed(e)
                 continue
             except ArtgenError as e:
                 fatal.append(e)
                 stop.set()
                 continue
             except Failure as e:
-                u = getattr(e, "usage", None)
-                pt, ct = (u.prompt_tokens, u.completion_tokens) if u else (0, 0)
-                summary.prompt_tokens += pt
-                summary.completion_tokens += ct
+                pt, ct = billed(e)
                 await loop.run_in_executor(disk, failures.append, {
                     **base, "reason": annotator.redact(str(e)), "usage": {"prompt_tokens": pt, "completion_tokens": ct},
                     "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})

@@ -516,11 +516,12 @@ class JsonBody:
                 return await error_response(400, f"POST /v1/images takes its parameters in a JSON body, not the query string "
                                                  f"(got ?{query[:80]}): send a JSON object such as {EXAMPLE}")(scope, receive, send)
             headers = scope.get("headers", [])
-            encoding = dict(headers).get(b"content-encoding", b"identity").strip().lower()
+            named = dict(headers)
+            encoding = named.get(b"content-encoding", b"identity").strip().lower()
             if encoding not in (b"identity", b""):  # its bytes would be read as the JSON text itself
                 return await error_response(415, f"Content-Encoding {encoding.decode('latin-1')[:20]} is not supported: send the JSON "
                                                  "body uncompressed (it is at most a few hundred bytes)")(scope, receive, send)
-            declared = dict(headers).get(b"content-type", b"").split(b";")[0].strip().lower()  # b"": none
+            declared = named.get(b"content-type", b"").split(b";")[0].strip().lower()  # b"": none
             if declared != b"application/json" and not (declared.startswith(b"application/") and declared.endswith(b"+json")):
                 if self.allowed(scope):
                     scope = {**scope, "headers": [*((k, v) for k, v in headers if k != b"content-type"),
@@ -650,14 +651,19 @@ class WebMethods:
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
             path, method = route_path(scope), scope["method"]
-            methods = {m for r in self.routes if not isinstance(r, Mount) and getattr(r, "path", None) == path
-                       for m in (getattr(r, "methods", None) or ())}
+            methods = path_methods(self.routes, path)
             if methods and method not in methods:
                 return await error_response(405, f"{method} is not allowed on {path[:80]}: see /openapi.json",
                                             headers={"Allow": ", ".join(sorted(methods))})(scope, receive, send)
             if not methods and method not in ("GET", "HEAD"):
                 return await error_response(404, no_such_page(path))(scope, receive, send)
         await self.app(scope, receive, send)
+
+
+def path_methods(routes: list, path: str) -> set[str]:
+    """Every method the app's routes (a route per method) take on `path`; none off the API."""
+    return {m for r in routes if not isinstance(r, Mount) and getattr(r, "path", None) == path
+            for m in (getattr(r, "methods", None) or ())}
 
 
 def no_such_page(path: str) -> str:
@@ -749,9 +755,7 @@ def create_app(runtime_or_bundle: Runtime | str | Path | None = None, config: Se
         if exc.status_code == 400 and exc.detail == "There was an error parsing the body":  # FastAPI's, naming no fix
             return error_response(400, unreadable_body(exc.__cause__))
         if exc.status_code == 405:  # Allow: every method of the path (a route per method: GET's answer would omit HEAD)
-            path = route_path(request.scope)
-            methods = {m for r in app.router.routes if not isinstance(r, Mount) and getattr(r, "path", None) == path
-                       for m in (getattr(r, "methods", None) or ())}
+            methods = path_methods(app.router.routes, route_path(request.scope))
             headers = {**(getattr(exc, "headers", None) or {}), **({"Allow": ", ".join(sorted(methods))} if methods else {})}
             return error_response(405, f"{request.method} is not allowed on {request.url.path[:80]}: see /openapi.json",
                                   headers=headers)
